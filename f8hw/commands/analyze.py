@@ -1,0 +1,34 @@
+"""f8hw analyze fl: reproduce the paper's FL-vs-sigma analysis (Fig. 3/4)."""
+
+from __future__ import annotations
+
+import math
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyze", help="numerical analyses (fl: optimal FL vs sigma, paper Fig. 3/4)")
+    what = p.add_subparsers(title="analyses", metavar="ANALYSIS", required=True)
+    fl = what.add_parser("fl", help="relative quantization error per FL vs sigma; fit the 40/70 thresholds")
+    fl.add_argument("-o", "--outdir", default="build/analyze", help="output directory (default: %(default)s)")
+    fl.add_argument("--samples", type=int, default=10000, help="Gaussian samples per sigma (paper: 10000)")
+    fl.set_defaults(func=run_fl)
+
+
+def run_fl(args) -> int:
+    from f8hw.analyze import write_fl_analysis
+
+    png, csv_path, results = write_fl_analysis(args.outdir, n_samples=args.samples)
+    for r in results:
+        kind = "signed" if r.signed else "unsigned"
+        print(f"{kind}: optimum switches (FL from -> to at sigma, c = sigma * 2^(to+1)):")
+        for hi, lo, s, c in r.switches:
+            print(f"  {hi} -> {lo}  sigma {s:9.4f}  c {c:6.2f}")
+        off = math.log2(r.constant / r.paper_constant)
+        print(
+            f"  fitted c = {r.constant:.2f}, paper {r.paper_constant:g} "
+            f"({off:+.2f} in log2, i.e. {abs(off):.0%} of one FL step)"
+        )
+        print(f"  paper's rule vs optimal FL: at most {r.rule_excess:.2%} more relative error")
+    print(f"wrote {png}")
+    print(f"wrote {csv_path}")
+    return 0

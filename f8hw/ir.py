@@ -1,0 +1,384 @@
+"""The integer graph IR shared by export, golden model, compiler and simulators.
+
+See docs/ir.md for the contract.  A Graph is a list of Nodes in topological
+order; tensors are referred to as "node" (output 0) or "node:k" (output k).
+Graph.validate() is the gate every producer and consumer relies on: it checks
+ops, arity, references, shapes, formats, shift ranges and proves that no
+accumulator can overflow int32, raising GraphError naming the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from f8hw.errors import AccumulatorOverflowError, GraphError
+from f8hw.numerics import SHIFT_MAX, SHIFT_MIN, TensorFormat, check_accumulator
+
+OPS = ("input", "conv2d", "linear", "maxpool", "avgpool_global", "flatten")
+"""Every op of IR v1."""
+
+_ARITY = {
+    "input": (0, 0),
+    "conv2d": (1, 2),
+    "linear": (1, 2),
+    "maxpool": (1, 1),
+    "avgpool_global": (1, 1),
+    "flatten": (1, 1),
+}
+
+
+def parse_ref(ref: str) -> tuple[str, int]:
+    """Split a tensor reference "node" / "node:k" into (node, k)."""
+    name, sep, k = ref.partition(":")
+    if not sep:
+        return name, 0
+    if not k.isdigit():
+        raise ValueError(f"bad tensor reference {ref!r}")
+    return name, int(k)
+
+
+def make_ref(name: str, k: int = 0) -> str:
+    """Canonical reference of output k of node name ("node" for k == 0)."""
+    return name if k == 0 else f"{name}:{k}"
+
+
+def canonical_ref(ref: str) -> str:
+    """Canonical form of a reference ("node:0" -> "node")."""
+    return make_ref(*parse_ref(ref))
+
+
+@dataclass
+class Node:
+    """One operation; weight int8 (values in [-127, 127]), bias int32 at fl_a."""
+
+    name: str
+    op: str
+    inputs: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+    outputs: list[TensorFormat] = field(default_factory=list)
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+    def refs(self) -> list[str]:
+        """Canonical references of this node's outputs."""
+        return [make_ref(self.name, k) for k in range(len(self.outputs))]
+
+
+def _pair(node: Node, key: str, minimum: int) -> tuple[int, int]:
+    v = node.attrs.get(key)
+    if (
+        not isinstance(v, (list, tuple))
+        or len(v) != 2
+        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= minimum for i in v)
+    ):
+        raise GraphError(f"node {node.name!r}: attr {key!r} must be a pair of ints >= {minimum}, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def _int(node: Node, key: str, minimum: int) -> int:
+    v = node.attrs.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise GraphError(f"node {node.name!r}: attr {key!r} must be an int >= {minimum}, got {v!r}")
+    return v
+
+
+def _window_out(node: Node, size: int, k: int, s: int, p: int, axis: str) -> int:
+    out = (size + 2 * p - k) // s + 1
+    if size + 2 * p < k or out < 1:
+        raise GraphError(f"node {node.name!r}: kernel {k} does not fit {axis} size {size} with padding {p}")
+    return out
+
+
+class Graph:
+    """Nodes in topological order plus the reference of the graph's output tensor."""
+
+    def __init__(self, nodes: list[Node], output: str):
+        self.nodes = list(nodes)
+        self.output = output
+
+    def node(self, name: str) -> Node:
+        """The node called name (GraphError if there is none)."""
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise GraphError(f"node {name!r}: no such node")
+
+    @property
+    def input_node(self) -> Node:
+        """The graph's single input node."""
+        found = [n for n in self.nodes if n.op == "input"]
+        if not found:
+            raise GraphError("node <input>: the graph has no input node")
+        if len(found) > 1:
+            raise GraphError(f"node {found[1].name!r}: a second input node (a graph has exactly one)")
+        return found[0]
+
+    def format(self, ref: str) -> TensorFormat:
+        """TensorFormat of a tensor reference."""
+        name, k = parse_ref(ref)
+        node = self.node(name)
+        if k >= len(node.outputs):
+            raise GraphError(f"node {name!r}: has no output {k} (reference {ref!r})")
+        return node.outputs[k]
+
+    def consumers(self, ref: str) -> list[Node]:
+        """Nodes that read the tensor ref (in graph order)."""
+        ref = canonical_ref(ref)
+        return [n for n in self.nodes if any(canonical_ref(r) == ref for r in n.inputs)]
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape (batch dimension excluded) of every tensor, by canonical ref.
+
+        Also checks everything shape inference depends on (ops, arity,
+        references, attrs, weight/bias shapes); raises GraphError naming the node.
+        """
+        shapes: dict[str, tuple[int, ...]] = {}
+        seen: set[str] = set()
+        for node in self.nodes:
+            if not isinstance(node.name, str) or not node.name or ":" in node.name:
+                raise GraphError(f"node {node.name!r}: name must be a non-empty string without ':'")
+            if node.name in seen:
+                raise GraphError(f"node {node.name!r}: duplicate node name")
+            seen.add(node.name)
+            if node.op not in OPS:
+                raise GraphError(f"node {node.name!r}: unknown op {node.op!r} (known: {', '.join(OPS)})")
+            lo, hi = _ARITY[node.op]
+            if not lo <= len(node.inputs) <= hi:
+                want = str(lo) if lo == hi else f"{lo} or {hi}"
+                raise GraphError(f"node {node.name!r}: op {node.op} takes {want} inputs, got {len(node.inputs)}")
+            ins = []
+            for ref in node.inputs:
+                try:
+                    key = canonical_ref(ref)
+                except (ValueError, AttributeError):
+                    raise GraphError(f"node {node.name!r}: bad input reference {ref!r}") from None
+                if key not in shapes:
+                    raise GraphError(
+                        f"node {node.name!r}: input {ref!r} is not an output of an earlier node"
+                    )
+                ins.append(shapes[key])
+            if not node.outputs:
+                raise GraphError(f"node {node.name!r}: has no outputs")
+            shape = getattr(self, f"_shape_{node.op}")(node, ins)
+            for ref in node.refs():
+                shapes[ref] = shape
+        out = canonical_ref(self.output) if isinstance(self.output, str) else None
+        if out not in shapes:
+            raise GraphError(f"node {self.output!r}: graph output is not a tensor of the graph")
+        self.input_node  # exactly one input node
+        return shapes
+
+    def _shape_input(self, node: Node, ins) -> tuple[int, ...]:
+        s = node.attrs.get("shape")
+        if not isinstance(s, (list, tuple)) or len(s) != 3 or not all(isinstance(i, int) and i >= 1 for i in s):
+            raise GraphError(f"node {node.name!r}: input attr 'shape' must be [C, H, W] of positive ints, got {s!r}")
+        return tuple(s)
+
+    def _check_weight(self, node: Node, shape: tuple[int, ...]) -> None:
+        w, b = node.weight, node.bias
+        if not isinstance(w, np.ndarray) or not np.issubdtype(w.dtype, np.integer):
+            raise GraphError(f"node {node.name!r}: weight must be an integer numpy array")
+        if w.shape != shape:
+            raise GraphError(f"node {node.name!r}: weight shape {w.shape} does not match expected {shape}")
+        if w.size and (w.min() < -127 or w.max() > 127):
+            raise GraphError(f"node {node.name!r}: weight values must lie in [-127, 127]")
+        if not isinstance(b, np.ndarray) or not np.issubdtype(b.dtype, np.integer):
+            raise GraphError(f"node {node.name!r}: bias must be an integer numpy array (use zeros for no bias)")
+        if b.shape != (shape[0],):
+            raise GraphError(f"node {node.name!r}: bias shape {b.shape} does not match expected {(shape[0],)}")
+        if b.size and (b.min() < -(2**31) or b.max() > 2**31 - 1):
+            raise GraphError(f"node {node.name!r}: bias values must fit int32")
+
+    def _shape_conv2d(self, node: Node, ins) -> tuple[int, ...]:
+        x = ins[0]
+        if len(x) != 3:
+            raise GraphError(f"node {node.name!r}: conv2d input must be (C, H, W), got {x}")
+        cin, cout = _int(node, "in_channels", 1), _int(node, "out_channels", 1)
+        g = _int(node, "groups", 1)
+        kh, kw = _pair(node, "kernel", 1)
+        sh, sw = _pair(node, "stride", 1)
+        ph, pw = _pair(node, "padding", 0)
+        _int(node, "w_fl", 0)
+        if x[0] != cin:
+            raise GraphError(f"node {node.name!r}: in_channels {cin} but input has {x[0]} channels")
+        if cin % g or cout % g:
+            raise GraphError(f"node {node.name!r}: groups {g} must divide in_channels {cin} and out_channels {cout}")
+        shape = (
+            cout,
+            _window_out(node, x[1], kh, sh, ph, "height"),
+            _window_out(node, x[2], kw, sw, pw, "width"),
+        )
+        self._check_weight(node, (cout, cin // g, kh, kw))
+        return shape
+
+    def _shape_linear(self, node: Node, ins) -> tuple[int, ...]:
+        x = ins[0]
+        fin, fout = _int(node, "in_features", 1), _int(node, "out_features", 1)
+        _int(node, "w_fl", 0)
+        if x != (fin,):
+            raise GraphError(f"node {node.name!r}: in_features {fin} but input shape is {x}")
+        self._check_weight(node, (fout, fin))
+        return (fout,)
+
+    def _shape_maxpool(self, node: Node, ins) -> tuple[int, ...]:
+        x = ins[0]
+        if len(x) != 3:
+            raise GraphError(f"node {node.name!r}: maxpool input must be (C, H, W), got {x}")
+        kh, kw = _pair(node, "kernel", 1)
+        sh, sw = _pair(node, "stride", 1)
+        ph, pw = _pair(node, "padding", 0)
+        if 2 * ph > kh or 2 * pw > kw:
+            raise GraphError(f"node {node.name!r}: maxpool padding {[ph, pw]} must be at most half the kernel {[kh, kw]}")
+        return (
+            x[0],
+            _window_out(node, x[1], kh, sh, ph, "height"),
+            _window_out(node, x[2], kw, sw, pw, "width"),
+        )
+
+    def _shape_avgpool_global(self, node: Node, ins) -> tuple[int, ...]:
+        x = ins[0]
+        if len(x) != 3:
+            raise GraphError(f"node {node.name!r}: avgpool_global input must be (C, H, W), got {x}")
+        _int(node, "shift", 0)
+        return (x[0], 1, 1)
+
+    def _shape_flatten(self, node: Node, ins) -> tuple[int, ...]:
+        return (int(np.prod(ins[0])),)
+
+    def validate(self) -> "Graph":
+        """Check the whole graph; raise GraphError naming the offending node. Returns self."""
+        shapes = self.shapes()
+        for node in self.nodes:
+            for k, fmt in enumerate(node.outputs):
+                if not isinstance(fmt, TensorFormat):
+                    raise GraphError(f"node {node.name!r}: output {k} is not a TensorFormat")
+                problem = fmt.problem()
+                if problem:
+                    raise GraphError(f"node {node.name!r}: output {k}: {problem}")
+            ins = [self.format(r) for r in node.inputs]
+            for r, f in zip(node.inputs, ins):
+                if f.bits != 8:
+                    raise GraphError(f"node {node.name!r}: input {r!r} is a {f.bits}-bit tensor; only 8-bit tensors can be consumed")
+            getattr(self, f"_formats_{node.op}")(node, ins, shapes)
+        return self
+
+    def _formats_input(self, node: Node, ins, shapes) -> None:
+        if node.outputs != [TensorFormat(8, False)]:
+            raise GraphError(f"node {node.name!r}: input must have exactly one output, unsigned fl 8")
+
+    def _check_requant(self, node: Node, fl_v: int, skip: bool) -> None:
+        for k, fmt in enumerate(node.outputs):
+            if fmt.bits == 32:
+                if skip or fmt.fl != fl_v or node.op not in ("conv2d", "linear"):
+                    raise GraphError(
+                        f"node {node.name!r}: output {k} is 32-bit: needs a conv2d/linear without skip "
+                        f"and fl == {fl_v}, got fl {fmt.fl}"
+                    )
+            elif not SHIFT_MIN <= fl_v - fmt.fl <= SHIFT_MAX:
+                raise GraphError(
+                    f"node {node.name!r}: output {k}: requantization shift {fl_v - fmt.fl} "
+                    f"(fl {fl_v} -> {fmt.fl}) outside [{SHIFT_MIN}, {SHIFT_MAX}]"
+                )
+
+    def _formats_conv2d(self, node: Node, ins, shapes) -> None:
+        fl_a = ins[0].fl + node.attrs["w_fl"]
+        if node.attrs["w_fl"] > 7:
+            raise GraphError(f"node {node.name!r}: w_fl {node.attrs['w_fl']} out of range 0..7")
+        check_accumulator(node.name, node.weight, node.bias, ins[0])
+        fl_v = fl_a
+        if len(ins) == 2:
+            skip_shape = shapes[canonical_ref(node.inputs[1])]
+            if skip_shape != shapes[node.refs()[0]]:
+                raise GraphError(
+                    f"node {node.name!r}: skip {node.inputs[1]!r} shape {skip_shape} "
+                    f"does not match output shape {shapes[node.refs()[0]]}"
+                )
+            fl_v = max(fl_a, ins[1].fl)
+        self._check_requant(node, fl_v, len(ins) == 2)
+
+    _formats_linear = _formats_conv2d
+
+    def _formats_maxpool(self, node: Node, ins, shapes) -> None:
+        if node.outputs != [ins[0]]:
+            raise GraphError(f"node {node.name!r}: maxpool must have one output with its input's format {ins[0]}")
+
+    _formats_flatten = _formats_maxpool
+
+    def _formats_avgpool_global(self, node: Node, ins, shapes) -> None:
+        c, h, w = shapes[canonical_ref(node.inputs[0])]
+        lo, hi = ins[0].qrange
+        worst = h * w * max(abs(lo), hi)
+        if worst > 2**31 - 1:
+            raise AccumulatorOverflowError(f"node {node.name!r}: sum over {h}x{w} positions can reach {worst}, exceeding int32")
+        self._check_requant(node, ins[0].fl + node.attrs["shift"], False)
+
+
+def graph_to_state(graph: Graph, tensors: str = "torch") -> dict:
+    """Graph as a dict of primitives plus weight/bias arrays (torch tensors or numpy).
+
+    torch tensors make the state loadable with torch.load(weights_only=True).
+    """
+    if tensors not in ("torch", "numpy"):
+        raise ValueError("tensors must be 'torch' or 'numpy'")
+    if tensors == "torch":
+        import torch
+
+        conv = lambda a, dt: None if a is None else torch.from_numpy(np.ascontiguousarray(a, dtype=dt))
+    else:
+        conv = lambda a, dt: None if a is None else np.array(a, dtype=dt)
+    return {
+        "output": graph.output,
+        "nodes": [
+            {
+                "name": n.name,
+                "op": n.op,
+                "inputs": list(n.inputs),
+                "attrs": _plain(n.attrs),
+                "outputs": [{"fl": f.fl, "signed": f.signed, "bits": f.bits} for f in n.outputs],
+                "weight": conv(n.weight, np.int8),
+                "bias": conv(n.bias, np.int32),
+            }
+            for n in graph.nodes
+        ],
+    }
+
+
+def _plain(v):
+    """attrs as plain lists/dicts/ints (tuples become lists)."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _to_numpy(a):
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "detach"):  # a torch tensor
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def graph_from_state(state: dict) -> Graph:
+    """Inverse of graph_to_state (accepts torch or numpy arrays). Does not validate."""
+    try:
+        nodes = [
+            Node(
+                name=d["name"],
+                op=d["op"],
+                inputs=list(d["inputs"]),
+                attrs=dict(d["attrs"]),
+                outputs=[TensorFormat(int(f["fl"]), bool(f["signed"]), int(f.get("bits", 8))) for f in d["outputs"]],
+                weight=_to_numpy(d.get("weight")),
+                bias=_to_numpy(d.get("bias")),
+            )
+            for d in state["nodes"]
+        ]
+        return Graph(nodes, state["output"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise GraphError(f"node <state>: malformed graph state ({type(e).__name__}: {e})") from None

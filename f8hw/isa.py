@@ -1,0 +1,244 @@
+"""The f8hw instruction set: opcodes, fields and binary encodings, defined once.
+
+The compiler encodes with it, the ISA simulator and the RTL decoder decode with
+it, and docs/isa.md is generated from it (``python -m f8hw.isa > docs/isa.md``).
+Instructions are INSTR_BITS wide; the opcode sits in the low OPCODE_BITS and the
+fields of each opcode follow it upwards in the order listed, little-endian.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from f8hw.errors import F8Error
+
+ISA_VERSION = 1
+INSTR_BITS = 128
+OPCODE_BITS = 4
+MASK_BITS = 8
+MAC_MASK_BITS = 4  # mask bits 0..3 are held by a COMPUTE's MAC phase, 4..7 by its drain
+
+
+class IsaError(F8Error):
+    """An instruction cannot be encoded or decoded; the message says which field."""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    width: int
+    signed: bool = False
+    doc: str = ""
+
+    @property
+    def lo(self) -> int:
+        return -(1 << (self.width - 1)) if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    code: int
+    unit: str  # "front" (executes in the decoder), "load", "compute" or "store"
+    fields: tuple[Field, ...]
+    doc: str
+
+    def layout(self) -> list[tuple[Field, int]]:
+        """(field, lowest bit) pairs in encoding order."""
+        out, bit = [], OPCODE_BITS
+        for f in self.fields:
+            out.append((f, bit))
+            bit += f.width
+        return out
+
+
+_MASK = Field("mask", MASK_BITS, doc="resource bits this instruction holds (hazard check, see docs/architecture.md)")
+
+
+class LoadTarget(enum.IntEnum):
+    W = 0  # weight scratchpad, one entry (cols bytes) per word
+    B = 1  # bias scratchpad, one entry (cols x int32) per 4 words, byte-planar
+    S = 2  # skip (residual) scratchpad, one line (cols bytes) per word
+
+
+class Mode(enum.IntEnum):
+    DENSE = 0      # PE(r,c) += a[r][k] * w[k][c]; k walks every byte of every A line
+    DEPTHWISE = 1  # PE(r,c) += a[r][line k][byte c] * w[k][c]; one A line per step
+    MAX = 2        # PE(r,c) = max(PE(r,c), a[r][line k][byte c]); weights unused
+
+
+class Reg(enum.IntEnum):
+    """Configuration registers written by SET (32-bit values)."""
+
+    # LOAD_A address generation (snapshotted when a LOAD_A issues)
+    IN_H = 0        # input height (pixels)
+    IN_W = 1        # input width (pixels)
+    OUT_W = 2       # output width: the pixel counter wraps to the next output row here
+    KH = 3          # kernel height
+    KW = 4          # kernel width
+    STRIDE_H = 5    # ih advance when the output row wraps
+    STRIDE_W = 6    # iw advance per output pixel
+    PAD_W = 7       # left padding: iw restarts at -PAD_W on a new output row
+    STEP_KH = 8     # word-address step per kernel row (IN_W * in_cb)
+    STEP_KW = 9     # word-address step per kernel column (in_cb)
+    STEP_OW = 10    # word-address step per output pixel (STRIDE_W * in_cb)
+    STEP_WRAP = 11  # word-address step when the output row wraps (signed)
+    PAD_VALUE = 12  # byte written for out-of-image window positions
+    # MAC array and requantizer (snapshotted when a COMPUTE issues)
+    A_SIGNED = 16     # activation bytes are int8 (1) or uint8 (0)
+    RQ_RAW = 17       # 1: output acc + bias as int32 (classifier logits), no shift
+    OUT_SIGNED = 18   # saturate to [-127, 127] (1) or [0, 255] (0)
+    SHIFT = 19        # right shift to the output FL (signed; negative = left shift)
+    USE_BIAS = 20     # add the bias entry
+    USE_SKIP = 21     # add the skip (residual) line
+    SKIP_SIGNED = 22  # skip bytes are int8 (1) or uint8 (0)
+    ACC_LSHIFT = 23   # align acc + bias to the residual FL (left shift)
+    SKIP_LSHIFT = 24  # align the skip to the accumulator FL (left shift)
+    RQ_MULT = 25      # dyadic baseline only: int32 multiplier (1 reproduces shift mode)
+
+
+OPS: tuple[Op, ...] = (
+    Op("END", 1, "front", (), "Wait until every unit is idle, then stop: done rises."),
+    Op("SET", 2, "front", (
+        Field("reg", 6, doc="configuration register (Reg)"),
+        Field("value", 32, signed=True, doc="new value"),
+    ), "Write one configuration register; takes one issue cycle."),
+    Op("MARK", 3, "front", (
+        Field("slot", 16, doc="cycle-stamp slot"),
+    ), "Record the issue cycle in MARK slot `slot` (per-layer cycle counts)."),
+    Op("LOAD", 4, "load", (
+        _MASK,
+        Field("target", 2, doc="LoadTarget: W, B or S"),
+        Field("dst", 16, doc="first word position in the target (W entry, S line, or B word = 4*entry + byte plane)"),
+        Field("count", 16, doc="words to move"),
+        Field("addr", 32, doc="main-memory word address of the first word"),
+        Field("stride", 24, signed=True, doc="main-memory address step between words"),
+    ), "Strided copy main memory -> W, B or S scratchpad, one word per cycle."),
+    Op("LOAD_A", 5, "load", (
+        _MASK,
+        Field("dst", 16, doc="first line in every activation bank"),
+        Field("npix", 7, doc="output pixels of the tile (rows 0..npix-1), 1..rows"),
+        Field("ncb", 10, doc="channel blocks per window position, >= 1"),
+        Field("ih0", 12, signed=True, doc="input row of the first pixel's window origin"),
+        Field("iw0", 12, signed=True, doc="input column of the first pixel's window origin"),
+        Field("ow0", 12, doc="output column of the first pixel"),
+        Field("addr", 32, doc="word address of (ih0, iw0), first channel block"),
+    ), "Gather convolution windows (im2col in hardware, with padding) into the activation banks: "
+       "bank r gets the KH*KW*ncb words of output pixel r at lines dst.."),
+    Op("COMPUTE", 6, "compute", (
+        _MASK,
+        Field("mode", 2, doc="Mode: DENSE, DEPTHWISE or MAX"),
+        Field("acc", 1, doc="1: continue accumulating; 0: start from this tile's first product"),
+        Field("last", 1, doc="1: capture and drain through the requantizers at the end"),
+        Field("a_base", 16, doc="first activation line"),
+        Field("w_base", 16, doc="first weight entry"),
+        Field("nlines", 16, doc="activation lines: DENSE runs nlines*cols steps, others nlines steps"),
+        Field("b_src", 16, doc="bias entry (if USE_BIAS)"),
+        Field("s_src", 16, doc="first skip line (row r reads s_src + r, if USE_SKIP)"),
+        Field("o_dst", 16, doc="first output line (row r writes o_dst + r)"),
+    ), "Run the MAC array over a tile; with last, requantize its rows into the output lines."),
+    Op("STORE", 7, "store", (
+        _MASK,
+        Field("wide", 1, doc="1: int32 lanes, 4 byte-planar words per line; 0: low byte of each lane, 1 word"),
+        Field("src", 16, doc="first output line"),
+        Field("count", 16, doc="lines to store"),
+        Field("addr", 32, doc="main-memory word address of the first line"),
+        Field("stride", 24, signed=True, doc="main-memory address step between lines"),
+    ), "Strided copy output lines -> main memory, one word per cycle."),
+)
+
+OP_BY_NAME = {op.name: op for op in OPS}
+OP_BY_CODE = {op.code: op for op in OPS}
+
+for _op in OPS:
+    assert OPCODE_BITS + sum(f.width for f in _op.fields) <= INSTR_BITS, _op.name
+    assert _op.code < (1 << OPCODE_BITS)
+
+
+def encode(name: str, **fields: int) -> int:
+    """Pack one instruction into an INSTR_BITS-wide integer."""
+    op = OP_BY_NAME.get(name)
+    if op is None:
+        raise IsaError(f"unknown opcode {name!r}")
+    extra = set(fields) - {f.name for f in op.fields}
+    if extra:
+        raise IsaError(f"{name}: unknown field(s) {sorted(extra)}")
+    word = op.code
+    for f, lo in op.layout():
+        v = int(fields.get(f.name, 0))
+        if not f.lo <= v <= f.hi:
+            raise IsaError(f"{name}.{f.name} = {v} does not fit {f.width} bits "
+                           f"({'signed' if f.signed else 'unsigned'})")
+        word |= (v & ((1 << f.width) - 1)) << lo
+    return word
+
+
+def decode(word: int) -> tuple[Op, dict[str, int]]:
+    """Unpack an instruction; an unknown opcode is an IsaError."""
+    code = word & ((1 << OPCODE_BITS) - 1)
+    op = OP_BY_CODE.get(code)
+    if op is None:
+        raise IsaError(f"illegal opcode {code}")
+    out = {}
+    for f, lo in op.layout():
+        v = (word >> lo) & ((1 << f.width) - 1)
+        if f.signed and v >> (f.width - 1):
+            v -= 1 << f.width
+        out[f.name] = v
+    return op, out
+
+
+def to_bytes(words: list[int]) -> bytes:
+    """A program as little-endian INSTR_BITS-wide words."""
+    return b"".join(w.to_bytes(INSTR_BITS // 8, "little") for w in words)
+
+
+def from_bytes(data: bytes) -> list[int]:
+    n = INSTR_BITS // 8
+    if len(data) % n:
+        raise IsaError(f"program size {len(data)} is not a multiple of {n} bytes")
+    return [int.from_bytes(data[i:i + n], "little") for i in range(0, len(data), n)]
+
+
+def isa_markdown() -> str:
+    """docs/isa.md, generated from the tables above."""
+    lines = [
+        "# f8hw ISA",
+        "",
+        "Generated by `python -m f8hw.isa` from `f8hw/isa.py`; do not edit by hand.",
+        "",
+        f"ISA version {ISA_VERSION}. Instructions are {INSTR_BITS} bits, little-endian; "
+        f"the opcode is bits [{OPCODE_BITS - 1}:0] and each opcode's fields follow upwards in the order below. "
+        "Opcode 0 and unlisted opcodes are illegal (error flag).",
+        "",
+        "## Opcodes",
+        "",
+        "| opcode | name | unit | description |",
+        "|---|---|---|---|",
+    ]
+    for op in OPS:
+        lines.append(f"| {op.code} | `{op.name}` | {op.unit} | {op.doc} |")
+    for op in OPS:
+        lines += ["", f"## {op.name}", "", op.doc, ""]
+        if not op.fields:
+            lines.append("No fields.")
+            continue
+        lines += ["| bits | field | width | signed | meaning |", "|---|---|---|---|---|"]
+        for f, lo in op.layout():
+            lines.append(f"| [{lo + f.width - 1}:{lo}] | `{f.name}` | {f.width} | "
+                         f"{'yes' if f.signed else 'no'} | {f.doc} |")
+    for title, enum_cls in (("SET registers (`Reg`)", Reg), ("LOAD targets (`LoadTarget`)", LoadTarget),
+                            ("COMPUTE modes (`Mode`)", Mode)):
+        lines += ["", f"## {title}", "", "| value | name |", "|---|---|"]
+        for e in enum_cls:
+            lines.append(f"| {int(e)} | `{e.name}` |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(isa_markdown(), end="")

@@ -1,0 +1,38 @@
+"""F8Net quantization-aware training layers (PyTorch).
+
+Typical use::
+
+    import f8hw.nn as f8nn
+    model = MyNet()                          # built from f8nn.QConv2d, QLinear, QAdd, QGlobalAvgPool2d
+    f8nn.prepare(model, example_images)      # trace + wire (masters, siblings, GAP fold)
+    ... float pre-training ...
+    f8nn.calibrate(model, a_few_batches)     # F8 mode, alphas and FLs set
+    ... QAT fine-tuning (optional) ...
+    model.eval(); f8nn.integer_forward(model, images)   # exactly what the exported graph computes
+    from f8hw.export import export; export(model, example_images, "model.pt")
+
+Inputs are uint8 images (N, C, H, W); the first layer reads them at unsigned FL 8.
+"""
+
+from f8hw.nn.calibrate import calibrate, reestimate_bn
+from f8hw.nn.graph import Plan, UnsupportedOpError, integer_forward, prepare, set_quantized, trace
+from f8hw.nn.layers import F8Module, QAdd, QConv2d, QGlobalAvgPool2d, QLinear
+from f8hw.nn.quant import ActQuant, fix_quant
+
+__all__ = [
+    "ActQuant",
+    "F8Module",
+    "Plan",
+    "QAdd",
+    "QConv2d",
+    "QGlobalAvgPool2d",
+    "QLinear",
+    "UnsupportedOpError",
+    "calibrate",
+    "fix_quant",
+    "integer_forward",
+    "prepare",
+    "reestimate_bn",
+    "set_quantized",
+    "trace",
+]

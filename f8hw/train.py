@@ -1,0 +1,138 @@
+"""Training of the bundled digits models: FP32 pre-training, calibration, F8 QAT, export.
+
+Deterministic for a given seed on a given machine (fixed data order from a
+seeded generator, CPU kernels).  The F8 accuracy reported is the integer
+model's (f8hw.nn.integer_forward, the same logits as the exported file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import f8hw.nn as f8nn
+from f8hw import digits, models
+from f8hw.errors import F8Error
+from f8hw.export import export
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Hyper-parameters of one training run."""
+
+    fp32_epochs: int = 40
+    fp32_lr: float = 3e-3
+    qat_epochs: int = 15
+    qat_lr: float = 1e-4
+    batch: int = 64
+    calibration_batches: int = 4
+    seed: int = 0
+
+
+def _epochs(model, images, labels, epochs, lr, batch, gen, progress, label):
+    opt = torch.optim.Adam(model.parameters(), lr)
+    steps = epochs * ((len(labels) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
+    task = progress.add_task(label, total=steps) if progress else None
+    for _ in range(epochs):
+        model.train()
+        order = torch.randperm(len(labels), generator=gen)
+        for i in range(0, len(labels), batch):
+            idx = order[i : i + batch]
+            loss = F.cross_entropy(model(images[idx]), labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if progress:
+                progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
+
+
+@torch.no_grad()
+def float_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy of the model's float forward (whatever its mode), eval."""
+    model.eval()
+    return (model(images).argmax(1) == labels).double().mean().item()
+
+
+def integer_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy of the exact integer inference."""
+    model.eval()
+    logits, _ = f8nn.integer_forward(model, images)
+    return (logits.argmax(1) == labels).double().mean().item()
+
+
+def train(arch: str, recipe: Recipe = Recipe(), progress=None) -> tuple[nn.Module, dict]:
+    """Train arch on digits: FP32, then sigma calibration, then F8 QAT.  Returns (model, report)."""
+    if arch not in models.BUNDLED:
+        raise F8Error(f"train supports the digits architectures {', '.join(models.BUNDLED)}, not {arch!r}")
+    torch.manual_seed(recipe.seed)
+    gen = torch.Generator().manual_seed(recipe.seed)
+    data = digits.load()
+    x, y = (torch.from_numpy(a) for a in data["train"])
+    xt, yt = (torch.from_numpy(a) for a in data["test"])
+    model = models.build(arch)
+    f8nn.prepare(model, x[:8])
+    _epochs(model, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
+    fp32 = float_accuracy(model, xt, yt)
+    f8nn.calibrate(model, [x[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)], method="sigma")
+    _epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen, progress, f"{arch} f8 qat")
+    report = {
+        "arch": arch,
+        "fp32_test_accuracy": round(fp32, 6),
+        "f8_test_accuracy": round(integer_accuracy(model, xt, yt), 6),
+        "test_images": len(yt),
+        "recipe": recipe.__dict__,
+    }
+    return model, report
+
+
+def checkpoint_path(model_path: str) -> str:
+    """Where the QAT checkpoint of a model file lives: NAME.qat.pt beside NAME.pt."""
+    root, _ = os.path.splitext(model_path)
+    return root + ".qat.pt"
+
+
+def save_run(model: nn.Module, report: dict, path: str) -> None:
+    """Write the integer model file, the QAT checkpoint, and the accuracy entry (accuracy.json beside)."""
+    example = torch.from_numpy(digits.load()["test"][0][:1])
+    export(model, example, path, meta={"arch": report["arch"], "dataset": "sklearn-digits", **_plain(report)})
+    torch.save({"arch": report["arch"], "state_dict": model.state_dict()}, checkpoint_path(path))
+    table_path = os.path.join(os.path.dirname(os.path.abspath(path)), "accuracy.json")
+    table = {}
+    if os.path.exists(table_path):
+        with open(table_path) as f:
+            table = json.load(f)
+    table[os.path.basename(path)] = {k: report[k] for k in ("arch", "fp32_test_accuracy", "f8_test_accuracy", "test_images")}
+    with open(table_path, "w") as f:
+        json.dump(dict(sorted(table.items())), f, indent=2)
+        f.write("\n")
+
+
+def load_checkpoint(path: str) -> nn.Module:
+    """Rebuild a prepared F8 model (eval) from a QAT checkpoint (weights_only loading)."""
+    state = torch.load(path, weights_only=True)
+    model = models.build(state["arch"])
+    f8nn.prepare(model, torch.zeros((1, *models.ARCHS[state["arch"]].input_shape), dtype=torch.uint8))
+    model.load_state_dict(state["state_dict"])
+    f8nn.set_quantized(model, True)
+    return model.eval()
+
+
+def _plain(report: dict) -> dict:
+    return json.loads(json.dumps(report))
+
+
+def progress_bar():
+    """A rich progress bar, or a no-op context when rich is unavailable."""
+    try:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    except ImportError:  # pragma: no cover
+        return nullcontext(None)
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
