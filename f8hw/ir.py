@@ -117,7 +117,10 @@ class Graph:
 
     def format(self, ref: str) -> TensorFormat:
         """TensorFormat of a tensor reference."""
-        name, k = parse_ref(ref)
+        try:
+            name, k = parse_ref(ref)
+        except ValueError:
+            raise GraphError(f"node {ref!r}: bad tensor reference") from None
         node = self.node(name)
         if k >= len(node.outputs):
             raise GraphError(f"node {name!r}: has no output {k} (reference {ref!r})")
@@ -167,7 +170,7 @@ class Graph:
         out = canonical_ref(self.output) if isinstance(self.output, str) else None
         if out not in shapes:
             raise GraphError(f"node {self.output!r}: graph output is not a tensor of the graph")
-        self.input_node  # exactly one input node
+        self.input_node  # noqa: B018 -- the property raises unless there is exactly one input node
         return shapes
 
     def _shape_input(self, node: Node, ins) -> tuple[int, ...]:
