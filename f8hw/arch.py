@@ -30,13 +30,17 @@ REQUANT_LATENCY = 3    # a drain captured at t ends at t + rows + REQUANT_LATENC
 
 
 def array_latency(rows: int, cols: int) -> int:
-    """Cycles from a COMPUTE's MAC-phase end to the capture of its accumulators.
+    """Cycles from a COMPUTE's MAC-phase end (mac_end = t + steps) to its capture.
 
-    The operands travel through the systolic array with a skew of one cycle per
-    row and per column, so the last PE finishes rows + cols cycles after the
-    last operand leaves the scratchpads.
+    Microarchitecture (f8hw/hw/compute.py): the sequencer issues step k at
+    t + 1 + k; the scratchpads answer one cycle later, so PE row 0 performs its
+    last step at t + steps + 1 and its shadow registers hold the result from
+    t + steps + 2 = capture.  Weights move down one row per cycle and the
+    activations are broadcast along a row, so row r finishes r cycles later and
+    the drain reads it at capture + r, exactly when it becomes valid: the
+    latency is 2 whatever the array size.
     """
-    return rows + cols
+    return 2
 
 
 @dataclass(frozen=True)

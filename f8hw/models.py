@@ -196,3 +196,36 @@ def build(name: str) -> nn.Module:
     if name not in ARCHS:
         raise F8Error(f"unknown architecture {name!r} (known: {', '.join(ARCHS)})")
     return ARCHS[name].build()
+
+
+def random_calibrated(name: str, batches: int = 2, batch_size: int = 2, seed: int = 0) -> nn.Module:
+    """The named architecture with random weights, BN statistics and FLs calibrated on random uint8 images.
+
+    Valid for cycles, utilization and bit-exactness, not for accuracy.
+    """
+    import torch
+
+    from f8hw.nn import calibrate, prepare
+
+    arch = ARCHS.get(name)
+    if arch is None:
+        raise F8Error(f"unknown architecture {name!r} (known: {', '.join(ARCHS)})")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    images = [torch.randint(0, 256, (batch_size, *arch.input_shape), dtype=torch.uint8, generator=gen) for _ in range(batches)]
+    model = arch.build()
+    prepare(model, images[0])
+    calibrate(model, images, method="grid", bn=True)
+    return model.eval()
+
+
+def export_random(name: str, path: str, batches: int = 2, batch_size: int = 2, seed: int = 0):
+    """Export random_calibrated(name) to path; returns the graph."""
+    import torch
+
+    from f8hw.export import export
+
+    model = random_calibrated(name, batches, batch_size, seed)
+    example = torch.zeros((1, *ARCHS[name].input_shape), dtype=torch.uint8)
+    meta = {"arch": name, "weights": "random", "calibration": f"{batches}x{batch_size} random images", "seed": seed}
+    return export(model, example, path, meta=meta)

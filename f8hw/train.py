@@ -32,6 +32,7 @@ class Recipe:
     qat_lr: float = 1e-4
     batch: int = 64
     calibration_batches: int = 4
+    calibration: str = "sigma"
     seed: int = 0
 
 
@@ -72,6 +73,15 @@ def train(arch: str, recipe: Recipe = Recipe(), progress=None) -> tuple[nn.Modul
     """Train arch on digits: FP32, then sigma calibration, then F8 QAT.  Returns (model, report)."""
     if arch not in models.BUNDLED:
         raise F8Error(f"train supports the digits architectures {', '.join(models.BUNDLED)}, not {arch!r}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets: a second OpenMP thread only adds barrier spinning on a busy machine
+    try:
+        return _train(arch, recipe, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(arch: str, recipe: Recipe, progress) -> tuple[nn.Module, dict]:
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     data = digits.load()
@@ -81,7 +91,7 @@ def train(arch: str, recipe: Recipe = Recipe(), progress=None) -> tuple[nn.Modul
     f8nn.prepare(model, x[:8])
     _epochs(model, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
     fp32 = float_accuracy(model, xt, yt)
-    f8nn.calibrate(model, [x[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)], method="sigma")
+    f8nn.calibrate(model, [x[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)], method=recipe.calibration)
     _epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen, progress, f"{arch} f8 qat")
     report = {
         "arch": arch,

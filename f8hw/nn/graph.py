@@ -153,6 +153,11 @@ def trace(model: nn.Module, example: torch.Tensor) -> Plan:
     except Exception as e:  # fx raises many kinds for untraceable Python
         raise UnsupportedOpError(f"model {type(model).__name__} cannot be traced by torch.fx: {e}") from None
     modules = dict(model.named_modules())
+    kinds = {
+        n: _module_kind(n.target, modules[n.target]) if n.op == "call_module" else _function_kind(n)
+        for n in graph.nodes
+        if n.op in ("call_module", "call_function", "call_method")
+    }
     shapes = _shapes(model, graph, example)
     by_fx: dict[torch.fx.Node, PNode] = {}
     nodes: list[PNode] = []
@@ -171,7 +176,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> Plan:
             raise UnsupportedOpError(f"operation {n.name!r}: reads parameter {n.target!r} outside an f8hw.nn layer")
         else:
             m = modules[n.target] if n.op == "call_module" else None
-            kind = _module_kind(n.target, m) if m is not None else _function_kind(n)
+            kind = kinds[n]
             args = [a for a in n.args if isinstance(a, torch.fx.Node)]
             expected = 2 if kind == "add" else 1
             if len(args) != expected:

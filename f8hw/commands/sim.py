@@ -1,0 +1,446 @@
+"""f8hw sim: compile a model, run it on an engine, check every layer bit-exact against the golden model.
+
+    f8hw sim [MODEL] --array 16x16 --engine isa [--input FILE] [--batch N]
+             [--json] [--plot util.png] [--report report.md] [--no-cache]
+
+Per layer: MACs, cycles (MARK slot differences), array utilization
+MACs / (R*C*cycles), bit-exact; totals: cycles, utilization, wall time,
+simulated cycles/s.  A mismatch names the first mismatching layer, the tensor,
+the first differing coordinates and both values, and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from f8hw.errors import F8Error
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = REPO_ROOT / "models" / "default.pt"
+
+
+def register(sub) -> None:
+    from f8hw.engines import engine_names
+
+    p = sub.add_parser("sim", help="compile a model, simulate it, check every layer bit-exact, report cycles")
+    p.add_argument("model", nargs="?", default=None,
+                   help=f"f8hw model file (default: the bundled {DEFAULT_MODEL.relative_to(REPO_ROOT)})")
+    p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
+    p.add_argument("--engine", default="isa", choices=engine_names(), help="simulation engine (default: %(default)s)")
+    p.add_argument("--input", default=None,
+                   help="input image(s): .npy uint8 (N,C,H,W) or (C,H,W), or a PNG (default: digits test images)")
+    p.add_argument("--batch", type=int, default=1, help="images per run (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (no table, no progress)")
+    p.add_argument("--plot", default=None, metavar="PNG", help="write a per-layer utilization/cycles plot")
+    p.add_argument("--report", default=None, metavar="MD", help="write a markdown report")
+    p.add_argument("--mem-words", type=int, default=None,
+                   help="main-memory words of the sim-only top (power of two; default: the ArchConfig default)")
+    p.add_argument("--imem-depth", type=int, default=None,
+                   help="instruction-memory words of the sim-only top (power of two; default: the ArchConfig default)")
+    p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
+    p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
+    p.set_defaults(func=run)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def default_model_path() -> Path:
+    return DEFAULT_MODEL
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("F8HW_CACHE")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "f8hw"
+
+
+def _compiler_fingerprint() -> str:
+    """Hash of the compiler's and the ISA's sources: a changed compiler never reuses a stale cache."""
+    import f8hw
+
+    h = hashlib.sha256(f8hw.__version__.encode())
+    root = Path(f8hw.__file__).parent
+    files = sorted((root / "compiler").glob("*.py")) + [root / "isa.py", root / "arch.py"]
+    for f in files:
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def compile_key(model_bytes: bytes, arch, batch: int) -> str:
+    h = hashlib.sha256()
+    h.update(model_bytes)
+    h.update(json.dumps(arch.to_dict(), sort_keys=True).encode())
+    h.update(f"batch={batch}".encode())
+    h.update(_compiler_fingerprint().encode())
+    return h.hexdigest()[:24]
+
+
+def compile_model(graph, arch, batch: int):
+    """The compiler's entry point (a separate function so tests can substitute it)."""
+    try:
+        from f8hw.compiler import compile_model as cm
+    except ImportError as e:
+        raise F8Error(f"the compiler is not available yet (f8hw.compiler.compile_model: {e})") from None
+    return cm(graph, arch, batch=batch)
+
+
+def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, log=None):
+    """compile_model with an on-disk cache keyed by model bytes + arch + batch + compiler sources."""
+    key = compile_key(model_bytes, arch, batch)
+    d = cache_dir() / "compiled" / key
+    if use_cache and (d / ".complete").exists():
+        try:
+            from f8hw.compiler import Compiled
+
+            comp = Compiled.load(d)
+            if log:
+                log(f"using cached compilation {d}")
+            return comp, True
+        except Exception:  # a stale/foreign cache entry: recompile
+            pass
+    comp = compile_model(graph, arch, batch)
+    if use_cache and hasattr(comp, "save"):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            comp.save(d)
+            (d / ".complete").write_text(key)
+        except Exception:  # caching is an optimization only
+            pass
+    return comp, False
+
+
+def load_images(path: str | None, shape: tuple[int, int, int], batch: int) -> tuple[np.ndarray, str]:
+    """(images uint8 (batch, C, H, W), description)."""
+    if batch < 1:
+        raise F8Error(f"--batch must be >= 1, got {batch}")
+    if path is None:
+        if tuple(shape) == (1, 8, 8):
+            from f8hw import digits
+
+            imgs = digits.load()["test"][0]
+            if batch > len(imgs):
+                raise F8Error(f"--batch {batch}: the digits test split has {len(imgs)} images")
+            return np.ascontiguousarray(imgs[:batch]), f"digits test images 0..{batch - 1}"
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, size=(batch, *shape), dtype=np.uint8), "random images (seed 0)"
+    p = Path(path)
+    if not p.is_file():
+        raise F8Error(f"--input {path}: no such file")
+    if p.suffix.lower() == ".npy":
+        try:
+            x = np.load(p, allow_pickle=False)
+        except Exception as e:
+            raise F8Error(f"--input {path}: cannot read .npy ({e})") from None
+        if x.dtype != np.uint8:
+            raise F8Error(f"--input {path}: images must be uint8, got {x.dtype}")
+        if x.ndim == 3:
+            x = x[None]
+    elif p.suffix.lower() == ".png":
+        import matplotlib.image as mpimg
+
+        try:
+            img = mpimg.imread(p)
+        except Exception as e:
+            raise F8Error(f"--input {path}: cannot read PNG ({e})") from None
+        if img.dtype != np.uint8:
+            img = np.clip(np.round(np.asarray(img, np.float64) * 255), 0, 255).astype(np.uint8)
+        if img.ndim == 2:
+            img = img[:, :, None]
+        if shape[0] == 1 and img.shape[2] in (3, 4):
+            img = np.round(img[:, :, :3].astype(np.float64).mean(axis=2, keepdims=True)).astype(np.uint8)
+        elif shape[0] == 3 and img.shape[2] == 4:
+            img = img[:, :, :3]
+        x = img.transpose(2, 0, 1)[None]
+    else:
+        raise F8Error(f"--input {path}: expected a .npy or .png file")
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise F8Error(f"--input {path}: images have shape {tuple(x.shape)}, the model wants (N, {', '.join(map(str, shape))})")
+    if len(x) < batch:
+        raise F8Error(f"--input {path}: holds {len(x)} image(s), --batch is {batch}")
+    return np.ascontiguousarray(x[:batch]), f"{path} images 0..{batch - 1}"
+
+
+@dataclass
+class LayerReport:
+    name: str
+    macs: int
+    cycles: int | None
+    utilization: float | None
+    bit_exact: bool | None        # None: the layer's outputs were overwritten (buffer reuse), not checked
+    mismatch: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = dict(name=self.name, macs=self.macs, cycles=self.cycles, utilization=self.utilization,
+                 bit_exact=self.bit_exact)
+        if self.mismatch:
+            d["mismatch"] = self.mismatch
+        return d
+
+
+@dataclass
+class SimReport:
+    model: str
+    engine: str
+    array: str
+    batch: int
+    input: str
+    cycles: int
+    busy: int
+    stall: int
+    macs: int
+    utilization: float
+    bit_exact: bool
+    wall_time: float
+    compile_time: float
+    cycles_per_second: float
+    cached: bool
+    layers: list[LayerReport] = field(default_factory=list)
+    first_mismatch: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("model", "engine", "array", "batch", "input", "cycles", "busy", "stall",
+                                            "macs", "utilization", "bit_exact", "wall_time", "compile_time",
+                                            "cycles_per_second", "cached")}
+        d["layers"] = [lr.to_dict() for lr in self.layers]
+        d["first_mismatch"] = self.first_mismatch
+        return d
+
+
+def compare_layers(compiled, memory: np.ndarray, golden: dict, batch: int):
+    """[(layer, bit_exact, mismatch dict | None)] in layer order."""
+    out = []
+    readable = getattr(compiled, "readable", None)
+    for layer in compiled.layers:
+        mism = None
+        refs = [r for r in layer.refs if readable is None or readable(r)]
+        if not refs:
+            out.append((layer, None, None))  # every output buffer was reused later: not checkable
+            continue
+        for ref in refs:
+            exp_all = golden.get(ref)
+            if exp_all is None:
+                raise F8Error(f"layer {layer.name!r}: the golden model has no tensor {ref!r}")
+            for b in range(batch):
+                got = np.asarray(compiled.read_tensor(memory, ref, b)).astype(np.int64)
+                exp = np.asarray(exp_all[b]).astype(np.int64)
+                if got.shape != exp.shape:
+                    mism = dict(ref=ref, batch=b, index=None, got=None, expected=None,
+                                message=f"shape {got.shape} != golden {exp.shape}")
+                    break
+                diff = np.argwhere(got != exp)
+                if len(diff):
+                    idx = tuple(int(i) for i in diff[0])
+                    mism = dict(ref=ref, batch=b, index=list(idx), got=int(got[idx]), expected=int(exp[idx]),
+                                count=int(len(diff)), size=int(exp.size))
+                    break
+            if mism:
+                break
+        out.append((layer, mism is None, mism))
+    return out
+
+
+def layer_cycles(compiled, marks: dict[int, int], total_cycles: int) -> list[int | None]:
+    """Cycles of each layer: from its MARK stamp to the next MARK stamp of the run (any slot: the next
+    layer's, or the compiler's final one), or to the end of the run."""
+    stamps = sorted(set(marks.values()))
+    out = []
+    for lay in compiled.layers:
+        s = marks.get(getattr(lay, "mark_slot", None))
+        if s is None:
+            out.append(None)
+            continue
+        end = next((x for x in stamps if x > s), total_cycles)
+        out.append(int(end - s))
+    return out
+
+
+# ------------------------------------------------------------------ command
+
+
+def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_cache=True, race_check=True,
+             progress_console=None, log=None) -> tuple[SimReport, object]:
+    from f8hw import golden
+    from f8hw.engines import get_engine
+    from f8hw.modelfile import load_model
+
+    model_path = Path(model_path)
+    graph, _meta = load_model(model_path)
+    shape = tuple(graph.input_node.attrs["shape"])
+    images, desc = load_images(input_path, shape, batch)
+    t0 = time.perf_counter()
+    compiled, cached = compile_cached(graph, arch, batch, model_path.read_bytes(), use_cache, log)
+    compile_time = time.perf_counter() - t0
+    engine = get_engine(engine_name)
+    if hasattr(engine, "check_races"):
+        engine.check_races = race_check
+    progress_ctx = None
+    if progress_console is not None and hasattr(engine, "progress"):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress_ctx = Progress(TextColumn(f"[bold]{engine_name}[/] simulating"), BarColumn(),
+                                TextColumn("{task.completed}/{task.total} instructions"), TimeElapsedColumn(),
+                                console=progress_console, transient=True)
+        task = progress_ctx.add_task("sim", total=len(compiled.program))
+        engine.progress = lambda done, total: progress_ctx.update(task, completed=min(done, total))
+    try:
+        if progress_ctx is not None:
+            with progress_ctx:
+                res = engine.run(compiled, images)
+        else:
+            res = engine.run(compiled, images)
+    finally:
+        if hasattr(engine, "progress"):
+            engine.progress = None
+    gold = golden.run(graph, images)
+    cmp = compare_layers(compiled, res.memory, gold, batch)
+    cyc = layer_cycles(compiled, res.marks, res.cycles)
+    R, C = arch.rows, arch.cols
+    layers = []
+    first = None
+    for (layer, ok, mism), c in zip(cmp, cyc):
+        macs = int(layer.macs)
+        util = (macs / (R * C * c)) if c else None
+        layers.append(LayerReport(layer.name, macs, c, util, ok, mism))
+        if mism and first is None:
+            first = dict(layer=layer.name, **mism)
+    total_macs = sum(lr.macs for lr in layers)
+    rep = SimReport(
+        model=str(model_path), engine=engine_name, array=arch.array, batch=batch, input=desc,
+        cycles=int(res.cycles), busy=int(res.busy), stall=int(res.stall), macs=total_macs,
+        utilization=total_macs / (R * C * res.cycles) if res.cycles else 0.0,
+        bit_exact=all(lr.bit_exact is not False for lr in layers), wall_time=float(res.wall_time), compile_time=compile_time,
+        cycles_per_second=float(res.cycles_per_second), cached=cached, layers=layers, first_mismatch=first,
+    )
+    return rep, res
+
+
+def mismatch_text(m: dict) -> str:
+    if m.get("index") is None:
+        return f"layer {m['layer']!r}, tensor {m['ref']!r}, batch item {m['batch']}: {m.get('message')}"
+    return (f"layer {m['layer']!r}, tensor {m['ref']!r}, batch item {m['batch']}, first difference at "
+            f"{tuple(m['index'])}: simulated {m['got']}, golden {m['expected']} "
+            f"({m['count']} of {m['size']} values differ)")
+
+
+def _fmt_exact(ok, rich=False):
+    if ok is None:
+        return "n/a"
+    if rich:
+        return "[green]yes[/]" if ok else "[red]NO[/]"
+    return "yes" if ok else "NO"
+
+
+def _fmt_util(u):
+    return "-" if u is None else f"{100 * u:.1f}%"
+
+
+def markdown_report(rep: SimReport) -> str:
+    lines = [
+        f"# f8hw sim: {Path(rep.model).name} on {rep.array} ({rep.engine})", "",
+        f"- input: {rep.input} (batch {rep.batch})",
+        f"- cycles: {rep.cycles} (busy {rep.busy}, stall {rep.stall})",
+        f"- MACs: {rep.macs}, array utilization {_fmt_util(rep.utilization)}",
+        f"- bit-exact: {'yes' if rep.bit_exact else 'NO'}",
+        f"- wall time {rep.wall_time:.3f} s, {rep.cycles_per_second:,.0f} simulated cycles/s", "",
+        "| layer | MACs | cycles | utilization | bit-exact |", "|---|---:|---:|---:|---|",
+    ]
+    for lr in rep.layers:
+        lines.append(f"| {lr.name} | {lr.macs} | {'-' if lr.cycles is None else lr.cycles} | "
+                     f"{_fmt_util(lr.utilization)} | {_fmt_exact(lr.bit_exact)} |")
+    lines.append(f"| **total** | {rep.macs} | {rep.cycles} | {_fmt_util(rep.utilization)} | "
+                 f"{'yes' if rep.bit_exact else 'NO'} |")
+    if rep.first_mismatch:
+        lines += ["", f"First mismatch: {mismatch_text(rep.first_mismatch)}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(rep: SimReport, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [lr.name for lr in rep.layers]
+    util = [100 * (lr.utilization or 0) for lr in rep.layers]
+    cyc = [lr.cycles or 0 for lr in rep.layers]
+    x = np.arange(len(names))
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(max(6, 0.4 * len(names) + 2), 6), sharex=True)
+    a1.bar(x, util, color=["tab:red" if lr.bit_exact is False else "tab:green" for lr in rep.layers])
+    a1.axhline(100 * rep.utilization, color="k", ls="--", lw=1, label=f"overall {100 * rep.utilization:.1f}%")
+    a1.set_ylabel("array utilization (%)")
+    a1.set_ylim(0, 105)
+    a1.legend(loc="lower right")
+    a1.set_title(f"{Path(rep.model).name} on {rep.array} ({rep.engine}): {rep.cycles} cycles")
+    a2.bar(x, cyc, color="tab:blue")
+    a2.set_ylabel("cycles")
+    a2.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def print_table(rep: SimReport, console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"{Path(rep.model).name} on {rep.array} ({rep.engine}), {rep.input}")
+    for col, just in (("layer", "left"), ("MACs", "right"), ("cycles", "right"), ("util", "right"),
+                      ("bit-exact", "center")):
+        t.add_column(col, justify=just)
+    for lr in rep.layers:
+        t.add_row(lr.name, f"{lr.macs:,}", "-" if lr.cycles is None else f"{lr.cycles:,}",
+                  _fmt_util(lr.utilization), _fmt_exact(lr.bit_exact, rich=True))
+    t.add_section()
+    t.add_row("[bold]total[/]", f"{rep.macs:,}", f"{rep.cycles:,}", _fmt_util(rep.utilization),
+              "[green]yes[/]" if rep.bit_exact else "[red]NO[/]")
+    console.print(t)
+    console.print(f"cycles {rep.cycles:,} (busy {rep.busy:,}, stall {rep.stall:,}), utilization "
+                  f"{_fmt_util(rep.utilization)}, sim wall time {rep.wall_time:.3f} s "
+                  f"({rep.cycles_per_second:,.0f} cycles/s), compile {rep.compile_time:.2f} s"
+                  f"{' (cached)' if rep.cached else ''}")
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from f8hw.arch import ArchConfig, parse_array
+
+    rows, cols = parse_array(args.array)
+    extra = {k: v for k, v in (("mem_words", args.mem_words), ("imem_depth", args.imem_depth)) if v is not None}
+    arch = ArchConfig(rows=rows, cols=cols, **extra)
+    model = Path(args.model) if args.model else default_model_path()
+    if args.model is None and not model.is_file():
+        raise F8Error(f"no model given and the bundled model {model} does not exist (train it: f8hw train)")
+    err = Console(stderr=True)
+    quiet = args.json
+    rep, _res = simulate(model, arch, args.engine, args.input, args.batch, use_cache=not args.no_cache,
+                         race_check=not args.no_race_check, progress_console=None if quiet else err,
+                         log=None if quiet else (lambda s: err.print(f"[dim]{s}[/]")))
+    if args.plot:
+        write_plot(rep, args.plot)
+    if args.report:
+        Path(args.report).write_text(markdown_report(rep))
+    if args.json:
+        print(json.dumps(rep.to_dict(), indent=2))
+    else:
+        out = Console()
+        print_table(rep, out)
+        if args.plot:
+            out.print(f"wrote {args.plot}")
+        if args.report:
+            out.print(f"wrote {args.report}")
+    if not rep.bit_exact:
+        print(f"MISMATCH: {mismatch_text(rep.first_mismatch)}", file=sys.stderr)
+        return 1
+    return 0

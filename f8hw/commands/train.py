@@ -1,0 +1,37 @@
+"""f8hw train: train a bundled digits model (FP32, then F8 QAT) and export it."""
+
+from __future__ import annotations
+
+from f8hw.models import BUNDLED
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a digits model (FP32 then F8 QAT) and export the integer model file")
+    p.add_argument("--arch", required=True, choices=BUNDLED, help="architecture")
+    p.add_argument("-o", "--output", required=True, help="model file to write (NAME.qat.pt and accuracy.json go beside it)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--fp32-epochs", type=int, help="FP32 epochs (default: the recipe's)")
+    p.add_argument("--qat-epochs", type=int, help="F8 QAT epochs (default: the recipe's)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from f8hw import train
+
+    recipe = replace(train.Recipe(), seed=args.seed)
+    if args.fp32_epochs is not None:
+        recipe = replace(recipe, fp32_epochs=args.fp32_epochs)
+    if args.qat_epochs is not None:
+        recipe = replace(recipe, qat_epochs=args.qat_epochs)
+    with train.progress_bar() as progress:
+        model, report = train.train(args.arch, recipe, progress)
+    train.save_run(model, report, args.output)
+    Console().print(
+        f"{args.arch}: test accuracy FP32 {100 * report['fp32_test_accuracy']:.2f}%  "
+        f"F8 (integer) {100 * report['f8_test_accuracy']:.2f}%  -> {args.output}"
+    )
+    return 0

@@ -1,0 +1,130 @@
+"""The f8hw compiler: integer model (IR graph) -> instruction stream + memory image + symbols.
+
+Passes (each a module, each testable alone):
+
+1. ``legalize``  (legalize.py): every node supported by the target; accumulator
+   overflow proof; field ranges.  Errors: CompileError naming the layer.
+2. ``lower``     (lower.py):    IR nodes -> LayerOps (dense / dw / max / gap) and views.
+3. ``schedule``  (schedule.py): LayerOp -> co-tiles, K-chunks, pixel tiles, work items.
+4. ``allocate``  (memory.py):   weights/biases/ones/input/activation addresses + image.
+5. ``emit``      (emit.py):     instruction stream with resource masks (double buffering).
+6. ``listing``   (here):        human-readable assembly, layer names as comments.
+
+``compile_model(graph, arch, batch=1) -> Compiled`` runs them all; ``compile_file``
+loads a model file first.
+"""
+
+from __future__ import annotations
+
+from f8hw.arch import ArchConfig
+from f8hw.compiler.compiled import Compiled, LayerInfo
+from f8hw.compiler.emit import Emitter, Instr
+from f8hw.compiler.errors import CompileError
+from f8hw.compiler.legalize import legalize
+from f8hw.compiler.lower import LayerOp, lower
+from f8hw.compiler.memory import allocate
+from f8hw.compiler.schedule import schedule
+from f8hw.ir import Graph, canonical_ref
+from f8hw.isa import Reg
+
+__all__ = ["compile_model", "compile_file", "Compiled", "CompileError", "LayerInfo", "legalize", "lower",
+           "schedule", "allocate", "Emitter", "listing"]
+
+
+def _fmt_fields(ins: Instr) -> str:
+    f = dict(ins.fields)
+    if ins.name == "SET":
+        return f"{Reg(f['reg']).name}, {f['value']}"
+    parts = []
+    for k, v in f.items():
+        if k == "mask":
+            parts.append(f"mask=0x{v:02x}")
+        elif k == "addr":
+            parts.append(f"addr=0x{v:x}")
+        elif k == "mode":
+            from f8hw.isa import Mode
+            parts.append(f"mode={Mode(v).name}")
+        elif k == "target":
+            from f8hw.isa import LoadTarget
+            parts.append(f"target={LoadTarget(v).name}")
+        else:
+            parts.append(f"{k}={v}")
+    return " ".join(parts)
+
+
+def listing(instrs: list[Instr]) -> str:
+    lines = []
+    for n, ins in enumerate(instrs):
+        if ins.name == "MARK":
+            lines.append(f"\n; ---- {ins.comment}")
+        text = f"{n:6d}  {ins.name:<8s}{_fmt_fields(ins)}"
+        if ins.comment and ins.name != "MARK":
+            text = f"{text:<100s} ; {ins.comment}"
+        lines.append(text)
+    return "\n".join(lines) + "\n"
+
+
+def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, reuse="auto",
+                  prefetch: bool = True) -> Compiled:
+    """Compile a (valid) IR graph for arch.  reuse: reuse dead activation buffers
+    (True/False, or "auto": only when everything does not fit main memory); prefetch: load the next
+    layer's first weights and first activation tile while the current layer computes."""
+    arch = arch or ArchConfig()
+    if not isinstance(batch, int) or batch < 1:
+        raise CompileError(f"batch must be a positive integer, got {batch!r}")
+    legalize(graph, arch)
+    ops, views = lower(graph)
+    zero_entry = any(len(op.outputs) > 1 for op in ops)
+    em = Emitter(arch, zero_entry)
+    if em.w_half < 1:
+        raise CompileError(f"w_depth {arch.w_depth} leaves no W entries per half")
+    plans = [schedule(op, arch, batch, em.w_half) for op in ops]
+    out_ref = canonical_ref(graph.output)
+    mem = allocate(ops, plans, views, graph.input_node.name, out_ref, arch, batch, reuse)
+    if len(ops) + 1 > arch.mark_depth:
+        raise CompileError(f"{len(ops)} layers need {len(ops) + 1} MARK slots, mark_depth is {arch.mark_depth}")
+    em.start(mem)
+    infos = []
+    ctxs = [em.prepare(li, op, plan, mem) for li, (op, plan) in enumerate(zip(ops, plans))]
+    if prefetch:
+        for cur, nxt in zip(ctxs, ctxs[1:]):
+            em.prefetch(cur, nxt)
+    for li, (op, ctx) in enumerate(zip(ops, ctxs)):
+        tiles = em.layer(ctx)
+        infos.append(LayerInfo(op.name, op.op, op.kind, op.macs * batch, li, [o.ref for o in op.outputs], tiles))
+    em.finish(len(ops))
+    try:
+        program = em.words()
+    except Exception as e:  # an IsaError: a field out of range
+        raise CompileError(f"instruction field out of range: {e}") from None
+    if len(program) > arch.imem_depth:
+        raise CompileError(f"program has {len(program)} instructions, imem_depth is {arch.imem_depth}")
+    # which buffers are intact at the end (never handed to a later tensor)
+    intact = set(mem.buffers)
+    if mem.regions["reuse"]:
+        for r, b in mem.buffers.items():
+            for r2, b2 in mem.buffers.items():
+                if b2.order > b.order and b2.addr < b.addr + b.words * b.batch and b.addr < b2.addr + b2.words * b2.batch:
+                    intact.discard(r)
+    symbols = {
+        "batch": batch,
+        "input": graph.input_node.name,
+        "output": out_ref,
+        "buffers": {r: {"addr": b.addr, "words": b.words, "shape": list(b.shape), "raw": b.raw}
+                    for r, b in mem.buffers.items()},
+        "views": {r: {"buffer": v.buffer, "logical": list(v.logical), "signed": v.fmt.signed, "fl": v.fmt.fl,
+                      "bits": v.fmt.bits} for r, v in views.items()},
+        "intact": sorted(intact),
+        "regions": {k: list(v) if isinstance(v, tuple) else v for k, v in mem.regions.items()},
+        "weights": {f"{k[0]}:{k[1]}:{k[2]}": a for k, a in mem.wblocks.items()},
+        "biases": mem.biases,
+    }
+    instrs = em.instrs
+    return Compiled(arch, program, mem.image, symbols, infos, lambda: listing(instrs))
+
+
+def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1) -> Compiled:
+    from f8hw.modelfile import load_model
+
+    graph, _ = load_model(path)
+    return compile_model(graph, arch, batch)

@@ -1,0 +1,149 @@
+"""Pass 2 (lower): IR nodes -> accelerator layer ops.
+
+Every compute node becomes one ``LayerOp``; ``flatten`` becomes a view (an
+alias of its input's buffer: flatten is C-major and a linear layer reading it
+is lowered to a convolution with KH = H, KW = W over the unflattened map, so no
+data moves).  Kinds:
+
+- ``dense``: conv2d (any kernel/stride/padding; groups other than depthwise
+  become dense with block-sparse zero weights) and linear (conv over the whole
+  map), Mode.DENSE.
+- ``dw``: conv2d with groups == in_channels == out_channels, Mode.DEPTHWISE.
+- ``max``: maxpool, Mode.MAX, PAD_VALUE 0x80 for signed inputs (below every
+  int8 value the model produces, -127..127) and 0 for unsigned ones.
+- ``gap``: avgpool_global, Mode.DEPTHWISE with a tile of ones, KH = H, KW = W,
+  requantizer shift = fl_x + shift - fl_out.
+
+Residual adds are fused into the requantizer (USE_SKIP with ACC_LSHIFT /
+SKIP_LSHIFT).  Several output formats: the requantizer runs once per format on
+the same accumulators (see emit.py: a re-drain COMPUTE with nlines = 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from f8hw.compiler.errors import CompileError
+from f8hw.ir import Graph, canonical_ref
+from f8hw.numerics import TensorFormat
+
+
+@dataclass
+class View:
+    """Where a tensor ref lives: the buffer (a producing ref) and its memory shape."""
+
+    buffer: str                    # canonical ref of the buffer holding the data
+    mem_shape: tuple[int, int, int]  # (C, H, W) of the stored layout
+    logical: tuple[int, ...]       # golden model per-sample shape
+    fmt: TensorFormat
+
+
+@dataclass
+class OutSpec:
+    ref: str
+    fmt: TensorFormat
+    shift: int        # requantizer SHIFT (fl_v - fl_out); 0 for raw
+    raw: bool         # int32 output (RQ_RAW, wide STORE)
+
+
+@dataclass
+class LayerOp:
+    name: str
+    op: str                       # IR op
+    kind: str                     # dense | dw | max | gap
+    src: str                      # buffer ref of the input
+    in_shape: tuple[int, int, int]
+    in_signed: bool
+    out_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    outputs: list[OutSpec]
+    weight: np.ndarray | None = None   # (Cout, Cin/groups, KH, KW) int8
+    groups: int = 1
+    bias: np.ndarray | None = None     # (Cout,) int32
+    skip: str | None = None            # buffer ref of the residual operand
+    skip_signed: bool = False
+    acc_lshift: int = 0
+    skip_lshift: int = 0
+    macs: int = 0                      # real MACs of one inference (0 for maxpool / GAP)
+    inputs: list[str] = field(default_factory=list)  # buffer refs read (for liveness)
+
+    @property
+    def pad_value(self) -> int:
+        return 0x80 if (self.kind == "max" and self.in_signed) else 0
+
+
+def lower(graph: Graph) -> tuple[list[LayerOp], dict[str, View]]:
+    """Lower a legal graph; returns (layer ops in program order, views of every ref)."""
+    shapes = graph.shapes()
+    views: dict[str, View] = {}
+    ops: list[LayerOp] = []
+
+    def mem3(shape):
+        return tuple(shape) if len(shape) == 3 else (shape[0], 1, 1)
+
+    for node in graph.nodes:
+        a = node.attrs
+        if node.op == "input":
+            views[node.name] = View(node.name, tuple(shapes[node.name]), tuple(shapes[node.name]), node.outputs[0])
+            continue
+        x = views[canonical_ref(node.inputs[0])]
+        if node.op == "flatten":
+            ref = node.refs()[0]
+            views[ref] = View(x.buffer, x.mem_shape, tuple(shapes[ref]), node.outputs[0])
+            continue
+        out_shape = mem3(shapes[node.refs()[0]])
+        for ref, fmt in zip(node.refs(), node.outputs):
+            views[ref] = View(ref, out_shape, tuple(shapes[ref]), fmt)
+        common = dict(name=node.name, op=node.op, src=x.buffer, in_shape=x.mem_shape, in_signed=x.fmt.signed,
+                      out_shape=out_shape, inputs=[x.buffer])
+        if node.op in ("conv2d", "linear"):
+            w_fl = a["w_fl"]
+            fl_a = x.fmt.fl + w_fl
+            skip = None
+            fl_v, acc_l, skip_l, skip_signed = fl_a, 0, 0, False
+            if len(node.inputs) == 2:
+                s = views[canonical_ref(node.inputs[1])]
+                if s.mem_shape != out_shape:
+                    raise CompileError(f"layer {node.name!r}: residual operand {node.inputs[1]!r} is stored as "
+                                       f"{s.mem_shape}, not in the output layout {out_shape}")
+                skip, skip_signed = s.buffer, s.fmt.signed
+                fl_v = max(fl_a, s.fmt.fl)
+                acc_l, skip_l = fl_v - fl_a, fl_v - s.fmt.fl
+            outs = [OutSpec(r, f, 0 if f.bits == 32 else fl_v - f.fl, f.bits == 32)
+                    for r, f in zip(node.refs(), node.outputs)]
+            if node.op == "conv2d":
+                cin, cout, g = a["in_channels"], a["out_channels"], a["groups"]
+                kh, kw = a["kernel"]
+                kind = "dw" if (g == cin == cout and g > 1) else "dense"
+                weight = np.asarray(node.weight)
+                ho, wo = out_shape[1], out_shape[2]
+                macs = cout * ho * wo * (cin // g) * kh * kw
+                kernel, stride, padding = (kh, kw), tuple(a["stride"]), tuple(a["padding"])
+            else:
+                c, h, w = x.mem_shape
+                cout, g, kind = a["out_features"], 1, "dense"
+                weight = np.asarray(node.weight).reshape(cout, c, h, w)
+                macs = cout * a["in_features"]
+                kernel, stride, padding = (h, w), (1, 1), (0, 0)
+            op = LayerOp(kind=kind, kernel=kernel, stride=stride, padding=padding, outputs=outs, weight=weight,
+                         groups=g, bias=np.asarray(node.bias), skip=skip, skip_signed=skip_signed,
+                         acc_lshift=acc_l, skip_lshift=skip_l, macs=macs, **common)
+            if skip:
+                op.inputs.append(skip)
+        elif node.op == "maxpool":
+            fmt = node.outputs[0]
+            op = LayerOp(kind="max", kernel=tuple(a["kernel"]), stride=tuple(a["stride"]),
+                         padding=tuple(a["padding"]), outputs=[OutSpec(node.refs()[0], fmt, 0, False)], **common)
+        elif node.op == "avgpool_global":
+            c, h, w = x.mem_shape
+            fl_v = x.fmt.fl + a["shift"]
+            outs = [OutSpec(r, f, fl_v - f.fl, False) for r, f in zip(node.refs(), node.outputs)]
+            op = LayerOp(kind="gap", kernel=(h, w), stride=(1, 1), padding=(0, 0), outputs=outs, **common)
+        else:  # legalize rejects everything else first
+            raise CompileError(f"layer {node.name!r}: op {node.op!r} cannot be lowered")
+        ops.append(op)
+    return ops, views

@@ -1,0 +1,176 @@
+"""Pass 3 (tile/schedule): a layer op -> co-tiles, K-chunks, pixel tiles and work items.
+
+- Pixel tiles: R consecutive output pixels (row-major, across output rows: the
+  LOAD_A address generator wraps rows itself), one per batch item.
+- Co-tiles: C output channels (DENSE) or one channel block (DEPTHWISE / MAX /
+  GAP, where column c reads byte c of the activation line).
+- K-chunks: the reduction is split (kernel rows x input channel blocks) when a
+  pixel's window does not fit one A half (a_depth/2 lines) or the co-tile's
+  weights do not fit one W half (w_depth/2 entries); chunks accumulate (acc=1)
+  and only the last one drains (last=1).
+- Weight reuse: without K-split, co-tiles are grouped so a group's weights fit
+  one W half; the group's weights are loaded once and stay resident while every
+  pixel tile streams through, and each A tile is reused by every co-tile of the
+  group that reads the same channel blocks (DENSE convolutions: all of them).
+- Bias groups: at most b_depth co-tiles' biases are resident at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from f8hw.arch import ArchConfig
+from f8hw.compiler.errors import CompileError
+from f8hw.compiler.lower import LayerOp
+
+
+@dataclass(frozen=True)
+class Chunk:
+    kh0: int
+    kh1: int
+    kw0: int
+    kw1: int
+    cb0: int
+    cb1: int
+    lines: int     # A lines per pixel (and COMPUTE nlines)
+    wentries: int  # W entries of this chunk (0 for MAX)
+
+
+@dataclass
+class CoTile:
+    j: int
+    cb0: int       # input channel blocks read by this co-tile
+    cb1: int
+    chunks: list[Chunk]
+
+
+@dataclass
+class Item:
+    b: int
+    p0: int
+    npix: int
+    co: int
+    k: int
+    first: bool
+    last: bool
+    akey: tuple
+    wkey: tuple | None
+    woff: int      # W entry offset of this co-tile/chunk inside its W load
+    bentry: int    # bias entry (co-tile index inside its bias group)
+    bgroup: int
+
+
+@dataclass
+class Plan:
+    cotiles: list[CoTile]
+    items: list[Item]
+    bgroups: list[list[int]]            # co-tiles whose biases are resident together
+    wgroups: dict = field(default_factory=dict)  # wkey -> list of (co, k) blocks loaded together
+    n_pixel_tiles: int = 0
+
+    @property
+    def n_chunks(self) -> int:
+        return max(len(c.chunks) for c in self.cotiles)
+
+
+def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int) -> list[Chunk]:
+    C = arch.cols
+    kh, kw = op.kernel
+    a_half = arch.a_depth // 2
+    per_line_w = {"dense": C, "dw": 1, "gap": 1, "max": 0}[op.kind]
+    lmax = a_half if per_line_w == 0 else min(a_half, w_half // per_line_w)
+    ncb = cb1 - cb0
+    if lmax < 1:
+        raise CompileError(
+            f"layer {op.name!r}: one reduction step needs {per_line_w} weight entries, but a W scratchpad half "
+            f"holds {w_half} (w_depth={arch.w_depth})")
+
+    def mk(h0, h1, w0, w1, c0, c1):
+        lines = (h1 - h0) * (w1 - w0) * (c1 - c0)
+        return Chunk(h0, h1, w0, w1, c0, c1, lines, lines * per_line_w)
+
+    if kh * kw * ncb <= lmax:
+        return [mk(0, kh, 0, kw, cb0, cb1)]
+    if kw * ncb <= lmax:
+        rows = lmax // (kw * ncb)
+        return [mk(h, min(kh, h + rows), 0, kw, cb0, cb1) for h in range(0, kh, rows)]
+    if ncb <= lmax:
+        cols = lmax // ncb
+        return [mk(h, h + 1, x, min(kw, x + cols), cb0, cb1) for h in range(kh) for x in range(0, kw, cols)]
+    return [mk(h, h + 1, x, x + 1, c, min(cb1, c + lmax)) for h in range(kh) for x in range(kw)
+            for c in range(cb0, cb1, lmax)]
+
+
+def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None) -> Plan:
+    """w_half: W entries usable per half (default w_depth/2; the emitter may reserve one)."""
+    R, C = arch.rows, arch.cols
+    cin, _, _ = op.in_shape
+    cout, oh, ow = op.out_shape
+    w_half = arch.w_depth // 2 if w_half is None else w_half
+    cbi = -(-cin // C)
+    n_co = -(-cout // C)
+    cotiles = []
+    for j in range(n_co):
+        if op.kind == "dense":
+            cpg_in, cpg_out = cin // op.groups, cout // op.groups
+            o0, o1 = j * C, min(cout, (j + 1) * C)
+            g0, g1 = o0 // cpg_out, (o1 - 1) // cpg_out
+            c0, c1 = g0 * cpg_in, (g1 + 1) * cpg_in
+            cb0, cb1 = c0 // C, -(-c1 // C)
+        else:
+            cb0, cb1 = j, j + 1
+        cotiles.append(CoTile(j, cb0, cb1, _chunks(op, arch, cb0, cb1, w_half)))
+    single = all(len(c.chunks) == 1 for c in cotiles)
+    # bias groups (and weight groups inside them)
+    bgroups = [list(range(s, min(n_co, s + arch.b_depth))) for s in range(0, n_co, arch.b_depth)]
+    pix = [(b, p0, min(R, oh * ow - p0)) for b in range(batch) for p0 in range(0, oh * ow, R)]
+    items: list[Item] = []
+    wgroups: dict = {}
+
+    def akey(b, p0, co, ch):
+        return (b, p0, ch.kh0, ch.kh1, ch.kw0, ch.kw1, ch.cb0, ch.cb1)
+
+    for bgi, bg in enumerate(bgroups):
+        if single:
+            # weight groups: consecutive co-tiles whose weights fit one W half
+            groups, cur, used = [], [], 0
+            for j in bg:
+                e = cotiles[j].chunks[0].wentries
+                if cur and used + e > w_half:
+                    groups.append(cur)
+                    cur, used = [], 0
+                cur.append(j)
+                used += e
+            groups.append(cur)
+            for wg in groups:
+                if op.kind == "max":
+                    wkey = None
+                elif op.kind == "gap":
+                    wkey = ("ones",)
+                else:
+                    wkey = ("g", wg[0])
+                    wgroups[wkey] = [(j, 0) for j in wg]
+                offs, o = {}, 0
+                for j in wg:
+                    offs[j] = o if op.kind not in ("gap",) else 0
+                    o += cotiles[j].chunks[0].wentries
+                for (b, p0, npix) in pix:
+                    for j in wg:
+                        ch = cotiles[j].chunks[0]
+                        items.append(Item(b, p0, npix, j, 0, True, True, akey(b, p0, j, ch), wkey,
+                                          offs[j] if wkey else 0, j - bg[0], bgi))
+        else:
+            for j in bg:
+                for (b, p0, npix) in pix:
+                    chs = cotiles[j].chunks
+                    for k, ch in enumerate(chs):
+                        if op.kind == "max":
+                            wkey = None
+                        elif op.kind == "gap":
+                            wkey = ("ones",)
+                        else:
+                            wkey = ("c", j, k)
+                            wgroups[wkey] = [(j, k)]
+                        items.append(Item(b, p0, npix, j, k, k == 0, k == len(chs) - 1, akey(b, p0, j, ch),
+                                          wkey, 0, j - bg[0], bgi))
+    return Plan(cotiles, items, bgroups, wgroups, len(pix))

@@ -1,0 +1,72 @@
+"""R x C output-stationary MAC array (row-broadcast activations, column-systolic weights).
+
+PE(r, c) owns output (pixel r, channel c).  Weights enter at row 0 (one W
+entry = C int8 per step) and move down one row per cycle through each PE's
+weight register; row r therefore runs every step one cycle after row r-1, and
+its control (``ctl[r]``: valid/first/last/mode/A_SIGNED/byte select) and its
+activation line (bank r of the A scratchpad, read with the same skew) arrive
+with that delay.  Within a row the activation is broadcast: DENSE uses one
+byte of the line (selected by ``byte``) for every column, DEPTHWISE and MAX
+give column c byte c of the line.  There is no column skew, so the rows finish
+a tile one after the other, one cycle apart; the drain reads row r's shadow
+registers (``drain_sel`` one-hot) in exactly the cycle they become valid.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from f8hw.arch import MAX_DIM
+from f8hw.hw.common import check_int, clog2, replicate, tree_or
+from f8hw.hw.pe import A_BITS, ACC_BITS, W_BITS, pe_logic
+
+
+def row_ctl_layout(cols: int) -> data.StructLayout:
+    return data.StructLayout({
+        "valid": 1, "first": 1, "last": 1, "dense": 1, "max": 1, "a_signed": 1,
+        "byte": unsigned(clog2(cols)),
+    })
+
+
+class MacArray(wiring.Component):
+    def __init__(self, rows: int, cols: int):
+        self.rows = check_int("rows", rows, 1, MAX_DIM)
+        self.cols = check_int("cols", cols, 1, MAX_DIM)
+        super().__init__({
+            "w_in": In(data.ArrayLayout(signed(W_BITS), cols)),
+            "line": In(data.ArrayLayout(unsigned(8 * cols), rows)),
+            "ctl": In(data.ArrayLayout(row_ctl_layout(cols), rows)),
+            "drain_sel": In(rows),
+            "drain_out": Out(data.ArrayLayout(signed(ACC_BITS), cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self.rows, self.cols
+        w_row = [self.w_in[c] for c in range(C)]
+        shadows = []
+        for r in range(R):
+            ctl = self.ctl[r]
+            line = self.line[r]
+            bcast = Signal(8, name=f"r{r}_bcast")
+            if C > 1:
+                m.d.comb += bcast.eq(line.word_select(ctl.byte, 8))
+            else:
+                m.d.comb += bcast.eq(line[:8])
+            row_sh, nxt_w = [], []
+            for c in range(C):
+                raw = Mux(ctl.dense, bcast, line[8 * c:8 * c + 8])
+                a = Signal(signed(A_BITS), name=f"r{r}c{c}_a")
+                m.d.comb += a.eq(Mux(ctl.a_signed, raw.as_signed(), raw))
+                _, sh, w_reg = pe_logic(m, a, w_row[c], ctl.valid, ctl.first, ctl.last, ctl.max,
+                                        name=f"r{r}c{c}")
+                row_sh.append(sh)
+                nxt_w.append(w_reg)
+            shadows.append(row_sh)
+            w_row = nxt_w
+        for c in range(C):
+            m.d.comb += self.drain_out[c].eq(
+                tree_or([shadows[r][c] & replicate(self.drain_sel[r], ACC_BITS) for r in range(R)]))
+        return m

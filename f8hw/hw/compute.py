@@ -1,0 +1,195 @@
+"""COMPUTE unit: MAC-phase sequencer, the array, and the drain through the requantizer lanes.
+
+Timing of a COMPUTE issued at t with S steps (S = nlines*C for DENSE, nlines
+otherwise), row r of the array:
+  t+1+k        sequencer step k: W address w_base+k, row-0 A address (ctl[0])
+  t+1+k+r      bank r is addressed (the control moves down one row per cycle)
+  t+2+k+r      PE row r multiplies/accumulates step k (W data moved down r rows)
+  t+S+1+r      row r's last step; its result goes into the shadow registers
+  L0 = t+S+1   drain address phase of row 0 (S line s_src+r, B entry b_src)
+  L0+1+r       = capture + r: row r's shadows enter the requantizer lanes
+  L0+4+r       lane output written to O line o_dst + r (visible one cycle later)
+So capture = t + S + array_latency with array_latency = 2, and the drain ends
+(last O write visible) at capture + R + REQUANT_LATENCY (3).  mac_end = t + S:
+the sequencer's last step is at cycle t+S, where the next COMPUTE may issue.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from f8hw import isa
+from f8hw.arch import ArchConfig
+from f8hw.hw.array import MacArray, row_ctl_layout
+from f8hw.hw.common import clog2
+from f8hw.hw.isadec import field
+from f8hw.hw.regs import REGS
+from f8hw.hw.requant import LATENCY, MAG_BITS, RQ_CFG, RequantLane
+
+
+def rq_cfg_from_regs(m: Module, regs) -> Signal:
+    """Decode the SET registers into the lanes' RQ_CFG (a snapshot is taken of this at issue)."""
+    c = Signal(RQ_CFG)
+    mag = Signal(32)
+    m.d.comb += mag.eq(Mux(regs.shift < 0, -regs.shift, regs.shift))
+    lim = (1 << MAG_BITS) - 1
+    m.d.comb += [
+        c.raw.eq(regs.rq_raw != 0),
+        c.out_signed.eq(regs.out_signed != 0),
+        c.use_bias.eq(regs.use_bias != 0),
+        c.use_skip.eq(regs.use_skip != 0),
+        c.skip_signed.eq(regs.skip_signed != 0),
+        c.acc_lshift.eq(regs.acc_lshift[:4]),
+        c.skip_lshift.eq(regs.skip_lshift[:4]),
+        c.shift_neg.eq(regs.shift < 0),
+        c.shift_mag.eq(Mux(mag > lim, lim, mag)),
+        c.mult.eq(regs.rq_mult),
+    ]
+    return c
+
+
+class ComputeUnit(wiring.Component):
+    def __init__(self, cfg: ArchConfig):
+        if not isinstance(cfg, ArchConfig):
+            raise TypeError("ComputeUnit needs an ArchConfig")
+        self.cfg = cfg
+        R, C = cfg.rows, cfg.cols
+        self.abits, self.wbits = clog2(cfg.a_depth), clog2(cfg.w_depth)
+        super().__init__({
+            "issue": In(1),
+            "instr": In(isa.INSTR_BITS),
+            "regs": In(REGS),
+            "w_raddr": Out(self.wbits),
+            "w_rdata": In(8 * C),
+            "a_raddr": Out(data.ArrayLayout(self.abits, R)),
+            "a_rdata": In(data.ArrayLayout(8 * C, R)),
+            "b_raddr": Out(clog2(cfg.b_depth)),
+            "b_rdata": In(32 * C),
+            "s_raddr": Out(clog2(cfg.s_depth)),
+            "s_rdata": In(8 * C),
+            "o_waddr": Out(clog2(cfg.o_depth)),
+            "o_wdata": Out(32 * C),
+            "o_wen": Out(1),
+            "step": Out(1),        # the array performs a MAC step (sequencer active)
+            "mac_busy": Out(1),    # mac_end > now
+            "drain_busy": Out(1),  # drain_end of the latest last-COMPUTE > now
+            "drain_wait": Out(range(R + 1)),  # a last-COMPUTE issued now needs steps >= drain_wait
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        R, C = cfg.rows, cfg.cols
+        ins = self.instr
+        CTL = row_ctl_layout(C)
+        m.submodules.array = arr = MacArray(R, C)
+        lanes = [RequantLane(cfg.requant == "dyadic") for _ in range(C)]
+        for c, ln in enumerate(lanes):
+            m.submodules[f"lane{c}"] = ln
+
+        # ---------------- sequencer (snapshot at issue)
+        active, dense, mx, accf, lastf, a_signed, first = (Signal(name=n) for n in (
+            "active", "dense", "mx", "accf", "lastf", "a_signed", "first"))
+        line = Signal(self.abits)
+        byte = Signal(clog2(C))
+        lines_left = Signal(17)
+        waddr = Signal(self.wbits)
+        s_cfg = Signal(RQ_CFG)
+        s_b = Signal(clog2(cfg.b_depth))
+        s_s = Signal(clog2(cfg.s_depth))
+        s_o = Signal(clog2(cfg.o_depth))
+        is_last_step = Signal()
+        m.d.comb += is_last_step.eq(active & (lines_left == 1) & (~dense | (byte == C - 1)))
+        with m.If(active):
+            m.d.sync += [waddr.eq(waddr + 1), first.eq(0)]
+            with m.If(dense & (byte != C - 1)):
+                m.d.sync += byte.eq(byte + 1)
+            with m.Else():
+                m.d.sync += [byte.eq(0), line.eq(line + 1), lines_left.eq(lines_left - 1)]
+            with m.If(is_last_step):
+                m.d.sync += active.eq(0)
+        live_cfg = rq_cfg_from_regs(m, self.regs)
+        with m.If(self.issue):
+            mode = field(ins, "COMPUTE", "mode")
+            acc = field(ins, "COMPUTE", "acc")
+            m.d.sync += [
+                active.eq(1),
+                dense.eq(mode == isa.Mode.DENSE),
+                mx.eq(mode == isa.Mode.MAX),
+                accf.eq(acc),
+                first.eq(~acc),
+                lastf.eq(field(ins, "COMPUTE", "last")),
+                a_signed.eq(self.regs.a_signed != 0),
+                line.eq(field(ins, "COMPUTE", "a_base")),
+                byte.eq(0),
+                lines_left.eq(field(ins, "COMPUTE", "nlines")),
+                waddr.eq(field(ins, "COMPUTE", "w_base")),
+                s_cfg.eq(live_cfg),
+                s_b.eq(field(ins, "COMPUTE", "b_src")),
+                s_s.eq(field(ins, "COMPUTE", "s_src")),
+                s_o.eq(field(ins, "COMPUTE", "o_dst")),
+            ]
+        m.d.comb += [self.w_raddr.eq(waddr), self.step.eq(active), self.mac_busy.eq(active & ~is_last_step)]
+
+        # ---------------- control pipeline: ctl[r] addresses bank r, ctl[r+1] drives PE row r
+        ctl = [Signal(CTL, name=f"ctl{r}") for r in range(R + 1)]
+        cline = [Signal(self.abits, name=f"cline{r}") for r in range(R)]
+        m.d.comb += [
+            ctl[0].valid.eq(active), ctl[0].first.eq(first), ctl[0].last.eq(lastf & is_last_step),
+            ctl[0].dense.eq(dense), ctl[0].max.eq(mx), ctl[0].a_signed.eq(a_signed), ctl[0].byte.eq(byte),
+            cline[0].eq(line),
+        ]
+        for r in range(1, R + 1):
+            m.d.sync += ctl[r].eq(ctl[r - 1])
+            if r < R:
+                m.d.sync += cline[r].eq(cline[r - 1])
+        for r in range(R):
+            m.d.comb += [self.a_raddr[r].eq(cline[r]), arr.line[r].eq(self.a_rdata[r]), arr.ctl[r].eq(ctl[r + 1])]
+        for c in range(C):
+            m.d.comb += arr.w_in[c].eq(self.w_rdata[8 * c:8 * c + 8])
+
+        # ---------------- drain
+        d_active = Signal()
+        d_left = Signal(range(R))
+        d_cfg = Signal(RQ_CFG)
+        d_b = Signal(clog2(cfg.b_depth))
+        d_s = Signal(clog2(cfg.s_depth))
+        d_o = Signal(clog2(cfg.o_depth))
+        d_sel = Signal(R)
+        with m.If(d_active):
+            m.d.sync += [d_s.eq(d_s + 1), d_o.eq(d_o + 1), d_sel.eq(d_sel << 1), d_left.eq(d_left - 1)]
+            with m.If(d_left == 0):
+                m.d.sync += d_active.eq(0)
+        with m.If(is_last_step & lastf):
+            m.d.sync += [d_active.eq(1), d_left.eq(R - 1), d_cfg.eq(s_cfg), d_b.eq(s_b), d_s.eq(s_s),
+                         d_o.eq(s_o), d_sel.eq(1)]
+        m.d.comb += [self.b_raddr.eq(d_b), self.s_raddr.eq(d_s)]
+        # mux stage (capture + r): shadows of row r -> lanes
+        mv = Signal()
+        msel = Signal(R)
+        l_cfg = Signal(RQ_CFG)
+        o_pipe = [Signal(clog2(cfg.o_depth), name=f"o_line{i}") for i in range(LATENCY + 1)]
+        v_pipe = [Signal(name=f"o_valid{i}") for i in range(LATENCY + 1)]
+        m.d.sync += [mv.eq(d_active), msel.eq(Mux(d_active, d_sel, 0)), l_cfg.eq(d_cfg),
+                     o_pipe[0].eq(d_o), v_pipe[0].eq(d_active)]
+        for i in range(1, LATENCY + 1):
+            m.d.sync += [o_pipe[i].eq(o_pipe[i - 1]), v_pipe[i].eq(v_pipe[i - 1])]
+        m.d.comb += arr.drain_sel.eq(msel)
+        for c, ln in enumerate(lanes):
+            m.d.comb += [
+                ln.in_valid.eq(mv),
+                ln.acc.eq(arr.drain_out[c]),
+                ln.bias.eq(self.b_rdata[32 * c:32 * c + 32]),
+                ln.skip.eq(self.s_rdata[8 * c:8 * c + 8]),
+                ln.cfg.eq(l_cfg),
+            ]
+        m.d.comb += [
+            self.o_waddr.eq(o_pipe[LATENCY]),
+            self.o_wen.eq(v_pipe[LATENCY]),
+            self.o_wdata.eq(Cat(*[ln.out for ln in lanes])),
+            self.drain_busy.eq((active & lastf) | d_active | Cat(*v_pipe).any()),
+            self.drain_wait.eq(Mux(is_last_step & lastf, R, Mux(d_active, d_left, 0))),
+        ]
+        return m

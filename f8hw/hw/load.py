@@ -1,0 +1,213 @@
+"""LOAD unit: LOAD (main memory -> W / B / S) and LOAD_A (im2col gather -> A banks).
+
+Pipeline: the instruction issues at t; word i presents its main-memory read
+address at t + 1 + i (address phase) and is written into its scratchpad at
+t + 2 + i (data phase; the write is visible from t + 3 + i).  So the unit is
+busy for cycles t+1 .. t+words+1 and a dependent instruction can issue at
+load_end = t + words + LOAD_LATENCY (2).  A zero-word instruction still holds
+the unit for one cycle (the ``pulse``).
+
+LOAD_A's address generator uses only counters and adders: running values of
+ih+kh, iw+kw, the row/column/word addresses (pa + kh*STEP_KH + kw*STEP_KW + cb)
+and the line index are updated incrementally; out-of-image positions do not
+read memory and write PAD_VALUE.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from f8hw import isa
+from f8hw.arch import ADDR_BITS, ArchConfig
+from f8hw.hw.common import clog2, replicate
+from f8hw.hw.isadec import field, field_width
+from f8hw.hw.regs import REGS
+
+
+class LoadUnit(wiring.Component):
+    def __init__(self, cfg: ArchConfig):
+        if not isinstance(cfg, ArchConfig):
+            raise TypeError("LoadUnit needs an ArchConfig")
+        self.cfg = cfg
+        C, R = cfg.cols, cfg.rows
+        super().__init__({
+            "issue": In(1),
+            "is_a": In(1),
+            "instr": In(isa.INSTR_BITS),
+            "regs": In(REGS),
+            "mem_rdata": In(8 * C),
+            "mem_raddr": Out(ADDR_BITS),
+            "mem_ren": Out(1),
+            "busy": Out(1),
+            "err": Out(1),
+            "err_code": Out(3),
+            "w_wen": Out(1), "w_waddr": Out(clog2(cfg.w_depth)), "w_wdata": Out(8 * C),
+            "s_wen": Out(1), "s_waddr": Out(clog2(cfg.s_depth)), "s_wdata": Out(8 * C),
+            "b_wen": Out(4 * C), "b_waddr": Out(clog2(cfg.b_depth)), "b_wdata": Out(32 * C),
+            "a_wen": Out(R), "a_waddr": Out(clog2(cfg.a_depth)), "a_wdata": Out(8 * C),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        C, R = cfg.cols, cfg.rows
+        ins = self.instr
+        DW = field_width("LOAD", "dst") + 2           # destination index with headroom for range checks
+        memw = clog2(cfg.mem_words)
+
+        pulse = Signal()
+        active = Signal()
+        is_a = Signal()
+        target = Signal(2)
+        addr = Signal(ADDR_BITS)        # current word address
+        dest = Signal(DW)               # LOAD: target index; LOAD_A: bank line
+        left = Signal(17)               # LOAD: words left
+        stride = Signal(ADDR_BITS)
+        # LOAD_A state
+        r_ = {n: Signal(signed(32), name=f"la_{n}") for n in (
+            "in_h", "in_w", "out_w", "stride_h", "stride_w", "pad_w", "step_kh", "step_kw", "step_ow", "step_wrap")}
+        pad_value = Signal(8)
+        kh_last = Signal(16)
+        kw_last = Signal(16)
+        cb_last = Signal(field_width("LOAD_A", "ncb"))
+        kh = Signal(16)
+        kw = Signal(16)
+        cb = Signal(field_width("LOAD_A", "ncb"))
+        pix_left = Signal(field_width("LOAD_A", "npix"))
+        dst0 = Signal(DW)
+        bank = Signal(R)                # one-hot
+        ih = Signal(signed(32))
+        iw = Signal(signed(32))
+        ihk = Signal(signed(32))
+        iwk = Signal(signed(32))
+        ow = Signal(32)
+        pa = Signal(ADDR_BITS)
+        row_addr = Signal(ADDR_BITS)
+        col_addr = Signal(ADDR_BITS)
+
+        in_image = Signal()
+        m.d.comb += in_image.eq((ihk >= 0) & (ihk < r_["in_h"]) & (iwk >= 0) & (iwk < r_["in_w"]))
+        ren = Signal()
+        m.d.comb += [
+            ren.eq(active & (~is_a | in_image)),
+            self.mem_raddr.eq(addr),
+            self.mem_ren.eq(ren),
+        ]
+        mem_err = Signal()
+        if memw < ADDR_BITS:
+            m.d.comb += mem_err.eq(ren & (addr[memw:] != 0))
+
+        # ---- data phase registers
+        d_valid = Signal()
+        d_is_a = Signal()
+        d_target = Signal(2)
+        d_dest = Signal(DW)
+        d_pad = Signal()
+        d_bank = Signal(R)
+        m.d.sync += [
+            pulse.eq(0),
+            d_valid.eq(active),
+            d_is_a.eq(is_a),
+            d_target.eq(target),
+            d_dest.eq(dest),
+            d_pad.eq(~in_image),
+            d_bank.eq(bank),
+        ]
+
+        # ---- address phase: advance
+        with m.If(active):
+            with m.If(~is_a):
+                m.d.sync += [addr.eq(addr + stride), dest.eq(dest + 1), left.eq(left - 1)]
+                with m.If(left == 1):
+                    m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += [dest.eq(dest + 1), cb.eq(cb + 1), addr.eq(addr + 1)]
+                with m.If(cb == cb_last):
+                    ncol = (col_addr + r_["step_kw"])[:ADDR_BITS]
+                    m.d.sync += [cb.eq(0), kw.eq(kw + 1), iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
+                    with m.If(kw == kw_last):
+                        nrow = (row_addr + r_["step_kh"])[:ADDR_BITS]
+                        m.d.sync += [kw.eq(0), kh.eq(kh + 1), ihk.eq(ihk + 1), iwk.eq(iw),
+                                     row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow)]
+                        with m.If(kh == kh_last):
+                            wrap = Signal()
+                            n_ih = Signal(signed(32))
+                            n_iw = Signal(signed(32))
+                            n_pa = Signal(ADDR_BITS)
+                            m.d.comb += [
+                                wrap.eq((ow + 1)[:32] == r_["out_w"].as_unsigned()),
+                                n_ih.eq(Mux(wrap, ih + r_["stride_h"], ih)),
+                                n_iw.eq(Mux(wrap, -r_["pad_w"], iw + r_["stride_w"])),
+                                n_pa.eq(Mux(wrap, pa + r_["step_wrap"], pa + r_["step_ow"])),
+                            ]
+                            m.d.sync += [
+                                kh.eq(0), dest.eq(dst0), bank.eq(bank << 1), pix_left.eq(pix_left - 1),
+                                ow.eq(Mux(wrap, 0, ow + 1)), ih.eq(n_ih), iw.eq(n_iw), pa.eq(n_pa),
+                                ihk.eq(n_ih), iwk.eq(n_iw), row_addr.eq(n_pa), col_addr.eq(n_pa), addr.eq(n_pa),
+                            ]
+                            with m.If(pix_left == 1):
+                                m.d.sync += active.eq(0)
+
+        # ---- issue (overrides the idle unit's state)
+        with m.If(self.issue):
+            m.d.sync += [pulse.eq(1), is_a.eq(self.is_a)]
+            with m.If(~self.is_a):
+                cnt = field(ins, "LOAD", "count")
+                m.d.sync += [
+                    active.eq(cnt != 0),
+                    target.eq(field(ins, "LOAD", "target")),
+                    dest.eq(field(ins, "LOAD", "dst")),
+                    left.eq(cnt),
+                    addr.eq(field(ins, "LOAD", "addr")),
+                    stride.eq(field(ins, "LOAD", "stride")),
+                ]
+            with m.Else():
+                g = self.regs
+                ih0, iw0 = field(ins, "LOAD_A", "ih0"), field(ins, "LOAD_A", "iw0")
+                a0 = field(ins, "LOAD_A", "addr")
+                ncb = field(ins, "LOAD_A", "ncb")
+                empty = (g.kh == 0) | (g.kw == 0) | (ncb == 0)
+                m.d.sync += [
+                    active.eq(~empty),
+                    dest.eq(field(ins, "LOAD_A", "dst")),
+                    dst0.eq(field(ins, "LOAD_A", "dst")),
+                    pix_left.eq(field(ins, "LOAD_A", "npix")),
+                    bank.eq(1),
+                    kh.eq(0), kw.eq(0), cb.eq(0),
+                    kh_last.eq(g.kh - 1), kw_last.eq(g.kw - 1), cb_last.eq(ncb - 1),
+                    ih.eq(ih0), iw.eq(iw0), ihk.eq(ih0), iwk.eq(iw0),
+                    ow.eq(field(ins, "LOAD_A", "ow0")),
+                    pa.eq(a0), row_addr.eq(a0), col_addr.eq(a0), addr.eq(a0),
+                    pad_value.eq(g.pad_value[:8]),
+                ]
+                m.d.sync += [r_[n].eq(getattr(g, n)) for n in r_]
+
+        # ---- data phase: scratchpad writes
+        wv = d_valid & ~d_is_a
+        a_err = Signal()
+        m.d.comb += a_err.eq(d_valid & d_is_a & (d_dest >= cfg.a_depth))
+        m.d.comb += [
+            self.w_wen.eq(wv & (d_target == isa.LoadTarget.W)),
+            self.w_waddr.eq(d_dest),
+            self.w_wdata.eq(self.mem_rdata),
+            self.s_wen.eq(wv & (d_target == isa.LoadTarget.S)),
+            self.s_waddr.eq(d_dest),
+            self.s_wdata.eq(self.mem_rdata),
+            self.b_waddr.eq(d_dest[2:]),
+            self.b_wdata.eq(Cat(*[replicate(self.mem_rdata[8 * c:8 * c + 8], 4) for c in range(C)])),
+            self.a_waddr.eq(d_dest),
+            self.a_wdata.eq(Mux(d_pad, replicate(pad_value, C), self.mem_rdata)),
+            self.a_wen.eq(Mux(d_valid & d_is_a & ~a_err, d_bank, 0)),
+        ]
+        plane = d_dest[:2]
+        bsel = Signal(4)
+        m.d.comb += bsel.eq(Mux(wv & (d_target == isa.LoadTarget.B), 1 << plane, 0))
+        m.d.comb += self.b_wen.eq(replicate(bsel, C))
+        m.d.comb += [
+            self.busy.eq(pulse | active | d_valid),
+            self.err.eq(mem_err | a_err),
+            self.err_code.eq(Mux(mem_err, 3, 2)),
+        ]
+        return m

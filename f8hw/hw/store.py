@@ -1,0 +1,84 @@
+"""STORE unit: output lines -> main memory (low byte of each lane, or 4 byte-planar words).
+
+Issue at t; word i reads its O line at t + 1 + i and is written to main
+memory at t + 2 + i (visible from t + 3 + i): busy t+1 .. t+words+1,
+store_end = t + words + STORE_LATENCY (2).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from f8hw import isa
+from f8hw.arch import ADDR_BITS, ArchConfig
+from f8hw.hw.common import clog2
+from f8hw.hw.isadec import field
+
+
+class StoreUnit(wiring.Component):
+    def __init__(self, cfg: ArchConfig):
+        if not isinstance(cfg, ArchConfig):
+            raise TypeError("StoreUnit needs an ArchConfig")
+        self.cfg = cfg
+        C = cfg.cols
+        super().__init__({
+            "issue": In(1),
+            "instr": In(isa.INSTR_BITS),
+            "o_raddr": Out(clog2(cfg.o_depth)),
+            "o_rdata": In(32 * C),
+            "mem_waddr": Out(ADDR_BITS),
+            "mem_wdata": Out(8 * C),
+            "mem_wen": Out(1),
+            "busy": Out(1),
+            "err": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        C = cfg.cols
+        ins = self.instr
+        memw = clog2(cfg.mem_words)
+        pulse, active, wide = Signal(), Signal(), Signal()
+        line = Signal(clog2(cfg.o_depth))
+        left = Signal(17)
+        j = Signal(2)
+        line_addr = Signal(ADDR_BITS)
+        addr = Signal(ADDR_BITS)
+        stride = Signal(ADDR_BITS)
+        d_valid, d_wide = Signal(), Signal()
+        d_j = Signal(2)
+        d_addr = Signal(ADDR_BITS)
+        m.d.comb += self.o_raddr.eq(line)
+        m.d.sync += [pulse.eq(0), d_valid.eq(active), d_wide.eq(wide), d_j.eq(j), d_addr.eq(addr)]
+        with m.If(active):
+            nline = (line_addr + stride)[:ADDR_BITS]
+            last_word = ~wide | (j == 3)
+            with m.If(last_word):
+                m.d.sync += [j.eq(0), line.eq(line + 1), line_addr.eq(nline), addr.eq(nline), left.eq(left - 1)]
+                with m.If(left == 1):
+                    m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += [j.eq(j + 1), addr.eq(addr + 1)]
+        with m.If(self.issue):
+            cnt = field(ins, "STORE", "count")
+            a0 = field(ins, "STORE", "addr")
+            m.d.sync += [
+                pulse.eq(1), active.eq(cnt != 0), wide.eq(field(ins, "STORE", "wide")),
+                line.eq(field(ins, "STORE", "src")), left.eq(cnt), j.eq(0),
+                line_addr.eq(a0), addr.eq(a0), stride.eq(field(ins, "STORE", "stride")),
+            ]
+        lanes = [self.o_rdata[32 * c:32 * c + 32] for c in range(C)]
+        err = Signal()
+        if memw < ADDR_BITS:
+            m.d.comb += err.eq(d_valid & (d_addr[memw:] != 0))
+        m.d.comb += [
+            self.mem_waddr.eq(d_addr),
+            self.mem_wdata.eq(Cat(*[Mux(d_wide, ln.word_select(d_j, 8), ln[:8]) for ln in lanes])),
+            self.mem_wen.eq(d_valid & ~err),
+            self.busy.eq(pulse | active | d_valid),
+            self.err.eq(err),
+        ]
+        return m

@@ -1,0 +1,319 @@
+"""Compiler: each pass alone, the Compiled API, errors, cycles.
+
+The random/bundled bit-exactness sweeps are in test_compiler_random.py.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from f8hw import isa
+from f8hw.arch import ArchConfig
+from f8hw.compiler import Compiled, CompileError, compile_model, legalize, lower, schedule
+from f8hw.compiler.memory import allocate, bias_words, dense_weight, weight_blocks
+from f8hw.ir import Graph, Node
+from f8hw.isa import Mode
+from f8hw.numerics import TensorFormat
+from f8hw.testing import conv_node, random_conv_graph, random_images
+
+from compiler_cases import IMG, random_layer_graph
+from compiler_harness import check_model, run_program
+
+
+def _net(rng=None):
+    return random_conv_graph(rng or np.random.default_rng(7))
+
+
+# ---------------------------------------------------------------- legalize
+
+def test_legalize_unsupported_op_names_layer():
+    g = _net()
+    g.nodes[2].op = "softmax"
+    with pytest.raises(CompileError, match=r"layer 'dw': unsupported op 'softmax'"):
+        legalize(g, ArchConfig())
+
+
+def test_legalize_overflow_names_layer():
+    g = _net()
+    conv = g.node("conv1")
+    conv.bias = np.full_like(conv.bias, 2**31 - 2)
+    with pytest.raises(CompileError, match=r"layer 'conv1'.*overflow"):
+        compile_model(g, ArchConfig(rows=4, cols=4))
+
+
+def test_impossible_scratchpad_names_layer():
+    rng = np.random.default_rng(0)
+    nodes = [Node("input", "input", [], {"shape": [1, 3, 12]}, [IMG]),
+             conv_node(rng, "wide", "input", IMG, 1, 4, (1, 12), (1, 1), (0, 0))]
+    g = Graph(nodes, "wide").validate()
+    # 16 columns: one reduction step needs 16 weight entries, a W half holds 4
+    with pytest.raises(CompileError, match=r"layer 'wide'.*W scratchpad half"):
+        compile_model(g, ArchConfig(rows=2, cols=16, w_depth=8))
+    # too large for main memory
+    with pytest.raises(CompileError, match=r"main-memory words"):
+        compile_model(g, ArchConfig(rows=2, cols=2, mem_words=16))
+
+
+def test_legalize_accepts_valid():
+    g = _net()
+    assert legalize(g, ArchConfig()) is g
+
+
+# ---------------------------------------------------------------- lower
+
+def test_lower_kinds_and_views():
+    g = _net()
+    ops, views = lower(g)
+    kinds = {op.name: op.kind for op in ops}
+    assert kinds["dw"] == "dw" and kinds["pool"] == "max" and kinds["gap"] == "gap" and kinds["fc"] == "dense"
+    assert kinds["conv1"] == "dense" and kinds["gconv"] == "dense"
+    # flatten is a view of the GAP buffer; the classifier is a conv over the whole (C, 1, 1) map
+    assert views["flat"].buffer == "gap" and views["flat"].logical == (16,)
+    fc = next(op for op in ops if op.name == "fc")
+    assert fc.kernel == (1, 1) and fc.outputs[0].raw
+    pw = next(op for op in ops if op.name == "pw")
+    assert pw.skip is not None and pw.acc_lshift >= 0 and pw.skip_lshift >= 0
+    pool = next(op for op in ops if op.name == "pool")
+    assert pool.pad_value == (0x80 if pool.in_signed else 0)
+
+
+def test_lower_linear_over_map_is_c_major():
+    rng = np.random.default_rng(1)
+    nodes = [Node("input", "input", [], {"shape": [3, 2, 5]}, [IMG]),
+             Node("flat", "flatten", ["input"], {}, [IMG]),
+             Node("fc", "linear", ["flat"], dict(in_features=30, out_features=4, w_fl=3),
+                  [TensorFormat(11, True, 32)], rng.integers(-127, 128, (4, 30)).astype(np.int8),
+                  np.zeros(4, np.int32))]
+    g = Graph(nodes, "fc").validate()
+    ops, _ = lower(g)
+    assert ops[0].kernel == (2, 5) and ops[0].weight.shape == (4, 3, 2, 5)
+    assert ops[0].weight[1, 2, 1, 3] == nodes[2].weight[1, 2 * 10 + 1 * 5 + 3]
+
+
+# ---------------------------------------------------------------- schedule
+
+def test_schedule_ksplit_and_groups():
+    g = random_layer_graph(np.random.default_rng(5), "conv")
+    ops, _ = lower(g)
+    op = ops[-1]
+    big = schedule(op, ArchConfig(rows=4, cols=4))
+    assert big.n_chunks == 1
+    # every co-tile weight-resident in one group -> each W group loaded once
+    assert len({it.wkey for it in big.items}) == len(big.wgroups)
+    small = schedule(op, ArchConfig(rows=4, cols=4, a_depth=4, w_depth=8))
+    lines = [ch.lines for ct in small.cotiles for ch in ct.chunks]
+    assert max(lines) <= 2 and small.n_chunks > 1
+    # the chunks of a co-tile cover the reduction exactly once
+    kh, kw = op.kernel
+    for ct in small.cotiles:
+        cover = np.zeros((kh, kw, ct.cb1 - ct.cb0), int)
+        for ch in ct.chunks:
+            cover[ch.kh0:ch.kh1, ch.kw0:ch.kw1, ch.cb0 - ct.cb0:ch.cb1 - ct.cb0] += 1
+        assert (cover == 1).all()
+    # first/last flags: exactly one first and one last per (pixel tile, co-tile)
+    seen = {}
+    for it in small.items:
+        seen.setdefault((it.b, it.p0, it.co), []).append((it.first, it.last))
+    for v in seen.values():
+        assert v[0][0] and v[-1][1] and sum(f for f, _ in v) == 1 and sum(lst for _, lst in v) == 1
+
+
+def test_schedule_pixel_tiles_cover_output():
+    g = _net()
+    ops, _ = lower(g)
+    arch = ArchConfig(rows=3, cols=4)
+    for op in ops:
+        plan = schedule(op, arch, batch=2)
+        _, oh, ow = op.out_shape
+        for co in range(len(plan.cotiles)):
+            for b in range(2):
+                px = sorted(p for it in plan.items if it.co == co and it.b == b and it.last
+                            for p in range(it.p0, it.p0 + it.npix))
+                assert px == list(range(oh * ow))
+
+
+# ---------------------------------------------------------------- memory
+
+def test_weight_block_layout_matches_compute_order():
+    g = random_layer_graph(np.random.default_rng(11), "group")
+    ops, _ = lower(g)
+    op = ops[-1]
+    C = 4
+    plan = schedule(op, ArchConfig(rows=2, cols=C))
+    wd = dense_weight(op, C)
+    for (co, k), blk in weight_blocks(op, plan, C).items():
+        ch = plan.cotiles[co].chunks[k]
+        assert blk.shape == (ch.lines * C, C)
+        # entry (line l, byte b): line l walks (kh, kw, cb) like LOAD_A
+        ncb = ch.cb1 - ch.cb0
+        for l in range(ch.lines):
+            kh, rest = divmod(l, (ch.kw1 - ch.kw0) * ncb)
+            kw, cb = divmod(rest, ncb)
+            for b in range(C):
+                want = wd[co * C:(co + 1) * C, (ch.cb0 + cb) * C + b, ch.kh0 + kh, ch.kw0 + kw]
+                assert (blk[l * C + b] == want).all()
+
+
+def test_bias_words_byte_planar():
+    w = bias_words(np.array([1, -2, 0x12345678], np.int32), 2)
+    assert w.shape == (8, 2)
+    vals = sum(w.reshape(2, 4, 2)[:, j, :].astype(np.int64) << (8 * j) for j in range(4)).reshape(-1)
+    assert list(vals.astype(np.uint32).view(np.int32)) == [1, -2, 0x12345678, 0]
+
+
+def test_allocation_reuse_keeps_output_and_saves_words():
+    g = _net()
+    arch = ArchConfig(rows=4, cols=4)
+    ops, views = lower(g)
+    plans = [schedule(op, arch) for op in ops]
+    keep = allocate(ops, plans, views, "input", "fc", arch, 1, reuse=False)
+    reuse = allocate(ops, plans, views, "input", "fc", arch, 1, reuse=True)
+    assert reuse.words < keep.words
+    c = compile_model(g, arch, reuse=True)
+    assert c.readable("fc")
+    check_model(g, c, random_images(np.random.default_rng(0), g, 1))
+
+
+# ---------------------------------------------------------------- emit
+
+def test_emit_masks_and_marks():
+    g = _net()
+    c = compile_model(g, ArchConfig(rows=4, cols=4))
+    ops = [isa.decode(w) for w in c.program]
+    marks = [f["slot"] for op, f in ops if op.name == "MARK"]
+    assert marks == list(range(len(c.layers) + 1))
+    assert ops[-1][0].name == "END"
+    for op, f in ops:
+        if op.name == "LOAD_A":
+            assert f["mask"] & 0x03 in (1, 2)
+        if op.name == "COMPUTE" and f["nlines"]:
+            assert f["mask"] & 0x03 in (1, 2)
+        if op.name == "COMPUTE" and f["last"]:
+            assert f["mask"] & 0xC0 in (0x40, 0x80)
+        if op.name == "STORE":
+            assert f["mask"] in (0x40, 0x80)
+    for li in c.layers:
+        assert f"{li.name} (" in c.listing
+
+
+def test_multi_output_redrain():
+    """Several output formats: one MAC pass, then the requantizer runs again on the same accumulators
+    (COMPUTE DEPTHWISE acc=1 last=1, one step times the zero W entry at the top of W)."""
+    rng = np.random.default_rng(3)
+    nodes = [Node("input", "input", [], {"shape": [2, 4, 4]}, [IMG])]
+    nodes.append(conv_node(rng, "c", "input", IMG, 2, 3, outputs=[TensorFormat(5, True), TensorFormat(3, False),
+                                                                   TensorFormat(7, True)], w_fl=4))
+    g = Graph(nodes, "c").validate()
+    c = compile_model(g, ArchConfig(rows=16, cols=4))
+    comps = [f for op, f in map(isa.decode, c.program) if op.name == "COMPUTE"]
+    redrains = [f for f in comps if f["w_base"] == c.arch.w_depth - 1]
+    assert len(redrains) == 2 * 1  # 16 pixels = 1 tile, 1 co-tile, 2 extra formats
+    assert all(f["nlines"] == 1 and f["acc"] == 1 and f["last"] == 1 and f["mode"] == Mode.DEPTHWISE
+               for f in redrains)
+    check_model(g, c, random_images(rng, g, 1))
+
+
+# ---------------------------------------------------------------- Compiled API
+
+def test_save_load_roundtrip(tmp_path):
+    g = _net()
+    c = compile_model(g, ArchConfig(rows=4, cols=8), batch=2)
+    paths = c.save(tmp_path / "m")
+    for name in ("program.bin", "memory.npy", "memory.hex", "symbols.json", "program.s"):
+        assert os.path.isfile(tmp_path / "m" / name)
+    hexlines = open(paths["memory_hex"]).read().split()
+    assert len(hexlines) == c.memory.shape[0]
+    w = 5
+    assert int(hexlines[w], 16) == int.from_bytes(bytes(c.memory[w]), "little")
+    sym = json.load(open(paths["symbols"]))
+    assert sym["batch"] == 2 and sym["output"] == "fc"
+    d = Compiled.load(tmp_path / "m")
+    assert d.program == c.program and np.array_equal(d.memory, c.memory) and d.arch == c.arch
+    assert [li.name for li in d.layers] == [li.name for li in c.layers]
+    imgs = random_images(np.random.default_rng(1), g, 2)
+    check_model(g, d, imgs)
+
+
+def test_write_inputs_and_read_tensor_layout():
+    g = _net()
+    c = compile_model(g, ArchConfig(rows=2, cols=2), batch=2)
+    imgs = random_images(np.random.default_rng(2), g, 2)
+    mem = c.memory.copy()
+    c.write_inputs(mem, imgs)
+    for b in range(2):
+        assert np.array_equal(c.read_tensor(mem, "input", b), imgs[b])
+    buf = c.symbols["buffers"]["input"]
+    # channel 2 of pixel (1, 3) of image 1 = byte 0 of word base + (1*W + 3)*CB + 1
+    h, w = imgs.shape[2:]
+    word = buf["addr"] + buf["words"] + (1 * w + 3) * 2 + 1
+    assert mem[word, 0] == imgs[1, 2, 1, 3] and mem[word, 1] == 0  # channel 3 is padding
+    with pytest.raises(CompileError):
+        c.write_inputs(mem, imgs[:, :2])
+
+
+def test_compile_cli(tmp_path, capsys):
+    from f8hw.cli import main
+    from f8hw.modelfile import save_model
+
+    g = _net()
+    save_model(g, tmp_path / "m.pt")
+    assert main(["compile", str(tmp_path / "m.pt"), "--array", "4x8", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "instructions" in out and "conv1" in out
+    d = Compiled.load(tmp_path / "out")
+    assert d.arch.rows == 4 and d.arch.cols == 8
+    assert main(["compile", str(tmp_path / "nope.pt")]) == 2
+
+
+# ---------------------------------------------------------------- cycles
+
+def test_cycles_at_least_ideal():
+    g = _net()
+    for arch in (ArchConfig(rows=4, cols=4), ArchConfig(rows=8, cols=2)):
+        c = compile_model(g, arch)
+        res = check_model(g, c, random_images(np.random.default_rng(0), g, 1))
+        macs = sum(li.macs for li in c.layers)
+        assert res["cycles"] >= macs / (arch.rows * arch.cols)
+        assert res["busy"] * arch.rows * arch.cols >= macs
+        marks = res["marks"]
+        per_layer = [marks[i + 1] - marks[i] for i in range(len(c.layers))]
+        assert all(p > 0 for p in per_layer)
+
+
+def test_hand_computed_cycles():
+    """A 1x1 conv (1 -> 2 channels) on a 1x2 image, 2x2 array: 41 cycles, by hand.
+
+    Timing rules (docs/architecture.md, f8hw/arch.py: LOAD_LATENCY =
+    STORE_LATENCY = 2, REQUANT_LATENCY = 3, array_latency = 2, first issue at
+    cycle 1, one instruction per cycle at most):
+
+        #0  MARK 0                 t=1
+        #1  SET A_SIGNED           t=2
+        #2  LOAD B (4 words)       t=3    load_end = 3 + 4 + 2 = 9
+        #3..#15 13 x SET (LOAD_A registers)  t=4..16
+        #16 LOAD_A (2 px x 1 line) t=max(17, load_end 9) = 17, load_end = 17 + 2*1 + 2 = 21
+        #17 LOAD W (2 entries)     t=max(18, 21) = 21,         load_end = 21 + 2 + 2 = 25
+        #18..#22 5 x SET (requantizer)       t=22..26
+        #23 COMPUTE DENSE 1 line, last (mask A0|W0|O0 = 0x45):
+                                   t=27 (the W load holds bit 2 until 25 < 27);
+                                   steps = 1 line * C = 2: mac_end = 29,
+                                   capture = 29 + 2 = 31, drain_end = 31 + R + 3 = 36
+        #24 STORE 2 lines (mask O0 = 0x40) waits for the drain: t=36, store_end = 36 + 2 + 2 = 40
+        #25 MARK 1                 t=37
+        #26 END                    t=max(38, store_end 40) = 40  -> cycles = 41
+    """
+    rng = np.random.default_rng(0)
+    nodes = [Node("input", "input", [], {"shape": [1, 1, 2]}, [IMG]),
+             conv_node(rng, "c", "input", IMG, 1, 2, (1, 1), (1, 1), (0, 0), w_fl=4,
+                       outputs=[TensorFormat(4, False)])]
+    g = Graph(nodes, "c").validate()
+    c = compile_model(g, ArchConfig(rows=2, cols=2))
+    names = [isa.decode(w)[0].name for w in c.program]
+    assert names == ["MARK", "SET", "LOAD"] + ["SET"] * 13 + ["LOAD_A", "LOAD"] + ["SET"] * 5 + \
+        ["COMPUTE", "STORE", "MARK", "END"]
+    res = check_model(g, c, random_images(rng, g, 1))
+    assert res["cycles"] == 41
+    assert res["marks"] == {0: 1, 1: 37}
+    assert res["busy"] == 2

@@ -1,0 +1,146 @@
+"""Export of user-written topologies, unsupported ops, and refusing malicious model files."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import f8hw.nn as f8nn
+from f8hw import digits, golden
+from f8hw.cli import main as cli_main
+from f8hw.errors import F8Error, ModelFileError
+from f8hw.export import export
+from f8hw.modelfile import load_model
+from f8hw.models import Classifier
+from f8hw.train import load_checkpoint
+
+
+class TwoBranchJoin(nn.Module):
+    """Not in the zoo: two conv branches joined by an add, then an identity add over both, ReLU, maxpool."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = f8nn.QConv2d(1, 8, 3, 1, 1)
+        self.a1 = f8nn.QConv2d(8, 8, 3, 1, 1)
+        self.a2 = f8nn.QConv2d(8, 8, 3, 1, 1)
+        self.b = f8nn.QConv2d(8, 8, 1)
+        self.join = f8nn.QAdd()
+        self.c = f8nn.QConv2d(8, 8, 3, 1, 1)
+        self.back = f8nn.QAdd()
+        self.pool = nn.MaxPool2d(2)
+        self.d = f8nn.QConv2d(8, 12, 3, 1, 1, groups=4)
+        self.e = f8nn.QConv2d(8, 12, 1)
+        self.head = Classifier(12, 10)
+        self.tail = f8nn.QAdd()
+
+    def forward(self, img):
+        x = self.stem(img)
+        y = self.join(self.a2(self.a1(x)), self.b(x))
+        z = self.back(self.c(torch.relu(y)), x)
+        p = self.pool(z)  # read by two layers (d, e) with private FLs: one maxpool copy per format
+        return self.head(self.tail(self.d(p), self.e(p)))
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return torch.from_numpy(digits.load()["test"][0][:64])
+
+
+def _calibrated(model, images):
+    f8nn.prepare(model, images[:2])
+    f8nn.calibrate(model, [images[:32], images[32:]], method="grid", bn=True)
+    return model.eval()
+
+
+def test_user_topology_exports_and_runs_bit_exact(tmp_path, test_images):
+    torch.manual_seed(1)
+    model = _calibrated(TwoBranchJoin(), test_images)
+    # private FLs for the two readers of the pooled tensor, so the maxpool needs two copies
+    model.d.act.fl_buffer.fill_(5.0)
+    model.e.act.fl_buffer.fill_(6.0)
+    path = tmp_path / "two_branch.pt"
+    graph = export(model, test_images[:1], path)
+    loaded, meta = load_model(path)
+    assert meta["input"] == {"shape": [1, 8, 8], "dtype": "uint8", "fl": 8}
+    assert [n.op for n in loaded.nodes].count("maxpool") == 2
+    assert len(loaded.node("c").inputs) == 2  # the identity add, fused with the stem's int8 tensor as skip
+    assert loaded.node("c").inputs[1] == "stem" or loaded.node("c").inputs[1].startswith("stem:")
+    logits, fl = f8nn.integer_forward(model, test_images)
+    out = golden.run(loaded, test_images.numpy())[loaded.output]
+    assert loaded.format(loaded.output).fl == fl
+    np.testing.assert_array_equal(out, logits.numpy())
+    with torch.no_grad():
+        float_logits = model(test_images)
+    assert torch.equal(float_logits.argmax(1), logits.argmax(1))
+    assert [n.name for n in graph.nodes] == [n.name for n in loaded.nodes]
+
+
+def test_file_loads_with_weights_only(tmp_path, test_images):
+    torch.manual_seed(2)
+    model = _calibrated(TwoBranchJoin(), test_images)
+    export(model, test_images[:1], tmp_path / "m.pt")
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert state["format"] == "f8hw-model" and state["version"] == 1
+
+
+class WithLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(8, 8)
+        self.fc = f8nn.QLinear(8, 10)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+def test_lstm_is_rejected_by_name():
+    with pytest.raises(f8nn.UnsupportedOpError, match=r"'rnn' \(LSTM\)"):
+        f8nn.prepare(WithLSTM(), torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+
+
+def test_plain_tensor_add_is_rejected_with_a_hint():
+    class RawAdd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = f8nn.QConv2d(1, 4, 3, 1, 1)
+            self.b = f8nn.QConv2d(4, 4, 3, 1, 1)
+
+        def forward(self, x):
+            y = self.a(x)
+            return self.b(y) + y
+
+    with pytest.raises(F8Error, match="QAdd"):
+        f8nn.prepare(RawAdd(), torch.zeros(1, 1, 8, 8, dtype=torch.uint8))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _malicious_files(tmp_path):
+    marker = tmp_path / "pwned"
+    as_torch = tmp_path / "evil_torch.pt"
+    torch.save({"format": "f8hw-model", "version": 1, "graph": _Payload(marker)}, as_torch)
+    as_pickle = tmp_path / "evil_pickle.pt"
+    with open(as_pickle, "wb") as f:
+        pickle.dump(_Payload(marker), f)
+    return marker, [as_torch, as_pickle]
+
+
+def test_malicious_pickle_is_refused_by_every_loader(tmp_path, capsys):
+    marker, files = _malicious_files(tmp_path)
+    for path in files:
+        with pytest.raises(ModelFileError):
+            load_model(path)
+        assert cli_main(["inspect", str(path)]) == 2
+        assert "error:" in capsys.readouterr().err
+        with pytest.raises(pickle.UnpicklingError):
+            load_checkpoint(path)
+    assert not marker.exists()

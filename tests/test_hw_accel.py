@@ -1,0 +1,261 @@
+"""The whole accelerator in Amaranth's simulator: hand-written programs vs the spec's
+functional semantics and EXACT cycle counts (tests/hw_refmodel.py, written from
+docs/architecture.md; also f8hw.isasim when it exists)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from f8hw import isa
+from f8hw.arch import ArchConfig
+from f8hw.hw.harness import run_program
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hw_refmodel import run_ref  # noqa: E402
+
+E = isa.encode
+Reg = isa.Reg
+
+
+def small_cfg(rows, cols, **kw):
+    base = dict(rows=rows, cols=cols, a_depth=64, w_depth=128, b_depth=4, s_depth=16, o_depth=16,
+                mem_words=512, imem_depth=256, mark_depth=8)
+    base.update(kw)
+    return ArchConfig(**base)
+
+
+def SET(reg, v):
+    return E("SET", reg=int(reg), value=int(v))
+
+
+def pack_words(arr: np.ndarray, C: int) -> np.ndarray:
+    return (np.asarray(arr) & 0xFF).astype(np.uint8).reshape(-1, C)
+
+
+def check(cfg, prog, mem, expect_done=True):
+    hw = run_program(cfg, prog, mem)
+    ref = run_ref(cfg, prog, mem)
+    assert (hw.error, hw.error_code) == (ref["error"], ref["error_code"]), (hw.error_code, ref["error_code"])
+    if expect_done:
+        assert hw.done and not hw.error
+        assert hw.cycles == ref["cycles"], (hw.cycles, ref["cycles"])
+        assert hw.busy == ref["busy"]
+        assert hw.stall == ref["stall"]
+        assert hw.marks == ref["marks"]
+        np.testing.assert_array_equal(hw.mem.astype(np.int64), ref["mem"])
+    try:
+        from f8hw import isasim  # noqa: F401
+    except ImportError:
+        pass
+    return hw, ref
+
+
+def conv_program(cfg, rng, *, H=5, Wd=5, ncb=2, K=3, stride=2, pad=1, shift=9, a_signed=0, out_signed=0,
+                 acc_split=False, marks=True):
+    """A dense KxK conv (padding, stride) tiled over R output pixels, double-buffered A and O."""
+    R, C = cfg.rows, cfg.cols
+    CB = ncb
+    Cin = C * ncb
+    OH = (H + 2 * pad - K) // stride + 1
+    OW = (Wd + 2 * pad - K) // stride + 1
+    mem = np.zeros((cfg.mem_words, C), np.int64)
+    x = rng.integers(-127 if a_signed else 0, 128 if a_signed else 256, size=(H, Wd, Cin))
+    in_base, w_base_m, b_base, out_base = 0, 100, 300, 320
+    mem[in_base:in_base + H * Wd * CB] = (x.reshape(H * Wd * CB, C)) & 0xFF
+    w = rng.integers(-127, 128, size=(C, Cin, K, K))  # (co, ci, kh, kw)
+    nlines = K * K * ncb
+    went = np.zeros((nlines * C, C), np.int64)
+    for kh in range(K):
+        for kw in range(K):
+            for cb in range(ncb):
+                j = (kh * K + kw) * ncb + cb
+                for b in range(C):
+                    went[j * C + b] = w[:, cb * C + b, kh, kw]
+    mem[w_base_m:w_base_m + nlines * C] = went & 0xFF
+    bias = rng.integers(-5000, 5000, size=C)
+    for p in range(4):
+        mem[b_base + p] = (bias >> (8 * p)) & 0xFF
+    half = cfg.a_depth // 2
+    prog = [E("MARK", slot=0)] if marks else []
+    prog += [
+        E("LOAD", mask=4, target=isa.LoadTarget.W, dst=0, count=nlines * C, addr=w_base_m, stride=1),
+        E("LOAD", mask=16, target=isa.LoadTarget.B, dst=0, count=4, addr=b_base, stride=1),
+        SET(Reg.IN_H, H), SET(Reg.IN_W, Wd), SET(Reg.OUT_W, OW), SET(Reg.KH, K), SET(Reg.KW, K),
+        SET(Reg.STRIDE_H, stride), SET(Reg.STRIDE_W, stride), SET(Reg.PAD_W, pad),
+        SET(Reg.STEP_KH, Wd * CB), SET(Reg.STEP_KW, CB), SET(Reg.STEP_OW, stride * CB),
+        SET(Reg.STEP_WRAP, (stride * Wd - (OW - 1) * stride) * CB), SET(Reg.PAD_VALUE, 0),
+        SET(Reg.A_SIGNED, a_signed), SET(Reg.USE_BIAS, 1), SET(Reg.SHIFT, shift), SET(Reg.OUT_SIGNED, out_signed),
+    ]
+    npix_total = OH * OW
+    tiles = [(i, min(R, npix_total - i)) for i in range(0, npix_total, R)]
+    for p, (idx, npix) in enumerate(tiles):
+        oh, ow = divmod(idx, OW)
+        ih0, iw0 = oh * stride - pad, ow * stride - pad
+        addr = (in_base + (ih0 * Wd + iw0) * CB) & 0xFFFFFFFF
+        ab = (p % 2) * half
+        od = (p % 2) * (cfg.o_depth // 2)
+        prog.append(E("LOAD_A", mask=1 << (p % 2), dst=ab, npix=npix, ncb=ncb, ih0=ih0, iw0=iw0, ow0=ow, addr=addr))
+        cm = (1 << (p % 2)) | 4 | 16 | (64 << (p % 2))
+        if acc_split:
+            h1 = nlines // 2
+            prog.append(E("COMPUTE", mask=cm, mode=isa.Mode.DENSE, acc=0, last=0, a_base=ab, w_base=0, nlines=h1,
+                          b_src=0, s_src=0, o_dst=od))
+            prog.append(E("COMPUTE", mask=cm, mode=isa.Mode.DENSE, acc=1, last=1, a_base=ab + h1, w_base=h1 * C,
+                          nlines=nlines - h1, b_src=0, s_src=0, o_dst=od))
+        else:
+            prog.append(E("COMPUTE", mask=cm, mode=isa.Mode.DENSE, acc=0, last=1, a_base=ab, w_base=0,
+                          nlines=nlines, b_src=0, s_src=0, o_dst=od))
+        prog.append(E("STORE", mask=64 << (p % 2), wide=0, src=od, count=npix, addr=out_base + idx, stride=1))
+    if marks:
+        prog.append(E("MARK", slot=1))
+    prog.append(E("END"))
+    # numpy expectation (independent of the reference model)
+    xp = np.zeros((H + 2 * pad, Wd + 2 * pad, Cin), np.int64)
+    xp[pad:pad + H, pad:pad + Wd] = x
+    exp = np.zeros((OH, OW, C), np.int64)
+    from f8hw import numerics
+    for oh in range(OH):
+        for ow in range(OW):
+            win = xp[oh * stride:oh * stride + K, ow * stride:ow * stride + K]  # (K, K, Cin)
+            acc = np.einsum("hwc,ochw->o", win, w) + bias
+            exp[oh, ow] = numerics.saturate(numerics.round_shift(acc, shift), bool(out_signed))
+    return prog, mem, (out_base, exp.reshape(-1, C))
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (3, 2), (1, 4), (4, 1)])
+def test_dense_conv(rows, cols):
+    cfg = small_cfg(rows, cols)
+    rng = np.random.default_rng(rows * 10 + cols)
+    prog, mem, (ob, exp) = conv_program(cfg, rng, a_signed=int(rows == 3), out_signed=int(rows == 3))
+    hw, ref = check(cfg, prog, mem)
+    got = hw.mem[ob:ob + len(exp)].astype(np.int64)
+    np.testing.assert_array_equal(got, exp & 0xFF)
+
+
+def test_dense_conv_accumulate_split():
+    cfg = small_cfg(2, 3)
+    prog, mem, (ob, exp) = conv_program(cfg, np.random.default_rng(7), H=4, Wd=3, ncb=1, stride=1, shift=7,
+                                        acc_split=True)
+    hw, _ = check(cfg, prog, mem)
+    np.testing.assert_array_equal(hw.mem[ob:ob + len(exp)].astype(np.int64), exp & 0xFF)
+
+
+def mixed_program(cfg, rng, acc_l=2, skip_l=5, shift=6):
+    """Depthwise 3x3 (signed) + residual from S, MAX (register snapshot while in flight),
+    raw int32 DENSE with a wide STORE, short back-to-back tiles (drain spacing), MAX with acc=1."""
+    R, C = cfg.rows, cfg.cols
+    H, Wd = 3, 4
+    mem = np.zeros((cfg.mem_words, C), np.int64)
+    mem[0:H * Wd] = rng.integers(0, 256, size=(H * Wd, C))
+    mem[100:109] = rng.integers(0, 256, size=(9, C))        # weights
+    mem[120:124] = rng.integers(0, 256, size=(4, C))        # bias (byte-planar)
+    mem[130:130 + R] = rng.integers(0, 256, size=(R, C))    # skip lines
+    half_o = cfg.o_depth // 2
+    p = [
+        E("MARK", slot=0),
+        E("LOAD", mask=4, target=isa.LoadTarget.W, dst=0, count=9, addr=100, stride=1),
+        E("LOAD", mask=16, target=isa.LoadTarget.B, dst=0, count=4, addr=120, stride=1),
+        E("LOAD", mask=16, target=isa.LoadTarget.S, dst=0, count=R, addr=130, stride=1),
+        SET(Reg.IN_H, H), SET(Reg.IN_W, Wd), SET(Reg.OUT_W, Wd), SET(Reg.KH, 3), SET(Reg.KW, 3),
+        SET(Reg.STRIDE_H, 1), SET(Reg.STRIDE_W, 1), SET(Reg.PAD_W, 1), SET(Reg.STEP_KH, Wd), SET(Reg.STEP_KW, 1),
+        SET(Reg.STEP_OW, 1), SET(Reg.STEP_WRAP, 1 + 2), SET(Reg.PAD_VALUE, 0x81),
+        E("LOAD_A", mask=1, dst=0, npix=R, ncb=1, ih0=-1, iw0=-1, ow0=0, addr=(-Wd - 1) & 0xFFFFFFFF),
+        SET(Reg.A_SIGNED, 1), SET(Reg.USE_BIAS, 1), SET(Reg.USE_SKIP, 1), SET(Reg.SKIP_SIGNED, 1),
+        SET(Reg.ACC_LSHIFT, acc_l), SET(Reg.SKIP_LSHIFT, skip_l), SET(Reg.SHIFT, shift), SET(Reg.OUT_SIGNED, 1),
+        E("COMPUTE", mask=1 | 4 | 16 | 64, mode=isa.Mode.DEPTHWISE, acc=0, last=1, a_base=0, w_base=0, nlines=9,
+          b_src=0, s_src=0, o_dst=0),
+        # change registers while the drain of the previous COMPUTE is in flight
+        SET(Reg.USE_SKIP, 0), SET(Reg.USE_BIAS, 0), SET(Reg.SHIFT, 0), SET(Reg.OUT_SIGNED, 0), SET(Reg.A_SIGNED, 0),
+        E("STORE", mask=64, wide=0, src=0, count=R, addr=200, stride=2),
+        E("MARK", slot=1),
+        E("COMPUTE", mask=1 | 128, mode=isa.Mode.MAX, acc=0, last=1, a_base=0, w_base=0, nlines=9,
+          b_src=0, s_src=0, o_dst=half_o),
+        E("STORE", mask=128, wide=0, src=half_o, count=R, addr=201, stride=2),
+        SET(Reg.RQ_RAW, 1), SET(Reg.USE_BIAS, 1), SET(Reg.A_SIGNED, 1),
+        E("COMPUTE", mask=1 | 4 | 16 | 64, mode=isa.Mode.DENSE, acc=0, last=1, a_base=2, w_base=0,
+          nlines=min(2, 9 // C), b_src=0, s_src=0, o_dst=0),
+        E("STORE", mask=64, wide=1, src=0, count=R, addr=260, stride=5),
+        SET(Reg.RQ_RAW, 0), SET(Reg.USE_BIAS, 0), SET(Reg.SHIFT, -3), SET(Reg.OUT_SIGNED, 1),
+        E("MARK", slot=2),
+    ]
+    # short tiles back to back: the drain-spacing rule decides the issue cycles
+    for i in range(3):
+        p.append(E("COMPUTE", mask=1 | 4 | (128 if i % 2 else 64), mode=isa.Mode.DEPTHWISE, acc=0, last=1,
+                   a_base=i, w_base=i, nlines=1, b_src=0, s_src=0, o_dst=(i % 2) * half_o))
+    p += [
+        E("COMPUTE", mask=1 | 64, mode=isa.Mode.MAX, acc=0, last=0, a_base=0, w_base=0, nlines=4,
+          b_src=0, s_src=0, o_dst=0),
+        SET(Reg.SHIFT, 1),
+        E("COMPUTE", mask=1 | 64, mode=isa.Mode.MAX, acc=1, last=1, a_base=4, w_base=0, nlines=5,
+          b_src=0, s_src=0, o_dst=0),
+        E("STORE", mask=64, wide=0, src=0, count=R, addr=300, stride=1),
+        E("STORE", mask=128, wide=1, src=half_o, count=2, addr=310, stride=4),
+        E("MARK", slot=3),
+        E("END"),
+    ]
+    return p, mem
+
+
+@pytest.mark.parametrize("rows,cols", [(2, 2), (4, 4), (4, 3), (1, 3), (3, 1)])
+def test_mixed_modes(rows, cols):
+    cfg = small_cfg(rows, cols)
+    prog, mem = mixed_program(cfg, np.random.default_rng(100 + rows * 10 + cols))
+    check(cfg, prog, mem)
+
+
+@pytest.mark.parametrize("shift,acc_l,skip_l", [(15, 0, 15), (-8, 8, 0), (0, 3, 3), (1, 0, 0)])
+def test_mixed_shift_extremes(shift, acc_l, skip_l):
+    cfg = small_cfg(2, 3)
+    prog, mem = mixed_program(cfg, np.random.default_rng(5), acc_l=acc_l, skip_l=skip_l, shift=shift)
+    check(cfg, prog, mem)
+
+
+def test_dyadic_mult_one_equals_shift():
+    rng = np.random.default_rng(3)
+    prog, mem, (ob, exp) = conv_program(small_cfg(2, 2), rng, marks=False)
+    a = run_program(small_cfg(2, 2), prog, mem)
+    b = run_program(small_cfg(2, 2, requant="dyadic"), prog, mem)
+    assert a.cycles == b.cycles and a.done and b.done
+    np.testing.assert_array_equal(a.mem, b.mem)
+    # RQ_MULT = 3 against the reference model (v * RQ_MULT before the shift)
+    prog3 = prog[:2] + [SET(Reg.RQ_MULT, 3)] + prog[2:]
+    check(small_cfg(2, 2, requant="dyadic"), prog3, mem)
+
+
+ERR_CASES = {
+    "opcode0": ([0], 1),
+    "opcode15": ([15], 1),
+    "load_target": ([E("LOAD", mask=1, target=3, dst=0, count=1, addr=0, stride=1)], 1),
+    "compute_mode": ([E("COMPUTE", mask=1, mode=3, nlines=1)], 1),
+    "load_w_range": ([E("LOAD", mask=1, target=0, dst=120, count=9, addr=0, stride=1)], 2),
+    "load_b_range": ([E("LOAD", mask=1, target=1, dst=14, count=3, addr=0, stride=1)], 2),
+    "loada_npix0": ([E("LOAD_A", mask=1, dst=0, npix=0, ncb=1)], 2),
+    "loada_npix_big": ([E("LOAD_A", mask=1, dst=0, npix=5, ncb=1)], 2),
+    "loada_lines": ([SET(Reg.KH, 3), SET(Reg.KW, 3), SET(Reg.IN_H, 9), SET(Reg.IN_W, 9),
+                     E("LOAD_A", mask=1, dst=60, npix=1, ncb=1, ih0=0, iw0=0, addr=0)], 2),
+    "store_range": ([E("STORE", mask=1, src=10, count=7, addr=0, stride=1)], 2),
+    "compute_o": ([E("COMPUTE", mask=1, mode=0, last=1, nlines=1, o_dst=13)], 2),
+    "compute_a": ([E("COMPUTE", mask=1, mode=1, last=0, nlines=10, a_base=60)], 2),
+    "compute_w": ([E("COMPUTE", mask=1, mode=0, last=0, nlines=40, a_base=0, w_base=0)], 2),
+    "compute_zero": ([E("COMPUTE", mask=1, mode=0, last=0, nlines=0)], 2),
+    "mark_range": ([E("MARK", slot=8)], 2),
+    "load_mem": ([E("LOAD", mask=1, target=0, dst=0, count=4, addr=510, stride=1)], 3),
+    "load_mem_stride": ([E("LOAD", mask=1, target=0, dst=0, count=4, addr=0, stride=-1)], 3),
+    "loada_mem": ([SET(Reg.KH, 1), SET(Reg.KW, 1), SET(Reg.IN_H, 9), SET(Reg.IN_W, 9),
+                   E("LOAD_A", mask=1, dst=0, npix=1, ncb=1, ih0=0, iw0=0, addr=512)], 3),
+    "store_mem": ([E("STORE", mask=1, wide=1, src=0, count=1, addr=509, stride=1)], 3),
+    "fetch": ([SET(Reg.KH, 1)] * 16, 4),
+    "no_end": ([SET(Reg.KH, 1)], 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ERR_CASES))
+def test_errors(name):
+    prog, code = ERR_CASES[name]
+    cfg = small_cfg(4, 4, imem_depth=16)
+    hw, ref = check(cfg, prog + [E("END")] if name not in ("fetch", "no_end") else prog, None, expect_done=False)
+    assert hw.error and not hw.done and hw.error_code == code

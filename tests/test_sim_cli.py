@@ -1,0 +1,159 @@
+"""f8hw sim: compile + simulate + per-layer bit-exact check + cycle report, and the engine registry."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from f8hw.cli import main
+from f8hw.errors import F8Error
+
+pytest.importorskip("f8hw.compiler", reason="the compiler (f8hw.compiler) is not available")
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = REPO / "models" / "default.pt"
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("F8HW_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    from f8hw.modelfile import save_model
+    from f8hw.testing import random_conv_graph
+
+    g = random_conv_graph(np.random.default_rng(11), in_shape=(1, 8, 8), channels=8)
+    path = tmp_path_factory.mktemp("model") / "net.pt"
+    save_model(g, path)
+    return path
+
+
+def run_json(capsys, *args):
+    code = main(["sim", *map(str, args), "--json"])
+    out = capsys.readouterr()
+    return code, (json.loads(out.out) if out.out.strip() else None), out.err
+
+
+def test_sim_json_bit_exact_and_cache(model_file, capsys):
+    code, rep, err = run_json(capsys, model_file, "--array", "4x4", "--batch", "2")
+    assert code == 0, err
+    assert rep["engine"] == "isa" and rep["array"] == "4x4" and rep["bit_exact"] is True
+    assert rep["batch"] == 2 and rep["cycles"] > 0 and not rep["cached"]
+    assert err == ""  # quiet under --json
+    names = [lay["name"] for lay in rep["layers"]]
+    assert names[0] == "conv1" and "fc" in names
+    for lay in rep["layers"]:
+        assert set(lay) >= {"name", "macs", "cycles", "utilization", "bit_exact"}
+        assert lay["bit_exact"] is True and lay["cycles"] > 0
+        assert lay["utilization"] == pytest.approx(lay["macs"] / (16 * lay["cycles"]))
+    assert sum(lay["cycles"] for lay in rep["layers"]) <= rep["cycles"]
+    assert rep["utilization"] == pytest.approx(rep["macs"] / (16 * rep["cycles"]))
+    # the second run reuses the compilation and gives the same numbers
+    code2, rep2, _ = run_json(capsys, model_file, "--array", "4x4", "--batch", "2")
+    assert code2 == 0 and rep2["cached"] and rep2["cycles"] == rep["cycles"]
+
+
+def test_sim_table_plot_report(model_file, tmp_path, capsys):
+    png, md = tmp_path / "util.png", tmp_path / "report.md"
+    code = main(["sim", str(model_file), "--array", "8x8", "--plot", str(png), "--report", str(md)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "total" in out and "conv1" in out and "cycles/s" in out
+    assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
+    text = md.read_text()
+    assert "| layer | MACs | cycles | utilization | bit-exact |" in text and "| conv1 |" in text
+
+
+def test_sim_mismatch_names_layer_and_coordinates(model_file, capsys, monkeypatch):
+    from f8hw import golden
+
+    real = golden.run
+
+    def corrupted(graph, images):
+        t = real(graph, images)
+        t["pw"] = t["pw"].copy()
+        t["pw"][0, 3, 1, 2] += 1
+        return t
+
+    monkeypatch.setattr(golden, "run", corrupted)
+    code, rep, err = run_json(capsys, model_file, "--array", "4x4")
+    assert code == 1
+    assert rep["bit_exact"] is False
+    bad = [lay["name"] for lay in rep["layers"] if lay["bit_exact"] is False]
+    assert bad == ["pw"]
+    m = rep["first_mismatch"]
+    assert m["layer"] == "pw" and m["index"] == [3, 1, 2] and m["got"] + 1 == m["expected"]
+    assert "MISMATCH" in err and "'pw'" in err and "(3, 1, 2)" in err
+
+
+def test_sim_inputs_npy_and_png(model_file, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(3, 1, 8, 8), dtype=np.uint8)
+    npy = tmp_path / "x.npy"
+    np.save(npy, x)
+    code, rep, err = run_json(capsys, model_file, "--array", "4x4", "--input", npy, "--batch", "3")
+    assert code == 0 and rep["bit_exact"] and rep["batch"] == 3, err
+
+    import matplotlib.image as mpimg
+
+    png = tmp_path / "x.png"
+    mpimg.imsave(png, x[0, 0], cmap="gray", vmin=0, vmax=255)
+    code, rep, err = run_json(capsys, model_file, "--array", "4x4", "--input", png)
+    assert code == 0 and rep["bit_exact"], err
+
+    code, rep, err = run_json(capsys, model_file, "--input", tmp_path / "missing.npy")
+    assert code == 2 and "no such file" in err
+    np.save(npy, x[:, :, :4])
+    code, rep, err = run_json(capsys, model_file, "--input", npy)
+    assert code == 2 and "shape" in err
+
+
+def test_loader_helpers():
+    from f8hw.commands.sim import load_images
+
+    imgs, desc = load_images(None, (1, 8, 8), 2)
+    assert imgs.shape == (2, 1, 8, 8) and imgs.dtype == np.uint8 and "digits" in desc
+    imgs, desc = load_images(None, (3, 5, 5), 1)
+    assert imgs.shape == (1, 3, 5, 5) and "random" in desc
+    with pytest.raises(F8Error, match="batch"):
+        load_images(None, (1, 8, 8), 0)
+
+
+def test_engine_registry():
+    from f8hw.engines import Engine, EngineError, get_engine
+
+    eng = get_engine("isa")
+    assert eng.name == "isa" and isinstance(eng, Engine)
+    with pytest.raises(EngineError, match="unknown engine 'spice'"):
+        get_engine("spice")
+    for name in ("verilator", "icarus"):
+        if importlib.util.find_spec(f"f8hw.engines.{name}") is None:
+            with pytest.raises(EngineError, match=f"engine '{name}' is not available yet"):
+                get_engine(name)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("f8hw.engines.verilator") is not None,
+                    reason="the verilator engine exists")
+def test_sim_unavailable_engine_is_an_error(model_file, capsys):
+    code = main(["sim", str(model_file), "--engine", "verilator"])
+    assert code == 2 and "engine 'verilator' is not available yet" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="models/default.pt does not exist yet")
+def test_sim_default_model_end_to_end(tmp_path):
+    exe = Path(sys.executable).parent / "f8hw"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "f8hw.cli"]
+    r = subprocess.run(cmd + ["sim", "--json", "--array", "16x16"], capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "F8HW_CACHE": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["bit_exact"] is True and rep["engine"] == "isa" and rep["array"] == "16x16"
+    assert rep["cycles"] > 0 and all(lay["bit_exact"] is not False for lay in rep["layers"])
