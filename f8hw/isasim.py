@@ -22,7 +22,7 @@ Conventions where docs/architecture.md leaves details to the implementation
 (the RTL in f8hw/hw does the same):
 
 - Decode-time checks (code 1/2) happen before the instruction waits to issue;
-  COMPUTE range checks: a_base + nlines <= a_depth, the W entries
+  COMPUTE range checks: nlines >= 1, a_base + nlines <= a_depth, the W entries
   unless MAX, o_dst + R <= o_depth always, s_src + R <= s_depth with last and
   USE_SKIP and not RQ_RAW, b_src < b_depth with last and USE_BIAS; a MARK slot
   >= mark_depth is code 2.  Words past the end of the program are 0 (opcode 0,
@@ -32,12 +32,9 @@ Conventions where docs/architecture.md leaves details to the implementation
 - SET of a register number not in ``isa.Reg`` has no effect; registers reset
   to 0 except RQ_MULT = 1.  Flags are "value != 0"; ACC_LSHIFT / SKIP_LSHIFT
   use their low 4 bits; a zero KH, KW or ncb makes LOAD_A move no word.
-- COMPUTE with nlines = 0 (the compiler's "re-drain": a second requantization
-  of the same accumulators with other SET registers) performs no MAC step:
-  with acc = 1 the accumulators are unchanged (acc = 0: DENSE/DEPTHWISE start
-  at 0, MAX keeps them); with last = 1 they are drained as usual.  The spec
-  does not make nlines = 0 an error.  (NOTE: f8hw/hw/frontend.py currently
-  raises code 2 for it; to be reconciled by the lead.)
+- COMPUTE with nlines = 0 is code 2 (no MAC step could capture the
+  accumulators; f8hw/hw/frontend.py does the same).  docs/architecture.md
+  does not list this case explicitly.
 """
 
 from __future__ import annotations
@@ -368,6 +365,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             nl, last = f["nlines"], f["last"]
             steps = nl * C if mode == Mode.DENSE else nl
             raw = regs[Reg.RQ_RAW] != 0
+            if nl == 0:
+                raise _err(ERR_SPAD, pc, "COMPUTE", "nlines 0 (must be >= 1)")
             if f["a_base"] + nl > arch.a_depth:
                 raise _err(ERR_SPAD, pc, "COMPUTE", f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}")
             if mode != Mode.MAX and f["w_base"] + steps > arch.w_depth:
@@ -646,3 +645,18 @@ def _store(m: _Machine, pc: int, f: dict, t: int) -> None:
         m.races.add(_Access(pc, "O", False, 0, 1, src, src + n, t + 1, 0, t + words, 0))
         m.races.add(_Access(pc, "mem", True, 0, 1, int(addrs.min()), int(addrs.max()) + 1, t + 2, 0, t + words + 1, 0,
                             addrs, t + 2 + np.arange(words, dtype=np.int64)))
+
+
+def format_trace(program, result: SimResult, start: int = 0, count: int | None = None) -> str:
+    """A listing of executed instructions with their issue cycle and stall (debugging aid)."""
+    if isinstance(program, (bytes, bytearray, memoryview)):
+        program = isa.from_bytes(bytes(program))
+    stop = len(result.issue) if count is None else min(len(result.issue), start + count)
+    lines = []
+    for pc in range(start, stop):
+        op, f = isa.decode(program[pc])
+        t = int(result.issue[pc])
+        earliest = FIRST_ISSUE if pc == 0 else int(result.issue[pc - 1]) + 1
+        fields = " ".join(f"{k}={(hex(v) if k == 'mask' else v)}" for k, v in f.items())
+        lines.append(f"{pc:7d}  t={t:<9d} stall={t - earliest:<6d} {op.name:<8s}{fields}")
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -202,7 +202,8 @@ def build(verilog: str, top: str, simulator: str = "verilator", waves: bool = Fa
     _check_simulator(simulator)
     _setup_env()
     extra_args = list(extra_args or [])
-    key = _build_key(verilog, top, simulator, waves, extra_args)
+    args = (VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS) + extra_args
+    key = _build_key(verilog, top, simulator, waves, args + [os.environ.get("CXXFLAGS", "")])
     root = cache_root()
     d = root / f"{simulator}-{top}-{key}"
     stamp = d / "f8hw-build.json"
@@ -218,10 +219,10 @@ def build(verilog: str, top: str, simulator: str = "verilator", waves: bool = Fa
         from cocotb_tools.runner import get_runner
 
         runner = get_runner(simulator)
-        args = (VERILATOR_ARGS if simulator == "verilator" else ICARUS_ARGS) + extra_args
         sources = [src]
         if simulator == "verilator":
             _public_top_only(runner, d, top, sources)
+            _reuse_runtime_objects(runner, d, waves)
         log = d / "build.log"
         t0 = time.monotonic()
         try:
@@ -232,6 +233,8 @@ def build(verilog: str, top: str, simulator: str = "verilator", waves: bool = Fa
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise RtlSimError(f"{simulator} build of {top} failed ({e}); log {log}:\n{tail}") from None
         dt = time.monotonic() - t0
+        if simulator == "verilator":
+            _save_runtime_objects(d, waves)
         stamp.write_text(json.dumps({"build_seconds": dt, "simulator": simulator, "top": top,
                                      "version": simulator_version(simulator), "waves": waves}))
         return SimBuild(simulator, top, d, key, waves, dt, False)
@@ -258,6 +261,47 @@ def _public_top_only(runner, d: Path, top: str, sources: list) -> None:
         return cmds
 
     runner._build_command = _build_command
+
+
+# Verilator's runtime library objects do not depend on the design: compiled once
+# per (Verilator version, flags, tracing) and copied into every new build.
+_RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+
+
+def _runtime_dir(waves: bool) -> Path:
+    h = hashlib.sha256("|".join([simulator_version("verilator"), os.environ.get("CXXFLAGS", ""),
+                                 os.environ.get("MAKEFLAGS", ""), str(waves), str(BUILD_VERSION)]).encode())
+    return cache_root() / f"verilator-runtime-{h.hexdigest()[:16]}"
+
+
+def _reuse_runtime_objects(runner, d: Path, waves: bool) -> None:
+    rt = _runtime_dir(waves)
+    if not all((rt / f"{n}.o").is_file() and (rt / f"{n}.d").is_file() for n in _RUNTIME_OBJECTS):
+        return
+    orig = runner._build_command
+
+    def _build_command():
+        cmds = orig()  # [verilator ..., make ...]: copy the objects in between (fresh mtimes: up to date)
+        files = [str(rt / f"{n}{ext}") for n in _RUNTIME_OBJECTS for ext in (".o", ".d")]
+        return [cmds[0], ["cp", *files, str(d)], *cmds[1:]]
+
+    runner._build_command = _build_command
+
+
+def _save_runtime_objects(d: Path, waves: bool) -> None:
+    rt = _runtime_dir(waves)
+    if all((rt / f"{n}.o").is_file() for n in _RUNTIME_OBJECTS):
+        return
+    if not all((d / f"{n}.o").is_file() and (d / f"{n}.d").is_file() for n in _RUNTIME_OBJECTS):
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=rt.name + ".", dir=cache_root()))
+    for n in _RUNTIME_OBJECTS:
+        for ext in (".o", ".d"):
+            shutil.copy2(d / f"{n}{ext}", tmp / f"{n}{ext}")
+    try:
+        os.replace(tmp, rt)
+    except OSError:  # another process saved them first
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- running
@@ -579,8 +623,42 @@ class RtlRunError(RtlSimError):
                          f"({ERROR_NAMES.get(code, 'unknown')}) at cycle {result.cycles}")
 
 
-def default_budget(program_len: int, memory_words: int) -> int:
-    return 1_000_000 + 64 * program_len
+def cycle_bound(program, arch) -> int:
+    """An upper bound on the cycles of a correct run of ``program``: every instruction's unit time,
+    serialized (the accelerator overlaps them, never takes longer), plus slack.  The watchdog default."""
+    from f8hw import isa
+    from f8hw.arch import LOAD_LATENCY, REQUANT_LATENCY, STORE_LATENCY, array_latency
+
+    regs = {int(isa.Reg.KH): 0, int(isa.Reg.KW): 0}
+    total = 0
+    drain = array_latency(arch.rows, arch.cols) + arch.rows + REQUANT_LATENCY
+    for word in program:
+        try:
+            op, f = isa.decode(int(word))
+        except isa.IsaError:
+            total += 1
+            continue
+        n = op.name
+        if n == "SET":
+            regs[f["reg"]] = f["value"]
+            total += 1
+        elif n == "LOAD":
+            total += f["count"] + LOAD_LATENCY + 1
+        elif n == "LOAD_A":
+            total += f["npix"] * max(regs.get(int(isa.Reg.KH), 0), 0) * max(regs.get(int(isa.Reg.KW), 0), 0) \
+                * f["ncb"] + LOAD_LATENCY + 1
+        elif n == "STORE":
+            total += f["count"] * (4 if f["wide"] else 1) + STORE_LATENCY + 1
+        elif n == "COMPUTE":
+            steps = f["nlines"] * (arch.cols if f["mode"] == int(isa.Mode.DENSE) else 1)
+            total += steps + drain + 1
+        else:
+            total += 1
+    return 2 * total + 10_000
+
+
+def default_budget(program, arch) -> int:
+    return cycle_bound(program, arch)
 
 
 def simulate(arch, program, memory: np.ndarray, simulator: str = "verilator", max_cycles: int | None = None,
@@ -605,7 +683,7 @@ def simulate(arch, program, memory: np.ndarray, simulator: str = "verilator", ma
     program = list(program)
     if len(program) > arch.imem_depth:
         raise RtlSimError(f"program has {len(program)} instructions, imem_depth is {arch.imem_depth}")
-    budget = int(max_cycles) if max_cycles is not None else default_budget(len(program), len(memory))
+    budget = int(max_cycles) if max_cycles is not None else default_budget(program, arch)
     sim = build_accelerator(arch, simulator, waves=waves is not None, progress=progress)
     own_dir = workdir is None
     wd = tempdir() if own_dir else Path(workdir)

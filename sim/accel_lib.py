@@ -89,7 +89,7 @@ class Mismatch:
 
     def __str__(self):
         return (f"first mismatching layer {self.layer!r}, tensor {self.ref!r}: element {self.index} "
-                f"RTL {self.got} != golden {self.expected} ({self.count} elements differ)")
+                f"got {self.got} != golden {self.expected} ({self.count} elements differ)")
 
 
 def first_mismatch(compiled, memory: np.ndarray, gold: dict, batch: int = 1) -> Mismatch | None:
@@ -138,7 +138,11 @@ def run_and_check(graph: Graph, arch: ArchConfig, simulator: str, images: np.nda
                         f"the ISA simulator ran the program to END at cycle {ref.cycles}")
     mm = first_mismatch(comp, res.memory, gold, batch)
     if mm is not None:
-        problems.append(str(mm))
+        isa_mm = first_mismatch(comp, ref.memory, gold, batch)
+        note = ("the ISA simulator matches the golden model" if isa_mm is None else
+                f"the ISA simulator mismatches too ({isa_mm.layer!r} {isa_mm.index}: {isa_mm.got}): "
+                "a compiler or golden-model problem, not only the RTL")
+        problems.append(f"{mm}; {note}")
     if (res.cycles, res.busy, res.stall) != (ref.cycles, ref.busy, ref.stall):
         problems.append(f"counters (cycles, busy, stall): RTL {(res.cycles, res.busy, res.stall)} != "
                         f"ISA simulator {(ref.cycles, ref.busy, ref.stall)}")

@@ -283,26 +283,30 @@ def test_cycles_at_least_ideal():
 
 
 def test_hand_computed_cycles():
-    """A 1x1 conv (1 -> 2 channels) on a 1x2 image, 2x2 array: 41 cycles, by hand.
+    """A 1x1 conv (1 -> 2 channels) on a 1x2 image, 2x2 array: 45 cycles, by hand.
 
-    Timing rules (docs/architecture.md, f8hw/arch.py: LOAD_LATENCY =
-    STORE_LATENCY = 2, REQUANT_LATENCY = 3, array_latency = 2, first issue at
-    cycle 1, one instruction per cycle at most):
+    Timing rules (docs/architecture.md, f8hw/arch.py): first issue at cycle 1,
+    at most one instruction per cycle, in order; LOAD_LATENCY = STORE_LATENCY
+    = 2, REQUANT_LATENCY = 3, array_latency = 2.  The tile has one A line, so
+    the drain is a separate one-step COMPUTE (times the zero W entry):
 
-        #0  MARK 0                 t=1
-        #1  SET A_SIGNED           t=2
-        #2  LOAD B (4 words)       t=3    load_end = 3 + 4 + 2 = 9
-        #3..#15 13 x SET (LOAD_A registers)  t=4..16
-        #16 LOAD_A (2 px x 1 line) t=max(17, load_end 9) = 17, load_end = 17 + 2*1 + 2 = 21
-        #17 LOAD W (2 entries)     t=max(18, 21) = 21,         load_end = 21 + 2 + 2 = 25
-        #18..#22 5 x SET (requantizer)       t=22..26
-        #23 COMPUTE DENSE 1 line, last (mask A0|W0|O0 = 0x45):
-                                   t=27 (the W load holds bit 2 until 25 < 27);
-                                   steps = 1 line * C = 2: mac_end = 29,
-                                   capture = 29 + 2 = 31, drain_end = 31 + R + 3 = 36
-        #24 STORE 2 lines (mask O0 = 0x40) waits for the drain: t=36, store_end = 36 + 2 + 2 = 40
-        #25 MARK 1                 t=37
-        #26 END                    t=max(38, store_end 40) = 40  -> cycles = 41
+        #0  LOAD W zero entry (1 word)  t=1    load_end = 1 + 1 + 2 = 4
+        #1  MARK 0                      t=2
+        #2  SET A_SIGNED                t=3
+        #3  LOAD B (4 words, mask 0xC0) t=max(4, load_end 4) = 4, load_end = 4 + 4 + 2 = 10
+        #4..#16 13 x SET (LOAD_A registers)          t=5..17
+        #17 LOAD_A (2 px x 1 line)      t=max(18, 10) = 18, load_end = 18 + 2 + 2 = 22
+        #18 LOAD W (2 entries)          t=max(19, 22) = 22, load_end = 22 + 2 + 2 = 26
+        #19 COMPUTE DENSE 1 line, acc=0 last=0 (mask A0|W0 = 0x05)
+                                        t=26 (the W load holds bit 2 until 26); steps = 1 * C = 2,
+                                        mac_end = 28
+        #20..#24 5 x SET (requantizer)  t=27..31
+        #25 COMPUTE DEPTHWISE 1 step x zero entry, acc=1 last=1 (mask A0|O0 = 0x41)
+                                        t=max(32, mac_end 28) = 32 (capture rule: 32 + 1 + 2 >= -inf);
+                                        mac_end = 33, capture = 33 + 2 = 35, drain_end = 35 + R + 3 = 40
+        #26 STORE 2 lines (mask O0)     waits for the drain: t=40, store_end = 40 + 2 + 2 = 44
+        #27 MARK 1                      t=41
+        #28 END                         t=max(42, store_end 44) = 44  -> cycles = 45, busy = 2 + 1 = 3
     """
     rng = np.random.default_rng(0)
     nodes = [Node("input", "input", [], {"shape": [1, 1, 2]}, [IMG]),
@@ -311,9 +315,10 @@ def test_hand_computed_cycles():
     g = Graph(nodes, "c").validate()
     c = compile_model(g, ArchConfig(rows=2, cols=2))
     names = [isa.decode(w)[0].name for w in c.program]
-    assert names == ["MARK", "SET", "LOAD"] + ["SET"] * 13 + ["LOAD_A", "LOAD"] + ["SET"] * 5 + \
+    assert names == ["LOAD", "MARK", "SET", "LOAD"] + ["SET"] * 13 + ["LOAD_A", "LOAD", "COMPUTE"] + ["SET"] * 5 + \
         ["COMPUTE", "STORE", "MARK", "END"]
-    res = check_model(g, c, random_images(rng, g, 1))
-    assert res["cycles"] == 41
-    assert res["marks"] == {0: 1, 1: 37}
-    assert res["busy"] == 2
+    for sim in ("ref", "auto"):
+        res = check_model(g, c, random_images(np.random.default_rng(0), g, 1), sim=sim)
+        assert res["cycles"] == 45
+        assert res["marks"] == {0: 2, 1: 41}
+        assert res["busy"] == 3

@@ -323,18 +323,19 @@ def test_dyadic_multiplier():
     np.testing.assert_array_equal(r.state["O"][0], exp)
 
 
-def test_redrain_nlines_zero():
-    """nlines = 0 with acc = 1: no MAC step, the same accumulators requantized again."""
+def test_redrain_one_zero_step():
+    """A second requantization of the same accumulators (the compiler's re-drain for a second output
+    format): acc = 1, one DEPTHWISE step against a zero W entry, other SET registers."""
     c = cfg(rows=2, cols=2)
     rng = np.random.default_rng(3)
     a, w, mem, prog = dense_setup(c, rng, 2, 0)
     prog += [SET(Reg.SHIFT, 4), COMPUTE(Mode.DENSE, 2, o_dst=0), SET(Reg.SHIFT, 6), SET(Reg.OUT_SIGNED, 1),
-             COMPUTE(Mode.DENSE, 0, acc=1, o_dst=2, a_base=60, w_base=127), E("END")]
+             COMPUTE(Mode.DEPTHWISE, 1, acc=1, o_dst=2, a_base=0, w_base=127), E("END")]
     r = run(c, prog, mem)
     acc = a.reshape(2, 4) @ w
     np.testing.assert_array_equal(r.state["O"][0:2], requant_expect(acc, shift=4, out_signed=False))
     np.testing.assert_array_equal(r.state["O"][2:4], requant_expect(acc, shift=6, out_signed=True))
-    assert r.busy == 2 * 2
+    assert r.busy == 2 * 2 + 1
 
 
 # ------------------------------------------------------------------ timing
@@ -502,6 +503,7 @@ ERRORS = {
     "compute o_dst": ([COMPUTE(Mode.DENSE, 1, o_dst=13)], 2, "o_dst"),
     "compute a": ([COMPUTE(Mode.DEPTHWISE, 10, a_base=60, last=0)], 2, "a_base"),
     "compute w": ([COMPUTE(Mode.DENSE, 40, last=0)], 2, "w_base"),
+    "compute nlines 0": ([COMPUTE(Mode.DENSE, 0, last=1)], 2, "nlines 0"),
     "compute s": ([SET(Reg.USE_SKIP, 1), COMPUTE(Mode.DENSE, 1, s_src=13)], 2, "s_src"),
     "compute b": ([SET(Reg.USE_BIAS, 1), COMPUTE(Mode.DENSE, 1, b_src=4)], 2, "b_src"),
     "mark slot": ([E("MARK", slot=8)], 2, "slot"),
@@ -545,3 +547,29 @@ def test_bytes_program_and_bad_memory():
         isasim.run([E("END")], np.zeros((10, 4), np.int64), c)
     with pytest.raises(Exception, match="shape"):
         isasim.run([E("END")], np.zeros((10, 3), np.uint8), c)
+
+
+def test_format_trace():
+    c = cfg()
+    prog = [E("MARK", slot=0), STORE(0, 3, 5, mask=1), E("END")]
+    r = run(c, prog)
+    text = isasim.format_trace(prog, r)
+    lines = text.splitlines()
+    assert len(lines) == 3 and "t=1 " in lines[0] and "STORE" in lines[1] and "stall=4" in lines[2]
+
+
+def test_dyadic_multiplier_after_residual_alignment():
+    """docs/architecture.md: dyadic out = saturate(round_shift(v * RQ_MULT, SHIFT)) with v the aligned
+    sum (acc + bias) << ACC_LSHIFT + skip << SKIP_LSHIFT."""
+    c = cfg(rows=1, cols=4, requant="dyadic")
+    vals = np.array([1000, -1000, 77, 3])
+    skip = np.array([-5, 100, -127, 0])
+    mem = np.zeros((c.mem_words, 4), np.uint8)
+    mem[0:4] = planar(vals)
+    mem[10] = u8(skip)
+    prog = [LOAD(T.B, 0, 4, 0), LOAD(T.S, 0, 1, 10), SET(Reg.USE_BIAS, 1), SET(Reg.USE_SKIP, 1),
+            SET(Reg.SKIP_SIGNED, 1), SET(Reg.ACC_LSHIFT, 1), SET(Reg.SKIP_LSHIFT, 3), SET(Reg.RQ_MULT, 300),
+            SET(Reg.SHIFT, 12), SET(Reg.OUT_SIGNED, 1), COMPUTE(Mode.DENSE, 1), E("END")]
+    r = run(c, prog, mem)
+    exp = [max(-127, min(127, _rhe(((int(v) << 1) + (int(s) << 3)) * 300, 12))) for v, s in zip(vals, skip)]
+    np.testing.assert_array_equal(r.state["O"][0], exp)

@@ -9,6 +9,8 @@ def register(sub) -> None:
     p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="images per run (default: %(default)s)")
     p.add_argument("-o", "--output", default=None, help="output directory (default: build/<model name>)")
+    p.add_argument("--imem-depth", type=int, default=None, help="instruction memory words of the target (default: ArchConfig's)")
+    p.add_argument("--mem-words", type=int, default=None, help="main-memory words of the target (default: ArchConfig's)")
     p.set_defaults(func=run)
 
 
@@ -19,7 +21,8 @@ def run(args) -> int:
     from f8hw.compiler import compile_file
 
     rows, cols = parse_array(args.array)
-    arch = ArchConfig(rows=rows, cols=cols)
+    extra = {k: v for k, v in (("imem_depth", args.imem_depth), ("mem_words", args.mem_words)) if v is not None}
+    arch = ArchConfig(rows=rows, cols=cols, **extra)
     out = args.output or os.path.join("build", os.path.splitext(os.path.basename(args.model))[0])
     compiled = compile_file(args.model, arch, batch=args.batch)
     paths = compiled.save(out)

@@ -22,7 +22,7 @@ def run(args) -> int:
 
     from f8hw import train
 
-    recipe = replace(train.Recipe(), seed=args.seed)
+    recipe = replace(train.RECIPES[args.arch], seed=args.seed)
     if args.fp32_epochs is not None:
         recipe = replace(recipe, fp32_epochs=args.fp32_epochs)
     if args.qat_epochs is not None:

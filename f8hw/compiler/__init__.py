@@ -74,7 +74,9 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
         raise CompileError(f"batch must be a positive integer, got {batch!r}")
     legalize(graph, arch)
     ops, views = lower(graph)
-    zero_entry = any(len(op.outputs) > 1 for op in ops)
+    # a W entry of zeros serves the re-drain of extra output formats and the drain step of one-line tiles
+    zero_entry = any(len(op.outputs) > 1 for op in ops) or (arch.w_depth // 2 - 1 >= arch.cols and any(
+        op.kind == "dense" and op.kernel == (1, 1) and op.in_shape[0] <= arch.cols for op in ops))
     em = Emitter(arch, zero_entry)
     if em.w_half < 1:
         raise CompileError(f"w_depth {arch.w_depth} leaves no W entries per half")
@@ -89,6 +91,8 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     if prefetch:
         for cur, nxt in zip(ctxs, ctxs[1:]):
             em.prefetch(cur, nxt)
+    for ctx in ctxs:
+        em.place(ctx)
     for li, (op, ctx) in enumerate(zip(ops, ctxs)):
         tiles = em.layer(ctx)
         infos.append(LayerInfo(op.name, op.op, op.kind, op.macs * batch, li, [o.ref for o in op.outputs], tiles))

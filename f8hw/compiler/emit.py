@@ -7,7 +7,7 @@ halves, 4/5 = S slots, 6/7 = O slots.  Double buffering:
   order right after the last COMPUTE that reads the half's previous contents,
   so it overlaps the COMPUTEs of the other half; the hazard check (MAC phase
   holds bits 0..3) makes it wait for that COMPUTE's MAC phase only.
-* Drains: a tile's last COMPUTE is split in two (all lines but one with
+* Drains: a DENSE tile's last COMPUTE is split in two (all lines but one with
   last = 0, then one line with last = 1).  The STOREs of the previous tile and
   the skip (S) load of the tile after next are emitted between the two halves
   of the split ("flush slot"): there the drain holder is still the previous
@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from f8hw import isa
-from f8hw.arch import ArchConfig
+from f8hw.arch import LOAD_LATENCY, ArchConfig
 from f8hw.compiler.errors import CompileError
 from f8hw.compiler.lower import LayerOp
 from f8hw.compiler.memory import MemoryMap
@@ -155,6 +155,18 @@ class Emitter:
                 ctx.w_of_item = per_item
         for e in ctx.events:
             e["pos"] = 0 if e["prev"] is None else e["prev"]["last"] + 1
+        # split W group loads into one LOAD per co-tile block, spread one A tile apart before they are
+        # needed, so each fits in the load unit's slack while the array computes
+        n_a = sum(1 for e in ctx.events if e["kind"] == "A")
+        ctx.step = max(1, round(len(items) / max(1, n_a)))
+        pieces = []
+        for e in [e for e in ctx.events if e["kind"] == "W"]:
+            ctx.events.remove(e)
+            parts = self._w_parts(ctx, e)
+            for k, part in enumerate(parts):
+                # flexible: anywhere in [pos_min, pos_max]; place() picks the position
+                pieces.append(dict(e, piece=part, pos_min=e["pos"], pos_max=e["first"], pos=e["pos"]))
+        ctx.events.extend(pieces)
         if op.bias is not None:
             for bgi, bg in enumerate(plan.bgroups):
                 first = next(i for i, it in enumerate(items) if it.bgroup == bgi)
@@ -183,24 +195,90 @@ class Emitter:
                 if e is not None:
                     last_user[(kind, e["half"])] = i
         for kind in ("W", "A"):
-            evs = [e for e in nxt.events if e["kind"] == kind]
-            if not evs or evs[0]["first"] != 0 or evs[0]["prev"] is not None:
+            evs = [e for e in nxt.events if e["kind"] == kind and e["first"] == 0 and e["prev"] is None]
+            if kind == "A":
+                evs = evs[:1]
+            for e in evs:
+                pos = last_user.get((kind, e["half"]), -1) + 1
+                if kind == "A":
+                    dep = self._last_producer(cur, nxt, e["item"])
+                    if dep is not None:
+                        pos = max(pos, dep + 2)
+                if pos >= n:
+                    continue
+                e.update(pos=pos, pos_min=pos, pos_max=n - 1, first=n, prefetched=True, barrier=kind == "A")
+                cur.events.append(e)
+
+    def place(self, ctx: "LayerCtx") -> None:
+        """Choose positions of the flexible loads (W pieces, next-layer prefetches) inside their windows.
+
+        A rough timing estimate of the layer (load unit busy until `load_free`,
+        array busy until `mac`) places each flexible load at the first position
+        of its window where the load unit is expected to be idle before the
+        array needs the next instruction (so the in-order issue is not held up
+        behind it), else at the end of its window.  Correctness only depends on
+        the window (hazard rules), not on this choice.
+        """
+        items = ctx.plan.items
+        n = len(items)
+        lat = LOAD_LATENCY
+        fixed: dict[int, list] = {}
+        flex = []
+        for e in ctx.events:
+            if e.get("prefetched") and e["ctx"] is ctx:
                 continue
-            e = evs[0]
-            pos = last_user.get((kind, e["half"]), -1) + 1
-            if kind == "W":
-                pos = max(pos, n // 2)
+            if "pos_max" in e and e["pos_max"] > e["pos_min"]:
+                flex.append(e)
             else:
-                dep = self._last_producer(cur, nxt, e["item"])
-                if dep is not None:
-                    pos = max(pos, dep + 2)
-            if pos >= n:
-                continue
-            e["pos"] = pos
-            e["first"] = n  # after the current layer's own loads at that position
-            e["prefetched"] = True
-            e["barrier"] = kind == "A"
-            cur.events.append(e)
+                fixed.setdefault(e["pos"], []).append(e)
+        flex.sort(key=lambda e: (e["pos_max"], e["pos_min"]))
+        C = self.arch.cols
+        load_free = mac = 0
+        t = 0
+        for p in range(n):
+            for e in fixed.get(p, []):
+                start = max(load_free, t)
+                load_free = start + self._words(e) + lat
+                t = start + 1
+            for e in list(flex):
+                w = self._words(e)
+                if e["pos_min"] <= p and (max(load_free, t) + w + lat <= mac + max(16, w // 8) or p >= e["pos_max"]):
+                    e["pos"] = p
+                    flex.remove(e)
+                    start = max(load_free, t)
+                    load_free = start + w + lat
+                    t = start + 1
+            it = items[p]
+            ch = ctx.plan.cotiles[it.co].chunks[it.k]
+            steps = ch.lines * (C if ctx.op.kind == "dense" else 1)
+            issue = max(t, mac)
+            mac = issue + steps
+            t = issue + 2
+        for e in flex:  # windows ending past the layer (cannot happen) keep pos_min
+            e["pos"] = e["pos_min"]
+
+    def _words(self, e) -> int:
+        if e["kind"] == "A":
+            it = e["item"]
+            return it.npix * e["ctx"].plan.cotiles[it.co].chunks[it.k].lines
+        if e["kind"] == "W":
+            return e["piece"][2]
+        if e["kind"] == "B":
+            return 4 * len(e["group"])
+        return self.arch.rows
+
+    def _w_parts(self, ctx: "LayerCtx", e) -> list[tuple[int, int, int]]:
+        """(W entry offset in the half, memory address, count) pieces of a W event."""
+        plan, mem, op = ctx.plan, ctx.mem, ctx.op
+        key = e["key"]
+        if key[0] == "ones":
+            return [(0, mem.ones, max(ch.lines for ct in plan.cotiles for ch in ct.chunks))]
+        parts, off = [], 0
+        for j, k2 in plan.wgroups[key]:
+            n = plan.cotiles[j].chunks[k2].wentries
+            parts.append((off, mem.wblocks[(op.name, j, k2)], n))
+            off += n
+        return parts
 
     def _last_producer(self, cur: "LayerCtx", nxt: "LayerCtx", it) -> int | None:
         """Index of the last item of cur whose STOREs write words the first A tile of nxt reads."""
@@ -318,13 +396,23 @@ class Emitter:
                          w_base=w_base, nlines=lines)
                 self.flush()
                 continue
-            if lines >= 2:
+            if lines >= 2 and mode == Mode.DENSE:
+                # split off the last line: the flush slot between the halves (see module doc); DEPTHWISE /
+                # MAX tiles are bound by their R-times-larger activation loads, a split would only cost issue slots
                 self.ins("COMPUTE", tag, mask=mac_mask, mode=int(mode), acc=acc0, last=0, a_base=a_base,
                          w_base=w_base, nlines=lines - 1)
                 self.flush()
-                tail = dict(acc=1, a_base=a_base + lines - 1, w_base=w_base + (lines - 1) * wstep, nlines=1)
+                tail = dict(mode=int(mode), acc=1, a_base=a_base + lines - 1, w_base=w_base + (lines - 1) * wstep,
+                            nlines=1)
+            elif mode == Mode.DENSE and self.zero_entry is not None:
+                # one line: MAC it with last = 0, flush, then drain with one extra step times the zero W entry
+                self.ins("COMPUTE", tag, mask=mac_mask, mode=int(mode), acc=acc0, last=0, a_base=a_base,
+                         w_base=w_base, nlines=lines)
+                self.flush()
+                tail = dict(mode=int(Mode.DEPTHWISE), acc=1, a_base=a_base, w_base=self.zero_entry, nlines=1)
+                mac_mask = 1 << ae["half"]
             else:
-                tail = dict(acc=acc0, a_base=a_base, w_base=w_base, nlines=1)
+                tail = dict(mode=int(mode), acc=acc0, a_base=a_base, w_base=w_base, nlines=lines)
             sslot = s_slot_of[i]
             for gi, grp in enumerate(out_groups):
                 self.flush()
@@ -334,14 +422,14 @@ class Emitter:
                 for k, o in enumerate(grp):
                     rq_regs(o)
                     o_dst = oslot * o_slot + k * R
-                    common = dict(mode=int(mode), last=1, b_src=it.bentry, s_src=sslot * s_slot, o_dst=o_dst)
+                    common = dict(last=1, b_src=it.bentry, s_src=sslot * s_slot, o_dst=o_dst)
                     if gi == 0 and k == 0:
                         self.ins("COMPUTE", f"{tag} -> {o.ref}", mask=mac_mask | dmask, **tail, **common)
                     else:
                         # requantize the same accumulators again: one DEPTHWISE step times the zero W entry
-                        common["mode"] = int(Mode.DEPTHWISE)
-                        self.ins("COMPUTE", f"re-drain -> {o.ref}", mask=(1 << ae["half"]) | dmask, acc=1,
-                                 a_base=a_base, w_base=self.zero_entry, nlines=1, **common)
+                        self.ins("COMPUTE", f"re-drain -> {o.ref}", mask=(1 << ae["half"]) | dmask,
+                                 mode=int(Mode.DEPTHWISE), acc=1, a_base=a_base, w_base=self.zero_entry, nlines=1,
+                                 **common)
                     ob = mem.buffers[o.ref]
                     if o.raw:
                         st = dict(wide=1, addr=ob.item(it.b) + (it.p0 * cbo + it.co) * 4, stride=4 * cbo)
@@ -354,7 +442,7 @@ class Emitter:
             n_drain += 1
         own = [e for e in ctx.events if e["ctx"] is ctx]
         return {"items": len(items), "pixel_tiles": plan.n_pixel_tiles, "co_tiles": len(plan.cotiles),
-                "k_chunks": plan.n_chunks, "w_loads": sum(1 for e in own if e["kind"] == "W"),
+                "k_chunks": plan.n_chunks, "w_loads": len({id(e["prev"]) if False else (e["half"], e["key"], e["first"] if not e.get("prefetched") else 0) for e in own if e["kind"] == "W"}),
                 "a_loads": sum(1 for e in own if e["kind"] == "A")}
 
     def load_instr(self, e) -> Instr:
@@ -394,15 +482,10 @@ class Emitter:
                          f"{op.name}: A{half} <- px {it.p0}..{it.p0 + it.npix - 1} b{it.b} kh{ch.kh0}:{ch.kh1} "
                          f"kw{ch.kw0}:{ch.kw1} cb{ch.cb0}:{ch.cb1}")
         key = e["key"]
-        if key[0] == "ones":
-            addr, count = mem.ones, max(ch.lines for ct in plan.cotiles for ch in ct.chunks)
-        else:
-            blocks = plan.wgroups[key]
-            addr = mem.wblocks[(op.name,) + blocks[0]]
-            count = sum(plan.cotiles[j].chunks[k2].wentries for j, k2 in blocks)
+        off, addr, count = e["piece"]
         half = e["half"]
-        return Instr("LOAD", dict(mask=1 << (2 + half), target=int(LoadTarget.W), dst=half * self.w_half,
-                                  count=count, addr=addr, stride=1), f"{op.name}: W{half} <- {key}")
+        return Instr("LOAD", dict(mask=1 << (2 + half), target=int(LoadTarget.W), dst=half * self.w_half + off,
+                                  count=count, addr=addr, stride=1), f"{op.name}: W{half}+{off} <- {key}")
 
 
 class LayerCtx:

@@ -101,6 +101,18 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int) -> l
             for c in range(cb0, cb1, lmax)]
 
 
+def _balanced_groups(sizes: list[int], cap: int) -> list[list[int]]:
+    """Split consecutive indices into the fewest groups of total size <= cap, as even as possible
+    (even groups leave every group the same load slack for prefetching the next group's weights)."""
+    n = len(sizes)
+    for k in range(max(1, -(-sum(sizes) // cap)), n + 1):
+        per = -(-n // k)
+        groups = [list(range(i, min(n, i + per))) for i in range(0, n, per)]
+        if all(sum(sizes[i] for i in g) <= cap for g in groups):
+            return groups
+    return [[i] for i in range(n)]
+
+
 def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None) -> Plan:
     """w_half: W entries usable per half (default w_depth/2; the emitter may reserve one)."""
     R, C = arch.rows, arch.cols
@@ -133,15 +145,8 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
     for bgi, bg in enumerate(bgroups):
         if single:
             # weight groups: consecutive co-tiles whose weights fit one W half
-            groups, cur, used = [], [], 0
-            for j in bg:
-                e = cotiles[j].chunks[0].wentries
-                if cur and used + e > w_half:
-                    groups.append(cur)
-                    cur, used = [], 0
-                cur.append(j)
-                used += e
-            groups.append(cur)
+            groups = _balanced_groups([cotiles[j].chunks[0].wentries for j in bg], w_half)
+            groups = [[bg[i] for i in g] for g in groups]
             for wg in groups:
                 if op.kind == "max":
                     wkey = None

@@ -7,7 +7,8 @@ and the MARK slots come back as $writememh dumps; no Python runs per cycle.
 
 Options: ``waves=FILE`` (or $F8HW_WAVES) writes a waveform (VCD for
 Verilator, FST for Icarus; needs a separate, also cached, traced build),
-``max_cycles`` (watchdog budget; default 1,000,000 + 64 per instruction),
+``max_cycles`` (watchdog budget; default f8hw.rtlsim.cycle_bound: every instruction
+serialized, times 2, plus 10,000),
 ``keep`` (keep the run directory).
 """
 

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Mutation check of the RTL test suite: inject small faults into the generator, count the caught ones.
+
+Each mutant is one textual change of an f8hw/hw source file (the generator):
+the f8hw package is copied to a temporary directory, the change is applied
+there, and a fast subset of sim/ runs against it with that copy first on
+PYTHONPATH (the repository is never modified).  A mutant is *caught* when the
+subset fails.  A mutant whose original text is no longer in the source is
+reported as "stale" (the generator changed; update MUTANTS) and counted as not
+caught, never silently dropped.
+
+    .venv/bin/python scripts/mutate.py                 # every mutant, fast subset
+    .venv/bin/python scripts/mutate.py --list
+    .venv/bin/python scripts/mutate.py round_half_up controller_off_by_one
+    .venv/bin/python scripts/mutate.py --tests "sim/test_units.py -k icarus"
+
+Exit status 0 when every mutant is caught, 1 otherwise.  The fast subset runs
+on Icarus (its builds take seconds, a Verilator build per mutant would take a
+minute); the mutants are simulator-independent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str      # relative to the f8hw package
+    old: str
+    new: str
+    doc: str
+
+
+MUTANTS = [
+    Mutant("round_half_up", "hw/requant.py",
+           "up = rnd & (sticky | q0[0])", "up = rnd",
+           "requantizer rounds ties half-up instead of half-to-even"),
+    Mutant("saturation_low_off_by_one", "hw/requant.py",
+           "lo = Mux(c2.out_signed, -127, 0)", "lo = Mux(c2.out_signed, -128, 0)",
+           "signed saturation lets -128 through (rail off by one)"),
+    Mutant("saturation_high_off_by_one", "hw/requant.py",
+           "hi = Mux(c2.out_signed, 127, 255)", "hi = Mux(c2.out_signed, 127, 254)",
+           "unsigned saturation clamps at 254 (rail off by one)"),
+    Mutant("swapped_residual_alignment", "hw/requant.py",
+           "m.d.comb += [accs.eq(x << c1.acc_lshift), skips.eq(skip9 << c1.skip_lshift)]",
+           "m.d.comb += [accs.eq(x << c1.skip_lshift), skips.eq(skip9 << c1.acc_lshift)]",
+           "residual add aligns each operand with the other's shift"),
+    Mutant("dropped_last_accumulate", "hw/pe.py",
+           "m.d.sync += shadow.eq(nxt)", "m.d.sync += shadow.eq(acc)",
+           "PE captures the accumulator without the tile's last MAC"),
+    Mutant("controller_off_by_one", "hw/compute.py",
+           "(lines_left == 1)", "(lines_left == 2)",
+           "COMPUTE sequencer ends its line loop one line early"),
+    Mutant("load_count_off_by_one", "hw/load.py",
+           "with m.If(left == 1):", "with m.If(left == 0):",
+           "LOAD moves one word more than its count"),
+]
+
+DEFAULT_TESTS = "sim/test_units.py sim/test_accel.py -k 'icarus and (test_requant or test_pe or test_mac or test_random_layer)'"
+
+
+def make_copy(dst: Path) -> Path:
+    src = REPO / "f8hw"
+    shutil.copytree(src, dst / "f8hw", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dst / "f8hw"
+
+
+def apply(pkg: Path, mutant: Mutant) -> bool:
+    p = pkg / mutant.file
+    text = p.read_text()
+    if text.count(mutant.old) != 1:
+        return False
+    p.write_text(text.replace(mutant.old, mutant.new))
+    return True
+
+
+def run_tests(pythonpath: Path | None, tests: str, timeout: float, log: Path) -> tuple[bool, float]:
+    """Run pytest on ``tests``; True when it passed."""
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env.setdefault("F8HW_SIM_WALL_TIMEOUT", "300")
+    # run from the mutant's directory: the interpreter puts the working directory first on
+    # sys.path, ahead of the editable install of the repository's f8hw
+    args = [str(REPO / a) if a.startswith("sim/") else a for a in shlex.split(tests)]
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+           "--rootdir", str(REPO), *args]
+    cwd = pythonpath if pythonpath is not None else REPO
+    t0 = time.monotonic()
+    with open(log, "w") as fh:
+        fh.write(" ".join(shlex.quote(c) for c in cmd) + "\n")
+        fh.flush()
+        try:
+            r = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+            ok = r.returncode == 0
+        except subprocess.TimeoutExpired:
+            fh.write(f"\n[mutate] timeout after {timeout} s\n")
+            ok = False  # a hang is a detection too (the suite did not pass)
+    return ok, time.monotonic() - t0
+
+
+def check_import(pythonpath: Path) -> str:
+    env = dict(os.environ, PYTHONPATH=str(pythonpath))
+    out = subprocess.run([sys.executable, "-c", "import f8hw.hw, os; print(os.path.dirname(f8hw.hw.__file__))"],
+                         cwd=pythonpath, env=env, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("mutants", nargs="*", help="mutant names (default: all)")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--tests", default=DEFAULT_TESTS, help="pytest arguments of the subset (default: %(default)s)")
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per mutant run (default: %(default)s)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated baseline run")
+    ap.add_argument("--keep", action="store_true", help="keep the mutant copies and logs")
+    args = ap.parse_args(argv)
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name:30s} {m.file:18s} {m.doc}")
+        return 0
+    chosen = MUTANTS if not args.mutants else [m for m in MUTANTS if m.name in args.mutants]
+    unknown = set(args.mutants) - {m.name for m in MUTANTS}
+    if unknown:
+        print(f"unknown mutant(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="f8hw-mutate-"))
+    print(f"[mutate] work directory {work}; subset: pytest {args.tests}")
+    if not args.no_baseline:
+        ok, dt = run_tests(None, args.tests, args.timeout, work / "baseline.log")
+        print(f"[mutate] baseline (no mutation): {'pass' if ok else 'FAIL'} in {dt:.0f} s")
+        if not ok:
+            print(f"[mutate] the unmutated subset fails; see {work / 'baseline.log'}", file=sys.stderr)
+            return 2
+    caught = 0
+    rows = []
+    for m in chosen:
+        d = work / m.name
+        d.mkdir()
+        pkg = make_copy(d)
+        if not apply(pkg, m):
+            rows.append((m.name, "STALE", 0.0))
+            print(f"[mutate] {m.name:30s} STALE: text not found once in f8hw/{m.file}")
+            continue
+        where = check_import(d)
+        if where != str(pkg / "hw"):
+            print(f"[mutate] {m.name}: the mutant copy is not imported (got {where!r})", file=sys.stderr)
+            return 2
+        ok, dt = run_tests(d, args.tests, args.timeout, d / "pytest.log")
+        status = "survived" if ok else "caught"
+        caught += not ok
+        rows.append((m.name, status, dt))
+        print(f"[mutate] {m.name:30s} {status:8s} {dt:6.0f} s  ({m.doc})")
+    total = len(chosen)
+    print(f"[mutate] score: {caught}/{total} caught")
+    if not args.keep and caught == total:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f"[mutate] logs in {work}")
+    return 0 if caught == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""f8hw bench: the suite runs (quick subset) and its bench.json is sane.  No timed assertions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from f8hw import cli
+from f8hw.bench import MODES, SECTIONS, markdown, next_pow2, sized_compile, summary
+
+
+def test_next_pow2():
+    assert [next_pow2(n) for n in (0, 1, 2, 3, 4, 5, 1023, 1024, 1025)] == [2, 2, 2, 4, 4, 8, 1024, 1024, 2048]
+
+
+def test_sized_compile_fits_program():
+    from f8hw.compiler import compile_model
+    from f8hw.modelfile import load_model
+    from f8hw.bench import BUNDLED_DIR
+
+    graph, _ = load_model(BUNDLED_DIR / "cnn.pt")
+    comp, arch, _ = sized_compile(graph, 8, 8)
+    assert arch.mem_words >= len(comp.memory) and arch.mem_words < 2 * max(len(comp.memory), 2)
+    assert arch.imem_depth > len(comp.program) and arch.imem_depth <= 2 * (len(comp.program) + 1)
+    # the sized configuration compiles to the same program as a roomy one
+    assert compile_model(graph, arch).program == comp.program
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    rc = cli.main(["bench", "--quick", "--only", "util,scaling", "--networks", "cnn,mobilenet,resnet20",
+                   "--no-progress", "-o", str(out)])
+    data = json.loads((out / "bench.json").read_text())
+    return rc, out, data
+
+
+def test_bench_runs(bench_json):
+    rc, out, data = bench_json
+    assert rc == 0, data["errors"]
+    assert data["errors"] == []
+    assert (out / "bench.md").read_text().startswith("# f8hw bench")
+    for r in data["util"]:
+        assert (out / r["plot"]).is_file()
+    assert (out / "scaling.png").is_file()
+
+
+def test_bench_meta(bench_json):
+    _, _, data = bench_json
+    m = data["meta"]
+    for k in ("platform", "cpu_count", "date", "commit", "mode"):
+        assert k in m
+    assert m["mode"] == "quick" and m["cpu_count"] >= 1
+    for r in data["util"] + data["scaling"]:
+        assert set(r["at"]) == {"machine", "commit", "date"}
+        assert r["array"] == f"{r['rows']}x{r['cols']}"
+
+
+def test_bench_util_sane(bench_json):
+    _, _, data = bench_json
+    assert [r["network"] for r in data["util"]] == ["cnn", "mobilenet", "resnet20"]
+    for r in data["util"] + data["scaling"]:
+        R, C = r["rows"], r["cols"]
+        assert 0 < r["utilization"] <= 1
+        assert r["cycles"] >= r["macs"] / (R * C)
+        assert r["busy"] <= r["cycles"]
+        assert r["mem_words"] >= r["memory_image_words"] and r["imem_depth"] > r["instructions"]
+        assert r["wall_s"] > 0
+    for r in data["util"]:
+        assert r["bit_exact"] is True
+        assert len(r["layers"]) > 0
+        assert sum(lr["macs"] for lr in r["layers"]) == r["macs"]
+        assert sum(lr["cycles"] for lr in r["layers"]) <= r["cycles"]
+        for lr in r["layers"]:
+            assert lr["cycles"] is not None and lr["cycles"] > 0
+            if lr["macs"]:
+                assert 0 < lr["utilization"] <= 1
+                assert lr["cycles"] >= lr["macs"] / (R * C)
+                assert lr["steps"] * R * C >= lr["macs"]
+
+
+def test_bench_scaling_sane(bench_json):
+    _, _, data = bench_json
+    sizes = [r["rows"] for r in data["scaling"]]
+    assert sizes == MODES["quick"]["scaling"]
+    assert {r["network"] for r in data["scaling"]} == {"resnet20"}
+    macs = {r["macs"] for r in data["scaling"]}
+    assert len(macs) == 1  # the same network on every array
+    cyc = [r["cycles"] for r in data["scaling"]]
+    assert cyc == sorted(cyc, reverse=True)  # a bigger array never takes more cycles
+
+
+def test_bench_summary_and_markdown(bench_json):
+    _, _, data = bench_json
+    s = summary(data)
+    assert "util_resnet20" in s and "util_mobilenet" in s
+    md = markdown(data)
+    assert "## Array utilization" in md and "## Scaling" in md and "## Brief targets" in md
+
+
+def test_bench_rejects_unknown_section(tmp_path, capsys):
+    assert cli.main(["bench", "--quick", "--only", "nope", "-o", str(tmp_path)]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert "rtl" in SECTIONS
