@@ -134,7 +134,7 @@ def _zoo_fingerprint() -> str:
 
     h = hashlib.sha256(f8hw.__version__.encode())
     root = Path(f8hw.__file__).parent
-    for f in [root / "models.py", root / "export.py", root / "ir.py", root / "numerics.py",
+    for f in [root / "models.py", root / "export.py", root / "exporter.py", root / "ir.py", root / "numerics.py",
               *sorted((root / "nn").glob("*.py"))]:
         if f.is_file():
             h.update(f.name.encode())

@@ -15,7 +15,7 @@ import sys
 from f8hw import __version__
 from f8hw.errors import F8Error
 
-COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench"]
+COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench", "build"]
 
 
 def build_parser() -> argparse.ArgumentParser:

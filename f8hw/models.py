@@ -223,7 +223,7 @@ def export_random(name: str, path: str, batches: int = 2, batch_size: int = 2, s
     """Export random_calibrated(name) to path; returns the graph."""
     import torch
 
-    from f8hw.export import export
+    from f8hw.exporter import export
 
     model = random_calibrated(name, batches, batch_size, seed)
     example = torch.zeros((1, *ARCHS[name].input_shape), dtype=torch.uint8)

@@ -19,7 +19,7 @@ from torch import nn
 import f8hw.nn as f8nn
 from f8hw import digits, models
 from f8hw.errors import F8Error
-from f8hw.export import export
+from f8hw.exporter import export
 
 
 @dataclass(frozen=True)

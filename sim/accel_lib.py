@@ -114,23 +114,7 @@ def checked_refs(compiled, gold) -> int:
     return sum(1 for layer in compiled.layers for ref in layer.refs if compiled.readable(ref) and ref in gold)
 
 
-def run_and_check(graph: Graph, arch: ArchConfig, simulator: str, images: np.ndarray, workdir: Path,
-                  what: str = "") -> dict:
-    """Compile, run on the ISA simulator and the RTL; assert tensors == golden, memory and counters == ISA sim.
-
-    On a failure the RTL is re-run with waveforms (path in the message).
-    """
-    from f8hw import isasim
-    from f8hw.compiler import compile_model
-    from f8hw.engines import prepare_memory
-
-    batch = len(images)
-    comp = compile_model(graph, arch, batch=batch)
-    mem = prepare_memory(comp, images)
-    gold = golden.run(graph, images)
-    ref = isasim.run(comp.program, mem, arch)
-    res = rtlsim.simulate(arch, comp.program, mem, simulator, max_cycles=ref.cycles * 2 + 10_000,
-                          raise_on_error=False)
+def _compare(comp, res, ref, gold, batch) -> list[str]:
     problems = []
     if res.error:
         problems.append(f"the RTL stopped with error code {res.error_code} "
@@ -157,11 +141,41 @@ def run_and_check(graph: Graph, arch: ArchConfig, simulator: str, images: np.nda
         w, b = (int(x) for x in diff[0])
         problems.append(f"main memory differs from the ISA simulator's at word {w} byte {b}: RTL "
                         f"{res.memory[w, b]} != {ref.memory[w, b]} ({len(diff)} bytes differ)")
+    return problems
+
+
+def run_and_check(graph: Graph, arch: ArchConfig, simulator: str, images: np.ndarray, workdir: Path,
+                  what: str = "") -> dict:
+    """Compile, run on the ISA simulator and the RTL; assert tensors == golden, memory and counters == ISA sim.
+
+    On a failure the RTL is re-run with waveforms (path in the message).
+    """
+    from f8hw import isasim
+    from f8hw.compiler import compile_model
+    from f8hw.engines import prepare_memory
+
+    batch = len(images)
+    comp = compile_model(graph, arch, batch=batch)
+    mem = prepare_memory(comp, images)
+    gold = golden.run(graph, images)
+    ref = isasim.run(comp.program, mem, arch)
+    budget = ref.cycles * 2 + 10_000
+    problems = []
+    try:
+        res = rtlsim.simulate(arch, comp.program, mem, simulator, max_cycles=budget, raise_on_error=False)
+    except rtlsim.WatchdogError as e:
+        res = None
+        problems.append(f"{e} (the ISA simulator finishes in {ref.cycles} cycles)")
+    if res is not None:
+        problems += _compare(comp, res, ref, gold, batch)
     if problems:
         wave = Path(workdir) / ("fail.vcd" if simulator == "verilator" else "fail.fst")
         try:
-            rtlsim.simulate(arch, comp.program, mem, simulator, max_cycles=ref.cycles * 2 + 10_000, waves=wave,
-                            workdir=Path(workdir) / "waves_run", raise_on_error=False)
+            try:
+                rtlsim.simulate(arch, comp.program, mem, simulator, max_cycles=budget, waves=wave,
+                                workdir=Path(workdir) / "waves_run", raise_on_error=False)
+            except rtlsim.WatchdogError:
+                pass  # the waveform of a hung run is written up to the budget
             where = f"waveform: {wave}"
         except Exception as e:  # noqa: BLE001
             where = f"(waveform run failed: {e})"
@@ -169,5 +183,6 @@ def run_and_check(graph: Graph, arch: ArchConfig, simulator: str, images: np.nda
         listing.write_text(comp.listing)
         raise AssertionError(f"{what} on {simulator} {arch.array}: " + "; ".join(problems)
                              + f"; {where}; listing: {listing}")
+    assert res is not None
     return dict(cycles=res.cycles, sim_cycles=res.sim_cycles, wall=res.wall_time, total=res.total_time,
                 cps=res.cycles_per_second, checked=checked_refs(comp, gold), build=res.build)

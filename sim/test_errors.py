@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from accel_lib import small_arch
+from conftest import FULL
 from f8hw import isa, isasim, rtlsim
 from f8hw.isa import LoadTarget, Reg, encode
 
@@ -83,31 +84,36 @@ def test_watchdog(simulator, size, tmp_path):
     assert res.done and res.cycles == ref.cycles
 
 
-def test_harness_toy(tmp_path):
+# the toy top costs a Verilator build of its own: Verilator only in the full selection
+# (the accelerator tests exercise the same harness on Verilator)
+TOY_SIMULATORS = ["icarus"] + (["verilator"] if FULL else [])
+
+
+@pytest.mark.parametrize("simulator", TOY_SIMULATORS)
+def test_harness_toy(simulator, tmp_path):
     """The harness on a tiny stand-alone top (sim/toy_top.v): done, memory dump, marks, error, watchdog."""
     from pathlib import Path
 
     src = (Path(__file__).parent / "toy_top.v").read_text()
-    for simulator in ("verilator", "icarus"):
-        b = rtlsim.build(src, "toy_top", simulator)
-        d = tmp_path / simulator
-        d.mkdir()
-        mem = np.arange(64 * 4, dtype=np.uint8).reshape(64, 4)
-        rtlsim.write_hex_bytes(d / "mem.hex", mem)
-        rtlsim.write_hex_words(d / "imem.hex", [1000, 0], isa.INSTR_BITS)
-        r = rtlsim.run_top(b, d / "imem.hex", d / "mem.hex", d, max_cycles=5000)
-        assert r.done and not r.error and not r.timeout and r.cycles == 1000
-        out = rtlsim.read_hex_prefix(r.memory_hex, 64, 4)
-        assert np.array_equal(out.view("<u4")[:, 0], mem.view("<u4")[:, 0] + 1)
-        rtlsim.write_hex_words(d / "imem.hex", [300, 5], isa.INSTR_BITS)
-        r = rtlsim.run_top(b, d / "imem.hex", d / "mem.hex", d, max_cycles=5000)
-        assert r.error and r.error_code == 5 and r.cycles == 300
-        rtlsim.write_hex_words(d / "imem.hex", [0, 0], isa.INSTR_BITS)
-        r = rtlsim.run_top(b, d / "imem.hex", d / "mem.hex", d, max_cycles=700)
-        assert r.timeout and not r.done and r.sim_cycles == 700
+    b = rtlsim.build(src, "toy_top", simulator)
+    d = tmp_path / simulator
+    d.mkdir()
+    mem = np.arange(64 * 4, dtype=np.uint8).reshape(64, 4)
+    rtlsim.write_hex_bytes(d / "mem.hex", mem)
+    rtlsim.write_hex_words(d / "imem.hex", [1000, 0], isa.INSTR_BITS)
+    r = rtlsim.run_top(b, d / "imem.hex", d / "mem.hex", d, max_cycles=5000)
+    assert r.done and not r.error and not r.timeout and r.cycles == 1000
+    out = rtlsim.read_hex_prefix(r.memory_hex, 64, 4)
+    assert np.array_equal(out.view("<u4")[:, 0], mem.view("<u4")[:, 0] + 1)
+    rtlsim.write_hex_words(d / "imem.hex", [300, 5], isa.INSTR_BITS)
+    r = rtlsim.run_top(b, d / "imem.hex", d / "mem.hex", d, max_cycles=5000)
+    assert r.error and r.error_code == 5 and r.cycles == 300
+    rtlsim.write_hex_words(d / "imem.hex", [0, 0], isa.INSTR_BITS)
+    r = rtlsim.run_top(b, d / "imem.hex", d / "mem.hex", d, max_cycles=700)
+    assert r.timeout and not r.done and r.sim_cycles == 700
 
 
-@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+@pytest.mark.parametrize("simulator", TOY_SIMULATORS)
 def test_waves_toy(simulator, tmp_path):
     """Waveform dumping (VCD from Verilator, FST from Icarus) on the harness's toy top."""
     from pathlib import Path

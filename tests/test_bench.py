@@ -68,6 +68,7 @@ def test_bench_util_sane(bench_json):
         assert r["mem_words"] >= r["memory_image_words"] and r["imem_depth"] > r["instructions"]
         assert r["wall_s"] > 0
     for r in data["util"]:
+        R, C = r["rows"], r["cols"]
         assert r["bit_exact"] is True
         assert len(r["layers"]) > 0
         assert sum(lr["macs"] for lr in r["layers"]) == r["macs"]

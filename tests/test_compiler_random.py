@@ -49,7 +49,7 @@ def test_random_single_layers(shard):
         _one(shard * PER_SHARD + i)
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(24))
 def test_random_nets(seed):
     rng = np.random.default_rng([7, seed])
     g = random_conv_graph(rng, in_shape=(int(rng.integers(1, 4)), int(rng.integers(6, 12)), int(rng.integers(6, 12))),

@@ -8,11 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+import f8hw
 import f8hw.nn as f8nn
 from f8hw import digits, golden
 from f8hw.cli import main as cli_main
 from f8hw.errors import F8Error, ModelFileError
-from f8hw.export import export
+from f8hw.exporter import export
 from f8hw.modelfile import load_model
 from f8hw.models import Classifier
 from f8hw.train import load_checkpoint
@@ -62,7 +63,7 @@ def test_user_topology_exports_and_runs_bit_exact(tmp_path, test_images):
     model.d.act.fl_buffer.fill_(5.0)
     model.e.act.fl_buffer.fill_(6.0)
     path = tmp_path / "two_branch.pt"
-    graph = export(model, test_images[:1], path)
+    graph = f8hw.export(model, test_images[:1], path)  # the package-level entry point
     loaded, meta = load_model(path)
     assert meta["input"] == {"shape": [1, 8, 8], "dtype": "uint8", "fl": 8}
     assert [n.op for n in loaded.nodes].count("maxpool") == 2

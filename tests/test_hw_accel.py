@@ -48,9 +48,19 @@ def check(cfg, prog, mem, expect_done=True):
         assert hw.marks == ref["marks"]
         np.testing.assert_array_equal(hw.mem.astype(np.int64), ref["mem"])
     try:
-        from f8hw import isasim  # noqa: F401
-    except ImportError:
-        pass
+        from f8hw import isasim
+    except ImportError:  # the ISA simulator is optional here
+        return hw, ref
+    memory = np.zeros((cfg.mem_words, cfg.cols), np.uint8) if mem is None else np.asarray(mem).astype(np.uint8)
+    try:
+        res = isasim.run(prog, memory, cfg)
+    except isasim.IsaSimError as e:
+        assert hw.error and e.code == hw.error_code, (e, hw.error_code)
+        return hw, ref
+    assert not hw.error, hw.error_code
+    assert (res.cycles, res.busy, res.stall) == (hw.cycles, hw.busy, hw.stall)
+    assert res.marks == hw.marks
+    np.testing.assert_array_equal(res.memory[:cfg.mem_words], hw.mem)
     return hw, ref
 
 

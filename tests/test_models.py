@@ -11,7 +11,7 @@ import torch
 import f8hw.nn as f8nn
 from f8hw import digits, golden, models, train
 from f8hw.cli import main as cli_main
-from f8hw.export import build_graph, export
+from f8hw.exporter import build_graph, export
 from f8hw.modelfile import load_model
 
 MODELS = Path(__file__).resolve().parents[1] / "models"

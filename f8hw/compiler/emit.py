@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 from f8hw import isa
 from f8hw.arch import LOAD_LATENCY, ArchConfig
-from f8hw.compiler.errors import CompileError
 from f8hw.compiler.lower import LayerOp
 from f8hw.compiler.memory import MemoryMap
 from f8hw.compiler.schedule import Plan
@@ -141,11 +140,15 @@ class Emitter:
                     n = getattr(self, ctr)
                     setattr(self, ctr, n + 1)
                     h = n % 2
-                    p = prev[h]
+                    big = kind == "W" and self._w_entries(ctx, key) > self.w_half
                     # a load into half h goes right after the last COMPUTE reading the half's old contents
-                    cur = {"kind": kind, "key": key, "half": h, "first": i, "last": i, "item": it,
-                           "prev": p, "ctx": ctx}
-                    prev[h] = cur
+                    prevs = [p for p in ((prev[0], prev[1]) if big else (prev[h],)) if p is not None]
+                    cur = {"kind": kind, "key": key, "half": 2 if big else h, "first": i, "last": i, "item": it,
+                           "prev": prevs[0] if prevs else None, "prevs": prevs, "ctx": ctx}
+                    if big:
+                        prev[0] = prev[1] = cur
+                    else:
+                        prev[h] = cur
                     ctx.events.append(cur)
                 cur["last"] = i
                 per_item.append(cur)
@@ -154,7 +157,7 @@ class Emitter:
             else:
                 ctx.w_of_item = per_item
         for e in ctx.events:
-            e["pos"] = 0 if e["prev"] is None else e["prev"]["last"] + 1
+            e["pos"] = max([p["last"] + 1 for p in e["prevs"]], default=0)
         # split W group loads into one LOAD per co-tile block, spread one A tile apart before they are
         # needed, so each fits in the load unit's slack while the array computes
         n_a = sum(1 for e in ctx.events if e["kind"] == "A")
@@ -193,13 +196,14 @@ class Emitter:
         for kind, per in (("A", cur.a_of_item), ("W", cur.w_of_item)):
             for i, e in enumerate(per):
                 if e is not None:
-                    last_user[(kind, e["half"])] = i
+                    for h in ((0, 1) if e["half"] == 2 else (e["half"],)):
+                        last_user[(kind, h)] = i
         for kind in ("W", "A"):
             evs = [e for e in nxt.events if e["kind"] == kind and e["first"] == 0 and e["prev"] is None]
             if kind == "A":
                 evs = evs[:1]
             for e in evs:
-                pos = last_user.get((kind, e["half"]), -1) + 1
+                pos = max(last_user.get((kind, h), -1) for h in ((0, 1) if e["half"] == 2 else (e["half"],))) + 1
                 if kind == "A":
                     dep = self._last_producer(cur, nxt, e["item"])
                     if dep is not None:
@@ -386,8 +390,8 @@ class Emitter:
             ch = plan.cotiles[it.co].chunks[it.k]
             ae, we = ctx.a_of_item[i], ctx.w_of_item[i]
             a_base = ae["half"] * a_half
-            w_base = (we["half"] * w_half + it.woff) if we else 0
-            mac_mask = (1 << ae["half"]) | ((1 << (2 + we["half"])) if we else 0)
+            w_base = (self._w_base(we) + it.woff) if we else 0
+            mac_mask = (1 << ae["half"]) | (self._w_bits(we) if we else 0)
             acc0 = 0 if it.first else 1
             lines = ch.lines
             tag = f"px {it.p0} b{it.b} co{it.co} k{it.k}"
@@ -442,7 +446,7 @@ class Emitter:
             n_drain += 1
         own = [e for e in ctx.events if e["ctx"] is ctx]
         return {"items": len(items), "pixel_tiles": plan.n_pixel_tiles, "co_tiles": len(plan.cotiles),
-                "k_chunks": plan.n_chunks, "w_loads": len({id(e["prev"]) if False else (e["half"], e["key"], e["first"] if not e.get("prefetched") else 0) for e in own if e["kind"] == "W"}),
+                "k_chunks": plan.n_chunks, "w_loads": len({(e["key"], e["half"]) for e in own if e["kind"] == "W"}),
                 "a_loads": sum(1 for e in own if e["kind"] == "A")}
 
     def load_instr(self, e) -> Instr:
@@ -484,8 +488,19 @@ class Emitter:
         key = e["key"]
         off, addr, count = e["piece"]
         half = e["half"]
-        return Instr("LOAD", dict(mask=1 << (2 + half), target=int(LoadTarget.W), dst=half * self.w_half + off,
-                                  count=count, addr=addr, stride=1), f"{op.name}: W{half}+{off} <- {key}")
+        return Instr("LOAD", dict(mask=self._w_bits(e), target=int(LoadTarget.W), dst=self._w_base(e) + off,
+                                  count=count, addr=addr, stride=1),
+                     f"{op.name}: W{'0+1' if half == 2 else half}+{off} <- {key}")
+
+    def _w_base(self, e) -> int:
+        return 0 if e["half"] == 2 else e["half"] * self.w_half
+
+    @staticmethod
+    def _w_bits(e) -> int:
+        return 0x0C if e["half"] == 2 else 1 << (2 + e["half"])
+
+    def _w_entries(self, ctx: "LayerCtx", key) -> int:
+        return sum(p[2] for p in self._w_parts(ctx, {"key": key}))
 
 
 class LayerCtx:

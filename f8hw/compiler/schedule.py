@@ -12,6 +12,9 @@
   one W half; the group's weights are loaded once and stay resident while every
   pixel tile streams through, and each A tile is reused by every co-tile of the
   group that reads the same channel blocks (DENSE convolutions: all of them).
+- "Big" co-tiles: weights larger than a W half but within the whole W (and a
+  window within an A half) take both W halves (no K-split; not double-buffered,
+  but resident across all pixel tiles).
 - Bias groups: at most b_depth co-tiles' biases are resident at once.
 """
 
@@ -90,6 +93,10 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int) -> l
         return Chunk(h0, h1, w0, w1, c0, c1, lines, lines * per_line_w)
 
     if kh * kw * ncb <= lmax:
+        return [mk(0, kh, 0, kw, cb0, cb1)]
+    if per_line_w and kh * kw * ncb <= a_half and kh * kw * ncb * per_line_w <= 2 * w_half:
+        # "big" co-tile: its weights take both W halves (resident while every pixel tile streams through,
+        # not double-buffered): far fewer loads than a K-split that reloads weights for every pixel tile
         return [mk(0, kh, 0, kw, cb0, cb1)]
     if kw * ncb <= lmax:
         rows = lmax // (kw * ncb)

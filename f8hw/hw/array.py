@@ -14,7 +14,7 @@ registers (``drain_sel`` one-hot) in exactly the cycle they become valid.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,7 +52,7 @@ class MacArray(wiring.Component):
             line = self.line[r]
             bcast = Signal(8, name=f"r{r}_bcast")
             if C > 1:
-                m.d.comb += bcast.eq(line.word_select(ctl.byte, 8))
+                m.d.comb += bcast.eq(Array([line[8 * i:8 * i + 8] for i in range(C)])[ctl.byte])  # a mux, no $mul
             else:
                 m.d.comb += bcast.eq(line[:8])
             row_sh, nxt_w = [], []

@@ -192,26 +192,59 @@ def synth_component(name: str, verilog_text: str, top: str, workdir: Path, flows
     return out
 
 
-def synth_report(cfg: ArchConfig, workdir, full: bool = False) -> dict:
-    """Area of the PE, both requantizer lanes and (full=True) the whole accelerator."""
+def _cache_dir() -> Path:
+    return Path(os.environ.get("F8HW_CACHE_DIR", Path.home() / ".cache" / "f8hw")) / "synth"
+
+
+def cached_synth(name: str, verilog_text: str, top: str, workdir: Path, **kw) -> dict:
+    """synth_component, memoized on disk by a hash of the Verilog and the flow settings
+    (the component reports do not depend on the array size, and the dyadic lane takes minutes)."""
+    key = _sha((verilog_text + json.dumps(kw, sort_keys=True, default=str)).encode())[:24]
+    cache = _cache_dir() / f"{name}-{key}.json"
+    if cache.exists():
+        r = json.loads(cache.read_text())
+        r["cached"] = True
+        return r
+    r = synth_component(name, verilog_text, top, workdir, **kw)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(r, sort_keys=True))
+    except OSError:
+        pass
+    r["cached"] = False
+    return r
+
+
+def synth_report(cfg: ArchConfig, workdir, full: bool = False, jobs: int = 2) -> dict:
+    """Area of the PE, both requantizer lanes (side by side) and (full=True) the whole accelerator.
+
+    Runs in workdir (must not be under /tmp: YoWASP tools cannot see /tmp)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from f8hw.hw.pe import PE
     from f8hw.hw.requant import RequantLane
 
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
+    if str(workdir).startswith("/tmp"):
+        raise BuildError(f"synthesis work directory {workdir} is under /tmp, which YoWASP tools cannot see")
     workdir.mkdir(parents=True, exist_ok=True)
-    rep = {"components": {}}
-    comps = [("pe", PE(), "f8hw_pe"), ("requant_shift", RequantLane(False), "f8hw_rq_shift"),
-             ("requant_dyadic", RequantLane(True), "f8hw_rq_dyadic")]
-    for name, comp, top in comps:
-        rep["components"][name] = synth_component(name, _convert(comp, top), top, workdir)
-    s, d = rep["components"]["requant_shift"], rep["components"]["requant_dyadic"]
-    rep["shift_vs_dyadic"] = {k: round(s[k] / d[k], 3) if d[k] else None for k in ("cells", "ice40_lut", "ecp5_lut")}
+    jobs_l = [("pe", _convert(PE(), "f8hw_pe"), "f8hw_pe", {}),
+              ("requant_shift", _convert(RequantLane(False), "f8hw_rq_shift"), "f8hw_rq_shift", {}),
+              ("requant_dyadic", _convert(RequantLane(True), "f8hw_rq_dyadic"), "f8hw_rq_dyadic", {})]
     if full:
         name = f"accelerator_{cfg.array}_{cfg.requant}"
-        r = synth_component(name, accel_verilog(cfg), "f8hw_accel", workdir, flows=("generic",),
-                            extra_files={SPAD_FILE: _packaged(SPAD_FILE)}, blackbox=(SPAD_FILE,))
-        r["note"] = "logic only: scratchpads are black boxes (see memory_bits)"
-        rep["components"][name] = r
+        jobs_l.append((name, accel_verilog(cfg), "f8hw_accel",
+                       {"flows": ("generic",), "extra_files": {SPAD_FILE: _packaged(SPAD_FILE)},
+                        "blackbox": (SPAD_FILE,)}))
+    # the slowest first
+    order = sorted(jobs_l, key=lambda j: {"requant_dyadic": 0}.get(j[0], 1 if j[0].startswith("acc") else 2))
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        futs = {j[0]: ex.submit(cached_synth, j[0], j[1], j[2], workdir, **j[3]) for j in order}
+        rep = {"components": {n: futs[n].result() for n, *_ in jobs_l}}
+    if full:
+        rep["components"][name]["note"] = "logic only: scratchpads are black boxes (see memory_bits)"
+    s, d = rep["components"]["requant_shift"], rep["components"]["requant_dyadic"]
+    rep["shift_vs_dyadic"] = {k: round(s[k] / d[k], 3) if d[k] else None for k in ("cells", "ice40_lut", "ecp5_lut")}
     rep["memory_bits"] = {
         "a_banks": cfg.rows * cfg.a_depth * 8 * cfg.cols, "w": cfg.w_depth * 8 * cfg.cols,
         "b": cfg.b_depth * 32 * cfg.cols, "s": cfg.s_depth * 8 * cfg.cols, "o": cfg.o_depth * 32 * cfg.cols,
@@ -227,10 +260,8 @@ def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox
     for fn, text in verilog_files.items():
         (wd / fn).write_text(text)
         lines.append(f"read_verilog {'-lib ' if fn in blackbox else ''}{fn}")
-    lines += [f"hierarchy -top {top}", "proc", "flatten", "opt_clean", "select -set m t:$mul",
-              "tee -q -o muls.json dump @m"]
-    lines[-1] = "write_json -selected muls.json"
-    lines.insert(-1, "select @m")
+    lines += [f"hierarchy -top {top}", "proc", "flatten", "opt_expr", "opt_clean", "wreduce", "opt_clean",
+              "select t:$mul", "write_json -selected muls.json"]
     run_yosys("\n".join(lines) + "\n", wd)
     d = json.loads((wd / "muls.json").read_text())
     out = []

@@ -7,7 +7,7 @@ store_end = t + words + STORE_LATENCY (2).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -76,7 +76,7 @@ class StoreUnit(wiring.Component):
             m.d.comb += err.eq(d_valid & (d_addr[memw:] != 0))
         m.d.comb += [
             self.mem_waddr.eq(d_addr),
-            self.mem_wdata.eq(Cat(*[Mux(d_wide, ln.word_select(d_j, 8), ln[:8]) for ln in lanes])),
+            self.mem_wdata.eq(Cat(*[Mux(d_wide, Array([ln[8 * i:8 * i + 8] for i in range(4)])[d_j], ln[:8]) for ln in lanes])),
             self.mem_wen.eq(d_valid & ~err),
             self.busy.eq(pulse | active | d_valid),
             self.err.eq(err),

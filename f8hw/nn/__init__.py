@@ -9,7 +9,7 @@ Typical use::
     f8nn.calibrate(model, a_few_batches)     # F8 mode, alphas and FLs set
     ... QAT fine-tuning (optional) ...
     model.eval(); f8nn.integer_forward(model, images)   # exactly what the exported graph computes
-    from f8hw.export import export; export(model, example_images, "model.pt")
+    import f8hw; f8hw.export(model, example_images, "model.pt")
 
 Inputs are uint8 images (N, C, H, W); the first layer reads them at unsigned FL 8.
 """

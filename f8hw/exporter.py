@@ -146,7 +146,7 @@ def export(model: nn.Module, example_input: torch.Tensor, path: str | os.PathLik
     prepare(model, example_input)
     graph = build_graph(model)
     info = {
-        "producer": f"f8hw.export {f8hw.__version__}",
+        "producer": f"f8hw.exporter {f8hw.__version__}",
         "input": {"shape": list(example_input.shape[1:]), "dtype": "uint8", "fl": IMAGE_FL},
     }
     info.update(meta or {})
