@@ -95,23 +95,21 @@ def test_bundled_model(simulator, size, model, seed, tmp_path):
           f"{r['cps']:,.0f} cycles/s")
 
 
-def _default_model() -> Path:
-    p = REPO / "models" / "default.pt"
-    if p.exists():
-        return p
-    models = bundled_models()
-    return REPO / "models" / (models[0] if models else "default.pt")
+def _models_16x16() -> list[str]:
+    """Every bundled model once (default.pt is a copy of one of them)."""
+    names = [m for m in bundled_models() if m != "default.pt"]
+    return names or bundled_models()
 
 
 @pytest.mark.slow
-def test_default_model_16x16(seed, tmp_path):
-    """The bundled default model on the full default 16x16 configuration (Verilator)."""
+@pytest.mark.parametrize("model", _models_16x16())
+def test_bundled_model_16x16(model, seed, tmp_path):
+    """Every bundled model on the full default 16x16 configuration (Verilator; one build for all)."""
     from f8hw.modelfile import load_model
 
-    path = _default_model()
-    graph, _ = load_model(path)
+    graph, _ = load_model(REPO / "models" / model)
     arch = ArchConfig()
     images = _model_images(graph, 1, seed)
-    r = run_and_check(graph, arch, "verilator", images, tmp_path, what=f"model {path.name} (16x16)")
-    print(f"[f8hw] verilator 16x16 {path.name}: {r['cycles']} cycles, {r['checked']} tensors bit-exact, "
+    r = run_and_check(graph, arch, "verilator", images, tmp_path, what=f"model {model} (16x16)")
+    print(f"[f8hw] verilator 16x16 {model}: {r['cycles']} cycles, {r['checked']} tensors bit-exact, "
           f"{r['cps']:,.0f} cycles/s, build {r['build'].build_seconds:.0f} s")

@@ -37,7 +37,10 @@ def model_file(tmp_path_factory):
 
 
 def run_json(capsys, *args):
-    code = main(["sim", *map(str, args), "--json"])
+    args = [*map(str, args)]
+    if "--engine" not in args:
+        args += ["--engine", "isa"]  # the RTL engines are tested in sim/test_engine_cli.py
+    code = main(["sim", *args, "--json"])
     out = capsys.readouterr()
     return code, (json.loads(out.out) if out.out.strip() else None), out.err
 
@@ -63,7 +66,7 @@ def test_sim_json_bit_exact_and_cache(model_file, capsys):
 
 def test_sim_table_plot_report(model_file, tmp_path, capsys):
     png, md = tmp_path / "util.png", tmp_path / "report.md"
-    code = main(["sim", str(model_file), "--array", "8x8", "--plot", str(png), "--report", str(md)])
+    code = main(["sim", str(model_file), "--array", "8x8", "--engine", "isa", "--plot", str(png), "--report", str(md)])
     out = capsys.readouterr().out
     assert code == 0
     assert "total" in out and "conv1" in out and "cycles/s" in out
@@ -140,18 +143,37 @@ def test_engine_registry():
                 get_engine(name)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("f8hw.engines.verilator") is not None,
-                    reason="the verilator engine exists")
-def test_sim_unavailable_engine_is_an_error(model_file, capsys):
-    code = main(["sim", str(model_file), "--engine", "verilator"])
-    assert code == 2 and "engine 'verilator' is not available yet" in capsys.readouterr().err
+def test_sim_defaults_to_the_verilator_engine():
+    from f8hw.cli import build_parser
+
+    args = build_parser().parse_args(["sim"])
+    assert args.engine == "verilator" and args.array == "16x16" and args.model is None
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason="models/default.pt does not exist yet")
+def test_sim_waves_need_an_rtl_engine(model_file, capsys):
+    code = main(["sim", str(model_file), "--engine", "isa", "--waves", "w.vcd"])
+    assert code == 2 and "waveforms come from an RTL engine" in capsys.readouterr().err
+
+
+def test_sim_grows_memories_that_are_too_small(model_file):
+    """Memories left at their defaults grow to fit the model; sizes the user gave are kept (and then fail)."""
+    from f8hw.arch import ArchConfig
+    from f8hw.commands.sim import simulate
+
+    tiny = ArchConfig(rows=4, cols=4, mem_words=64, imem_depth=16)
+    rep, _ = simulate(model_file, tiny, "isa", None, 1)
+    assert rep.bit_exact and rep.mem_words > 64 and rep.imem_depth > 16
+    assert rep.mem_words & (rep.mem_words - 1) == 0 and rep.imem_depth & (rep.imem_depth - 1) == 0
+    with pytest.raises(F8Error, match="imem_depth is 16"):
+        simulate(model_file, tiny, "isa", None, 1, use_cache=False, grow={"mem_words"})
+
+
 def test_sim_default_model_end_to_end(tmp_path):
+    """The bundled default model through the installed command, on the ISA engine (the RTL default run
+    is sim/test_engine_cli.py::test_sim_no_arguments)."""
     exe = Path(sys.executable).parent / "f8hw"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "f8hw.cli"]
-    r = subprocess.run(cmd + ["sim", "--json", "--array", "16x16"], capture_output=True, text=True, timeout=300,
+    r = subprocess.run(cmd + ["sim", "--json", "--array", "16x16", "--engine", "isa"], capture_output=True, text=True, timeout=300,
                        env={**__import__("os").environ, "F8HW_CACHE": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout)

@@ -1,12 +1,17 @@
 """f8hw sim: compile a model, run it on an engine, check every layer bit-exact against the golden model.
 
-    f8hw sim [MODEL] --array 16x16 --engine isa [--input FILE] [--batch N]
-             [--json] [--plot util.png] [--report report.md] [--no-cache]
+    f8hw sim [MODEL] --array 16x16 --engine verilator|icarus|isa [--input FILE] [--batch N]
+             [--waves FILE] [--json] [--plot util.png] [--report report.md] [--no-cache]
 
-Per layer: MACs, cycles (MARK slot differences), array utilization
-MACs / (R*C*cycles), bit-exact; totals: cycles, utilization, wall time,
-simulated cycles/s.  A mismatch names the first mismatching layer, the tensor,
-the first differing coordinates and both values, and exits with status 1.
+The default engine is the generated RTL on Verilator.  Per layer: MACs, cycles
+(MARK slot differences), array utilization MACs / (R*C*cycles), bit-exact;
+totals: cycles, utilization, wall time, simulated cycles/s.  With an RTL engine
+the ISA simulator runs the same program too and its cycle counts (total and per
+layer) must be equal.  A mismatch names the first mismatching layer, the
+tensor, the first differing coordinates and both values, and exits with status 1.
+
+Main and instruction memory of the simulated top default to the ArchConfig
+sizes and grow (next power of two) when a model needs more.
 """
 
 from __future__ import annotations
@@ -34,7 +39,12 @@ def register(sub) -> None:
     p.add_argument("model", nargs="?", default=None,
                    help=f"f8hw model file (default: the bundled {DEFAULT_MODEL.relative_to(REPO_ROOT)})")
     p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
-    p.add_argument("--engine", default="isa", choices=engine_names(), help="simulation engine (default: %(default)s)")
+    p.add_argument("--engine", default="verilator", choices=engine_names(),
+                   help="simulation engine: the RTL on verilator or icarus, or the ISA simulator (default: %(default)s)")
+    p.add_argument("--waves", default=None, metavar="FILE",
+                   help="RTL engines: write waveforms to FILE (.vcd for verilator, .fst or .vcd for icarus)")
+    p.add_argument("--no-isa-check", action="store_true",
+                   help="RTL engines: skip the cycle cross-check against the ISA simulator")
     p.add_argument("--input", default=None,
                    help="input image(s): .npy uint8 (N,C,H,W) or (C,H,W), or a PNG (default: digits test images)")
     p.add_argument("--batch", type=int, default=1, help="images per run (default: %(default)s)")
@@ -42,9 +52,11 @@ def register(sub) -> None:
     p.add_argument("--plot", default=None, metavar="PNG", help="write a per-layer utilization/cycles plot")
     p.add_argument("--report", default=None, metavar="MD", help="write a markdown report")
     p.add_argument("--mem-words", type=int, default=None,
-                   help="main-memory words of the sim-only top (power of two; default: the ArchConfig default)")
+                   help="main-memory words of the sim-only top (power of two; default: the ArchConfig default, "
+                        "grown to fit the model)")
     p.add_argument("--imem-depth", type=int, default=None,
-                   help="instruction-memory words of the sim-only top (power of two; default: the ArchConfig default)")
+                   help="instruction-memory words of the sim-only top (power of two; default: the ArchConfig default, "
+                        "grown to fit the program)")
     p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
     p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
     p.set_defaults(func=run)
@@ -180,10 +192,13 @@ class LayerReport:
     utilization: float | None
     bit_exact: bool | None        # None: the layer's outputs were overwritten (buffer reuse), not checked
     mismatch: dict | None = None
+    isa_cycles: int | None = None  # RTL engines: the ISA simulator's cycles for this layer
 
     def to_dict(self) -> dict:
         d = dict(name=self.name, macs=self.macs, cycles=self.cycles, utilization=self.utilization,
                  bit_exact=self.bit_exact)
+        if self.isa_cycles is not None:
+            d["isa_cycles"] = self.isa_cycles
         if self.mismatch:
             d["mismatch"] = self.mismatch
         return d
@@ -208,11 +223,24 @@ class SimReport:
     cached: bool
     layers: list[LayerReport] = field(default_factory=list)
     first_mismatch: dict | None = None
+    mem_words: int = 0
+    imem_depth: int = 0
+    isa_cycles: int | None = None   # RTL engines: the ISA simulator's total on the same program
+    isa_check: str | None = None    # RTL engines: None = agrees with the ISA simulator, else what differs
+
+    @property
+    def isa_agrees(self) -> bool | None:
+        return None if self.isa_cycles is None else self.isa_check is None
+
+    @property
+    def ok(self) -> bool:
+        return self.bit_exact and self.isa_agrees is not False
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("model", "engine", "array", "batch", "input", "cycles", "busy", "stall",
                                             "macs", "utilization", "bit_exact", "wall_time", "compile_time",
-                                            "cycles_per_second", "cached")}
+                                            "cycles_per_second", "cached", "mem_words", "imem_depth", "isa_cycles",
+                                            "isa_agrees", "isa_check")}
         d["layers"] = [lr.to_dict() for lr in self.layers]
         d["first_mismatch"] = self.first_mismatch
         return d
@@ -269,8 +297,40 @@ def layer_cycles(compiled, marks: dict[int, int], total_cycles: int) -> list[int
 # ------------------------------------------------------------------ command
 
 
+RTL_ENGINES = ("verilator", "icarus")
+
+
+def next_pow2(n: int) -> int:
+    return 1 << max(1, (int(n) - 1).bit_length())
+
+
+def compile_fitting(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, grow: set[str], log=None):
+    """compile_cached; when the model does not fit and ``grow`` names memories the user left at their
+    defaults ("mem_words", "imem_depth"), grow those to the next power of two that fits and compile again.
+    Returns (compiled, cached)."""
+    from dataclasses import replace
+
+    from f8hw.arch import ADDR_BITS
+    from f8hw.compiler import CompileError
+
+    try:
+        return compile_cached(graph, arch, batch, model_bytes, use_cache, log)
+    except CompileError:
+        if not grow:
+            raise
+        limits = {"mem_words": 1 << ADDR_BITS, "imem_depth": 1 << 24}
+        probe = compile_model(graph, replace(arch, **{k: limits[k] for k in grow}), batch)
+        need = {"mem_words": next_pow2(len(probe.memory)), "imem_depth": next_pow2(len(probe.program) + 1)}
+        bigger = replace(arch, **{k: max(getattr(arch, k), need[k]) for k in grow})
+        if log:
+            log("model does not fit the default memories: " +
+                ", ".join(f"{k} {getattr(arch, k)} -> {getattr(bigger, k)}" for k in sorted(grow)))
+        return compile_cached(graph, bigger, batch, model_bytes, use_cache, log)
+
+
 def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_cache=True, race_check=True,
-             progress_console=None, log=None) -> tuple[SimReport, object]:
+             progress_console=None, log=None, waves: str | None = None, isa_check: bool = True,
+             grow: set[str] = frozenset({"mem_words", "imem_depth"})) -> tuple[SimReport, object]:
     from f8hw import golden
     from f8hw.engines import get_engine
     from f8hw.modelfile import load_model
@@ -279,10 +339,20 @@ def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_
     graph, _meta = load_model(model_path)
     shape = tuple(graph.input_node.attrs["shape"])
     images, desc = load_images(input_path, shape, batch)
+    rtl = engine_name in RTL_ENGINES
+    if waves and not rtl:
+        raise F8Error(f"--waves {waves}: waveforms come from an RTL engine (verilator, icarus), not {engine_name!r}")
     t0 = time.perf_counter()
-    compiled, cached = compile_cached(graph, arch, batch, model_path.read_bytes(), use_cache, log)
+    compiled, cached = compile_fitting(graph, arch, batch, model_path.read_bytes(), use_cache, set(grow), log)
+    arch = compiled.arch
     compile_time = time.perf_counter() - t0
-    engine = get_engine(engine_name)
+    isa_res = None
+    if rtl and isa_check:
+        if log:
+            log("running the ISA simulator for the cycle cross-check")
+        isa_res = get_engine("isa", check_races=race_check).run(compiled, images)
+    engine = (get_engine(engine_name, waves=waves, spinner=False if progress_console is None else None) if rtl
+              else get_engine(engine_name))
     if hasattr(engine, "check_races"):
         engine.check_races = race_check
     progress_ctx = None
@@ -315,6 +385,10 @@ def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_
         layers.append(LayerReport(layer.name, macs, c, util, ok, mism))
         if mism and first is None:
             first = dict(layer=layer.name, **mism)
+    if isa_res is not None:
+        isa_cyc = layer_cycles(compiled, isa_res.marks, isa_res.cycles)
+        for lr, c in zip(layers, isa_cyc):
+            lr.isa_cycles = c
     total_macs = sum(lr.macs for lr in layers)
     rep = SimReport(
         model=str(model_path), engine=engine_name, array=arch.array, batch=batch, input=desc,
@@ -322,8 +396,33 @@ def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_
         utilization=total_macs / (R * C * res.cycles) if res.cycles else 0.0,
         bit_exact=all(lr.bit_exact is not False for lr in layers), wall_time=float(res.wall_time), compile_time=compile_time,
         cycles_per_second=float(res.cycles_per_second), cached=cached, layers=layers, first_mismatch=first,
+        mem_words=arch.mem_words, imem_depth=arch.imem_depth,
     )
+    if isa_res is not None:
+        rep.isa_cycles = int(isa_res.cycles)
+        rep.isa_check = isa_agreement(res, isa_res)
     return rep, res
+
+
+def isa_agreement(res, isa_res) -> str | None:
+    """None when the RTL run and the ISA simulator agree on cycles, counters, MARK stamps and the whole final
+    main memory; otherwise what differs first."""
+    for k in ("cycles", "busy", "stall"):
+        a, b = getattr(res, k), getattr(isa_res, k)
+        if a != b:
+            return f"{k}: RTL {a}, ISA simulator {b}"
+    if res.marks != isa_res.marks:
+        slot = next(s for s in sorted(set(res.marks) | set(isa_res.marks)) if res.marks.get(s) != isa_res.marks.get(s))
+        return f"MARK slot {slot}: RTL cycle {res.marks.get(slot)}, ISA simulator cycle {isa_res.marks.get(slot)}"
+    a, b = np.asarray(res.memory), np.asarray(isa_res.memory)
+    if a.shape != b.shape:
+        return f"main memory shape: RTL {a.shape}, ISA simulator {b.shape}"
+    diff = np.argwhere(a != b)
+    if len(diff):
+        w, byte = (int(i) for i in diff[0])
+        return (f"main memory word {w} byte {byte}: RTL {int(a[w, byte])}, ISA simulator {int(b[w, byte])} "
+                f"({len(diff)} bytes differ)")
+    return None
 
 
 def mismatch_text(m: dict) -> str:
@@ -342,6 +441,10 @@ def _fmt_exact(ok, rich=False):
     return "yes" if ok else "NO"
 
 
+def _fmt_int(v):
+    return "-" if v is None else f"{v:,}"
+
+
 def _fmt_util(u):
     return "-" if u is None else f"{100 * u:.1f}%"
 
@@ -353,14 +456,20 @@ def markdown_report(rep: SimReport) -> str:
         f"- cycles: {rep.cycles} (busy {rep.busy}, stall {rep.stall})",
         f"- MACs: {rep.macs}, array utilization {_fmt_util(rep.utilization)}",
         f"- bit-exact: {'yes' if rep.bit_exact else 'NO'}",
+        *([f"- ISA simulator: {rep.isa_cycles} cycles, "
+           f"{'equal (cycles, counters, MARK stamps, final memory)' if rep.isa_agrees else 'DIFFERS: ' + str(rep.isa_check)}"]
+          if rep.isa_cycles is not None else []),
+        f"- memories: {rep.mem_words} main-memory words, {rep.imem_depth} instruction words",
         f"- wall time {rep.wall_time:.3f} s, {rep.cycles_per_second:,.0f} simulated cycles/s", "",
-        "| layer | MACs | cycles | utilization | bit-exact |", "|---|---:|---:|---:|---|",
     ]
+    isa = rep.isa_cycles is not None
+    lines += ["| layer | MACs | cycles |" + (" ISA cycles |" if isa else "") + " utilization | bit-exact |",
+              "|---|---:|---:|" + ("---:|" if isa else "") + "---:|---|"]
     for lr in rep.layers:
-        lines.append(f"| {lr.name} | {lr.macs} | {'-' if lr.cycles is None else lr.cycles} | "
-                     f"{_fmt_util(lr.utilization)} | {_fmt_exact(lr.bit_exact)} |")
-    lines.append(f"| **total** | {rep.macs} | {rep.cycles} | {_fmt_util(rep.utilization)} | "
-                 f"{'yes' if rep.bit_exact else 'NO'} |")
+        lines.append(f"| {lr.name} | {lr.macs} | {_fmt_int(lr.cycles)} |" + (f" {_fmt_int(lr.isa_cycles)} |" if isa else "")
+                     + f" {_fmt_util(lr.utilization)} | {_fmt_exact(lr.bit_exact)} |")
+    lines.append(f"| **total** | {rep.macs} | {rep.cycles} |" + (f" {rep.isa_cycles} |" if isa else "")
+                 + f" {_fmt_util(rep.utilization)} | {'yes' if rep.bit_exact else 'NO'} |")
     if rep.first_mismatch:
         lines += ["", f"First mismatch: {mismatch_text(rep.first_mismatch)}"]
     return "\n".join(lines) + "\n"
@@ -395,16 +504,27 @@ def print_table(rep: SimReport, console) -> None:
     from rich.table import Table
 
     t = Table(title=f"{Path(rep.model).name} on {rep.array} ({rep.engine}), {rep.input}")
-    for col, just in (("layer", "left"), ("MACs", "right"), ("cycles", "right"), ("util", "right"),
-                      ("bit-exact", "center")):
+    isa = rep.isa_cycles is not None
+    cols = [("layer", "left"), ("MACs", "right"), ("cycles", "right")] + ([("ISA cycles", "right")] if isa else []) \
+        + [("util", "right"), ("bit-exact", "center")]
+    for col, just in cols:
         t.add_column(col, justify=just)
+
+    def isa_cell(got, want):
+        if not isa:
+            return []
+        return [_fmt_int(want) if got == want else f"[red]{_fmt_int(want)}[/]"]
+
     for lr in rep.layers:
-        t.add_row(lr.name, f"{lr.macs:,}", "-" if lr.cycles is None else f"{lr.cycles:,}",
+        t.add_row(lr.name, f"{lr.macs:,}", _fmt_int(lr.cycles), *isa_cell(lr.cycles, lr.isa_cycles),
                   _fmt_util(lr.utilization), _fmt_exact(lr.bit_exact, rich=True))
     t.add_section()
-    t.add_row("[bold]total[/]", f"{rep.macs:,}", f"{rep.cycles:,}", _fmt_util(rep.utilization),
-              "[green]yes[/]" if rep.bit_exact else "[red]NO[/]")
+    t.add_row("[bold]total[/]", f"{rep.macs:,}", f"{rep.cycles:,}", *isa_cell(rep.cycles, rep.isa_cycles),
+              _fmt_util(rep.utilization), "[green]yes[/]" if rep.bit_exact else "[red]NO[/]")
     console.print(t)
+    if isa:
+        console.print("RTL vs ISA simulator: " + ("[green]equal[/] (cycles, counters, MARK stamps, final memory)"
+                                                  if rep.isa_agrees else f"[red]DIFFERENT[/]: {rep.isa_check}"))
     console.print(f"cycles {rep.cycles:,} (busy {rep.busy:,}, stall {rep.stall:,}), utilization "
                   f"{_fmt_util(rep.utilization)}, sim wall time {rep.wall_time:.3f} s "
                   f"({rep.cycles_per_second:,.0f} cycles/s), compile {rep.compile_time:.2f} s"
@@ -424,9 +544,11 @@ def run(args) -> int:
         raise F8Error(f"no model given and the bundled model {model} does not exist (train it: f8hw train)")
     err = Console(stderr=True)
     quiet = args.json
+    grow = {k for k in ("mem_words", "imem_depth") if k not in extra}
     rep, _res = simulate(model, arch, args.engine, args.input, args.batch, use_cache=not args.no_cache,
                          race_check=not args.no_race_check, progress_console=None if quiet else err,
-                         log=None if quiet else (lambda s: err.print(f"[dim]{s}[/]")))
+                         log=None if quiet else (lambda s: err.print(f"[dim]{s}[/]")),
+                         waves=args.waves, isa_check=not args.no_isa_check, grow=grow)
     if args.plot:
         write_plot(rep, args.plot)
     if args.report:
@@ -440,7 +562,13 @@ def run(args) -> int:
             out.print(f"wrote {args.plot}")
         if args.report:
             out.print(f"wrote {args.report}")
+        if args.waves:
+            out.print(f"wrote {args.waves}")
+    status = 0
     if not rep.bit_exact:
         print(f"MISMATCH: {mismatch_text(rep.first_mismatch)}", file=sys.stderr)
-        return 1
-    return 0
+        status = 1
+    if rep.isa_agrees is False:
+        print(f"RTL AND ISA SIMULATOR DIFFER: {rep.isa_check}", file=sys.stderr)
+        status = 1
+    return status
