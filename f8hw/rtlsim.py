@@ -196,6 +196,9 @@ def build(verilog: str, top: str, simulator: str = "verilator", waves: bool = Fa
           extra_args: list[str] | None = None, progress: bool | None = None) -> SimBuild:
     """Compile ``verilog`` (text, top module ``top``) for ``simulator``; cached.
 
+    ``waves``: build with waveform support (Verilator writes VCD: its FST writer
+    needs liblz4 headers, not installed here; Icarus writes FST).
+
     The same (Verilog, simulator, version, waves, args) is built once per
     machine; concurrent callers wait on a lock for the first build.
     """
@@ -228,8 +231,8 @@ def build(verilog: str, top: str, simulator: str = "verilator", waves: bool = Fa
         try:
             with Spinner(f"building {simulator} simulator for {top}", progress):
                 runner.build(sources=sources, hdl_toplevel=top, build_dir=d, timescale=TIMESCALE,
-                             build_args=args, waves=waves, always=True, log_file=log)
-        except (subprocess.CalledProcessError, SystemExit, OSError) as e:
+                             build_args=args, waves=bool(waves), always=True, log_file=log)
+        except (subprocess.CalledProcessError, SystemExit, OSError, RuntimeError) as e:
             tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
             raise RtlSimError(f"{simulator} build of {top} failed ({e}); log {log}:\n{tail}") from None
         dt = time.monotonic() - t0
@@ -508,18 +511,6 @@ def read_hex_bytes(path: Path, words: int, nbytes: int) -> np.ndarray:
         if v:
             mem[i] = np.frombuffer(v.to_bytes(nbytes, "little"), dtype=np.uint8)
     return mem
-
-
-def read_hex_bytes_fast(path: Path, words: int, nbytes: int) -> np.ndarray:
-    """Like read_hex_bytes, vectorized for dumps without @address jumps or x values."""
-    text = Path(path).read_text()
-    lines = [ln for ln in (l.split("//")[0].strip() for l in text.splitlines()) if ln]
-    hexdigits = set("0123456789abcdefABCDEF")
-    if any(len(ln) != 2 * nbytes or not set(ln) <= hexdigits for ln in lines):
-        return read_hex_bytes(path, words, nbytes)
-    lines = (lines + ["0" * 2 * nbytes] * words)[:words]
-    raw = bytes.fromhex("".join(lines))
-    return np.frombuffer(raw, dtype=np.uint8).reshape(words, nbytes)[:, ::-1].copy()
 
 
 def tempdir(prefix: str = "f8hw-rtl-") -> Path:

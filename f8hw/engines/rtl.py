@@ -38,9 +38,7 @@ class RtlEngine:
             res = rtlsim.simulate(compiled.arch, compiled.program, mem, self.simulator,
                                   max_cycles=self.max_cycles, waves=self.waves, progress=self.spinner,
                                   keep=self.keep)
-        except rtlsim.RtlRunError as e:
-            raise EngineError(f"{self.name}: {e}") from None
-        except rtlsim.RtlSimError as e:
+        except rtlsim.RtlSimError as e:  # build failure, error flag (RtlRunError), watchdog
             raise EngineError(f"{self.name}: {e}") from None
         return EngineResult(
             engine=self.name, memory=res.memory, cycles=res.cycles, busy=res.busy, stall=res.stall,
