@@ -45,10 +45,11 @@ def test_analyze_fl_cli(tmp_path, capsys):
     assert (tmp_path / "fl_analysis.png").exists() and (tmp_path / "fl_analysis.csv").exists()
 
 
-def test_demo_runs_and_is_honest(tmp_path, capsys):
-    assert main(["demo", "--model", str(tmp_path / "missing.pt"), "-n", "3"]) == 0
-    out = capsys.readouterr().out
-    assert "not there yet" in out and "golden model" in out
+def test_demo_missing_model_is_a_one_line_error(tmp_path, capsys):
+    missing = tmp_path / "missing.pt"
+    assert main(["demo", "--model", str(missing), "-n", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(missing) in err and "no such file" in err
 
 
 @pytest.mark.parametrize("argv", [["nosuch"], ["analyze"]])
@@ -66,6 +67,9 @@ def test_demo_with_a_model_file(tmp_path, capsys):
 
     path = tmp_path / "m.pt"
     save_model(random_conv_graph(np.random.default_rng(0), in_shape=(1, 8, 8)), path)
-    assert main(["demo", "--model", str(path), "-n", "4"]) == 0
+    assert main(["demo", "--model", str(path), "-n", "4", "-o", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    assert str(path) in out.replace("\n", "") and "accuracy on these 4 images" in out
+    assert "golden model: m.pt" in out and "accuracy on these 4 images" in out
+    flat = " ".join(out.split())
+    assert "demo passed" in flat and "equal to the ISA simulator" in flat
+    assert (tmp_path / "demo" / "rtl" / "f8hw_accel.v").is_file() and (tmp_path / "demo" / "sim.md").is_file()
