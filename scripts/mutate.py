@@ -46,7 +46,7 @@ class Mutant:
 
 MUTANTS = [
     Mutant("round_half_up", "hw/requant.py",
-           "up = rnd & (sticky | q0[0])", "up = rnd",
+           "up.eq(cur[0] & (sticky | cur[1]))", "up.eq(cur[0])",
            "requantizer rounds ties half-up instead of half-to-even"),
     Mutant("saturation_low_off_by_one", "hw/requant.py",
            "lo = Mux(c2.out_signed, -127, 0)", "lo = Mux(c2.out_signed, -128, 0)",

@@ -1,7 +1,8 @@
 """Unit level: requantizer lanes, the PE and MAC arrays of the generator, on Verilator and Icarus.
 
-Stimulus and expected values are computed here (expected from f8hw.numerics
-and plain integer arithmetic); the RTL is driven cycle by cycle by
+Stimulus and expected values are computed here (the requantizer's from
+f8hw.isasim.requant, the spec's executable model; the PE's and arrays' from
+plain integer arithmetic); the RTL is driven cycle by cycle by
 tb_stream.py.  Seeds are printed; on a mismatch the first differing vector is
 named and a waveform is written (its path is in the failure message).
 """
@@ -32,16 +33,16 @@ def _wrap32(v: int) -> int:
 
 def rq_expected(acc, bias, skip, raw=0, out_signed=0, use_bias=0, use_skip=0, skip_signed=0, acc_lshift=0,
                 skip_lshift=0, shift=0, mult=1, dyadic=False):
-    """docs/architecture.md COMPUTE requantization, from f8hw.numerics."""
+    """docs/architecture.md COMPUTE requantization: f8hw.isasim.requant (the spec's executable model;
+    dyadic: RQ_MULT multiplies acc + bias before the residual alignment)."""
+    from f8hw import isasim
+    from f8hw.isa import Reg
+
     v = _wrap32(acc + (bias if use_bias else 0))
-    if raw:
-        return v
-    if dyadic:
-        v = v * mult
-    if use_skip:
-        s = to_signed(skip, 8) if skip_signed else skip & 0xFF
-        v = (v << acc_lshift) + (s << skip_lshift)
-    return int(numerics.saturate(numerics.round_shift(v, shift), bool(out_signed)))
+    regs = {int(r): 0 for r in Reg}
+    regs.update({Reg.RQ_RAW: raw, Reg.OUT_SIGNED: out_signed, Reg.USE_SKIP: use_skip, Reg.SKIP_SIGNED: skip_signed,
+                 Reg.ACC_LSHIFT: acc_lshift, Reg.SKIP_LSHIFT: skip_lshift, Reg.SHIFT: shift, Reg.RQ_MULT: mult})
+    return int(isasim.requant(np.array([v]), np.array([skip & 0xFF], np.uint8), regs, dyadic)[0])
 
 
 def rq_vectors(rng: np.random.Generator, dyadic: bool) -> list[dict]:

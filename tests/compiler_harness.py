@@ -1,41 +1,25 @@
-"""Run a Compiled program on an ISA simulator and compare with the golden model.
-
-Uses f8hw.isasim when it exists (the product's simulator), otherwise the
-tests' own reference interpreter (compiler_refsim.py).  Both are bit-exact
-models of docs/architecture.md; the reference one also checks scratchpad races.
-"""
+"""Run a Compiled program on the ISA simulator (f8hw.isasim, the one executable model of
+docs/architecture.md; it also checks scratchpad and main-memory races) and compare with the
+golden model."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from f8hw import golden
-
-import compiler_refsim
+from f8hw import golden, isasim
 
 
-try:
-    from f8hw import isasim
-except ImportError:  # pragma: no cover - before the ISA simulator existed
-    isasim = None
+def run_program(compiled, memory, check_races=True) -> dict:
+    """-> dict(memory, cycles, marks, busy, races, stall).  f8hw.isasim raises IsaSimError on a race."""
+    r = isasim.run(compiled.program, memory, compiled.arch, check_races=check_races)
+    return dict(memory=r.memory, cycles=r.cycles, marks=dict(r.marks), busy=r.busy, races=[], stall=r.stall)
 
 
-def run_program(compiled, memory, check_races=True, sim: str = "auto") -> dict:
-    """-> dict(memory, cycles, marks, busy, races).  sim: "isasim", "ref" or "auto" (isasim if present).
-
-    f8hw.isasim raises IsaSimError on a race (scratchpads and main memory); the
-    reference interpreter returns its scratchpad races in "races"."""
-    if sim == "isasim" or (sim == "auto" and isasim is not None):
-        r = isasim.run(compiled.program, memory, compiled.arch, check_races=check_races)
-        return dict(memory=r.memory, cycles=r.cycles, marks=dict(r.marks), busy=r.busy, races=[], stall=r.stall)
-    return compiler_refsim.run(compiled.arch, compiled.program, memory, check_races=check_races)
-
-
-def check_model(graph, compiled, images, check_races=True, sim: str = "auto") -> dict:
+def check_model(graph, compiled, images, check_races=True) -> dict:
     """Run and compare every readable tensor of every batch item with golden; returns the sim result."""
     mem = compiled.memory.copy()
     compiled.write_inputs(mem, images)
-    res = run_program(compiled, mem, check_races, sim)
+    res = run_program(compiled, mem, check_races)
     gold = golden.run(graph, images)
     assert not res["races"], f"scratchpad races: {res['races'][:5]}"
     assert compiled.readable(compiled.output_ref)

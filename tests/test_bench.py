@@ -104,3 +104,15 @@ def test_bench_rejects_unknown_section(tmp_path, capsys):
     assert cli.main(["bench", "--quick", "--only", "nope", "-o", str(tmp_path)]) == 2
     assert "nope" in capsys.readouterr().err
     assert "rtl" in SECTIONS
+
+
+def test_fmax_section_rendered():
+    """The Fmax section (nextpnr, cached by Verilog hash) renders; no tools are run here."""
+    assert "fmax" in SECTIONS and all("fmax_dyadic" in m for m in MODES.values())
+    res = {"meta": {"mode": "quick", "platform": "p", "processor": "x", "cpu_count": 2, "commit": "c",
+                    "date": "d", "python": "3"},
+           "util": [], "scaling": [], "rtl": [], "gen": [], "area": None, "errors": [],
+           "fmax": {"components": {"pe": dict(fmax_mhz=77.9, lcs=100, synth_s=5.0, pnr_s=10.0, cached=True)},
+                    "min_mhz": 77.9}}
+    md = markdown(res)
+    assert "## Fmax estimate" in md and "| pe | 77.9 | 100 |" in md

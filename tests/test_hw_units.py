@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from f8hw import isasim
 from f8hw import numerics as N
+from f8hw.isa import Reg
 from f8hw.arch import ArchConfig, ArchError
 from f8hw.hw.array import MacArray
 from f8hw.hw.pe import PE
@@ -22,18 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def lane_ref(c, dyadic=False):
+    """The lane's expected output from the ISA simulator's requantizer (f8hw.isasim.requant: the
+    spec's one executable model), with the SET registers rebuilt from the lane configuration."""
     cfg = c["cfg"]
     v = c["acc"] + (c["bias"] if cfg["use_bias"] else 0)
     v = ((v + 2**31) % 2**32) - 2**31
-    if cfg["raw"]:
-        return v
-    if dyadic:
-        v = v * cfg["mult"]
-    if cfg["use_skip"]:
-        sk = c["skip"] - 256 if cfg["skip_signed"] and c["skip"] > 127 else c["skip"]
-        v = (v << cfg["acc_lshift"]) + (sk << cfg["skip_lshift"])
-    s = -cfg["shift_mag"] if cfg["shift_neg"] else cfg["shift_mag"]
-    return int(N.saturate(N.round_shift(v, s), bool(cfg["out_signed"])))
+    regs = {int(r): 0 for r in Reg}
+    regs.update({Reg.RQ_RAW: cfg["raw"], Reg.OUT_SIGNED: cfg["out_signed"], Reg.USE_SKIP: cfg["use_skip"],
+                 Reg.SKIP_SIGNED: cfg["skip_signed"], Reg.ACC_LSHIFT: cfg["acc_lshift"],
+                 Reg.SKIP_LSHIFT: cfg["skip_lshift"], Reg.RQ_MULT: cfg["mult"],
+                 Reg.SHIFT: -cfg["shift_mag"] if cfg["shift_neg"] else cfg["shift_mag"]})
+    out = isasim.requant(np.array([v]), np.array([c["skip"]], np.uint8), regs, dyadic)
+    return int(out[0])
 
 
 def run_lane(cases, dyadic=False):
@@ -136,6 +138,38 @@ def test_dyadic_lane_random_mult():
     outs = run_lane(cases, dyadic=True)
     bad = [(c, o) for c, o in zip(cases, outs) if o != lane_ref(c, dyadic=True)]
     assert not bad, bad[:3]
+
+
+def test_dyadic_lane_residual_matches_isasim():
+    """Dyadic lane with the residual add on (RQ_MULT != 1, every alignment): the RTL multiplies
+    acc + bias by RQ_MULT *before* the alignment; f8hw.isasim must do the same (the two orders give
+    different results here, so they cannot drift apart again)."""
+    rng = random.Random(5)
+    cases = []
+    for i in range(300):
+        mult = rng.choice([3, -7, 300, 12345, -2**31, 2**31 - 1]) if i % 3 else rng.randint(-2**31, 2**31 - 1)
+        acc = rng.randint(-2**31, 2**31 - 1) >> rng.randint(0, 31)
+        bias = rng.randint(-2**20, 2**20)
+        acc_l, skip_l = rng.randint(0, 15), rng.randint(0, 15)
+        # half the cases: a shift that keeps the result near the 8-bit range (no saturation)
+        mag = ((acc + bias) * mult << acc_l).bit_length()
+        shift = max(0, mag - 7) if i % 2 else rng.randint(-12, 80)
+        cases.append(dict(acc=acc, bias=bias, skip=rng.randint(0, 255),
+                          cfg=rq_cfg_value(shift=shift, use_bias=1, out_signed=i % 4 < 2, use_skip=1,
+                                           skip_signed=rng.randint(0, 1), acc_lshift=acc_l,
+                                           skip_lshift=skip_l, mult=mult)))
+    outs = run_lane(cases, dyadic=True)
+    bad = [(c, o) for c, o in zip(cases, outs) if o != lane_ref(c, dyadic=True)]
+    assert not bad, bad[:3]
+
+    # multiply-after-alignment would differ: the test discriminates the two orders
+    def after(c):
+        g = c["cfg"]
+        sk = c["skip"] - 256 if g["skip_signed"] and c["skip"] > 127 else c["skip"]
+        v = (((c["acc"] + c["bias"] + 2**31) % 2**32) - 2**31 << g["acc_lshift"]) + (sk << g["skip_lshift"])
+        s = -g["shift_mag"] if g["shift_neg"] else g["shift_mag"]
+        return int(N.saturate(N.round_shift(v * g["mult"], s), bool(g["out_signed"])))
+    assert sum(o != after(c) for c, o in zip(cases, outs)) >= 20
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -259,3 +293,13 @@ def test_multiplier_inventory(requant):
     if requant == "dyadic":
         expect[(32, 1, 32, 1, 64)] = C
     assert dict(kinds) == expect
+
+
+def test_synth_pe_generic():
+    """The synthesis flow of the area report runs (generic cells of one PE; the full report,
+    iCE40/ECP5 and the dyadic lane, is `f8hw build --report`, cached under ~/.cache/f8hw)."""
+    from f8hw.hw.build import _convert, synth_component
+
+    r = synth_component("pe", _convert(PE(), "f8hw_pe"), "f8hw_pe", ROOT / "build" / "test_hw_units",
+                        flows=("generic",))
+    assert 200 < r["cells"] < 5000

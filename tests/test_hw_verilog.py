@@ -96,13 +96,15 @@ def _read_hex(path, n, C):
 @pytest.mark.parametrize("dims", [(2, 3), (3, 2)])
 def test_icarus_end_to_end(dims, tmp_path):
     """The Verilog sim top (f8hw_mem.v, f8hw_spad.v, plusargs, dumps) runs a conv program with the same
-    results and cycle counts as the Amaranth model and the spec's reference model."""
-    from hw_refmodel import run_ref
+    results and cycle counts as f8hw.isasim (the Amaranth model is held to the same in test_hw_accel)."""
+    from f8hw import isasim
     from test_hw_accel import conv_program
 
     cfg = _small(*dims)
     prog, mem, _ = conv_program(cfg, np.random.default_rng(11))
-    ref = run_ref(cfg, prog, mem)
+    res = isasim.run(prog, mem.astype(np.uint8), cfg)
+    ref = dict(cycles=res.cycles, busy=res.busy, stall=res.stall, marks=res.marks,
+               mem=res.memory[:cfg.mem_words].astype(np.int64))
     write_rtl(cfg, tmp_path)
     (tmp_path / "tb.v").write_text(TB)
     _write_hex(tmp_path / "prog.hex", prog, 128)
@@ -164,8 +166,16 @@ def test_cli_errors(args, msg, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_build_16x16_time(tmp_path):
+    """`f8hw build --array 16x16` must take < 30 s; measured as the child's CPU time so that a loaded
+    test machine (pytest -n 2 next to synthesis jobs) does not make it flaky."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "f8hw.cli", "build", "--array", "16x16", "-o", str(tmp_path)],
                        capture_output=True, text=True)
+    wall = time.monotonic() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert r.returncode == 0, r.stderr
-    assert time.monotonic() - t < 30
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert cpu < 30, (cpu, wall)

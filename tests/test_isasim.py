@@ -405,12 +405,15 @@ def test_drain_spacing_and_drain_holder():
 
     R = 4.  i0 DEPTHWISE 1 step, mask O0: t 1, capture 4, drain_end 4 + 4 + 3 = 11.
     i1 1 step, mask O1: earliest 2, spacing t + 1 + 2 >= 4 + 4 -> t 5; capture 8, drain_end 15.
-    i2 3 steps: earliest 6 (= mac_end), spacing t + 5 >= 12 -> 7; with mask O0 it issues at 7
-       (capture 12, drain_end 19); with mask O1 it also waits for i1's drain (15): capture 20, drain_end 27.
+       i0's drain is still in flight at 5 (11 > 5): the drain holder is O0 | O1 until 15.
+    i2 3 steps: earliest 6 (= mac_end), spacing t + 5 >= 12 -> 7; with mask S0 it issues at 7
+       (capture 12, drain_end 19); with mask O1 or O0 it waits for the drain holder (15):
+       capture 20, drain_end 27.
     i3 STORE 4 lines of i2's slot: waits for the drain, store_end = t + 4 + 2; END at store_end.
     """
     c = cfg(rows=4, cols=2)
-    for o2, expect in ((0b1000000, [1, 5, 7, 19, 25]), (0b10000000, [1, 5, 15, 27, 33])):
+    for o2, expect in ((0b10000, [1, 5, 7, 19, 25]), (0b10000000, [1, 5, 15, 27, 33]),
+                       (0b1000000, [1, 5, 15, 27, 33])):
         prog = [COMPUTE(Mode.DEPTHWISE, 1, mask=0b1000000, o_dst=0),
                 COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4),
                 COMPUTE(Mode.DEPTHWISE, 3, mask=o2, o_dst=8),
@@ -419,6 +422,30 @@ def test_drain_spacing_and_drain_holder():
         r = run(c, prog)
         assert list(r.issue) == expect
         assert r.busy == 5
+
+
+def test_drain_holder_covers_every_drain_in_flight():
+    """A STORE of tile i behind the last-COMPUTE of tile i+1 (other O slot) still waits for tile i's
+    drain: the drain holder is the OR of the masks of all drains in flight, busy until the latest
+    one ends.  R = 4, C = 2.
+    i0 DENSE 3 lines (6 steps), mask O0: t 1, capture 9, drain_end 16 (O lines 0..3 written 12..15).
+    i1 DEPTHWISE 1 step, mask O1: mac_end 7, spacing t + 3 >= 13 -> t 10; i0's drain is in flight:
+       holder O0 | O1, capture 13, drain_end 20.
+    i2 STORE O lines 0..3, mask O0: waits for the holder: t 20 (tracking only the latest drain, it
+       would issue at 11 and read lines 0..3 at 12..15 while i0's drain writes them: a race).
+    """
+    c = cfg(rows=4, cols=2)
+    prog = [COMPUTE(Mode.DENSE, 3, mask=0b1000000, o_dst=0), COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4),
+            STORE(0, 4, 100, mask=0b1000000), E("END")]
+    r = run(c, prog)
+    assert list(r.issue) == [1, 10, 20, 26]
+    # once every drain has ended, a new last-COMPUTE's drain is the only holder
+    # i0 mask O0|S0: t 1, drain_end 11; the STORE (O0) waits for it: 11; i1 (O1) at 12 finds no drain
+    # in flight: the holder is O1 alone, and a LOAD into S with mask S0 issues at once (13)
+    prog = [COMPUTE(Mode.DEPTHWISE, 1, mask=0b1010000, o_dst=0), STORE(0, 4, 100, mask=0b1000000),
+            COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4), LOAD(T.S, 0, 1, 0, mask=0b10000), E("END")]
+    r = run(c, prog)
+    assert list(r.issue) == [1, 11, 12, 13, 22]
 
 
 def test_end_waits_for_every_unit_and_stall_counts():
@@ -558,9 +585,10 @@ def test_format_trace():
     assert len(lines) == 3 and "t=1 " in lines[0] and "STORE" in lines[1] and "stall=4" in lines[2]
 
 
-def test_dyadic_multiplier_after_residual_alignment():
-    """docs/architecture.md: dyadic out = saturate(round_shift(v * RQ_MULT, SHIFT)) with v the aligned
-    sum (acc + bias) << ACC_LSHIFT + skip << SKIP_LSHIFT."""
+def test_dyadic_multiplier_before_residual_alignment():
+    """docs/architecture.md: dyadic out = saturate(round_shift(((acc + bias) * RQ_MULT << ACC_LSHIFT)
+    + (skip << SKIP_LSHIFT), SHIFT)): the multiplier is on the accumulator path (f8hw/hw/requant.py),
+    the residual is an already-requantized int8 tensor that is only aligned."""
     c = cfg(rows=1, cols=4, requant="dyadic")
     vals = np.array([1000, -1000, 77, 3])
     skip = np.array([-5, 100, -127, 0])
@@ -571,5 +599,6 @@ def test_dyadic_multiplier_after_residual_alignment():
             SET(Reg.SKIP_SIGNED, 1), SET(Reg.ACC_LSHIFT, 1), SET(Reg.SKIP_LSHIFT, 3), SET(Reg.RQ_MULT, 300),
             SET(Reg.SHIFT, 12), SET(Reg.OUT_SIGNED, 1), COMPUTE(Mode.DENSE, 1), E("END")]
     r = run(c, prog, mem)
-    exp = [max(-127, min(127, _rhe(((int(v) << 1) + (int(s) << 3)) * 300, 12))) for v, s in zip(vals, skip)]
+    exp = [max(-127, min(127, _rhe(((int(v) * 300) << 1) + (int(s) << 3), 12))) for v, s in zip(vals, skip)]
+    assert exp != [max(-127, min(127, _rhe(((int(v) << 1) + (int(s) << 3)) * 300, 12))) for v, s in zip(vals, skip)]
     np.testing.assert_array_equal(r.state["O"][0], exp)

@@ -179,3 +179,13 @@ def test_sim_default_model_end_to_end(tmp_path):
     rep = json.loads(r.stdout)
     assert rep["bit_exact"] is True and rep["engine"] == "isa" and rep["array"] == "16x16"
     assert rep["cycles"] > 0 and all(lay["bit_exact"] is not False for lay in rep["layers"])
+
+
+def test_sim_pack_input_is_opt_in(capsys):
+    code, plain, err = run_json(capsys, DEFAULT_MODEL, "--array", "4x4")
+    assert code == 0, err
+    assert plain["input_packing"] is None
+    code, packed, err = run_json(capsys, DEFAULT_MODEL, "--array", "4x4", "--pack-input")
+    assert code == 0, err
+    assert packed["input_packing"] == "features.0" and packed["bit_exact"] is True
+    assert packed["cycles"] != plain["cycles"]  # a different program (cached separately), same results

@@ -3,10 +3,14 @@
     f8hw bench [-o DIR] [--quick | --full] [--rtl] [--only SECTIONS] [--networks NAMES]
 
 Modes: --quick (a few minutes on 2 cores: ResNet-20 + the bundled digits models on the
-ISA engine, scaling 4x4..32x32, generator 8x8/16x16, requantizer lane areas); default
-(every zoo network, scaling to 64x64, generator to 32x32, whole-accelerator area 8x8/16x16);
---full (also the 32x32 accelerator area, and with --rtl every zoo network incl. ResNet-50
-on Verilator).  --rtl adds full-network Verilator runs (quick: the digits CNN only).
+ISA engine, scaling 4x4..32x32, generator 8x8/16x16, requantizer lane areas, Fmax of the
+PE / 2x2 array / shift lane); default (every zoo network, scaling to 64x64, generator to
+32x32, whole-accelerator area 4x4/8x8/16x16); --full (also the 32x32 accelerator area and the
+dyadic lane's Fmax, and with --rtl every zoo network on Verilator).
+--rtl adds full-network Verilator runs (quick: the digits CNN only; default: ResNet-50,
+ResNet-20 and the digits models); `--only rtl --networks resnet50` runs just ResNet-50
+(224x224) on Verilator.  Utilization is measured with the accelerator reading the raw
+image, and again with the opt-in host-packed stem input (--pack-input of f8hw sim).
 Writes DIR/bench.json, DIR/bench.md and PNG plots (default DIR: build/bench).
 """
 

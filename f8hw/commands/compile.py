@@ -11,6 +11,8 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default=None, help="output directory (default: build/<model name>)")
     p.add_argument("--imem-depth", type=int, default=None, help="instruction memory words of the target (default: ArchConfig's)")
     p.add_argument("--mem-words", type=int, default=None, help="main-memory words of the target (default: ArchConfig's)")
+    p.add_argument("--pack-input", action="store_true",
+                   help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
     p.set_defaults(func=run)
 
 
@@ -24,10 +26,12 @@ def run(args) -> int:
     extra = {k: v for k, v in (("imem_depth", args.imem_depth), ("mem_words", args.mem_words)) if v is not None}
     arch = ArchConfig(rows=rows, cols=cols, **extra)
     out = args.output or os.path.join("build", os.path.splitext(os.path.basename(args.model))[0])
-    compiled = compile_file(args.model, arch, batch=args.batch)
+    compiled = compile_file(args.model, arch, batch=args.batch, pack_input=args.pack_input)
     paths = compiled.save(out)
     macs = sum(li.macs for li in compiled.layers)
-    print(f"{args.model} -> {out}  (array {arch.array}, batch {args.batch})")
+    packed = (compiled.symbols.get("input_packing") or {}).get("layer")
+    print(f"{args.model} -> {out}  (array {arch.array}, batch {args.batch}"
+          f"{f', input packed for {packed}' if packed else ''})")
     print(f"  {len(compiled.program)} instructions, {compiled.memory.shape[0]} memory words of {cols} bytes, "
           f"{macs} MACs (ideal {macs / (rows * cols):.0f} cycles)")
     print(f"  {'layer':<16s} {'kind':<6s} {'MACs':>10s} {'px tiles':>8s} {'co tiles':>8s} {'K chunks':>8s} "

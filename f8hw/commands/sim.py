@@ -57,6 +57,8 @@ def register(sub) -> None:
     p.add_argument("--imem-depth", type=int, default=None,
                    help="instruction-memory words of the sim-only top (power of two; default: the ArchConfig default, "
                         "grown to fit the program)")
+    p.add_argument("--pack-input", action="store_true",
+                   help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
     p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
     p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
     p.set_defaults(func=run)
@@ -90,27 +92,25 @@ def _compiler_fingerprint() -> str:
     return h.hexdigest()
 
 
-def compile_key(model_bytes: bytes, arch, batch: int) -> str:
+def compile_key(model_bytes: bytes, arch, batch: int, pack_input: bool = False) -> str:
     h = hashlib.sha256()
     h.update(model_bytes)
     h.update(json.dumps(arch.to_dict(), sort_keys=True).encode())
-    h.update(f"batch={batch}".encode())
+    h.update(f"batch={batch} pack_input={pack_input}".encode())
     h.update(_compiler_fingerprint().encode())
     return h.hexdigest()[:24]
 
 
-def compile_model(graph, arch, batch: int):
+def compile_model(graph, arch, batch: int, pack_input: bool = False):
     """The compiler's entry point (a separate function so tests can substitute it)."""
-    try:
-        from f8hw.compiler import compile_model as cm
-    except ImportError as e:
-        raise F8Error(f"the compiler is not available yet (f8hw.compiler.compile_model: {e})") from None
-    return cm(graph, arch, batch=batch)
+    from f8hw.compiler import compile_model as cm
+
+    return cm(graph, arch, batch=batch, pack_input=pack_input)
 
 
-def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, log=None):
-    """compile_model with an on-disk cache keyed by model bytes + arch + batch + compiler sources."""
-    key = compile_key(model_bytes, arch, batch)
+def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, log=None, pack_input: bool = False):
+    """compile_model with an on-disk cache keyed by model bytes + arch + batch + packing + compiler sources."""
+    key = compile_key(model_bytes, arch, batch, pack_input)
     d = cache_dir() / "compiled" / key
     if use_cache and (d / ".complete").exists():
         try:
@@ -122,7 +122,7 @@ def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool,
             return comp, True
         except Exception:  # a stale/foreign cache entry: recompile
             pass
-    comp = compile_model(graph, arch, batch)
+    comp = compile_model(graph, arch, batch, pack_input)
     if use_cache and hasattr(comp, "save"):
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -227,6 +227,7 @@ class SimReport:
     imem_depth: int = 0
     isa_cycles: int | None = None   # RTL engines: the ISA simulator's total on the same program
     isa_check: str | None = None    # RTL engines: None = agrees with the ISA simulator, else what differs
+    input_packing: str | None = None  # --pack-input: the stem layer whose im2col input the host wrote
 
     @property
     def isa_agrees(self) -> bool | None:
@@ -240,7 +241,7 @@ class SimReport:
         d = {k: getattr(self, k) for k in ("model", "engine", "array", "batch", "input", "cycles", "busy", "stall",
                                             "macs", "utilization", "bit_exact", "wall_time", "compile_time",
                                             "cycles_per_second", "cached", "mem_words", "imem_depth", "isa_cycles",
-                                            "isa_agrees", "isa_check")}
+                                            "isa_agrees", "isa_check", "input_packing")}
         d["layers"] = [lr.to_dict() for lr in self.layers]
         d["first_mismatch"] = self.first_mismatch
         return d
@@ -304,7 +305,8 @@ def next_pow2(n: int) -> int:
     return 1 << max(1, (int(n) - 1).bit_length())
 
 
-def compile_fitting(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, grow: set[str], log=None):
+def compile_fitting(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, grow: set[str], log=None,
+                    pack_input: bool = False):
     """compile_cached; when the model does not fit and ``grow`` names memories the user left at their
     defaults ("mem_words", "imem_depth"), grow those to the next power of two that fits and compile again.
     Returns (compiled, cached)."""
@@ -314,23 +316,24 @@ def compile_fitting(graph, arch, batch: int, model_bytes: bytes, use_cache: bool
     from f8hw.compiler import CompileError
 
     try:
-        return compile_cached(graph, arch, batch, model_bytes, use_cache, log)
+        return compile_cached(graph, arch, batch, model_bytes, use_cache, log, pack_input)
     except CompileError:
         if not grow:
             raise
         limits = {"mem_words": 1 << ADDR_BITS, "imem_depth": 1 << 24}
-        probe = compile_model(graph, replace(arch, **{k: limits[k] for k in grow}), batch)
+        probe = compile_model(graph, replace(arch, **{k: limits[k] for k in grow}), batch, pack_input)
         need = {"mem_words": next_pow2(len(probe.memory)), "imem_depth": next_pow2(len(probe.program) + 1)}
         bigger = replace(arch, **{k: max(getattr(arch, k), need[k]) for k in grow})
         if log:
             log("model does not fit the default memories: " +
                 ", ".join(f"{k} {getattr(arch, k)} -> {getattr(bigger, k)}" for k in sorted(grow)))
-        return compile_cached(graph, bigger, batch, model_bytes, use_cache, log)
+        return compile_cached(graph, bigger, batch, model_bytes, use_cache, log, pack_input)
 
 
 def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_cache=True, race_check=True,
              progress_console=None, log=None, waves: str | None = None, isa_check: bool = True,
-             grow: set[str] = frozenset({"mem_words", "imem_depth"})) -> tuple[SimReport, object]:
+             grow: set[str] = frozenset({"mem_words", "imem_depth"}), pack_input: bool = False
+             ) -> tuple[SimReport, object]:
     from f8hw import golden
     from f8hw.engines import get_engine
     from f8hw.modelfile import load_model
@@ -343,7 +346,8 @@ def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_
     if waves and not rtl:
         raise F8Error(f"--waves {waves}: waveforms come from an RTL engine (verilator, icarus), not {engine_name!r}")
     t0 = time.perf_counter()
-    compiled, cached = compile_fitting(graph, arch, batch, model_path.read_bytes(), use_cache, set(grow), log)
+    compiled, cached = compile_fitting(graph, arch, batch, model_path.read_bytes(), use_cache, set(grow), log,
+                                       pack_input)
     arch = compiled.arch
     compile_time = time.perf_counter() - t0
     isa_res = None
@@ -397,6 +401,7 @@ def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_
         bit_exact=all(lr.bit_exact is not False for lr in layers), wall_time=float(res.wall_time), compile_time=compile_time,
         cycles_per_second=float(res.cycles_per_second), cached=cached, layers=layers, first_mismatch=first,
         mem_words=arch.mem_words, imem_depth=arch.imem_depth,
+        input_packing=((getattr(compiled, "symbols", None) or {}).get("input_packing") or {}).get("layer"),
     )
     if isa_res is not None:
         rep.isa_cycles = int(isa_res.cycles)
@@ -460,6 +465,8 @@ def markdown_report(rep: SimReport) -> str:
            f"{'equal (cycles, counters, MARK stamps, final memory)' if rep.isa_agrees else 'DIFFERS: ' + str(rep.isa_check)}"]
           if rep.isa_cycles is not None else []),
         f"- memories: {rep.mem_words} main-memory words, {rep.imem_depth} instruction words",
+        *([f"- input packed by the host as the im2col matrix of {rep.input_packing} (--pack-input)"]
+          if rep.input_packing else []),
         f"- wall time {rep.wall_time:.3f} s, {rep.cycles_per_second:,.0f} simulated cycles/s", "",
     ]
     isa = rep.isa_cycles is not None
@@ -528,7 +535,8 @@ def print_table(rep: SimReport, console) -> None:
     console.print(f"cycles {rep.cycles:,} (busy {rep.busy:,}, stall {rep.stall:,}), utilization "
                   f"{_fmt_util(rep.utilization)}, sim wall time {rep.wall_time:.3f} s "
                   f"({rep.cycles_per_second:,.0f} cycles/s), compile {rep.compile_time:.2f} s"
-                  f"{' (cached)' if rep.cached else ''}")
+                  f"{' (cached)' if rep.cached else ''}"
+                  + (f"; input packed by the host for {rep.input_packing}" if rep.input_packing else ""))
 
 
 def run(args) -> int:
@@ -548,7 +556,7 @@ def run(args) -> int:
     rep, _res = simulate(model, arch, args.engine, args.input, args.batch, use_cache=not args.no_cache,
                          race_check=not args.no_race_check, progress_console=None if quiet else err,
                          log=None if quiet else (lambda s: err.print(f"[dim]{s}[/]")),
-                         waves=args.waves, isa_check=not args.no_isa_check, grow=grow)
+                         waves=args.waves, isa_check=not args.no_isa_check, grow=grow, pack_input=args.pack_input)
     if args.plot:
         write_plot(rep, args.plot)
     if args.report:

@@ -21,7 +21,8 @@ from f8hw.compiler.compiled import Compiled, LayerInfo
 from f8hw.compiler.emit import Emitter, Instr
 from f8hw.compiler.errors import CompileError
 from f8hw.compiler.legalize import legalize
-from f8hw.compiler.lower import LayerOp, lower
+from f8hw.compiler.lower import lower
+from f8hw.compiler.lower import pack_input as pack_input_fn
 from f8hw.compiler.memory import allocate
 from f8hw.compiler.schedule import schedule
 from f8hw.ir import Graph, canonical_ref
@@ -65,15 +66,20 @@ def listing(instrs: list[Instr]) -> str:
 
 
 def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, reuse="auto",
-                  prefetch: bool = True) -> Compiled:
+                  prefetch: bool = True, pack_input: bool = False) -> Compiled:
     """Compile a (valid) IR graph for arch.  reuse: reuse dead activation buffers
     (True/False, or "auto": only when everything does not fit main memory); prefetch: load the next
-    layer's first weights and first activation tile while the current layer computes."""
+    layer's first weights and first activation tile while the current layer computes; pack_input
+    (opt-in): let the host write a narrow stem's input as its im2col matrix (lower.pack_input; the
+    input is then written by Compiled.write_inputs in that layout and is not readable back).  Off by
+    default: the accelerator then reads the raw image and does all of the network's work itself."""
     arch = arch or ArchConfig()
     if not isinstance(batch, int) or batch < 1:
         raise CompileError(f"batch must be a positive integer, got {batch!r}")
     legalize(graph, arch)
     ops, views = lower(graph)
+    packing = pack_input_fn(ops, views, graph.input_node.name, canonical_ref(graph.output), arch.cols) \
+        if pack_input else None
     # a W entry of zeros serves the re-drain of extra output formats and the drain step of one-line tiles
     zero_entry = any(len(op.outputs) > 1 for op in ops) or (arch.w_depth // 2 - 1 >= arch.cols and any(
         op.kind == "dense" and op.kernel == (1, 1) and op.in_shape[0] <= arch.cols for op in ops))
@@ -102,7 +108,8 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     except Exception as e:  # an IsaError: a field out of range
         raise CompileError(f"instruction field out of range: {e}") from None
     if len(program) > arch.imem_depth:
-        raise CompileError(f"program has {len(program)} instructions, imem_depth is {arch.imem_depth}")
+        raise CompileError(f"program has {len(program)} instructions, imem_depth is {arch.imem_depth} "
+                           f"(a larger instruction memory: ArchConfig.imem_depth, f8hw compile --imem-depth)")
     # which buffers are intact at the end (never handed to a later tensor)
     intact = set(mem.buffers)
     if mem.regions["reuse"]:
@@ -113,6 +120,7 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     symbols = {
         "batch": batch,
         "input": graph.input_node.name,
+        "input_packing": packing,
         "output": out_ref,
         "buffers": {r: {"addr": b.addr, "words": b.words, "shape": list(b.shape), "raw": b.raw}
                     for r, b in mem.buffers.items()},
@@ -127,8 +135,8 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     return Compiled(arch, program, mem.image, symbols, infos, lambda: listing(instrs))
 
 
-def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1) -> Compiled:
+def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1, pack_input: bool = False) -> Compiled:
     from f8hw.modelfile import load_model
 
     graph, _ = load_model(path)
-    return compile_model(graph, arch, batch)
+    return compile_model(graph, arch, batch, pack_input=pack_input)

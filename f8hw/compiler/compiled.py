@@ -65,13 +65,28 @@ class Compiled:
 
     def readable(self, ref: str) -> bool:
         """Whether ref's data is still intact at the end of a run (buffer not reused)."""
+        if self.symbols.get("input_packing") and ref in self.symbols["views"] and \
+                self.symbols["views"][ref]["buffer"] == self.input_ref:
+            return False  # written by the host as an im2col matrix (lower.pack_input)
         return ref in self.symbols["views"] and self.symbols["views"][ref]["buffer"] in self.symbols["intact"]
 
     def write_inputs(self, memory: np.ndarray, images: np.ndarray) -> None:
-        """Write uint8 NCHW images (N <= batch) into their input slots (channels blocked, pad 0)."""
+        """Write uint8 NCHW images (N <= batch) into their input slots (channels blocked, pad 0).
+
+        With input packing (symbols["input_packing"], lower.pack_input) each image is written as the
+        stem's im2col matrix (KH*KW*Cin, OH, OW) instead."""
         images = np.asarray(images)
         buf = self.symbols["buffers"][self.input_ref]
         c, h, w = buf["shape"]
+        pk = self.symbols.get("input_packing")
+        if pk:
+            ci, hi, wi = pk["in_shape"]
+            if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (ci, hi, wi):
+                raise CompileError(f"images must be uint8 (N, {ci}, {hi}, {wi}), got {images.dtype} {images.shape}")
+            from f8hw.compiler.lower import im2col_image
+
+            images = np.stack([im2col_image(img, pk) for img in images]) if len(images) else \
+                np.zeros((0, c, h, w), np.uint8)
         if images.dtype != np.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (c, h, w):
             raise CompileError(f"images must be uint8 (N, {c}, {h}, {w}), got {images.dtype} {images.shape}")
         if len(images) > self.batch:
@@ -92,6 +107,9 @@ class Compiled:
         v = self.symbols["views"].get(ref)
         if v is None:
             raise CompileError(f"no tensor {ref!r} in this program")
+        if self.symbols.get("input_packing") and v["buffer"] == self.input_ref:
+            raise CompileError(f"{ref!r} is stored as the im2col matrix of layer "
+                               f"{self.symbols['input_packing']['layer']!r} (input packing)")
         buf = self.symbols["buffers"][v["buffer"]]
         c, h, w = buf["shape"]
         C = self.arch.cols

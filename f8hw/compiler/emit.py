@@ -12,9 +12,9 @@ halves, 4/5 = S slots, 6/7 = O slots.  Double buffering:
   the skip (S) load of the tile after next are emitted between the two halves
   of the split ("flush slot"): there the drain holder is still the previous
   tile's drain, so the hazard check makes them wait for exactly that drain,
-  while the MAC array keeps running the current tile.  (After the next
-  last = 1 COMPUTE issues, an older drain is no longer tracked, so nothing that
-  depends on it may be emitted later.)
+  while the MAC array keeps running the current tile.  (Emitting them after the
+  next last = 1 COMPUTE would also be correct -- the drain holder covers every
+  drain in flight -- but would wait for the newer drain too.)
 * Several output formats: the requantizer runs again on the same accumulators:
   a re-drain COMPUTE (DEPTHWISE, acc = 1, last = 1, one step that multiplies by
   a W entry of zeros reserved at the top of W and loaded once at program start:
@@ -30,7 +30,7 @@ halves, 4/5 = S slots, 6/7 = O slots.  Double buffering:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from f8hw import isa
 from f8hw.arch import LOAD_LATENCY, ArchConfig
@@ -141,6 +141,13 @@ class Emitter:
                     setattr(self, ctr, n + 1)
                     h = n % 2
                     big = kind == "W" and self._w_entries(ctx, key) > self.w_half
+                    if kind == "W" and not big and prev[h] is not None and prev[h]["key"] == key \
+                            and prev[h]["half"] == h:
+                        # the half still holds these weights (snake order): no load
+                        cur = prev[h]
+                        cur["last"] = i
+                        per_item.append(cur)
+                        continue
                     # a load into half h goes right after the last COMPUTE reading the half's old contents
                     prevs = [p for p in ((prev[0], prev[1]) if big else (prev[h],)) if p is not None]
                     cur = {"kind": kind, "key": key, "half": 2 if big else h, "first": i, "last": i, "item": it,
@@ -154,10 +161,26 @@ class Emitter:
                 per_item.append(cur)
             if kind == "A":
                 ctx.a_of_item = per_item
+                # an A group (several pixel tiles in one half): one LOAD_A piece per pixel tile
+                for e in [e for e in ctx.events if e["kind"] == "A" and e["key"][0] == "ag"]:
+                    seen = {}
+                    for it in items[e["first"]:e["last"] + 1]:
+                        seen.setdefault((it.b, it.p0), it)
+                    k = ctx.events.index(e)
+                    ctx.events[k:k + 1] = [dict(e, item=it, aoff=it.aoff, wid=id(e)) for it in seen.values()]
+                # an A-stationary window: one LOAD_A piece per K-chunk (placed separately, so they fill the
+                # load unit's gaps between the streamed weight chunks)
+                for e in [e for e in ctx.events if e["kind"] == "A" and len(e["key"]) > 2 and e["key"][2] == "win"]:
+                    it = e["item"]
+                    k = ctx.events.index(e)
+                    ctx.events[k:k + 1] = [dict(e, item=replace(it, awin=ch, aoff=a0), aoff=a0, wid=id(e))
+                                           for ch, a0 in _win_pieces(plan, it)]
             else:
                 ctx.w_of_item = per_item
         for e in ctx.events:
             e["pos"] = max([p["last"] + 1 for p in e["prevs"]], default=0)
+            if "aoff" in e:  # A-group pieces: anywhere before the group's first COMPUTE (place() picks)
+                e.update(pos_min=e["pos"], pos_max=e["first"])
         # split W group loads into one LOAD per co-tile block, spread one A tile apart before they are
         # needed, so each fits in the load unit's slack while the array computes
         n_a = sum(1 for e in ctx.events if e["kind"] == "A")
@@ -168,7 +191,7 @@ class Emitter:
             parts = self._w_parts(ctx, e)
             for k, part in enumerate(parts):
                 # flexible: anywhere in [pos_min, pos_max]; place() picks the position
-                pieces.append(dict(e, piece=part, pos_min=e["pos"], pos_max=e["first"], pos=e["pos"]))
+                pieces.append(dict(e, piece=part, pos_min=e["pos"], pos_max=e["first"], pos=e["pos"], wid=id(e)))
         ctx.events.extend(pieces)
         if op.bias is not None:
             for bgi, bg in enumerate(plan.bgroups):
@@ -201,7 +224,8 @@ class Emitter:
         for kind in ("W", "A"):
             evs = [e for e in nxt.events if e["kind"] == kind and e["first"] == 0 and e["prev"] is None]
             if kind == "A":
-                evs = evs[:1]
+                # the first A load (all pieces of a first A group: they share its "wid")
+                evs = [e for e in evs if e.get("wid", id(e)) == evs[0].get("wid", id(evs[0]))] if evs else []
             for e in evs:
                 pos = max(last_user.get((kind, h), -1) for h in ((0, 1) if e["half"] == 2 else (e["half"],))) + 1
                 if kind == "A":
@@ -239,24 +263,51 @@ class Emitter:
         C = self.arch.cols
         load_free = mac = 0
         t = 0
+        item_end: dict[int, int] = {}   # estimated MAC end of each item
+        ready: dict[int, int] = {}      # id of an A event / W group -> estimated end of its (last) load
+
+        def start_of(e) -> int:
+            # the load waits for the load unit and for the COMPUTEs reading its half's old contents
+            s0 = max(load_free, t)
+            for pe in e.get("prevs") or ():
+                if pe.get("ctx") is ctx and pe["last"] in item_end:
+                    s0 = max(s0, item_end[pe["last"]])
+            return s0
+
+        def put(e, s0) -> None:
+            nonlocal load_free, t
+            load_free = s0 + self._words(e) + lat
+            t = s0 + 1
+            k = e.get("wid", id(e))
+            ready[k] = max(ready.get(k, 0), load_free)
+
+        def needs(p) -> int:
+            """Earliest issue of item p's first COMPUTE given the loads placed so far."""
+            r = max(t, mac)
+            for ev in (ctx.a_of_item[p], ctx.w_of_item[p]):
+                if ev is not None:
+                    r = max(r, ready.get(id(ev), 0))
+            return r
+
         for p in range(n):
             for e in fixed.get(p, []):
-                start = max(load_free, t)
-                load_free = start + self._words(e) + lat
-                t = start + 1
+                put(e, start_of(e))
             for e in list(flex):
-                w = self._words(e)
-                if e["pos_min"] <= p and (max(load_free, t) + w + lat <= mac + max(16, w // 8) or p >= e["pos_max"]):
+                if e["pos_min"] > p:
+                    continue
+                s0 = start_of(e)
+                # here if it issues no later than the array would otherwise start item p (the in-order issue
+                # is not held up behind it), else at the end of its window
+                if p >= e["pos_max"] or s0 <= needs(p) + 16:
                     e["pos"] = p
                     flex.remove(e)
-                    start = max(load_free, t)
-                    load_free = start + w + lat
-                    t = start + 1
+                    put(e, s0)
             it = items[p]
             ch = ctx.plan.cotiles[it.co].chunks[it.k]
             steps = ch.lines * (C if ctx.op.kind == "dense" else 1)
-            issue = max(t, mac)
+            issue = needs(p)
             mac = issue + steps
+            item_end[p] = mac
             t = issue + 2
         for e in flex:  # windows ending past the layer (cannot happen) keep pos_min
             e["pos"] = e["pos_min"]
@@ -264,7 +315,7 @@ class Emitter:
     def _words(self, e) -> int:
         if e["kind"] == "A":
             it = e["item"]
-            return it.npix * e["ctx"].plan.cotiles[it.co].chunks[it.k].lines
+            return it.npix * _awin(e["ctx"].plan, it).lines
         if e["kind"] == "W":
             return e["piece"][2]
         if e["kind"] == "B":
@@ -290,7 +341,7 @@ class Emitter:
         refs = {o.ref for o in op.outputs}
         if nop.src not in refs:
             return None
-        ch = nxt.plan.cotiles[it.co].chunks[it.k]
+        ch = _awin(nxt.plan, it)
         _, ih, iw = nop.in_shape
         _, _, ow = nop.out_shape
         sh, ph = nop.stride[0], nop.padding[0]
@@ -298,7 +349,6 @@ class Emitter:
         r0 = max(0, oh0 * sh - ph + ch.kh0)
         r1 = min(ih - 1, oh1 * sh - ph + ch.kh1 - 1)
         lo, hi = r0 * iw, (r1 + 1) * iw  # input pixels [lo, hi) (whole rows: conservative)
-        C = self.arch.cols
         last = None
         for i, x in enumerate(cur.plan.items):
             if x.last and x.b == it.b and x.p0 < hi and lo < x.p0 + x.npix and ch.cb0 <= x.co < ch.cb1:
@@ -309,7 +359,7 @@ class Emitter:
         li, op, plan, mem = ctx.li, ctx.op, ctx.plan, ctx.mem
         arch = self.arch
         R, C = arch.rows, arch.cols
-        a_half, w_half = arch.a_depth // 2, self.w_half
+        a_half = arch.a_depth // 2
         nS, s_slot, nO, o_slot = ctx.nS, ctx.s_slot, ctx.nO, ctx.o_slot
         per_group = o_slot // R
         outs = op.outputs
@@ -389,7 +439,7 @@ class Emitter:
                                         stride=1), "barrier (S line 0 <- 0)"))
             ch = plan.cotiles[it.co].chunks[it.k]
             ae, we = ctx.a_of_item[i], ctx.w_of_item[i]
-            a_base = ae["half"] * a_half
+            a_base = ae["half"] * a_half + it.aoff
             w_base = (self._w_base(we) + it.woff) if we else 0
             mac_mask = (1 << ae["half"]) | (self._w_bits(we) if we else 0)
             acc0 = 0 if it.first else 1
@@ -456,7 +506,7 @@ class Emitter:
         C = self.arch.cols
         if e["kind"] == "A":
             it = e["item"]
-            ch = plan.cotiles[it.co].chunks[it.k]
+            ch = _awin(plan, it)
             cin, ih, iw = op.in_shape
             _, _, ow = op.out_shape
             cbi = -(-cin // C)
@@ -481,7 +531,8 @@ class Emitter:
             src = mem.buffers[op.src]
             addr = (src.item(it.b) + (ih0 * iw + iw0) * cbi + ch.cb0) % (1 << 32)
             half = e["half"]
-            return Instr("LOAD_A", dict(mask=1 << half, dst=half * (self.arch.a_depth // 2), npix=it.npix,
+            return Instr("LOAD_A", dict(mask=1 << half, dst=half * (self.arch.a_depth // 2) + e.get("aoff", 0),
+                                        npix=it.npix,
                                         ncb=ch.cb1 - ch.cb0, ih0=ih0, iw0=iw0, ow0=p_ow, addr=addr),
                          f"{op.name}: A{half} <- px {it.p0}..{it.p0 + it.npix - 1} b{it.b} kh{ch.kh0}:{ch.kh1} "
                          f"kw{ch.kw0}:{ch.kw1} cb{ch.cb0}:{ch.cb1}")
@@ -501,6 +552,20 @@ class Emitter:
 
     def _w_entries(self, ctx: "LayerCtx", key) -> int:
         return sum(p[2] for p in self._w_parts(ctx, {"key": key}))
+
+
+def _win_pieces(plan: Plan, it) -> list:
+    """(chunk, line offset in the window) of the co-tile's K-chunks, in window line order."""
+    chs = plan.cotiles[it.co].chunks
+    offs = [0]
+    for ch in chs[:-1]:
+        offs.append(offs[-1] + ch.lines)
+    return list(zip(chs, offs))
+
+
+def _awin(plan: Plan, it):
+    """The window an item's A load covers: its chunk, or the whole window (A-stationary K-split)."""
+    return it.awin if it.awin is not None else plan.cotiles[it.co].chunks[it.k]
 
 
 class LayerCtx:

@@ -147,3 +147,55 @@ def lower(graph: Graph) -> tuple[list[LayerOp], dict[str, View]]:
             raise CompileError(f"layer {node.name!r}: op {node.op!r} cannot be lowered")
         ops.append(op)
     return ops, views
+
+
+def pack_input(ops: list[LayerOp], views: dict[str, View], input_ref: str, output_ref: str, C: int) -> dict | None:
+    """Host-side im2col of the graph input for a narrow first convolution ("stem packing").
+
+    A stem like 7x7x3 reads 3 useful bytes per C-byte word: KH*KW*ceil(Cin/C) A lines and
+    C steps each per pixel, of which Cin*KH*KW are useful (19 % for 3 channels on 16 columns).
+    When the input is read by exactly one DENSE (groups = 1) convolution and packing saves
+    lines, the host writes the input as the convolution's im2col matrix instead: pixel
+    (oh, ow) holds the KH*KW*Cin window bytes in (kh, kw, c) order (zeros at padded
+    positions: the conv pads with 0), i.e. a (KH*KW*Cin, OH, OW) tensor, and the layer
+    becomes a 1x1 convolution over it with ceil(KH*KW*Cin/C) lines per pixel
+    (Compiled.write_inputs does the transform).  Returns the packing record (also in the
+    symbols) or None.  The same reduction, so the overflow proof and results are unchanged.
+    """
+    readers = [op for op in ops if input_ref in op.inputs]
+    if len(readers) != 1 or input_ref == output_ref:
+        return None
+    op = readers[0]
+    if op.kind != "dense" or op.op != "conv2d" or op.groups != 1 or op.skip == input_ref or op.src != input_ref:
+        return None
+    cin, ih, iw = op.in_shape
+    kh, kw = op.kernel
+    kp = kh * kw * cin
+    if -(-kp // C) >= kh * kw * -(-cin // C):
+        return None
+    _, oh, ow = op.out_shape
+    rec = dict(layer=op.name, in_shape=[cin, ih, iw], kernel=[kh, kw], stride=list(op.stride),
+               padding=list(op.padding), out_hw=[oh, ow], packed_channels=kp)
+    w = np.asarray(op.weight)
+    op.weight = np.ascontiguousarray(w.transpose(0, 2, 3, 1).reshape(w.shape[0], kp, 1, 1))
+    op.in_shape = (kp, oh, ow)
+    op.kernel, op.stride, op.padding = (1, 1), (1, 1), (0, 0)
+    v = views[input_ref]
+    views[input_ref] = View(v.buffer, (kp, oh, ow), v.logical, v.fmt)
+    return rec
+
+
+def im2col_image(img: np.ndarray, rec: dict) -> np.ndarray:
+    """(Cin, H, W) uint8 image -> (KH*KW*Cin, OH, OW) packed input of pack_input's record."""
+    cin, ih, iw = rec["in_shape"]
+    kh, kw = rec["kernel"]
+    sh, sw = rec["stride"]
+    ph, pw = rec["padding"]
+    oh, ow = rec["out_hw"]
+    x = np.zeros((cin, ih + 2 * ph + kh, iw + 2 * pw + kw), np.uint8)
+    x[:, ph:ph + ih, pw:pw + iw] = img
+    out = np.empty((kh, kw, cin, oh, ow), np.uint8)
+    for a in range(kh):
+        for b in range(kw):
+            out[a, b] = x[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw]
+    return out.reshape(kh * kw * cin, oh, ow)

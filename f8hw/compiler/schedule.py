@@ -61,6 +61,8 @@ class Item:
     woff: int      # W entry offset of this co-tile/chunk inside its W load
     bentry: int    # bias entry (co-tile index inside its bias group)
     bgroup: int
+    aoff: int = 0  # first A line of this item's chunk inside its A load (A-stationary K-split)
+    awin: Chunk | None = None  # the window of the item's A load if not its chunk's (A-stationary K-split)
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Plan:
         return max(len(c.chunks) for c in self.cotiles)
 
 
-def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int) -> list[Chunk]:
+def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big: bool = True) -> list[Chunk]:
     C = arch.cols
     kh, kw = op.kernel
     a_half = arch.a_depth // 2
@@ -94,12 +96,17 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int) -> l
 
     if kh * kw * ncb <= lmax:
         return [mk(0, kh, 0, kw, cb0, cb1)]
-    if per_line_w and kh * kw * ncb <= a_half and kh * kw * ncb * per_line_w <= 2 * w_half:
+    if big and per_line_w and kh * kw * ncb <= a_half and kh * kw * ncb * per_line_w <= 2 * w_half:
         # "big" co-tile: its weights take both W halves (resident while every pixel tile streams through,
         # not double-buffered): far fewer loads than a K-split that reloads weights for every pixel tile
         return [mk(0, kh, 0, kw, cb0, cb1)]
     if kw * ncb <= lmax:
         rows = lmax // (kw * ncb)
+        if not big:
+            # streamed chunks (A-stationary): equal sizes, so each chunk's weight load fits under the
+            # previous chunk's compute
+            n = next(n for n in range(-(-kh // rows), kh + 1) if kh % n == 0)
+            rows = kh // n
         return [mk(h, min(kh, h + rows), 0, kw, cb0, cb1) for h in range(0, kh, rows)]
     if ncb <= lmax:
         cols = lmax // ncb
@@ -120,13 +127,37 @@ def _balanced_groups(sizes: list[int], cap: int) -> list[list[int]]:
     return [[i] for i in range(n)]
 
 
+def _a_group(op: LayerOp, cotiles: list[CoTile], groups: list[list[int]], n_pix: int, arch: ArchConfig,
+             w_half: int) -> int:
+    """Pixel tiles per A half for a DENSE layer whose W groups hold one co-tile each (1: no A groups)."""
+    if op.kind != "dense" or len(groups) < 2 or n_pix < 2 or any(len(g) != 1 for g in groups):
+        return 1
+    ch = cotiles[0].chunks[0]
+    if any((c.cb0, c.cb1) != (cotiles[0].cb0, cotiles[0].cb1) or c.chunks[0].wentries > w_half for c in cotiles):
+        return 1
+    return max(1, min(n_pix, (arch.a_depth // 2) // ch.lines))
+
+
+def _a_stationary(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
+    """K-split DENSE layer whose whole window fits one A half, every chunk a contiguous line range of it."""
+    if op.kind != "dense":
+        return False
+    kh, kw = op.kernel
+    for ct in cotiles:
+        if kh * kw * (ct.cb1 - ct.cb0) > arch.a_depth // 2:
+            return False
+        for ch in ct.chunks:
+            if (ch.cb0, ch.cb1) != (ct.cb0, ct.cb1) or not ((ch.kw0, ch.kw1) == (0, kw) or ch.kh1 - ch.kh0 == 1):
+                return False
+    return True
+
+
 def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None) -> Plan:
     """w_half: W entries usable per half (default w_depth/2; the emitter may reserve one)."""
     R, C = arch.rows, arch.cols
     cin, _, _ = op.in_shape
     cout, oh, ow = op.out_shape
     w_half = arch.w_depth // 2 if w_half is None else w_half
-    cbi = -(-cin // C)
     n_co = -(-cout // C)
     cotiles = []
     for j in range(n_co):
@@ -139,6 +170,22 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
         else:
             cb0, cb1 = j, j + 1
         cotiles.append(CoTile(j, cb0, cb1, _chunks(op, arch, cb0, cb1, w_half)))
+    if op.kind == "dense" and any(c.chunks[0].wentries > w_half for c in cotiles):
+        # "big" co-tiles (weights in both W halves, resident, A streamed per item, each co-tile's weight load
+        # exposed) vs an A-stationary K-split (A once per pixel tile, W chunks streamed double-buffered):
+        # take the one with fewer estimated cycles (both are bound by the load unit for R = C)
+        alt = [CoTile(c.j, c.cb0, c.cb1, _chunks(op, arch, c.cb0, c.cb1, w_half, big=False)) for c in cotiles]
+        if _a_stationary(op, alt, arch):
+            n_pix = batch * -(-oh * ow // R)
+            lat = 2
+            big_est = sum(n_pix * max(c.chunks[0].lines * C, R * c.chunks[0].lines + lat)
+                          + c.chunks[0].wentries + lat for c in cotiles)
+            chs = [ch for c in alt for ch in c.chunks]   # the chunk sequence of one pixel tile
+            ks_est = n_pix * sum(max(ch.lines * C, chs[(i + 1) % len(chs)].wentries + lat)
+                                 for i, ch in enumerate(chs)) + \
+                n_pix * (R * max(sum(ch.lines for ch in c.chunks) for c in alt) + lat)
+            if ks_est < big_est:
+                cotiles = alt
     single = all(len(c.chunks) == 1 for c in cotiles)
     # bias groups (and weight groups inside them)
     bgroups = [list(range(s, min(n_co, s + arch.b_depth))) for s in range(0, n_co, arch.b_depth)]
@@ -154,6 +201,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
             # weight groups: consecutive co-tiles whose weights fit one W half
             groups = _balanced_groups([cotiles[j].chunks[0].wentries for j in bg], w_half)
             groups = [[bg[i] for i in g] for g in groups]
+            agroup = _a_group(op, cotiles, groups, len(pix), arch, w_half)
             for wg in groups:
                 if op.kind == "max":
                     wkey = None
@@ -166,11 +214,48 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                 for j in wg:
                     offs[j] = o if op.kind not in ("gap",) else 0
                     o += cotiles[j].chunks[0].wentries
+                if agroup > 1:
+                    continue
                 for (b, p0, npix) in pix:
                     for j in wg:
                         ch = cotiles[j].chunks[0]
                         items.append(Item(b, p0, npix, j, 0, True, True, akey(b, p0, j, ch), wkey,
                                           offs[j] if wkey else 0, j - bg[0], bgi))
+            if agroup > 1:
+                # A groups: one co-tile per W half (its weights stream, double-buffered) and several pixel
+                # tiles per A half: each A group is loaded once and reused by every co-tile, each co-tile's
+                # weights by every pixel tile of the group (loads per step 1/agroup + 1/co-tiles instead of 1)
+                L = cotiles[bg[0]].chunks[0].lines
+                for g0 in range(0, len(pix), agroup):
+                    pg = pix[g0:g0 + agroup]
+                    key = ("ag",) + tuple((b, p0) for b, p0, _n in pg)
+                    for wg in groups:
+                        j = wg[0]
+                        for n, (b, p0, npix) in enumerate(pg):
+                            items.append(Item(b, p0, npix, j, 0, True, True, key, ("g", j), 0, j - bg[0], bgi,
+                                              n * L))
+        elif _a_stationary(op, cotiles, arch):
+            # K-split with the whole window in one A half: each pixel tile's window is loaded once and
+            # stays resident while every co-tile's chunks stream their weights through (the chunks of a
+            # (pixel tile, co-tile) pair must run back to back: one accumulator per PE)
+            # Snake order: odd pixel tiles walk the co-tiles and chunks backwards, so the first chunks of a
+            # pixel tile are the last ones of the previous tile, still resident in W (the emitter reuses them)
+            kh, kw = op.kernel
+            for n, (b, p0, npix) in enumerate(pix):
+                for j in (bg if n % 2 == 0 else bg[::-1]):
+                    ct = cotiles[j]
+                    ncb = ct.cb1 - ct.cb0
+                    win = Chunk(0, kh, 0, kw, ct.cb0, ct.cb1, kh * kw * ncb, 0)
+                    ks = list(range(len(ct.chunks)))
+                    if n % 2:
+                        ks.reverse()
+                    for k in ks:
+                        ch = ct.chunks[k]
+                        wkey = ("c", j, k)
+                        wgroups[wkey] = [(j, k)]
+                        items.append(Item(b, p0, npix, j, k, k == ks[0], k == ks[-1],
+                                          (b, p0, "win", ct.cb0, ct.cb1), wkey, 0, j - bg[0], bgi,
+                                          (ch.kh0 * kw + ch.kw0) * ncb, win))
         else:
             for j in bg:
                 for (b, p0, npix) in pix:

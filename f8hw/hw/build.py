@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -274,11 +273,4 @@ def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox
     return out
 
 
-def parse_dims(text: str):
-    from f8hw.arch import parse_array
-
-    return parse_array(text)
-
-
 __all__ = ["generate", "write_rtl", "synth_report", "count_multipliers", "BuildError", "ArchError"]
-_ = (os, re)

@@ -8,7 +8,8 @@ fetches instruction 0, which can issue at cycle 1 (FIRST_ISSUE).
 Issue (in order, at most one per cycle) follows docs/architecture.md "Timing":
 unit conditions from the units' busy flags, resource-mask hazards against the
 holders of the other units (LOAD, STORE, MAC phase = mask bits 0..3 of the
-latest COMPUTE, drain = mask bits 4..7 of the latest COMPUTE with last), the
+latest COMPUTE, drain = mask bits 4..7 of every COMPUTE with last whose drain
+is in flight), the
 drain-spacing rule for a COMPUTE with last (steps >= drain_wait), END waiting
 for every unit.  Errors found at decode (illegal opcode / LOAD target /
 COMPUTE mode, scratchpad ranges, npix, fetch past imem_depth) stop the run
@@ -200,7 +201,10 @@ class FrontEnd(wiring.Component):
         with m.If(issue & is_["COMPUTE"]):
             m.d.sync += mac_mask.eq(c_mask[:isa.MAC_MASK_BITS])
             with m.If(c_last):
-                m.d.sync += drain_mask.eq(c_mask[isa.MAC_MASK_BITS:] << isa.MAC_MASK_BITS)
+                # the drain holder is the OR of the masks of every drain in flight (drain_busy: one
+                # has not ended; the new drain ends after all of them)
+                m.d.sync += drain_mask.eq(Mux(self.drain_busy, drain_mask, 0)
+                                          | (c_mask[isa.MAC_MASK_BITS:] << isa.MAC_MASK_BITS))
 
         # ---- SET registers
         s_reg = field(ins, "SET", "reg")

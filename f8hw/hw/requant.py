@@ -8,15 +8,18 @@ dyadic requantizer; RQ_MULT = 1 reproduces the shift lane exactly).
 Pipeline (3 registers, output valid 3 cycles after the input):
   1. v32 = acc + (use_bias ? bias : 0)                   (32-bit, wraps)
   2. x = v32 (dyadic: v32 * mult, 64-bit);  v = use_skip ? (x << acc_lshift) + (skip << skip_lshift) : x
-  3. q = v << l (negative shift, l = min(|SHIFT|, 9) -- saturation makes larger l equivalent)
-     or round_half_even(v / 2**s) (s = min(SHIFT, width of v) -- larger s all give 0);
-     out = raw ? v32 : saturate(q, out_signed), sign-extended to 32 bits.
+  3. right shift s = min(SHIFT, width of v) (larger s all give 0): q0 = floor(v / 2**s) and the
+     round-half-even increment `up` from a sticky barrel shifter; saturation compares q0 (and up)
+     with the rails, only the low 10 bits are incremented.  Negative SHIFT: l = min(|SHIFT|, 9)
+     (saturation makes larger l equivalent); v is compared with the exact thresholds
+     floor(hi / 2**l) and ceil(lo / 2**l) and only its low 10 bits are shifted.
+     out = raw ? v32 : the saturated value, sign-extended to 32 bits.
 Raw mode (RQ_RAW) ignores bias-free/skip/shift settings except use_bias.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,27 +64,28 @@ def rq_cfg_value(*, raw=0, out_signed=0, use_bias=0, use_skip=0, skip_signed=0, 
 
 
 def rshift_round_even(m: Module, v, amount, width: int, name: str):
-    """round_half_even(v / 2**amount) for an unsigned amount in 0..width (a staged barrel shifter
-    that ORs every bit it shifts out into a sticky bit)."""
+    """Round-half-even right shift of v (signed, `width` bits) by an unsigned amount in 0..width.
+
+    A staged barrel shifter on v * 2 (so amount 0 needs no special case) that ORs
+    every bit it shifts out into a sticky bit.  Returns (q0, up): the result is
+    q0 + up, q0 = floor(v / 2**amount); the caller saturates without a wide adder.
+    """
     nb = clog2(width + 1)
-    s1 = Signal(nb, name=f"{name}_sm1")
-    m.d.comb += s1.eq(amount - 1)
-    cur = v
+    W2 = width + 1
+    cur = Signal(signed(W2), name=f"{name}_in")
+    m.d.comb += cur.eq(v << 1)
     sticky = Const(0, 1)
     for b in range(nb):
         k = 1 << b
-        nxt = Signal(signed(width), name=f"{name}_st{b}")
+        nxt = Signal(signed(W2), name=f"{name}_st{b}")
         lost = Signal(name=f"{name}_lost{b}")
-        m.d.comb += [nxt.eq(Mux(s1[b], cur >> k, cur)), lost.eq(s1[b] & (cur[:min(k, width)] != 0))]
+        m.d.comb += [nxt.eq(Mux(amount[b], cur >> k, cur)), lost.eq(amount[b] & (cur[:min(k, W2)] != 0))]
         sticky = sticky | lost
         cur = nxt
-    rnd = cur[0]
     q0 = Signal(signed(width), name=f"{name}_q0")
-    m.d.comb += q0.eq(cur >> 1)
-    up = rnd & (sticky | q0[0])
-    res = Signal(signed(width + 1), name=f"{name}_res")
-    m.d.comb += res.eq(Mux(amount == 0, v, q0 + up))
-    return res
+    up = Signal(name=f"{name}_up")
+    m.d.comb += [q0.eq(cur >> 1), up.eq(cur[0] & (sticky | cur[1]))]
+    return q0, up
 
 
 class RequantLane(wiring.Component):
@@ -108,11 +112,13 @@ class RequantLane(wiring.Component):
         skip9 = Signal(signed(9))
         c1 = Signal(RQ_CFG)
         valid1 = Signal()
+        res = cfg.use_skip & ~cfg.raw   # residual add active: otherwise skip = 0 and no alignment shift
         m.d.sync += [
             valid1.eq(self.in_valid),
             v32.eq((self.acc + Mux(cfg.use_bias, self.bias, 0))[:ACC_BITS]),
-            skip9.eq(Mux(cfg.skip_signed, self.skip.as_signed(), self.skip)),
+            skip9.eq(Mux(res, Mux(cfg.skip_signed, self.skip.as_signed(), self.skip), 0)),
             c1.eq(cfg),
+            c1.acc_lshift.eq(Mux(res, cfg.acc_lshift, 0)),
         ]
         # ---- stage 2: (dyadic multiply,) residual alignment
         if self.dyadic:
@@ -129,7 +135,7 @@ class RequantLane(wiring.Component):
         valid2 = Signal()
         m.d.sync += [
             valid2.eq(valid1),
-            v.eq(Mux(c1.use_skip & ~c1.raw, (accs + skips)[:VW], x)),
+            v.eq((accs + skips)[:VW]),   # = x when the residual is off (skip 0, shift 0)
             c2.eq(c1),
         ]
         # ---- stage 3: shift, round, saturate
@@ -139,15 +145,25 @@ class RequantLane(wiring.Component):
             right.eq(Mux(c2.shift_neg | c2.raw, 0, Mux(c2.shift_mag > VW, VW, c2.shift_mag))),
             left.eq(Mux(c2.shift_neg & ~c2.raw, Mux(c2.shift_mag > MAX_LEFT, MAX_LEFT, c2.shift_mag), 0)),
         ]
-        rq = rshift_round_even(m, v, right, VW, "rs")
-        lq = Signal(signed(VW + MAX_LEFT))
-        m.d.comb += lq.eq(v << left)
-        q = Signal(signed(VW + MAX_LEFT + 1))
-        m.d.comb += q.eq(Mux(c2.shift_neg, lq, rq))
+        # right shift: q = q0 + up, saturated by comparing q0 (no wide increment)
+        q0, up = rshift_round_even(m, v, right, VW, "rs")
         hi = Mux(c2.out_signed, 127, 255)
         lo = Mux(c2.out_signed, -127, 0)
+        r_over = (q0 > hi) | ((q0 == hi) & up)
+        r_under = (q0 < lo - 1) | ((q0 == lo - 1) & ~up)
+        r_small = (q0[:10] + up)[:10]
+        # saturating left shift by l <= 9: compare v with the exact thresholds, shift only 10 bits
+        t_hi = Array([Const(h >> k, 9) for h in (255, 127) for k in range(MAX_LEFT + 1)])
+        t_lo = Array([Const(-((-lo_) >> k), signed(9)) for lo_ in (0, -127) for k in range(MAX_LEFT + 1)])
+        idx = Signal(range(2 * (MAX_LEFT + 1)))
+        m.d.comb += idx.eq(Mux(c2.out_signed, MAX_LEFT + 1, 0) + left)
+        l_over = v > t_hi[idx]
+        l_under = v < t_lo[idx]
+        l_small = (v[:10] << left)[:10]
+        over = Mux(c2.shift_neg, l_over, r_over)
+        under = Mux(c2.shift_neg, l_under, r_under)
         sat = Signal(signed(10))
-        m.d.comb += sat.eq(Mux(q > hi, hi, Mux(q < lo, lo, q[:10])))
+        m.d.comb += sat.eq(Mux(over, hi, Mux(under, lo, Mux(c2.shift_neg, l_small, r_small))))
         out = Signal(signed(ACC_BITS))
         valid3 = Signal()
         m.d.sync += [valid3.eq(valid2), out.eq(Mux(c2.raw, v[:ACC_BITS].as_signed(), sat))]
