@@ -776,11 +776,16 @@ def markdown(result: dict) -> str:
             L.append("")
     if result["scaling"]:
         L += ["## Scaling: ResNet-20 vs array size (ISA engine)", "", "![scaling](scaling.png)", "",
-              "| array | cycles | ideal cycles | utilization | ISA wall (s) | instrs |", "|---|---:|---:|---:|---:|---:|"]
+              "| array | cycles | ideal cycles | utilization | ISA wall (s) | instrs | accelerator cells (shift) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+        cells = {a["array"]: a["cells"] for a in ((result.get("area") or {}).get("accelerator") or [])
+                 if a["requant"] == "shift"}
         for r in result["scaling"]:
+            c = cells.get(r["array"])
             L.append(f"| {r['array']} | {r['cycles']:,} | {r['ideal_cycles']:,.0f} | {_pct(r['utilization'])} | "
-                     f"{r['wall_s']:.2f} | {r['instructions']:,} |")
-        L.append("")
+                     f"{r['wall_s']:.2f} | {r['instructions']:,} | {'-' if c is None else f'{c:,}'} |")
+        L += ["", "Accelerator cells: yosys generic cells of the whole accelerator (logic; scratchpads black-boxed), "
+              "measured for the arrays of the area section (- : not synthesized in this mode).", ""]
     if result["rtl"]:
         L += ["## RTL simulation (Verilator, 16x16)", "",
               "| network | cycles | = ISA cycles | = ISA memory | bit-exact | sim wall (s) | total wall (s) | "
