@@ -306,7 +306,8 @@ def run_util(name: str, rows: int, cols: int, seed: int, log=None, engine="isa",
                memory_image_words=int(len(comp.memory)), cycles=int(res.cycles), busy=int(res.busy),
                stall=int(res.stall), wall_s=round(float(res.wall_time), 3),
                cycles_per_s=round(float(res.cycles_per_second), 1), race_check=race_check,
-               input_packing=(comp.symbols.get("input_packing") or {}).get("layer"))
+               input_packing=(comp.symbols.get("input_packing") or {}).get("layer"),
+               input_gather=list(comp.symbols.get("input_gather") or []))
     cyc = layer_cycles(comp, res.marks, res.cycles)
     accs = layer_accounting(comp)
     layers = []

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from f8hw.errors import F8Error
 
-ISA_VERSION = 1
+ISA_VERSION = 2  # 2: Reg.A_GATHER (LOAD_A tap gather)
 INSTR_BITS = 128
 OPCODE_BITS = 4
 MASK_BITS = 8
@@ -89,6 +89,7 @@ class Reg(enum.IntEnum):
     STEP_OW = 10    # word-address step per output pixel (STRIDE_W * in_cb)
     STEP_WRAP = 11  # word-address step when the output row wraps (signed)
     PAD_VALUE = 12  # byte written for out-of-image window positions
+    A_GATHER = 13   # tap gather: G = bytes per word kept (1..cols; any other value = off), packs cols // G words per line
     # MAC array and requantizer (snapshotted when a COMPUTE issues)
     A_SIGNED = 16     # activation bytes are int8 (1) or uint8 (0)
     RQ_RAW = 17       # 1: output acc + bias as int32 (classifier logits), no shift
@@ -129,7 +130,8 @@ OPS: tuple[Op, ...] = (
         Field("ow0", 12, doc="output column of the first pixel"),
         Field("addr", 32, doc="word address of (ih0, iw0), first channel block"),
     ), "Gather convolution windows (im2col in hardware, with padding) into the activation banks: "
-       "bank r gets the KH*KW*ncb words of output pixel r at lines dst.."),
+       "bank r gets the KH*KW*ncb words of output pixel r at lines dst.. (with A_GATHER = G: bytes [0, G) of "
+       "word i go to line dst + i // (cols // G), byte offset (i % (cols // G)) * G; other bytes 0)"),
     Op("COMPUTE", 6, "compute", (
         _MASK,
         Field("mode", 2, doc="Mode: DENSE, DEPTHWISE or MAX"),

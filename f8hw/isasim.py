@@ -457,6 +457,11 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
     )
 
 
+def _gather(v: int, C: int) -> tuple[int, int]:
+    """A_GATHER register -> (G, P): G bytes kept per word, P words per A line (off: (C, 1))."""
+    return (v, C // v) if 1 <= v <= C else (C, 1)
+
+
 def _eff16(v: int) -> int:
     """Kernel extent as the LOAD_A counters see it (16-bit 'last' counter; 0 = empty)."""
     return 0 if v == 0 else ((v - 1) & 0xFFFF) + 1
@@ -498,6 +503,8 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
     if L == 0:
         return
     npix, dst = f["npix"], f["dst"]
+    G, P = _gather(regs[Reg.A_GATHER], m.C)
+    NL = -(-L // P)                         # A lines per pixel
     in_h, in_w, out_w = regs[Reg.IN_H], regs[Reg.IN_W], regs[Reg.OUT_W]
     # pixel walk (scalar; npix <= rows)
     ih, iw, ow, pa = f["ih0"], f["iw0"], f["ow0"], f["addr"]
@@ -527,13 +534,14 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
     if bad_mem.any():
         i_mem = int(np.flatnonzero(bad_mem.reshape(-1))[0])
     i_line = None
-    if dst + L > arch.a_depth:
-        i_line = arch.a_depth - dst
+    if dst + NL > arch.a_depth:
+        i_line = max(0, arch.a_depth - dst) * P   # first word whose line is past a_depth
     if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
         raise _err(ERR_MEM, pc, "LOAD_A", f"access {i_mem} (pixel {i_mem // L}) reads main-memory word "
                    f"{int(addrs.reshape(-1)[i_mem])} >= mem_words {arch.mem_words}")
     if i_line is not None:
-        raise _err(ERR_SPAD, pc, "LOAD_A", f"dst {dst} + {L} lines (KH*KW*ncb = {KH}*{KW}*{ncb}) > a_depth {arch.a_depth}")
+        raise _err(ERR_SPAD, pc, "LOAD_A", f"dst {dst} + {NL} lines (KH*KW*ncb = {KH}*{KW}*{ncb} words, "
+                   f"{P} per line) > a_depth {arch.a_depth}")
     if all_valid:
         m._ensure(int(addrs.max()) + 1)
         data = m.mem[addrs]                                                   # (npix, L, C)
@@ -543,7 +551,13 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
         data[~valid] = regs[Reg.PAD_VALUE] & 0xFF
     else:
         data = np.full((npix, L, m.C), regs[Reg.PAD_VALUE] & 0xFF, np.uint8)
-    m.A[:npix, dst:dst + L] = data
+    if P > 1 or G < m.C:
+        # tap gather: bytes [0, G) of word i -> line i // P, bytes (i % P) * G ..; the rest of a line is 0
+        g = np.zeros((npix, NL * P, G), np.uint8)
+        g[:, :L] = data[:, :, :G]
+        data = np.zeros((npix, NL, m.C), np.uint8)
+        data[:, :, :P * G] = g.reshape(npix, NL, P * G)
+    m.A[:npix, dst:dst + NL] = data
     if m.races is not None:
         if valid.any():
             seq = t + 1 + np.arange(npix * L, dtype=np.int64).reshape(npix, L)
@@ -551,7 +565,8 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
             m.races.add(_Access(pc, "mem", False, 0, 1, int(ra.min()), int(ra.max()) + 1, int(rt.min()), 0,
                                 int(rt.max()), 0, ra, rt))
         # bank r (pixel r) is written at t+2+r*L .. t+1+(r+1)*L
-        m.races.add(_Access(pc, "A", True, 0, npix, dst, dst + L, t + 2, L, t + 1 + L, L))
+        # (tap gather: a line is written at its last word, inside the same window)
+        m.races.add(_Access(pc, "A", True, 0, npix, dst, dst + NL, t + 2, L, t + 1 + L, L))
 
 
 def _wrap32(v: np.ndarray) -> np.ndarray:

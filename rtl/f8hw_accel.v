@@ -249,8 +249,9 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [5:0] o_waddr;
   wire [511:0] o_wdata;
   wire o_wen;
-  wire [735:0] regs;
-  wire [735:0] \regs$54 ;
+  wire [767:0] regs;
+  wire [767:0] \regs$54 ;
+  wire [31:0] \regs$54.a_gather ;
   wire [31:0] \regs$54.a_signed ;
   wire [31:0] \regs$54.acc_lshift ;
   wire [31:0] \regs$54.in_h ;
@@ -274,7 +275,8 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [31:0] \regs$54.stride_w ;
   wire [31:0] \regs$54.use_bias ;
   wire [31:0] \regs$54.use_skip ;
-  wire [735:0] \regs$89 ;
+  wire [767:0] \regs$89 ;
+  wire [31:0] \regs$89.a_gather ;
   wire [31:0] \regs$89.a_signed ;
   wire [31:0] \regs$89.acc_lshift ;
   wire [31:0] \regs$89.in_h ;
@@ -298,6 +300,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [31:0] \regs$89.stride_w ;
   wire [31:0] \regs$89.use_bias ;
   wire [31:0] \regs$89.use_skip ;
+  wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
   wire [31:0] \regs.in_h ;
@@ -639,17 +642,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .unit_err_code(unit_err_code)
   );
   \f8hw_accel.ld  ld (
-    .a_wdata(a_bank0_wdata),
     .a_wen(a_wen),
     .bsel(\$2 ),
     .busy(load_busy),
     .clk(clk),
     .err(err),
     .instr(imem_data),
-    .\is_a$72 (issue_loada),
+    .\is_a$82 (issue_loada),
     .issue(issue),
+    .line(a_bank0_wdata),
     .mem_raddr(mem_raddr),
-    .\port$317$0 (\$3 ),
+    .\port$459$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -694,22 +697,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$379$0 (\$4 ),
-    .\port$381$0 (\$5 ),
-    .\port$383$0 (\$6 ),
-    .\port$385$0 (\$7 ),
-    .\port$387$0 (\$8 ),
-    .\port$389$0 (\$9 ),
-    .\port$391$0 (\$10 ),
-    .\port$393$0 (\$11 ),
-    .\port$395$0 (\$12 ),
-    .\port$397$0 (\$13 ),
-    .\port$399$0 (\$14 ),
-    .\port$401$0 (\$15 ),
-    .\port$403$0 (\$16 ),
-    .\port$405$0 (\$17 ),
-    .\port$407$0 (\$18 ),
-    .\port$409$0 (\$19 ),
+    .\port$535$0 (\$4 ),
+    .\port$537$0 (\$5 ),
+    .\port$539$0 (\$6 ),
+    .\port$541$0 (\$7 ),
+    .\port$543$0 (\$8 ),
+    .\port$545$0 (\$9 ),
+    .\port$547$0 (\$10 ),
+    .\port$549$0 (\$11 ),
+    .\port$551$0 (\$12 ),
+    .\port$553$0 (\$13 ),
+    .\port$555$0 (\$14 ),
+    .\port$557$0 (\$15 ),
+    .\port$559$0 (\$16 ),
+    .\port$561$0 (\$17 ),
+    .\port$563$0 (\$18 ),
+    .\port$565$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -866,16 +869,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs.step_ow  = regs[351:320];
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
-  assign \regs.a_signed  = regs[447:416];
-  assign \regs.rq_raw  = regs[479:448];
-  assign \regs.out_signed  = regs[511:480];
-  assign \regs.shift  = regs[543:512];
-  assign \regs.use_bias  = regs[575:544];
-  assign \regs.use_skip  = regs[607:576];
-  assign \regs.skip_signed  = regs[639:608];
-  assign \regs.acc_lshift  = regs[671:640];
-  assign \regs.skip_lshift  = regs[703:672];
-  assign \regs.rq_mult  = regs[735:704];
+  assign \regs.a_gather  = regs[447:416];
+  assign \regs.a_signed  = regs[479:448];
+  assign \regs.rq_raw  = regs[511:480];
+  assign \regs.out_signed  = regs[543:512];
+  assign \regs.shift  = regs[575:544];
+  assign \regs.use_bias  = regs[607:576];
+  assign \regs.use_skip  = regs[639:608];
+  assign \regs.skip_signed  = regs[671:640];
+  assign \regs.acc_lshift  = regs[703:672];
+  assign \regs.skip_lshift  = regs[735:704];
+  assign \regs.rq_mult  = regs[767:736];
   assign \regs$54.in_h  = regs[31:0];
   assign \regs$54.in_w  = regs[63:32];
   assign \regs$54.out_w  = regs[95:64];
@@ -889,16 +893,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs$54.step_ow  = regs[351:320];
   assign \regs$54.step_wrap  = regs[383:352];
   assign \regs$54.pad_value  = regs[415:384];
-  assign \regs$54.a_signed  = regs[447:416];
-  assign \regs$54.rq_raw  = regs[479:448];
-  assign \regs$54.out_signed  = regs[511:480];
-  assign \regs$54.shift  = regs[543:512];
-  assign \regs$54.use_bias  = regs[575:544];
-  assign \regs$54.use_skip  = regs[607:576];
-  assign \regs$54.skip_signed  = regs[639:608];
-  assign \regs$54.acc_lshift  = regs[671:640];
-  assign \regs$54.skip_lshift  = regs[703:672];
-  assign \regs$54.rq_mult  = regs[735:704];
+  assign \regs$54.a_gather  = regs[447:416];
+  assign \regs$54.a_signed  = regs[479:448];
+  assign \regs$54.rq_raw  = regs[511:480];
+  assign \regs$54.out_signed  = regs[543:512];
+  assign \regs$54.shift  = regs[575:544];
+  assign \regs$54.use_bias  = regs[607:576];
+  assign \regs$54.use_skip  = regs[639:608];
+  assign \regs$54.skip_signed  = regs[671:640];
+  assign \regs$54.acc_lshift  = regs[703:672];
+  assign \regs$54.skip_lshift  = regs[735:704];
+  assign \regs$54.rq_mult  = regs[767:736];
   assign \regs$89.in_h  = regs[31:0];
   assign \regs$89.in_w  = regs[63:32];
   assign \regs$89.out_w  = regs[95:64];
@@ -912,16 +917,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs$89.step_ow  = regs[351:320];
   assign \regs$89.step_wrap  = regs[383:352];
   assign \regs$89.pad_value  = regs[415:384];
-  assign \regs$89.a_signed  = regs[447:416];
-  assign \regs$89.rq_raw  = regs[479:448];
-  assign \regs$89.out_signed  = regs[511:480];
-  assign \regs$89.shift  = regs[543:512];
-  assign \regs$89.use_bias  = regs[575:544];
-  assign \regs$89.use_skip  = regs[607:576];
-  assign \regs$89.skip_signed  = regs[639:608];
-  assign \regs$89.acc_lshift  = regs[671:640];
-  assign \regs$89.skip_lshift  = regs[703:672];
-  assign \regs$89.rq_mult  = regs[735:704];
+  assign \regs$89.a_gather  = regs[447:416];
+  assign \regs$89.a_signed  = regs[479:448];
+  assign \regs$89.rq_raw  = regs[511:480];
+  assign \regs$89.out_signed  = regs[543:512];
+  assign \regs$89.shift  = regs[575:544];
+  assign \regs$89.use_bias  = regs[607:576];
+  assign \regs$89.use_skip  = regs[639:608];
+  assign \regs$89.skip_signed  = regs[671:640];
+  assign \regs$89.acc_lshift  = regs[703:672];
+  assign \regs$89.skip_lshift  = regs[735:704];
+  assign \regs$89.rq_mult  = regs[767:736];
   assign \a_raddr[0]  = a_raddr[9:0];
   assign \a_raddr[1]  = a_raddr[19:10];
   assign \a_raddr[2]  = a_raddr[29:20];
@@ -1811,8 +1817,9 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   wire [31:0] \out$166 ;
   output [31:0] \out$167 ;
   wire [31:0] \out$167 ;
-  input [735:0] regs;
-  wire [735:0] regs;
+  input [767:0] regs;
+  wire [767:0] regs;
+  wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
   wire [31:0] \regs.in_h ;
@@ -1903,15 +1910,15 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$4  = \byte  == 4'hf;
   assign \$5  = \$3  | \$4 ;
   assign is_last_step = \$2  & \$5 ;
-  assign \$6  = $signed(regs[543:512]) < $signed(1'h0);
-  assign \$7  = - $signed(regs[543:512]);
-  assign \$8  = \$6  ? \$7  : { regs[543], regs[543:512] };
-  assign \$9  = | regs[479:448];
-  assign \$10  = | regs[511:480];
-  assign \$11  = | regs[575:544];
-  assign \$12  = | regs[607:576];
-  assign \$13  = | regs[639:608];
-  assign \$14  = $signed(regs[543:512]) < $signed(1'h0);
+  assign \$6  = $signed(regs[575:544]) < $signed(1'h0);
+  assign \$7  = - $signed(regs[575:544]);
+  assign \$8  = \$6  ? \$7  : { regs[575], regs[575:544] };
+  assign \$9  = | regs[511:480];
+  assign \$10  = | regs[543:512];
+  assign \$11  = | regs[607:576];
+  assign \$12  = | regs[639:608];
+  assign \$13  = | regs[671:640];
+  assign \$14  = $signed(regs[575:544]) < $signed(1'h0);
   assign \$15  = \$8 [31:0] > 7'h7f;
   assign \$16  = \$15  ? 32'd127 : \$8 [31:0];
   assign \$17  = ~ is_last_step;
@@ -1933,7 +1940,7 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$30  = ! instr[13:12];
   assign \$31  = instr[13:12] == 2'h2;
   assign \$32  = ~ instr[14];
-  assign \$33  = | regs[447:416];
+  assign \$33  = | regs[479:448];
   assign \$34  = s_raddr + 1'h1;
   assign \$35  = d_o + 1'h1;
   assign \$37  = d_left - 1'h1;
@@ -2904,16 +2911,17 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \regs.step_ow  = regs[351:320];
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
-  assign \regs.a_signed  = regs[447:416];
-  assign \regs.rq_raw  = regs[479:448];
-  assign \regs.out_signed  = regs[511:480];
-  assign \regs.shift  = regs[543:512];
-  assign \regs.use_bias  = regs[575:544];
-  assign \regs.use_skip  = regs[607:576];
-  assign \regs.skip_signed  = regs[639:608];
-  assign \regs.acc_lshift  = regs[671:640];
-  assign \regs.skip_lshift  = regs[703:672];
-  assign \regs.rq_mult  = regs[735:704];
+  assign \regs.a_gather  = regs[447:416];
+  assign \regs.a_signed  = regs[479:448];
+  assign \regs.rq_raw  = regs[511:480];
+  assign \regs.out_signed  = regs[543:512];
+  assign \regs.shift  = regs[575:544];
+  assign \regs.use_bias  = regs[607:576];
+  assign \regs.use_skip  = regs[639:608];
+  assign \regs.skip_signed  = regs[671:640];
+  assign \regs.acc_lshift  = regs[703:672];
+  assign \regs.skip_lshift  = regs[735:704];
+  assign \regs.rq_mult  = regs[767:736];
   assign \c.raw  = c[0];
   assign \c.out_signed  = c[1];
   assign \c.use_bias  = c[2];
@@ -3512,11 +3520,11 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign ctl0[2] = \$18 ;
   assign ctl0[1] = first;
   assign ctl0[0] = active;
-  assign c[52:21] = regs[735:704];
+  assign c[52:21] = regs[767:736];
   assign c[20:14] = \$16 [6:0];
   assign c[13] = \$14 ;
-  assign c[12:9] = regs[675:672];
-  assign c[8:5] = regs[643:640];
+  assign c[12:9] = regs[707:704];
+  assign c[8:5] = regs[675:672];
   assign c[4] = \$13 ;
   assign c[3] = \$12 ;
   assign c[2] = \$11 ;
@@ -28580,7 +28588,7 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   reg [7:0] \$161 ;
   reg [7:0] \$162 ;
   reg [7:0] \$163 ;
-  reg [735:0] \$164 ;
+  reg [767:0] \$164 ;
   reg [31:0] \$165 ;
   reg [31:0] \$166 ;
   reg [31:0] \$167 ;
@@ -28749,10 +28757,11 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   output [16:0] next_pc;
   wire [16:0] next_pc;
   reg [16:0] pc = 17'h00000;
-  output [735:0] regs;
-  reg [735:0] regs = 736'h0000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  (* init = 736'h0000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [735:0] \regs$40 ;
+  output [767:0] regs;
+  reg [767:0] regs = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  (* init = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [767:0] \regs$40 ;
+  wire [31:0] \regs$40.a_gather ;
   wire [31:0] \regs$40.a_signed ;
   wire [31:0] \regs$40.acc_lshift ;
   wire [31:0] \regs$40.in_h ;
@@ -28776,6 +28785,7 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire [31:0] \regs$40.stride_w ;
   wire [31:0] \regs$40.use_bias ;
   wire [31:0] \regs$40.use_skip ;
+  wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
   wire [31:0] \regs.in_h ;
@@ -28875,15 +28885,15 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \$49  = \$45  | \$48 ;
   assign \$50  = \$9  > 7'h40;
   assign \$51  = \$49  | \$50 ;
-  assign \$52  = | regs[479:448];
+  assign \$52  = | regs[511:480];
   assign \$53  = ~ \$52 ;
   assign \$54  = imem_data[15] & \$53 ;
-  assign \$55  = | regs[607:576];
+  assign \$55  = | regs[639:608];
   assign \$56  = \$54  & \$55 ;
   assign \$57  = \$10  > 7'h40;
   assign \$58  = \$56  & \$57 ;
   assign \$59  = \$51  | \$58 ;
-  assign \$60  = | regs[575:544];
+  assign \$60  = | regs[607:576];
   assign \$61  = imem_data[15] & \$60 ;
   assign \$62  = imem_data[79:64] >= 7'h40;
   assign \$63  = \$61  & \$62 ;
@@ -29173,30 +29183,32 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
             \$164 [383:352] = imem_data[41:10];
         6'h0c:
             \$164 [415:384] = imem_data[41:10];
-        6'h10:
+        6'h0d:
             \$164 [447:416] = imem_data[41:10];
-        6'h11:
+        6'h10:
             \$164 [479:448] = imem_data[41:10];
-        6'h12:
+        6'h11:
             \$164 [511:480] = imem_data[41:10];
-        6'h13:
+        6'h12:
             \$164 [543:512] = imem_data[41:10];
-        6'h14:
+        6'h13:
             \$164 [575:544] = imem_data[41:10];
-        6'h15:
+        6'h14:
             \$164 [607:576] = imem_data[41:10];
-        6'h16:
+        6'h15:
             \$164 [639:608] = imem_data[41:10];
-        6'h17:
+        6'h16:
             \$164 [671:640] = imem_data[41:10];
-        6'h18:
+        6'h17:
             \$164 [703:672] = imem_data[41:10];
-        6'h19:
+        6'h18:
             \$164 [735:704] = imem_data[41:10];
+        6'h19:
+            \$164 [767:736] = imem_data[41:10];
       endcase
     end
     if (rst) begin
-      \$164  = 736'h0000000100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$164  = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
@@ -29303,16 +29315,17 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs.step_ow  = regs[351:320];
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
-  assign \regs.a_signed  = regs[447:416];
-  assign \regs.rq_raw  = regs[479:448];
-  assign \regs.out_signed  = regs[511:480];
-  assign \regs.shift  = regs[543:512];
-  assign \regs.use_bias  = regs[575:544];
-  assign \regs.use_skip  = regs[607:576];
-  assign \regs.skip_signed  = regs[639:608];
-  assign \regs.acc_lshift  = regs[671:640];
-  assign \regs.skip_lshift  = regs[703:672];
-  assign \regs.rq_mult  = regs[735:704];
+  assign \regs.a_gather  = regs[447:416];
+  assign \regs.a_signed  = regs[479:448];
+  assign \regs.rq_raw  = regs[511:480];
+  assign \regs.out_signed  = regs[543:512];
+  assign \regs.shift  = regs[575:544];
+  assign \regs.use_bias  = regs[607:576];
+  assign \regs.use_skip  = regs[639:608];
+  assign \regs.skip_signed  = regs[671:640];
+  assign \regs.acc_lshift  = regs[703:672];
+  assign \regs.skip_lshift  = regs[735:704];
+  assign \regs.rq_mult  = regs[767:736];
   assign \regs$40.in_h  = regs[31:0];
   assign \regs$40.in_w  = regs[63:32];
   assign \regs$40.out_w  = regs[95:64];
@@ -29326,66 +29339,220 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs$40.step_ow  = regs[351:320];
   assign \regs$40.step_wrap  = regs[383:352];
   assign \regs$40.pad_value  = regs[415:384];
-  assign \regs$40.a_signed  = regs[447:416];
-  assign \regs$40.rq_raw  = regs[479:448];
-  assign \regs$40.out_signed  = regs[511:480];
-  assign \regs$40.shift  = regs[543:512];
-  assign \regs$40.use_bias  = regs[575:544];
-  assign \regs$40.use_skip  = regs[607:576];
-  assign \regs$40.skip_signed  = regs[639:608];
-  assign \regs$40.acc_lshift  = regs[671:640];
-  assign \regs$40.skip_lshift  = regs[703:672];
-  assign \regs$40.rq_mult  = regs[735:704];
+  assign \regs$40.a_gather  = regs[447:416];
+  assign \regs$40.a_signed  = regs[479:448];
+  assign \regs$40.rq_raw  = regs[511:480];
+  assign \regs$40.out_signed  = regs[543:512];
+  assign \regs$40.shift  = regs[575:544];
+  assign \regs$40.use_bias  = regs[607:576];
+  assign \regs$40.use_skip  = regs[639:608];
+  assign \regs$40.skip_signed  = regs[671:640];
+  assign \regs$40.acc_lshift  = regs[703:672];
+  assign \regs$40.skip_lshift  = regs[735:704];
+  assign \regs$40.rq_mult  = regs[767:736];
   assign \$7  = { 3'h0, imem_data[63:48], 4'h0 };
   assign \$143  = { 3'h0, imem_data[11:8], 4'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a_wdata, a_wen, bsel, busy, err, \port$317$0 , regs, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$459$0 , regs, w_waddr, mem_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [31:0] \$100 ;
-  reg [31:0] \$101 ;
-  reg [31:0] \$102 ;
-  reg \$103 ;
-  reg [1:0] \$104 ;
-  reg [31:0] \$105 ;
-  reg [17:0] \$106 ;
-  reg [15:0] \$107 ;
-  reg [15:0] \$108 ;
-  reg [9:0] \$109 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
   wire \$11 ;
-  reg [7:0] \$110 ;
-  reg [31:0] \$111 ;
-  reg [31:0] \$112 ;
-  reg [31:0] \$113 ;
-  reg [31:0] \$114 ;
-  reg [31:0] \$115 ;
-  reg [31:0] \$116 ;
-  reg [31:0] \$117 ;
-  reg [31:0] \$118 ;
-  reg [31:0] \$119 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  reg [31:0] \$120 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  wire [32:0] \$14 ;
-  wire \$15 ;
-  wire [32:0] \$16 ;
-  wire [32:0] \$17 ;
-  wire [32:0] \$18 ;
-  wire [32:0] \$19 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire [7:0] \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [8:0] \$15 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
+  wire \$16 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire \$17 ;
+  wire [127:0] \$170 ;
+  wire [7:0] \$171 ;
+  wire [382:0] \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire [3:0] \$177 ;
+  wire \$178 ;
+  wire [1:0] \$179 ;
+  wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire [32:0] \$185 ;
+  wire [18:0] \$186 ;
+  wire [17:0] \$187 ;
+  wire \$188 ;
+  wire [10:0] \$189 ;
+  wire \$19 ;
+  wire [32:0] \$190 ;
+  wire [18:0] \$191 ;
+  wire [6:0] \$192 ;
+  wire \$193 ;
+  wire [16:0] \$194 ;
+  wire [32:0] \$195 ;
+  wire [33:0] \$196 ;
+  wire [33:0] \$197 ;
+  wire \$198 ;
+  wire [16:0] \$199 ;
   wire \$2 ;
   wire [32:0] \$20 ;
-  wire [33:0] \$21 ;
-  wire [33:0] \$22 ;
-  wire [33:0] \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire [32:0] \$200 ;
+  wire [33:0] \$201 ;
+  wire [33:0] \$202 ;
+  wire [33:0] \$203 ;
+  wire \$204 ;
+  wire [16:0] \$205 ;
+  wire [7:0] \$206 ;
+  wire [32:0] \$207 ;
+  wire [32:0] \$208 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire [32:0] \$218 ;
+  wire [32:0] \$219 ;
+  wire [32:0] \$22 ;
+  wire [10:0] \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire [5:0] \$224 ;
+  wire \$225 ;
+  wire [127:0] \$226 ;
+  reg \$227 ;
+  reg \$228 ;
+  reg \$229 ;
+  wire [32:0] \$23 ;
+  reg [1:0] \$230 ;
+  reg [17:0] \$231 ;
+  reg \$232 ;
+  reg [15:0] \$233 ;
+  reg [5:0] \$234 ;
+  reg \$235 ;
+  reg [31:0] \$236 ;
+  reg [17:0] \$237 ;
+  reg [16:0] \$238 ;
+  reg \$239 ;
+  wire [32:0] \$24 ;
+  reg [9:0] \$240 ;
+  reg [5:0] \$241 ;
+  reg [15:0] \$242 ;
+  reg [31:0] \$243 ;
+  reg [31:0] \$244 ;
+  reg [15:0] \$245 ;
+  reg [31:0] \$246 ;
+  reg [31:0] \$247 ;
+  reg [15:0] \$248 ;
+  reg [6:0] \$249 ;
+  wire [32:0] \$25 ;
+  reg [31:0] \$250 ;
+  reg [31:0] \$251 ;
+  reg [31:0] \$252 ;
+  reg [31:0] \$253 ;
+  reg \$254 ;
+  reg [1:0] \$255 ;
+  reg [31:0] \$256 ;
+  reg [17:0] \$257 ;
+  reg [15:0] \$258 ;
+  reg [15:0] \$259 ;
+  wire [32:0] \$26 ;
+  reg [9:0] \$260 ;
+  reg [7:0] \$261 ;
+  reg [5:0] \$262 ;
+  reg [31:0] \$263 ;
+  reg [31:0] \$264 ;
+  reg [31:0] \$265 ;
+  reg [31:0] \$266 ;
+  reg [31:0] \$267 ;
+  reg [31:0] \$268 ;
+  reg [31:0] \$269 ;
+  wire [33:0] \$27 ;
+  reg [31:0] \$270 ;
+  reg [31:0] \$271 ;
+  reg [31:0] \$272 ;
+  reg [127:0] \$273 ;
+  wire [33:0] \$28 ;
+  wire [33:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
@@ -29396,37 +29563,37 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
-  wire [3:0] \$39 ;
+  wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [1:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
   wire \$43 ;
-  wire [32:0] \$44 ;
-  wire [18:0] \$45 ;
-  wire [17:0] \$46 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
   wire \$47 ;
-  wire [18:0] \$48 ;
-  wire [10:0] \$49 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [32:0] \$50 ;
+  wire \$50 ;
   wire \$51 ;
-  wire [16:0] \$52 ;
-  wire [32:0] \$53 ;
-  wire [33:0] \$54 ;
-  wire [33:0] \$55 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
   wire \$56 ;
-  wire [16:0] \$57 ;
-  wire [32:0] \$58 ;
-  wire [33:0] \$59 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [33:0] \$60 ;
-  wire [33:0] \$61 ;
+  wire \$60 ;
+  wire \$61 ;
   wire \$62 ;
-  wire [16:0] \$63 ;
-  wire [7:0] \$64 ;
-  wire [32:0] \$65 ;
-  wire [32:0] \$66 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
@@ -29437,38 +29604,38 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire [32:0] \$76 ;
-  wire [32:0] \$77 ;
-  wire [10:0] \$78 ;
-  reg \$79 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg \$80 ;
-  reg \$81 ;
-  reg [1:0] \$82 ;
-  reg [17:0] \$83 ;
-  reg \$84 ;
-  reg [15:0] \$85 ;
-  reg [31:0] \$86 ;
-  reg [17:0] \$87 ;
-  reg [16:0] \$88 ;
-  reg \$89 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  reg [9:0] \$90 ;
-  reg [15:0] \$91 ;
-  reg [31:0] \$92 ;
-  reg [31:0] \$93 ;
-  reg [15:0] \$94 ;
-  reg [31:0] \$95 ;
-  reg [31:0] \$96 ;
-  reg [15:0] \$97 ;
-  reg [6:0] \$98 ;
-  reg [31:0] \$99 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   wire a_err;
   wire [9:0] a_waddr;
-  output [127:0] a_wdata;
   wire [127:0] a_wdata;
   output [15:0] a_wen;
   wire [15:0] a_wen;
+  reg [127:0] acc_line = 128'h00000000000000000000000000000000;
   reg active = 1'h0;
   (* init = 32'd0 *)
   wire [31:0] addr;
@@ -29476,6 +29643,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   wire [511:0] b_wdata;
   wire [63:0] b_wen;
   reg [15:0] bank = 16'h0000;
+  reg [5:0] boff = 6'h00;
   output [3:0] bsel;
   wire [3:0] bsel;
   output busy;
@@ -29486,28 +29654,32 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   wire clk;
   reg [31:0] col_addr = 32'd0;
   reg [15:0] d_bank = 16'h0000;
+  reg [5:0] d_boff = 6'h00;
   reg [17:0] d_dest = 18'h00000;
   reg d_is_a = 1'h0;
   reg d_pad = 1'h0;
   reg [1:0] d_target = 2'h0;
   reg d_valid = 1'h0;
+  reg d_wr = 1'h0;
   reg [17:0] dest = 18'h00000;
   reg [17:0] dst0 = 18'h00000;
   output err;
   wire err;
   wire [2:0] err_code;
+  reg [5:0] g_bytes = 6'h00;
   reg [31:0] ih = 32'd0;
   reg [31:0] ihk = 32'd0;
   wire in_image;
   input [127:0] instr;
   wire [127:0] instr;
   reg is_a = 1'h0;
-  input \is_a$72 ;
-  wire \is_a$72 ;
+  input \is_a$82 ;
+  wire \is_a$82 ;
   input issue;
   wire issue;
   reg [31:0] iw = 32'd0;
   reg [31:0] iwk = 32'd0;
+  wire [127:0] keep;
   reg [15:0] kh = 16'h0000;
   reg [15:0] kh_last = 16'h0000;
   reg [15:0] kw = 16'h0000;
@@ -29523,6 +29695,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   reg [31:0] la_stride_h = 32'd0;
   reg [31:0] la_stride_w = 32'd0;
   reg [16:0] left = 17'h00000;
+  output [127:0] line;
+  wire [127:0] line;
+  wire line_full;
   wire mem_err;
   output [31:0] mem_raddr;
   reg [31:0] mem_raddr = 32'd0;
@@ -29534,12 +29709,14 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   reg [31:0] ow = 32'd0;
   reg [31:0] pa = 32'd0;
   reg [7:0] pad_value = 8'h00;
+  wire pix_end;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$317$0 ;
-  wire [1:0] \port$317$0 ;
+  output [1:0] \port$459$0 ;
+  wire [1:0] \port$459$0 ;
   reg pulse = 1'h0;
-  input [735:0] regs;
-  wire [735:0] regs;
+  input [767:0] regs;
+  wire [767:0] regs;
+  wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
   wire [31:0] \regs.in_h ;
@@ -29580,6 +29757,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   wire [127:0] w_wdata;
   output w_wen;
   wire w_wen;
+  wire [127:0] word;
   reg wrap;
   assign \$1  = $signed(ihk) >= $signed(1'h0);
   assign \$2  = $signed(ihk) < $signed(la_in_h);
@@ -29593,177 +29771,338 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   assign ren = active & \$8 ;
   assign \$9  = | mem_raddr[31:20];
   assign mem_err = ren & \$9 ;
-  assign \$10  = ~ is_a;
-  assign \$11  = cb == cb_last;
-  assign \$12  = kw == kw_last;
+  assign \$10  = cb == cb_last;
+  assign \$11  = kw == kw_last;
+  assign \$12  = \$10  & \$11 ;
   assign \$13  = kh == kh_last;
-  assign \$14  = ow + 1'h1;
-  assign \$15  = \$14 [31:0] == la_out_w;
-  assign \$16  = $signed(ih) + $signed(la_stride_h);
-  assign \$17  = wrap ? \$16  : { ih[31], ih };
-  assign \$18  = - $signed(la_pad_w);
-  assign \$19  = $signed(iw) + $signed(la_stride_w);
-  assign \$20  = wrap ? \$18  : \$19 ;
-  assign \$21  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
-  assign \$22  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
-  assign \$23  = wrap ? \$21  : \$22 ;
-  assign \$24  = d_valid & d_is_a;
-  assign \$25  = d_dest >= 11'h400;
-  assign a_err = \$24  & \$25 ;
-  assign \$26  = ~ d_is_a;
-  assign \$27  = d_valid & \$26 ;
-  assign \$28  = ! d_target;
-  assign w_wen = \$27  & \$28 ;
-  assign \$29  = ~ d_is_a;
-  assign \$30  = d_valid & \$29 ;
-  assign \$31  = d_target == 2'h2;
-  assign s_wen = \$30  & \$31 ;
-  assign a_wdata = d_pad ? { pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value } : w_wdata;
-  assign \$32  = d_valid & d_is_a;
-  assign \$33  = ~ a_err;
-  assign \$34  = \$32  & \$33 ;
-  assign a_wen = \$34  ? d_bank : 16'h0000;
+  assign pix_end = \$12  & \$13 ;
+  assign \$14  = 2'h2 * g_bytes;
+  assign \$15  = boff + \$14 ;
+  assign line_full = \$15  > 5'h10;
+  assign \$16  = ~ is_a;
+  assign \$17  = cb == cb_last;
+  assign \$18  = kw == kw_last;
+  assign \$19  = kh == kh_last;
+  assign \$20  = ow + 1'h1;
+  assign \$21  = \$20 [31:0] == la_out_w;
+  assign \$22  = $signed(ih) + $signed(la_stride_h);
+  assign \$23  = wrap ? \$22  : { ih[31], ih };
+  assign \$24  = - $signed(la_pad_w);
+  assign \$25  = $signed(iw) + $signed(la_stride_w);
+  assign \$26  = wrap ? \$24  : \$25 ;
+  assign \$27  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
+  assign \$28  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
+  assign \$29  = wrap ? \$27  : \$28 ;
+  assign \$30  = d_valid & d_is_a;
+  assign \$31  = d_dest >= 11'h400;
+  assign a_err = \$30  & \$31 ;
+  assign \$32  = ~ d_is_a;
+  assign \$33  = d_valid & \$32 ;
+  assign \$34  = ! d_target;
+  assign w_wen = \$33  & \$34 ;
   assign \$35  = ~ d_is_a;
   assign \$36  = d_valid & \$35 ;
-  assign \$37  = d_target == 1'h1;
-  assign \$38  = \$36  & \$37 ;
-  assign \$39  = 1'h1 << d_dest[1:0];
-  assign bsel = \$38  ? \$39  : 4'h0;
-  assign \$40  = pulse | active;
-  assign busy = \$40  | d_valid;
+  assign \$37  = d_target == 2'h2;
+  assign s_wen = \$36  & \$37 ;
+  assign \$38  = d_valid & d_is_a;
+  assign \$39  = ~ a_err;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = \$40  & d_wr;
+  assign a_wen = \$41  ? d_bank : 16'h0000;
+  assign word = d_pad ? { pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value } : w_wdata;
+  assign \$42  = g_bytes > 1'h0;
+  assign \$43  = g_bytes > 1'h0;
+  assign \$44  = g_bytes > 1'h0;
+  assign \$45  = g_bytes > 1'h0;
+  assign \$46  = g_bytes > 1'h0;
+  assign \$47  = g_bytes > 1'h0;
+  assign \$48  = g_bytes > 1'h0;
+  assign \$49  = g_bytes > 1'h0;
+  assign \$50  = g_bytes > 1'h1;
+  assign \$51  = g_bytes > 1'h1;
+  assign \$52  = g_bytes > 1'h1;
+  assign \$53  = g_bytes > 1'h1;
+  assign \$54  = g_bytes > 1'h1;
+  assign \$55  = g_bytes > 1'h1;
+  assign \$56  = g_bytes > 1'h1;
+  assign \$57  = g_bytes > 1'h1;
+  assign \$58  = g_bytes > 2'h2;
+  assign \$59  = g_bytes > 2'h2;
+  assign \$60  = g_bytes > 2'h2;
+  assign \$61  = g_bytes > 2'h2;
+  assign \$62  = g_bytes > 2'h2;
+  assign \$63  = g_bytes > 2'h2;
+  assign \$64  = g_bytes > 2'h2;
+  assign \$65  = g_bytes > 2'h2;
+  assign \$66  = g_bytes > 2'h3;
+  assign \$67  = g_bytes > 2'h3;
+  assign \$68  = g_bytes > 2'h3;
+  assign \$69  = g_bytes > 2'h3;
+  assign \$70  = g_bytes > 2'h3;
+  assign \$71  = g_bytes > 2'h3;
+  assign \$72  = g_bytes > 2'h3;
+  assign \$73  = g_bytes > 2'h3;
+  assign \$74  = g_bytes > 3'h4;
+  assign \$75  = g_bytes > 3'h4;
+  assign \$76  = g_bytes > 3'h4;
+  assign \$77  = g_bytes > 3'h4;
+  assign \$78  = g_bytes > 3'h4;
+  assign \$79  = g_bytes > 3'h4;
+  assign \$80  = g_bytes > 3'h4;
+  assign \$81  = g_bytes > 3'h4;
+  assign \$82  = g_bytes > 3'h5;
+  assign \$83  = g_bytes > 3'h5;
+  assign \$84  = g_bytes > 3'h5;
+  assign \$85  = g_bytes > 3'h5;
+  assign \$86  = g_bytes > 3'h5;
+  assign \$87  = g_bytes > 3'h5;
+  assign \$88  = g_bytes > 3'h5;
+  assign \$89  = g_bytes > 3'h5;
+  assign \$90  = g_bytes > 3'h6;
+  assign \$91  = g_bytes > 3'h6;
+  assign \$92  = g_bytes > 3'h6;
+  assign \$93  = g_bytes > 3'h6;
+  assign \$94  = g_bytes > 3'h6;
+  assign \$95  = g_bytes > 3'h6;
+  assign \$96  = g_bytes > 3'h6;
+  assign \$97  = g_bytes > 3'h6;
+  assign \$98  = g_bytes > 3'h7;
+  assign \$99  = g_bytes > 3'h7;
+  assign \$100  = g_bytes > 3'h7;
+  assign \$101  = g_bytes > 3'h7;
+  assign \$102  = g_bytes > 3'h7;
+  assign \$103  = g_bytes > 3'h7;
+  assign \$104  = g_bytes > 3'h7;
+  assign \$105  = g_bytes > 3'h7;
+  assign \$106  = g_bytes > 4'h8;
+  assign \$107  = g_bytes > 4'h8;
+  assign \$108  = g_bytes > 4'h8;
+  assign \$109  = g_bytes > 4'h8;
+  assign \$110  = g_bytes > 4'h8;
+  assign \$111  = g_bytes > 4'h8;
+  assign \$112  = g_bytes > 4'h8;
+  assign \$113  = g_bytes > 4'h8;
+  assign \$114  = g_bytes > 4'h9;
+  assign \$115  = g_bytes > 4'h9;
+  assign \$116  = g_bytes > 4'h9;
+  assign \$117  = g_bytes > 4'h9;
+  assign \$118  = g_bytes > 4'h9;
+  assign \$119  = g_bytes > 4'h9;
+  assign \$120  = g_bytes > 4'h9;
+  assign \$121  = g_bytes > 4'h9;
+  assign \$122  = g_bytes > 4'ha;
+  assign \$123  = g_bytes > 4'ha;
+  assign \$124  = g_bytes > 4'ha;
+  assign \$125  = g_bytes > 4'ha;
+  assign \$126  = g_bytes > 4'ha;
+  assign \$127  = g_bytes > 4'ha;
+  assign \$128  = g_bytes > 4'ha;
+  assign \$129  = g_bytes > 4'ha;
+  assign \$130  = g_bytes > 4'hb;
+  assign \$131  = g_bytes > 4'hb;
+  assign \$132  = g_bytes > 4'hb;
+  assign \$133  = g_bytes > 4'hb;
+  assign \$134  = g_bytes > 4'hb;
+  assign \$135  = g_bytes > 4'hb;
+  assign \$136  = g_bytes > 4'hb;
+  assign \$137  = g_bytes > 4'hb;
+  assign \$138  = g_bytes > 4'hc;
+  assign \$139  = g_bytes > 4'hc;
+  assign \$140  = g_bytes > 4'hc;
+  assign \$141  = g_bytes > 4'hc;
+  assign \$142  = g_bytes > 4'hc;
+  assign \$143  = g_bytes > 4'hc;
+  assign \$144  = g_bytes > 4'hc;
+  assign \$145  = g_bytes > 4'hc;
+  assign \$146  = g_bytes > 4'hd;
+  assign \$147  = g_bytes > 4'hd;
+  assign \$148  = g_bytes > 4'hd;
+  assign \$149  = g_bytes > 4'hd;
+  assign \$150  = g_bytes > 4'hd;
+  assign \$151  = g_bytes > 4'hd;
+  assign \$152  = g_bytes > 4'hd;
+  assign \$153  = g_bytes > 4'hd;
+  assign \$154  = g_bytes > 4'he;
+  assign \$155  = g_bytes > 4'he;
+  assign \$156  = g_bytes > 4'he;
+  assign \$157  = g_bytes > 4'he;
+  assign \$158  = g_bytes > 4'he;
+  assign \$159  = g_bytes > 4'he;
+  assign \$160  = g_bytes > 4'he;
+  assign \$161  = g_bytes > 4'he;
+  assign \$162  = g_bytes > 4'hf;
+  assign \$163  = g_bytes > 4'hf;
+  assign \$164  = g_bytes > 4'hf;
+  assign \$165  = g_bytes > 4'hf;
+  assign \$166  = g_bytes > 4'hf;
+  assign \$167  = g_bytes > 4'hf;
+  assign \$168  = g_bytes > 4'hf;
+  assign \$169  = g_bytes > 4'hf;
+  assign \$170  = word & { \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42  };
+  assign \$171  = d_boff[3:0] * 4'h8;
+  assign \$172  = \$170  << \$171 ;
+  assign line = acc_line | \$172 [127:0];
+  assign \$173  = ~ d_is_a;
+  assign \$174  = d_valid & \$173 ;
+  assign \$175  = d_target == 1'h1;
+  assign \$176  = \$174  & \$175 ;
+  assign \$177  = 1'h1 << d_dest[1:0];
+  assign bsel = \$176  ? \$177  : 4'h0;
+  assign \$178  = pulse | active;
+  assign busy = \$178  | d_valid;
   assign err = mem_err | a_err;
-  assign \$41  = mem_err ? 2'h3 : 2'h2;
-  assign \$42  = ~ in_image;
-  assign \$43  = ~ is_a;
-  assign \$44  = mem_raddr + stride;
-  assign \$45  = dest + 1'h1;
-  assign \$46  = left - 1'h1;
-  assign \$47  = left == 1'h1;
-  assign \$48  = dest + 1'h1;
-  assign \$49  = cb + 1'h1;
-  assign \$50  = mem_raddr + 1'h1;
-  assign \$51  = cb == cb_last;
-  assign \$52  = kw + 1'h1;
-  assign \$53  = $signed(iwk) + $signed(2'h1);
-  assign \$54  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$55  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$56  = kw == kw_last;
-  assign \$57  = kh + 1'h1;
-  assign \$58  = $signed(ihk) + $signed(2'h1);
-  assign \$59  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$60  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$61  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$62  = kh == kh_last;
-  assign \$64  = pix_left - 1'h1;
-  assign \$65  = ow + 1'h1;
-  assign \$66  = wrap ? 33'h000000000 : \$65 ;
-  assign \$67  = pix_left == 1'h1;
-  assign \$68  = ~ \is_a$72 ;
-  assign \$69  = | instr[45:30];
-  assign \$70  = ! regs[127:96];
-  assign \$71  = ! regs[159:128];
-  assign \$72  = \$70  | \$71 ;
-  assign \$73  = ! instr[44:35];
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = ~ \$74 ;
-  assign \$76  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$77  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$78  = instr[44:35] - 1'h1;
+  assign \$179  = mem_err ? 2'h3 : 2'h2;
+  assign \$180  = ~ in_image;
+  assign \$181  = ~ is_a;
+  assign \$182  = \$181  | line_full;
+  assign \$183  = \$182  | pix_end;
+  assign \$184  = ~ is_a;
+  assign \$185  = mem_raddr + stride;
+  assign \$186  = dest + 1'h1;
+  assign \$187  = left - 1'h1;
+  assign \$188  = left == 1'h1;
+  assign \$189  = cb + 1'h1;
+  assign \$190  = mem_raddr + 1'h1;
+  assign \$191  = dest + 1'h1;
+  assign \$192  = boff + g_bytes;
+  assign \$193  = cb == cb_last;
+  assign \$194  = kw + 1'h1;
+  assign \$195  = $signed(iwk) + $signed(2'h1);
+  assign \$196  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$197  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$198  = kw == kw_last;
+  assign \$199  = kh + 1'h1;
+  assign \$200  = $signed(ihk) + $signed(2'h1);
+  assign \$201  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$202  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$203  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$204  = kh == kh_last;
+  assign \$206  = pix_left - 1'h1;
+  assign \$207  = ow + 1'h1;
+  assign \$208  = wrap ? 33'h000000000 : \$207 ;
+  assign \$209  = pix_left == 1'h1;
+  assign \$210  = ~ \is_a$82 ;
+  assign \$211  = | instr[45:30];
+  assign \$212  = ! regs[127:96];
+  assign \$213  = ! regs[159:128];
+  assign \$214  = \$212  | \$213 ;
+  assign \$215  = ! instr[44:35];
+  assign \$216  = \$214  | \$215 ;
+  assign \$217  = ~ \$216 ;
+  assign \$218  = $signed(regs[127:96]) - $signed(2'h1);
+  assign \$219  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$220  = instr[44:35] - 1'h1;
+  assign \$221  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$222  = $signed(regs[447:416]) <= $signed(6'h10);
+  assign \$223  = \$221  & \$222 ;
+  assign \$224  = \$223  ? regs[421:416] : 6'h10;
+  assign \$225  = d_valid & d_is_a;
+  assign \$226  = d_wr ? 128'h00000000000000000000000000000000 : line;
   always @(posedge clk)
-    pulse <= \$79 ;
+    pulse <= \$227 ;
   always @(posedge clk)
-    d_valid <= \$80 ;
+    d_valid <= \$228 ;
   always @(posedge clk)
-    d_is_a <= \$81 ;
+    d_is_a <= \$229 ;
   always @(posedge clk)
-    d_target <= \$82 ;
+    d_target <= \$230 ;
   always @(posedge clk)
-    d_dest <= \$83 ;
+    d_dest <= \$231 ;
   always @(posedge clk)
-    d_pad <= \$84 ;
+    d_pad <= \$232 ;
   always @(posedge clk)
-    d_bank <= \$85 ;
+    d_bank <= \$233 ;
   always @(posedge clk)
-    mem_raddr <= \$86 ;
+    d_boff <= \$234 ;
   always @(posedge clk)
-    dest <= \$87 ;
+    d_wr <= \$235 ;
   always @(posedge clk)
-    left <= \$88 ;
+    mem_raddr <= \$236 ;
   always @(posedge clk)
-    active <= \$89 ;
+    dest <= \$237 ;
   always @(posedge clk)
-    cb <= \$90 ;
+    left <= \$238 ;
   always @(posedge clk)
-    kw <= \$91 ;
+    active <= \$239 ;
   always @(posedge clk)
-    iwk <= \$92 ;
+    cb <= \$240 ;
   always @(posedge clk)
-    col_addr <= \$93 ;
+    boff <= \$241 ;
   always @(posedge clk)
-    kh <= \$94 ;
+    kw <= \$242 ;
   always @(posedge clk)
-    ihk <= \$95 ;
+    iwk <= \$243 ;
   always @(posedge clk)
-    row_addr <= \$96 ;
+    col_addr <= \$244 ;
   always @(posedge clk)
-    bank <= \$97 ;
+    kh <= \$245 ;
   always @(posedge clk)
-    pix_left <= \$98 ;
+    ihk <= \$246 ;
   always @(posedge clk)
-    ow <= \$99 ;
+    row_addr <= \$247 ;
   always @(posedge clk)
-    ih <= \$100 ;
+    bank <= \$248 ;
   always @(posedge clk)
-    iw <= \$101 ;
+    pix_left <= \$249 ;
   always @(posedge clk)
-    pa <= \$102 ;
+    ow <= \$250 ;
   always @(posedge clk)
-    is_a <= \$103 ;
+    ih <= \$251 ;
   always @(posedge clk)
-    target <= \$104 ;
+    iw <= \$252 ;
   always @(posedge clk)
-    stride <= \$105 ;
+    pa <= \$253 ;
   always @(posedge clk)
-    dst0 <= \$106 ;
+    is_a <= \$254 ;
   always @(posedge clk)
-    kh_last <= \$107 ;
+    target <= \$255 ;
   always @(posedge clk)
-    kw_last <= \$108 ;
+    stride <= \$256 ;
   always @(posedge clk)
-    cb_last <= \$109 ;
+    dst0 <= \$257 ;
   always @(posedge clk)
-    pad_value <= \$110 ;
+    kh_last <= \$258 ;
   always @(posedge clk)
-    la_in_h <= \$111 ;
+    kw_last <= \$259 ;
   always @(posedge clk)
-    la_in_w <= \$112 ;
+    cb_last <= \$260 ;
   always @(posedge clk)
-    la_out_w <= \$113 ;
+    pad_value <= \$261 ;
   always @(posedge clk)
-    la_stride_h <= \$114 ;
+    g_bytes <= \$262 ;
   always @(posedge clk)
-    la_stride_w <= \$115 ;
+    la_in_h <= \$263 ;
   always @(posedge clk)
-    la_pad_w <= \$116 ;
+    la_in_w <= \$264 ;
   always @(posedge clk)
-    la_step_kh <= \$117 ;
+    la_out_w <= \$265 ;
   always @(posedge clk)
-    la_step_kw <= \$118 ;
+    la_stride_h <= \$266 ;
   always @(posedge clk)
-    la_step_ow <= \$119 ;
+    la_stride_w <= \$267 ;
   always @(posedge clk)
-    la_step_wrap <= \$120 ;
+    la_pad_w <= \$268 ;
+  always @(posedge clk)
+    la_step_kh <= \$269 ;
+  always @(posedge clk)
+    la_step_kw <= \$270 ;
+  always @(posedge clk)
+    la_step_ow <= \$271 ;
+  always @(posedge clk)
+    la_step_wrap <= \$272 ;
+  always @(posedge clk)
+    acc_line <= \$273 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     wrap = 1'h0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$10 ) begin
+      if (\$16 ) begin
       end else begin
-        if (\$11 ) begin
-          if (\$12 ) begin
-            if (\$13 ) begin
-              wrap = \$15 ;
+        if (\$17 ) begin
+          if (\$18 ) begin
+            if (\$19 ) begin
+              wrap = \$21 ;
             end
           end
         end
@@ -29775,12 +30114,12 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     n_ih = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$10 ) begin
+      if (\$16 ) begin
       end else begin
-        if (\$11 ) begin
-          if (\$12 ) begin
-            if (\$13 ) begin
-              n_ih = \$17 [31:0];
+        if (\$17 ) begin
+          if (\$18 ) begin
+            if (\$19 ) begin
+              n_ih = \$23 [31:0];
             end
           end
         end
@@ -29792,12 +30131,12 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     n_iw = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$10 ) begin
+      if (\$16 ) begin
       end else begin
-        if (\$11 ) begin
-          if (\$12 ) begin
-            if (\$13 ) begin
-              n_iw = \$20 [31:0];
+        if (\$17 ) begin
+          if (\$18 ) begin
+            if (\$19 ) begin
+              n_iw = \$26 [31:0];
             end
           end
         end
@@ -29809,12 +30148,12 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     n_pa = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$10 ) begin
+      if (\$16 ) begin
       end else begin
-        if (\$11 ) begin
-          if (\$12 ) begin
-            if (\$13 ) begin
-              n_pa = \$23 [31:0];
+        if (\$17 ) begin
+          if (\$18 ) begin
+            if (\$19 ) begin
+              n_pa = \$29 [31:0];
             end
           end
         end
@@ -29823,71 +30162,85 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$79  = 1'h0;
+    \$227  = 1'h0;
     if (issue) begin
-      \$79  = 1'h1;
+      \$227  = 1'h1;
     end
     if (rst) begin
-      \$79  = 1'h0;
+      \$227  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$80  = active;
+    \$228  = active;
     if (rst) begin
-      \$80  = 1'h0;
+      \$228  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$81  = is_a;
+    \$229  = is_a;
     if (rst) begin
-      \$81  = 1'h0;
+      \$229  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$82  = target;
+    \$230  = target;
     if (rst) begin
-      \$82  = 2'h0;
+      \$230  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$83  = dest;
+    \$231  = dest;
     if (rst) begin
-      \$83  = 18'h00000;
+      \$231  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$84  = \$42 ;
+    \$232  = \$180 ;
     if (rst) begin
-      \$84  = 1'h0;
+      \$232  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$85  = bank;
+    \$233  = bank;
     if (rst) begin
-      \$85  = 16'h0000;
+      \$233  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$86  = mem_raddr;
+    \$234  = boff;
+    if (rst) begin
+      \$234  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$235  = \$183 ;
+    if (rst) begin
+      \$235  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$236  = mem_raddr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
-        \$86  = \$44 [31:0];
+      if (\$184 ) begin
+        \$236  = \$185 [31:0];
       end else begin
-        \$86  = \$50 [31:0];
-        if (\$51 ) begin
-          \$86  = \$55 [31:0];
-          if (\$56 ) begin
-            \$86  = \$61 [31:0];
-            if (\$62 ) begin
-              \$86  = n_pa;
+        \$236  = \$190 [31:0];
+        if (\$193 ) begin
+          \$236  = \$197 [31:0];
+          if (\$198 ) begin
+            \$236  = \$203 [31:0];
+            if (\$204 ) begin
+              \$236  = n_pa;
             end
           end
         end
@@ -29895,29 +30248,31 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
-        \$86  = instr[77:46];
+      if (\$210 ) begin
+        \$236  = instr[77:46];
       end else begin
-        \$86  = instr[112:81];
+        \$236  = instr[112:81];
       end
     end
     if (rst) begin
-      \$86  = 32'd0;
+      \$236  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$87  = dest;
+    \$237  = dest;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
-        \$87  = \$45 [17:0];
+      if (\$184 ) begin
+        \$237  = \$186 [17:0];
       end else begin
-        \$87  = \$48 [17:0];
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$87  = dst0;
+        if (line_full) begin
+          \$237  = \$191 [17:0];
+        end
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$237  = dst0;
             end
           end
         end
@@ -29925,48 +30280,48 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
-        \$87  = { 2'h0, instr[29:14] };
+      if (\$210 ) begin
+        \$237  = { 2'h0, instr[29:14] };
       end else begin
-        \$87  = { 2'h0, instr[27:12] };
+        \$237  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$87  = 18'h00000;
+      \$237  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$88  = left;
+    \$238  = left;
     if (active) begin
-      if (\$43 ) begin
-        \$88  = \$46 [16:0];
+      if (\$184 ) begin
+        \$238  = \$187 [16:0];
       end
     end
     if (issue) begin
-      if (\$68 ) begin
-        \$88  = { 1'h0, instr[45:30] };
+      if (\$210 ) begin
+        \$238  = { 1'h0, instr[45:30] };
       end
     end
     if (rst) begin
-      \$88  = 17'h00000;
+      \$238  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$89  = active;
+    \$239  = active;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
-        if (\$47 ) begin
-          \$89  = 1'h0;
+      if (\$184 ) begin
+        if (\$188 ) begin
+          \$239  = 1'h0;
         end
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              if (\$67 ) begin
-                \$89  = 1'h0;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              if (\$209 ) begin
+                \$239  = 1'h0;
               end
             end
           end
@@ -29975,79 +30330,57 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
-        \$89  = \$69 ;
+      if (\$210 ) begin
+        \$239  = \$211 ;
       end else begin
-        \$89  = \$75 ;
+        \$239  = \$217 ;
       end
     end
     if (rst) begin
-      \$89  = 1'h0;
+      \$239  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$90  = cb;
+    \$240  = cb;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        \$90  = \$49 [9:0];
-        if (\$51 ) begin
-          \$90  = 10'h000;
+        \$240  = \$189 [9:0];
+        if (\$193 ) begin
+          \$240  = 10'h000;
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$90  = 10'h000;
+        \$240  = 10'h000;
       end
     end
     if (rst) begin
-      \$90  = 10'h000;
+      \$240  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$91  = kw;
+    \$241  = boff;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          \$91  = \$52 [15:0];
-          if (\$56 ) begin
-            \$91  = 16'h0000;
-          end
+        (* full_case = 32'd1 *)
+        if (line_full) begin
+          \$241  = 6'h00;
+        end else begin
+          \$241  = \$192 [5:0];
         end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$68 ) begin
-      end else begin
-        \$91  = 16'h0000;
-      end
-    end
-    if (rst) begin
-      \$91  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$92  = iwk;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$43 ) begin
-      end else begin
-        if (\$51 ) begin
-          \$92  = \$53 [31:0];
-          if (\$56 ) begin
-            \$92  = iw;
-            if (\$62 ) begin
-              \$92  = n_iw;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$241  = 6'h00;
             end
           end
         end
@@ -30055,28 +30388,54 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$92  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$241  = 6'h00;
       end
     end
     if (rst) begin
-      \$92  = 32'd0;
+      \$241  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$93  = col_addr;
+    \$242  = kw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          \$93  = \$54 [31:0];
-          if (\$56 ) begin
-            \$93  = \$60 [31:0];
-            if (\$62 ) begin
-              \$93  = n_pa;
+        if (\$193 ) begin
+          \$242  = \$194 [15:0];
+          if (\$198 ) begin
+            \$242  = 16'h0000;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$210 ) begin
+      end else begin
+        \$242  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$242  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$243  = iwk;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$184 ) begin
+      end else begin
+        if (\$193 ) begin
+          \$243  = \$195 [31:0];
+          if (\$198 ) begin
+            \$243  = iw;
+            if (\$204 ) begin
+              \$243  = n_iw;
             end
           end
         end
@@ -30084,27 +30443,28 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$93  = instr[112:81];
+        \$243  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$93  = 32'd0;
+      \$243  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$94  = kh;
+    \$244  = col_addr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            \$94  = \$57 [15:0];
-            if (\$62 ) begin
-              \$94  = 16'h0000;
+        if (\$193 ) begin
+          \$244  = \$196 [31:0];
+          if (\$198 ) begin
+            \$244  = \$202 [31:0];
+            if (\$204 ) begin
+              \$244  = n_pa;
             end
           end
         end
@@ -30112,27 +30472,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$94  = 16'h0000;
+        \$244  = instr[112:81];
       end
     end
     if (rst) begin
-      \$94  = 16'h0000;
+      \$244  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$95  = ihk;
+    \$245  = kh;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            \$95  = \$58 [31:0];
-            if (\$62 ) begin
-              \$95  = n_ih;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            \$245  = \$199 [15:0];
+            if (\$204 ) begin
+              \$245  = 16'h0000;
             end
           end
         end
@@ -30140,27 +30500,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$95  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$245  = 16'h0000;
       end
     end
     if (rst) begin
-      \$95  = 32'd0;
+      \$245  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$96  = row_addr;
+    \$246  = ihk;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            \$96  = \$59 [31:0];
-            if (\$62 ) begin
-              \$96  = n_pa;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            \$246  = \$200 [31:0];
+            if (\$204 ) begin
+              \$246  = n_ih;
             end
           end
         end
@@ -30168,26 +30528,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$96  = instr[112:81];
+        \$246  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
-      \$96  = 32'd0;
+      \$246  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$97  = bank;
+    \$247  = row_addr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$97  = \$63 [15:0];
+        if (\$193 ) begin
+          if (\$198 ) begin
+            \$247  = \$201 [31:0];
+            if (\$204 ) begin
+              \$247  = n_pa;
             end
           end
         end
@@ -30195,26 +30556,26 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$97  = 16'h0001;
+        \$247  = instr[112:81];
       end
     end
     if (rst) begin
-      \$97  = 16'h0000;
+      \$247  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$98  = pix_left;
+    \$248  = bank;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$98  = \$64 [6:0];
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$248  = \$205 [15:0];
             end
           end
         end
@@ -30222,26 +30583,26 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$98  = instr[34:28];
+        \$248  = 16'h0001;
       end
     end
     if (rst) begin
-      \$98  = 7'h00;
+      \$248  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$99  = ow;
+    \$249  = pix_left;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$99  = \$66 [31:0];
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$249  = \$206 [6:0];
             end
           end
         end
@@ -30249,26 +30610,26 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$99  = { 20'h00000, instr[80:69] };
+        \$249  = instr[34:28];
       end
     end
     if (rst) begin
-      \$99  = 32'd0;
+      \$249  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$100  = ih;
+    \$250  = ow;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$100  = n_ih;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$250  = \$208 [31:0];
             end
           end
         end
@@ -30276,26 +30637,26 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$100  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$250  = { 20'h00000, instr[80:69] };
       end
     end
     if (rst) begin
-      \$100  = 32'd0;
+      \$250  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$101  = iw;
+    \$251  = ih;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$101  = n_iw;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$251  = n_ih;
             end
           end
         end
@@ -30303,26 +30664,26 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$101  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$251  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
-      \$101  = 32'd0;
+      \$251  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$102  = pa;
+    \$252  = iw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$43 ) begin
+      if (\$184 ) begin
       end else begin
-        if (\$51 ) begin
-          if (\$56 ) begin
-            if (\$62 ) begin
-              \$102  = n_pa;
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$252  = n_iw;
             end
           end
         end
@@ -30330,257 +30691,308 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$102  = instr[112:81];
+        \$252  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$102  = 32'd0;
+      \$252  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$103  = is_a;
-    if (issue) begin
-      \$103  = \is_a$72 ;
-    end
-    if (rst) begin
-      \$103  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$104  = target;
-    if (issue) begin
-      if (\$68 ) begin
-        \$104  = instr[13:12];
+    \$253  = pa;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$184 ) begin
+      end else begin
+        if (\$193 ) begin
+          if (\$198 ) begin
+            if (\$204 ) begin
+              \$253  = n_pa;
+            end
+          end
+        end
       end
     end
-    if (rst) begin
-      \$104  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$105  = stride;
-    if (issue) begin
-      if (\$68 ) begin
-        \$105  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
-      end
-    end
-    if (rst) begin
-      \$105  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$106  = dst0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$106  = { 2'h0, instr[27:12] };
+        \$253  = instr[112:81];
       end
     end
     if (rst) begin
-      \$106  = 18'h00000;
+      \$253  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$107  = kh_last;
+    \$254  = is_a;
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$68 ) begin
-      end else begin
-        \$107  = \$76 [15:0];
-      end
+      \$254  = \is_a$82 ;
     end
     if (rst) begin
-      \$107  = 16'h0000;
+      \$254  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$108  = kw_last;
+    \$255  = target;
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$68 ) begin
-      end else begin
-        \$108  = \$77 [15:0];
+      if (\$210 ) begin
+        \$255  = instr[13:12];
       end
     end
     if (rst) begin
-      \$108  = 16'h0000;
+      \$255  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$109  = cb_last;
+    \$256  = stride;
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$68 ) begin
-      end else begin
-        \$109  = \$78 [9:0];
+      if (\$210 ) begin
+        \$256  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
       end
     end
     if (rst) begin
-      \$109  = 10'h000;
+      \$256  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$110  = pad_value;
+    \$257  = dst0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$110  = regs[391:384];
+        \$257  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$110  = 8'h00;
+      \$257  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$111  = la_in_h;
+    \$258  = kh_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$111  = regs[31:0];
+        \$258  = \$218 [15:0];
       end
     end
     if (rst) begin
-      \$111  = 32'd0;
+      \$258  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$112  = la_in_w;
+    \$259  = kw_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$112  = regs[63:32];
+        \$259  = \$219 [15:0];
       end
     end
     if (rst) begin
-      \$112  = 32'd0;
+      \$259  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$113  = la_out_w;
+    \$260  = cb_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$113  = regs[95:64];
+        \$260  = \$220 [9:0];
       end
     end
     if (rst) begin
-      \$113  = 32'd0;
+      \$260  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$114  = la_stride_h;
+    \$261  = pad_value;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$114  = regs[191:160];
+        \$261  = regs[391:384];
       end
     end
     if (rst) begin
-      \$114  = 32'd0;
+      \$261  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$115  = la_stride_w;
+    \$262  = g_bytes;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$115  = regs[223:192];
+        \$262  = \$224 ;
       end
     end
     if (rst) begin
-      \$115  = 32'd0;
+      \$262  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$116  = la_pad_w;
+    \$263  = la_in_h;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$116  = regs[255:224];
+        \$263  = regs[31:0];
       end
     end
     if (rst) begin
-      \$116  = 32'd0;
+      \$263  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$117  = la_step_kh;
+    \$264  = la_in_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$117  = regs[287:256];
+        \$264  = regs[63:32];
       end
     end
     if (rst) begin
-      \$117  = 32'd0;
+      \$264  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$118  = la_step_kw;
+    \$265  = la_out_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$118  = regs[319:288];
+        \$265  = regs[95:64];
       end
     end
     if (rst) begin
-      \$118  = 32'd0;
+      \$265  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$119  = la_step_ow;
+    \$266  = la_stride_h;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$119  = regs[351:320];
+        \$266  = regs[191:160];
       end
     end
     if (rst) begin
-      \$119  = 32'd0;
+      \$266  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$120  = la_step_wrap;
+    \$267  = la_stride_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$68 ) begin
+      if (\$210 ) begin
       end else begin
-        \$120  = regs[383:352];
+        \$267  = regs[223:192];
       end
     end
     if (rst) begin
-      \$120  = 32'd0;
+      \$267  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$268  = la_pad_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$210 ) begin
+      end else begin
+        \$268  = regs[255:224];
+      end
+    end
+    if (rst) begin
+      \$268  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$269  = la_step_kh;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$210 ) begin
+      end else begin
+        \$269  = regs[287:256];
+      end
+    end
+    if (rst) begin
+      \$269  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$270  = la_step_kw;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$210 ) begin
+      end else begin
+        \$270  = regs[319:288];
+      end
+    end
+    if (rst) begin
+      \$270  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$271  = la_step_ow;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$210 ) begin
+      end else begin
+        \$271  = regs[351:320];
+      end
+    end
+    if (rst) begin
+      \$271  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$272  = la_step_wrap;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$210 ) begin
+      end else begin
+        \$272  = regs[383:352];
+      end
+    end
+    if (rst) begin
+      \$272  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$273  = acc_line;
+    if (\$225 ) begin
+      \$273  = \$226 ;
+    end
+    if (rst) begin
+      \$273  = 128'h00000000000000000000000000000000;
     end
   end
   assign addr = mem_raddr;
@@ -30591,9 +31003,11 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   assign b_waddr = d_dest[7:2];
   assign b_wdata = { w_wdata[127:120], w_wdata[127:120], w_wdata[127:120], w_wdata[127:112], w_wdata[119:112], w_wdata[119:112], w_wdata[119:104], w_wdata[111:104], w_wdata[111:104], w_wdata[111:96], w_wdata[103:96], w_wdata[103:96], w_wdata[103:88], w_wdata[95:88], w_wdata[95:88], w_wdata[95:80], w_wdata[87:80], w_wdata[87:80], w_wdata[87:72], w_wdata[79:72], w_wdata[79:72], w_wdata[79:64], w_wdata[71:64], w_wdata[71:64], w_wdata[71:56], w_wdata[63:56], w_wdata[63:56], w_wdata[63:48], w_wdata[55:48], w_wdata[55:48], w_wdata[55:40], w_wdata[47:40], w_wdata[47:40], w_wdata[47:32], w_wdata[39:32], w_wdata[39:32], w_wdata[39:24], w_wdata[31:24], w_wdata[31:24], w_wdata[31:16], w_wdata[23:16], w_wdata[23:16], w_wdata[23:8], w_wdata[15:8], w_wdata[15:8], w_wdata[15:0], w_wdata[7:0], w_wdata[7:0], w_wdata[7:0] };
   assign a_waddr = d_dest[9:0];
+  assign keep = { \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42  };
+  assign a_wdata = line;
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
-  assign err_code = { 1'h0, \$41  };
-  assign \port$317$0  = \$41 ;
+  assign err_code = { 1'h0, \$179  };
+  assign \port$459$0  = \$179 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -30608,21 +31022,22 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$72 , ren, w_wen, s_wen, a
   assign \regs.step_ow  = regs[351:320];
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
-  assign \regs.a_signed  = regs[447:416];
-  assign \regs.rq_raw  = regs[479:448];
-  assign \regs.out_signed  = regs[511:480];
-  assign \regs.shift  = regs[543:512];
-  assign \regs.use_bias  = regs[575:544];
-  assign \regs.use_skip  = regs[607:576];
-  assign \regs.skip_signed  = regs[639:608];
-  assign \regs.acc_lshift  = regs[671:640];
-  assign \regs.skip_lshift  = regs[703:672];
-  assign \regs.rq_mult  = regs[735:704];
-  assign \$63  = { bank, 1'h0 };
+  assign \regs.a_gather  = regs[447:416];
+  assign \regs.a_signed  = regs[479:448];
+  assign \regs.rq_raw  = regs[511:480];
+  assign \regs.out_signed  = regs[543:512];
+  assign \regs.shift  = regs[575:544];
+  assign \regs.use_bias  = regs[607:576];
+  assign \regs.use_skip  = regs[639:608];
+  assign \regs.skip_signed  = regs[671:640];
+  assign \regs.acc_lshift  = regs[703:672];
+  assign \regs.skip_lshift  = regs[735:704];
+  assign \regs.rq_mult  = regs[767:736];
+  assign \$205  = { bank, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$379$0 , \port$381$0 , \port$383$0 , \port$385$0 , \port$387$0 , \port$389$0 , \port$391$0 , \port$393$0 , \port$395$0 , \port$397$0 , \port$399$0 , \port$401$0 , \port$403$0 , \port$405$0 , \port$407$0 , \port$409$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$539$0 , \port$541$0 , \port$543$0 , \port$545$0 , \port$547$0 , \port$549$0 , \port$551$0 , \port$553$0 , \port$555$0 , \port$557$0 , \port$559$0 , \port$561$0 , \port$563$0 , \port$565$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -30717,38 +31132,38 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$379$0 , \port$381$0 , \port$3
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$379$0 ;
-  wire [7:0] \port$379$0 ;
-  output [7:0] \port$381$0 ;
-  wire [7:0] \port$381$0 ;
-  output [7:0] \port$383$0 ;
-  wire [7:0] \port$383$0 ;
-  output [7:0] \port$385$0 ;
-  wire [7:0] \port$385$0 ;
-  output [7:0] \port$387$0 ;
-  wire [7:0] \port$387$0 ;
-  output [7:0] \port$389$0 ;
-  wire [7:0] \port$389$0 ;
-  output [7:0] \port$391$0 ;
-  wire [7:0] \port$391$0 ;
-  output [7:0] \port$393$0 ;
-  wire [7:0] \port$393$0 ;
-  output [7:0] \port$395$0 ;
-  wire [7:0] \port$395$0 ;
-  output [7:0] \port$397$0 ;
-  wire [7:0] \port$397$0 ;
-  output [7:0] \port$399$0 ;
-  wire [7:0] \port$399$0 ;
-  output [7:0] \port$401$0 ;
-  wire [7:0] \port$401$0 ;
-  output [7:0] \port$403$0 ;
-  wire [7:0] \port$403$0 ;
-  output [7:0] \port$405$0 ;
-  wire [7:0] \port$405$0 ;
-  output [7:0] \port$407$0 ;
-  wire [7:0] \port$407$0 ;
-  output [7:0] \port$409$0 ;
-  wire [7:0] \port$409$0 ;
+  output [7:0] \port$535$0 ;
+  wire [7:0] \port$535$0 ;
+  output [7:0] \port$537$0 ;
+  wire [7:0] \port$537$0 ;
+  output [7:0] \port$539$0 ;
+  wire [7:0] \port$539$0 ;
+  output [7:0] \port$541$0 ;
+  wire [7:0] \port$541$0 ;
+  output [7:0] \port$543$0 ;
+  wire [7:0] \port$543$0 ;
+  output [7:0] \port$545$0 ;
+  wire [7:0] \port$545$0 ;
+  output [7:0] \port$547$0 ;
+  wire [7:0] \port$547$0 ;
+  output [7:0] \port$549$0 ;
+  wire [7:0] \port$549$0 ;
+  output [7:0] \port$551$0 ;
+  wire [7:0] \port$551$0 ;
+  output [7:0] \port$553$0 ;
+  wire [7:0] \port$553$0 ;
+  output [7:0] \port$555$0 ;
+  wire [7:0] \port$555$0 ;
+  output [7:0] \port$557$0 ;
+  wire [7:0] \port$557$0 ;
+  output [7:0] \port$559$0 ;
+  wire [7:0] \port$559$0 ;
+  output [7:0] \port$561$0 ;
+  wire [7:0] \port$561$0 ;
+  output [7:0] \port$563$0 ;
+  wire [7:0] \port$563$0 ;
+  output [7:0] \port$565$0 ;
+  wire [7:0] \port$565$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -31196,20 +31611,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$379$0 , \port$381$0 , \port$3
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$379$0  = \$3 ;
-  assign \port$381$0  = \$5 ;
-  assign \port$383$0  = \$7 ;
-  assign \port$385$0  = \$9 ;
-  assign \port$387$0  = \$11 ;
-  assign \port$389$0  = \$13 ;
-  assign \port$391$0  = \$15 ;
-  assign \port$393$0  = \$17 ;
-  assign \port$395$0  = \$19 ;
-  assign \port$397$0  = \$21 ;
-  assign \port$399$0  = \$23 ;
-  assign \port$401$0  = \$25 ;
-  assign \port$403$0  = \$27 ;
-  assign \port$405$0  = \$29 ;
-  assign \port$407$0  = \$31 ;
-  assign \port$409$0  = \$33 ;
+  assign \port$535$0  = \$3 ;
+  assign \port$537$0  = \$5 ;
+  assign \port$539$0  = \$7 ;
+  assign \port$541$0  = \$9 ;
+  assign \port$543$0  = \$11 ;
+  assign \port$545$0  = \$13 ;
+  assign \port$547$0  = \$15 ;
+  assign \port$549$0  = \$17 ;
+  assign \port$551$0  = \$19 ;
+  assign \port$553$0  = \$21 ;
+  assign \port$555$0  = \$23 ;
+  assign \port$557$0  = \$25 ;
+  assign \port$559$0  = \$27 ;
+  assign \port$561$0  = \$29 ;
+  assign \port$563$0  = \$31 ;
+  assign \port$565$0  = \$33 ;
 endmodule

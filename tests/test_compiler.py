@@ -410,3 +410,55 @@ def test_utilization_regression_guard():
     util = [li.macs / 256 / (res["marks"][i + 1] - res["marks"][i]) for i, li in enumerate(c.layers)]
     assert util[1] >= 0.95 and util[2] >= 0.93
     assert sum(li.macs for li in c.layers) / 256 / res["cycles"] >= 0.90
+
+
+@pytest.mark.parametrize("rows,cols,cout", [(4, 16, 8), (16, 16, 20), (2, 8, 5)])
+def test_narrow_stem_uses_tap_gather(rows, cols, cout):
+    """A 7x7/2 stem on a 3-channel input: the accelerator packs C // 3 taps per A line (LOAD_A with
+    A_GATHER = 3) by default, ceil(49 / P) lines instead of 49, bit-exact vs golden; the raw image
+    is still what the host writes (the input stays readable); gather=False gives the same results."""
+    rng = np.random.default_rng(cols + cout)
+    nodes = [Node("input", "input", [], {"shape": [3, 11, 10]}, [IMG]),
+             conv_node(rng, "stem", "input", IMG, 3, cout, (7, 7), (2, 2), (3, 3))]
+    g = Graph(nodes, "stem").validate()
+    arch = ArchConfig(rows=rows, cols=cols)
+    c = compile_model(g, arch, batch=2)
+    assert c.symbols["input_gather"] == ["stem"] and c.symbols["input_packing"] is None
+    assert c.readable(c.input_ref)
+    P = cols // 3
+    lines = -(-49 // P)
+    ops = [isa.decode(w) for w in c.program]
+    assert any(op.name == "SET" and f["reg"] == int(isa.Reg.A_GATHER) and f["value"] == 3 for op, f in ops)
+    dense = [f for op, f in ops if op.name == "COMPUTE" and f["mode"] == int(Mode.DENSE)]
+    assert dense and sum(f["nlines"] for f in dense) == lines * len(dense) // 2   # (lines-1) + 1 split
+    imgs = random_images(np.random.default_rng(5), g, 2)
+    res = check_model(g, c, imgs)
+    off = compile_model(g, arch, batch=2, gather=False)
+    assert off.symbols["input_gather"] == []
+    res_off = check_model(g, off, imgs)
+    assert res["busy"] < res_off["busy"]
+    for b in range(2):
+        assert np.array_equal(c.read_tensor(res["memory"], "stem", b), off.read_tensor(res_off["memory"], "stem", b))
+
+
+def test_tap_gather_weight_layout():
+    """memory.gather_weight: step k = tap (k // C)*P + (k % C) // Cin, channel (k % C) % Cin."""
+    from f8hw.compiler.memory import gather_weight
+
+    rng = np.random.default_rng(0)
+    nodes = [Node("input", "input", [], {"shape": [3, 6, 6]}, [IMG]),
+             conv_node(rng, "stem", "input", IMG, 3, 5, (3, 3), (1, 1), (1, 1))]
+    g = Graph(nodes, "stem").validate()
+    ops, _ = lower(g)
+    op = ops[0]
+    op.gather = 3
+    C, P = 8, 2
+    blk = gather_weight(op, 0, 5, C)
+    assert blk.shape == (40, 8)
+    w = np.asarray(op.weight)
+    for k in range(40):
+        t, ci = (k // C) * P + (k % C) // 3, (k % C) % 3
+        if k % C < 6 and t < 9:
+            assert np.array_equal(blk[k, :5], w[:, ci, t // 3, t % 3]) and not blk[k, 5:].any()
+        else:
+            assert not blk[k].any()

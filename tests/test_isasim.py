@@ -116,10 +116,10 @@ def test_store_narrow_and_wide():
 
 def test_set_unknown_register_and_mark():
     c = cfg()
-    prog = [E("MARK", slot=3), SET(13, 99), SET(63, -1), SET(Reg.SHIFT, -5), E("MARK", slot=7), E("END")]
+    prog = [E("MARK", slot=3), SET(14, 99), SET(63, -1), SET(Reg.SHIFT, -5), E("MARK", slot=7), E("END")]
     r = run(c, prog)
     assert r.marks == {3: FIRST_ISSUE, 7: FIRST_ISSUE + 4}
-    assert r.state["regs"][int(Reg.SHIFT)] == -5 and 13 not in r.state["regs"] and r.state["regs"][int(Reg.RQ_MULT)] == 1
+    assert r.state["regs"][int(Reg.SHIFT)] == -5 and 14 not in r.state["regs"] and r.state["regs"][int(Reg.RQ_MULT)] == 1
     assert r.cycles == FIRST_ISSUE + 5 + 1 and r.stall == 0 and r.busy == 0
 
 
@@ -602,3 +602,62 @@ def test_dyadic_multiplier_before_residual_alignment():
     exp = [max(-127, min(127, _rhe(((int(v) * 300) << 1) + (int(s) << 3), 12))) for v, s in zip(vals, skip)]
     assert exp != [max(-127, min(127, _rhe(((int(v) << 1) + (int(s) << 3)) * 300, 12))) for v, s in zip(vals, skip)]
     np.testing.assert_array_equal(r.state["O"][0], exp)
+
+
+def test_load_a_tap_gather_layout():
+    """A_GATHER = 3 on 8-byte words: P = 2 taps per line, bytes [0, 3) of each word, PAD_VALUE bytes at
+    padded taps, zeros after P*G and in the last line's unused tap; expectations written out by hand."""
+    c = cfg(rows=4, cols=8)
+    mem = np.zeros((c.mem_words, 8), np.uint8)
+    for p in range(4):  # 2x2 image, pixel p = y*2 + x at word 10 + p, byte b = 10*p + b + 1
+        mem[10 + p] = 10 * p + np.arange(8) + 1
+    marker = [SET(Reg.IN_H, 1), SET(Reg.IN_W, 1), SET(Reg.OUT_W, 1), SET(Reg.KH, 1), SET(Reg.KW, 1),
+              SET(Reg.PAD_VALUE, 0x55), SET(Reg.STRIDE_H, 0)] + [LOAD_A(d, 4, 1, -1, -1, 0, 0) for d in range(8)]
+    common = [SET(Reg.IN_H, 2), SET(Reg.IN_W, 2), SET(Reg.OUT_W, 2), SET(Reg.STRIDE_H, 1), SET(Reg.STRIDE_W, 1),
+              SET(Reg.PAD_W, 1), SET(Reg.STEP_KH, 2), SET(Reg.STEP_KW, 1), SET(Reg.STEP_OW, 1),
+              SET(Reg.STEP_WRAP, 1), SET(Reg.PAD_VALUE, 0xEE), SET(Reg.A_GATHER, 3)]
+    # 2x2 kernel, pixels (0,0) and (0,1) with padding 1: windows start at (-1,-1) and (-1,0)
+    prog = marker + common + [SET(Reg.KH, 2), SET(Reg.KW, 2), LOAD_A(1, 2, 1, -1, -1, 0, 10 - 3),
+                              # 1x3 kernel, pixel (0,0) of a row-only pad: window (0,-1)..(0,1)
+                              SET(Reg.KH, 1), SET(Reg.KW, 3), LOAD_A(5, 1, 1, 0, -1, 0, 10 - 1), E("END")]
+    r = run(c, prog, mem)
+    A = r.state["A"]
+    EE, M = 0xEE, 0x55
+    np.testing.assert_array_equal(A[0, 0], [M] * 8)                                 # below dst: untouched
+    np.testing.assert_array_equal(A[0, 1], [EE, EE, EE, EE, EE, EE, 0, 0])          # taps 0, 1 padded
+    np.testing.assert_array_equal(A[0, 2], [EE, EE, EE, 1, 2, 3, 0, 0])             # tap 2 pad, tap 3 = px 0
+    np.testing.assert_array_equal(A[0, 3], [M] * 8)                                 # 2 lines per pixel only
+    np.testing.assert_array_equal(A[1, 1], [EE, EE, EE, EE, EE, EE, 0, 0])
+    np.testing.assert_array_equal(A[1, 2], [1, 2, 3, 11, 12, 13, 0, 0])             # px 0, px 1
+    np.testing.assert_array_equal(A[0, 5], [EE, EE, EE, 1, 2, 3, 0, 0])
+    np.testing.assert_array_equal(A[0, 6], [11, 12, 13, 0, 0, 0, 0, 0])             # last line: 1 tap
+    np.testing.assert_array_equal(A[0, 7], [M] * 8)
+    np.testing.assert_array_equal(A[2:, :8], np.full((2, 8, 8), M, np.uint8))        # banks >= npix
+    # words read (timing) are unchanged: the load unit ends at issue + words + LOAD_LATENCY
+    assert r.units_end["load"] == r.issue[-2] + 3 + isasim.LOAD_LATENCY
+
+
+@pytest.mark.parametrize("g", [0, -1, 9, 1 << 20])
+def test_load_a_gather_off_values(g):
+    """A_GATHER outside 1..C is off; A_GATHER = C is the same as off."""
+    c = cfg(rows=2, cols=8)
+    mem = np.zeros((c.mem_words, 8), np.uint8)
+    mem[:16] = np.arange(128).reshape(16, 8)
+    base = [SET(Reg.IN_H, 4), SET(Reg.IN_W, 4), SET(Reg.OUT_W, 3), SET(Reg.KH, 2), SET(Reg.KW, 2),
+            SET(Reg.STRIDE_H, 1), SET(Reg.STRIDE_W, 1), SET(Reg.STEP_KH, 4), SET(Reg.STEP_KW, 1),
+            SET(Reg.STEP_OW, 1), SET(Reg.STEP_WRAP, 2)]
+    ref = run(c, base + [LOAD_A(0, 2, 1, 0, 0, 0, 0), E("END")], mem)
+    for v in (g, 8):
+        r = run(c, base + [SET(Reg.A_GATHER, v), LOAD_A(0, 2, 1, 0, 0, 0, 0), E("END")], mem)
+        np.testing.assert_array_equal(r.state["A"], ref.state["A"])
+
+
+def test_load_a_gather_line_range_error():
+    """With gather the line count is ceil(words / P): 9 taps at P = 2 need 5 lines."""
+    c = cfg(rows=2, cols=8, a_depth=16)
+    base = [SET(Reg.IN_H, 3), SET(Reg.IN_W, 3), SET(Reg.OUT_W, 1), SET(Reg.KH, 3), SET(Reg.KW, 3),
+            SET(Reg.STEP_KH, 3), SET(Reg.STEP_KW, 1), SET(Reg.A_GATHER, 4)]
+    run(c, base + [LOAD_A(11, 1, 1, 0, 0, 0, 0), E("END")])
+    with pytest.raises(IsaSimError) as ei:
+        run(c, base + [LOAD_A(12, 1, 1, 0, 0, 0, 0), E("END")])
+    assert ei.value.code == isasim.ERR_SPAD

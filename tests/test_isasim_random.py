@@ -25,7 +25,8 @@ def random_program(rng, c: ArchConfig, n: int) -> list[int]:
             reg = int(rng.choice([r for r in Reg]))
             lim = {Reg.SHIFT: (-12, 20), Reg.ACC_LSHIFT: (0, 16), Reg.SKIP_LSHIFT: (0, 16), Reg.PAD_W: (0, 3),
                    Reg.KH: (1, 4), Reg.KW: (1, 4), Reg.IN_H: (0, 8), Reg.IN_W: (0, 8), Reg.OUT_W: (1, 6),
-                   Reg.STEP_WRAP: (-20, 20), Reg.RQ_MULT: (-3, 4), Reg.PAD_VALUE: (0, 256)}.get(reg, (0, 4))
+                   Reg.STEP_WRAP: (-20, 20), Reg.RQ_MULT: (-3, 4), Reg.PAD_VALUE: (0, 256),
+                   Reg.A_GATHER: (-1, C + 2)}.get(reg, (0, 4))
             prog.append(E("SET", reg=int(reg), value=int(rng.integers(*lim))))
         elif k < 30:
             prog.append(E("MARK", slot=int(rng.integers(0, c.mark_depth))))

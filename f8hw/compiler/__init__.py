@@ -21,7 +21,7 @@ from f8hw.compiler.compiled import Compiled, LayerInfo
 from f8hw.compiler.emit import Emitter, Instr
 from f8hw.compiler.errors import CompileError
 from f8hw.compiler.legalize import legalize
-from f8hw.compiler.lower import lower
+from f8hw.compiler.lower import gather_lines, lower, tap_gather
 from f8hw.compiler.lower import pack_input as pack_input_fn
 from f8hw.compiler.memory import allocate
 from f8hw.compiler.schedule import schedule
@@ -66,13 +66,16 @@ def listing(instrs: list[Instr]) -> str:
 
 
 def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, reuse="auto",
-                  prefetch: bool = True, pack_input: bool = False) -> Compiled:
+                  prefetch: bool = True, pack_input: bool = False, gather: bool = True) -> Compiled:
     """Compile a (valid) IR graph for arch.  reuse: reuse dead activation buffers
     (True/False, or "auto": only when everything does not fit main memory); prefetch: load the next
     layer's first weights and first activation tile while the current layer computes; pack_input
     (opt-in): let the host write a narrow stem's input as its im2col matrix (lower.pack_input; the
     input is then written by Compiled.write_inputs in that layout and is not readable back).  Off by
-    default: the accelerator then reads the raw image and does all of the network's work itself."""
+    default: the accelerator then reads the raw image and does all of the network's work itself.
+    gather (default on, unless the input is packed): a dense convolution reading a narrow graph input
+    (Cin < cols) uses LOAD_A tap gather, C // Cin kernel taps per A line (lower.tap_gather); the
+    accelerator does it, the host writes the raw image."""
     arch = arch or ArchConfig()
     if not isinstance(batch, int) or batch < 1:
         raise CompileError(f"batch must be a positive integer, got {batch!r}")
@@ -80,9 +83,12 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     ops, views = lower(graph)
     packing = pack_input_fn(ops, views, graph.input_node.name, canonical_ref(graph.output), arch.cols) \
         if pack_input else None
+    gathered = tap_gather(ops, graph.input_node.name, arch.cols, arch.a_depth // 2, arch.w_depth // 2 - 1) \
+        if gather and packing is None else []
     # a W entry of zeros serves the re-drain of extra output formats and the drain step of one-line tiles
     zero_entry = any(len(op.outputs) > 1 for op in ops) or (arch.w_depth // 2 - 1 >= arch.cols and any(
-        op.kind == "dense" and op.kernel == (1, 1) and op.in_shape[0] <= arch.cols for op in ops))
+        op.kind == "dense" and ((op.kernel == (1, 1) and op.in_shape[0] <= arch.cols)
+                                or (op.gather and gather_lines(op, arch.cols) == 1)) for op in ops))
     em = Emitter(arch, zero_entry)
     if em.w_half < 1:
         raise CompileError(f"w_depth {arch.w_depth} leaves no W entries per half")
@@ -121,6 +127,7 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
         "batch": batch,
         "input": graph.input_node.name,
         "input_packing": packing,
+        "input_gather": gathered,
         "output": out_ref,
         "buffers": {r: {"addr": b.addr, "words": b.words, "shape": list(b.shape), "raw": b.raw}
                     for r, b in mem.buffers.items()},

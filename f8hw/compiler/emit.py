@@ -74,7 +74,8 @@ class Emitter:
         # one W entry of zeros at the top of W (the re-drain step multiplies by it)
         self.zero_entry = arch.w_depth - 1 if zero_entry else None
         self.instrs: list[Instr] = []
-        self.regs: dict[int, int] = {}
+        # known register values (reset: 0); A_GATHER is SET only by a gathered layer's LOAD_A
+        self.regs: dict[int, int] = {int(Reg.A_GATHER): 0}
         self.pending: list[Instr] = []
         self.a_ctr = 0
         self.w_ctr = 0
@@ -528,6 +529,7 @@ class Emitter:
             self.set(Reg.STEP_OW, sw * cbi)
             self.set(Reg.STEP_WRAP, (sh * iw - (ow - 1) * sw) * cbi)
             self.set(Reg.PAD_VALUE, op.pad_value)
+            self.set(Reg.A_GATHER, op.gather)
             src = mem.buffers[op.src]
             addr = (src.item(it.b) + (ih0 * iw + iw0) * cbi + ch.cb0) % (1 << 32)
             half = e["half"]

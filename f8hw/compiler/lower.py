@@ -70,6 +70,7 @@ class LayerOp:
     skip_lshift: int = 0
     macs: int = 0                      # real MACs of one inference (0 for maxpool / GAP)
     inputs: list[str] = field(default_factory=list)  # buffer refs read (for liveness)
+    gather: int = 0                    # LOAD_A tap gather (A_GATHER = input channels per tap; 0 = off)
 
     @property
     def pad_value(self) -> int:
@@ -183,6 +184,39 @@ def pack_input(ops: list[LayerOp], views: dict[str, View], input_ref: str, outpu
     v = views[input_ref]
     views[input_ref] = View(v.buffer, (kp, oh, ow), v.logical, v.fmt)
     return rec
+
+
+def gather_lines(op: LayerOp, C: int) -> int:
+    """A lines per pixel of a tap-gathered convolution: ceil(KH*KW / P), P = C // Cin taps per line."""
+    kh, kw = op.kernel
+    return -(-(kh * kw) // (C // op.gather))
+
+
+def tap_gather(ops: list[LayerOp], input_ref: str, C: int, a_half: int, w_half: int) -> list[str]:
+    """Mark the convolutions that read the graph input with LOAD_A tap gather (no host help).
+
+    A dense (groups = 1) conv2d over an input of Cin < C channels reads Cin useful bytes of each
+    C-byte word: KH*KW A lines per pixel.  With A_GATHER = Cin the load unit packs P = C // Cin
+    taps per A line (docs/architecture.md, LOAD_A), so the layer runs ceil(KH*KW / P) lines; the
+    words read from memory (and the load time) are the same.  Used when it saves lines and the
+    gathered window is one K-chunk (fits an A half and its weights a W half).  The weights are laid
+    out to match (memory.gather_weight).  Returns the names of the gathered layers.
+    """
+    out = []
+    for op in ops:
+        if op.kind != "dense" or op.op != "conv2d" or op.groups != 1 or op.src != input_ref:
+            continue
+        cin = op.in_shape[0]
+        kh, kw = op.kernel
+        if not 1 <= cin < C or C // cin < 2 or kh * kw < 2:
+            continue
+        op.gather = cin
+        lines = gather_lines(op, C)
+        if lines >= kh * kw or lines > a_half or lines * C > w_half:
+            op.gather = 0
+            continue
+        out.append(op.name)
+    return out
 
 
 def im2col_image(img: np.ndarray, rec: dict) -> np.ndarray:

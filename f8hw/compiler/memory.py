@@ -10,7 +10,8 @@ block).  Regions, in order:
 Weights are stored in the order the W scratchpad wants them: per co-tile and
 K-chunk, entry k = the C output-channel weights of reduction step k.  DENSE:
 steps walk (kh, kw, channel block, byte) -- the order LOAD_A fills A lines and
-COMPUTE consumes bytes; DEPTHWISE: steps walk (kh, kw).  Biases: 4 byte-planar
+COMPUTE consumes bytes (with LOAD_A tap gather: step k reads tap (k // C)*P +
+(k % C) // Cin, channel (k % C) % Cin, see gather_weight); DEPTHWISE: steps walk (kh, kw).  Biases: 4 byte-planar
 words per co-tile.  Activation buffers are allocated first-fit; with reuse a
 buffer is freed after its last reader, so a later layer may overwrite it (the
 emitter's ordering guarantees the reads finished first).
@@ -68,10 +69,30 @@ def dense_weight(op: LayerOp, C: int) -> np.ndarray:
     return wd
 
 
+def gather_weight(op: LayerOp, ct_j: int, lines: int, C: int) -> np.ndarray:
+    """(lines*C, C) W block of co-tile ct_j of a tap-gathered conv (LOAD_A with A_GATHER = Cin):
+    step k reads line k // C, byte k % C = tap t = (k // C)*P + (k % C) // Cin (t = kh*KW + kw),
+    channel (k % C) % Cin; zero weight for bytes >= P*Cin and taps >= KH*KW."""
+    cin, cout = op.in_shape[0], op.out_shape[0]
+    kh, kw = op.kernel
+    P = C // op.gather
+    w = np.asarray(op.weight, np.int64)                          # (Cout, Cin, KH, KW)
+    wt = np.zeros((C, lines * P, cin), np.int64)                 # (co lane, tap, channel)
+    o0, o1 = ct_j * C, min(cout, (ct_j + 1) * C)
+    wt[:o1 - o0, :kh * kw] = w[o0:o1].transpose(0, 2, 3, 1).reshape(o1 - o0, kh * kw, cin)
+    blk = np.zeros((C, lines, C), np.int64)
+    blk[:, :, :P * cin] = wt.reshape(C, lines, P * cin)
+    return blk.reshape(C, lines * C).T
+
+
 def weight_blocks(op: LayerOp, plan: Plan, C: int) -> dict[tuple[int, int], np.ndarray]:
     """(co, k) -> (entries, C) int8 weight block in W-scratchpad order."""
     out = {}
-    if op.kind == "dense":
+    if op.kind == "dense" and op.gather:
+        for ct in plan.cotiles:
+            (ch,) = ct.chunks
+            out[(ct.j, 0)] = gather_weight(op, ct.j, ch.lines, C)
+    elif op.kind == "dense":
         wd = dense_weight(op, C)
         for ct in plan.cotiles:
             for k, ch in enumerate(ct.chunks):

@@ -90,6 +90,11 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big:
             f"layer {op.name!r}: one reduction step needs {per_line_w} weight entries, but a W scratchpad half "
             f"holds {w_half} (w_depth={arch.w_depth})")
 
+    if op.gather:
+        # LOAD_A tap gather (lower.tap_gather): one chunk, C // Cin taps per A line
+        lines = -(-(kh * kw) // (C // op.gather))
+        return [Chunk(0, kh, 0, kw, cb0, cb1, lines, lines * per_line_w)]
+
     def mk(h0, h1, w0, w1, c0, c1):
         lines = (h1 - h0) * (w1 - w0) * (c1 - c0)
         return Chunk(h0, h1, w0, w1, c0, c1, lines, lines * per_line_w)

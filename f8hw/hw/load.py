@@ -11,6 +11,12 @@ LOAD_A's address generator uses only counters and adders: running values of
 ih+kh, iw+kw, the row/column/word addresses (pa + kh*STEP_KH + kw*STEP_KW + cb)
 and the line index are updated incrementally; out-of-image positions do not
 read memory and write PAD_VALUE.
+
+Tap gather (A_GATHER = G in 1..C): a byte offset advances by G per word and
+the line index by one when the next word would not fit or the pixel ends; the
+data phase keeps the word's low G bytes, shifts them to the offset and ORs them
+into a line register, which is written whole (and cleared) when the line is
+complete.  Gather off is the same datapath with G = C: every word is a line.
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class LoadUnit(wiring.Component):
         r_ = {n: Signal(signed(32), name=f"la_{n}") for n in (
             "in_h", "in_w", "out_w", "stride_h", "stride_w", "pad_w", "step_kh", "step_kw", "step_ow", "step_wrap")}
         pad_value = Signal(8)
+        OW_ = clog2(C + 1) + 1
+        g_bytes = Signal(OW_)           # G (C when gather is off)
+        boff = Signal(OW_)              # byte offset of the current word in its line
         kh_last = Signal(16)
         kw_last = Signal(16)
         cb_last = Signal(field_width("LOAD_A", "ncb"))
@@ -106,6 +115,14 @@ class LoadUnit(wiring.Component):
         d_dest = Signal(DW)
         d_pad = Signal()
         d_bank = Signal(R)
+        d_boff = Signal(OW_)
+        d_wr = Signal()                 # the word completes its line
+        pix_end = Signal()
+        line_full = Signal()
+        m.d.comb += [
+            pix_end.eq((cb == cb_last) & (kw == kw_last) & (kh == kh_last)),
+            line_full.eq((boff + 2 * g_bytes) > C),
+        ]
         m.d.sync += [
             pulse.eq(0),
             d_valid.eq(active),
@@ -114,6 +131,8 @@ class LoadUnit(wiring.Component):
             d_dest.eq(dest),
             d_pad.eq(~in_image),
             d_bank.eq(bank),
+            d_boff.eq(boff),
+            d_wr.eq(~is_a | line_full | pix_end),
         ]
 
         # ---- address phase: advance
@@ -123,7 +142,11 @@ class LoadUnit(wiring.Component):
                 with m.If(left == 1):
                     m.d.sync += active.eq(0)
             with m.Else():
-                m.d.sync += [dest.eq(dest + 1), cb.eq(cb + 1), addr.eq(addr + 1)]
+                m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1)]
+                with m.If(line_full):
+                    m.d.sync += [dest.eq(dest + 1), boff.eq(0)]
+                with m.Else():
+                    m.d.sync += boff.eq(boff + g_bytes)
                 with m.If(cb == cb_last):
                     ncol = (col_addr + r_["step_kw"])[:ADDR_BITS]
                     m.d.sync += [cb.eq(0), kw.eq(kw + 1), iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
@@ -143,7 +166,7 @@ class LoadUnit(wiring.Component):
                                 n_pa.eq(Mux(wrap, pa + r_["step_wrap"], pa + r_["step_ow"])),
                             ]
                             m.d.sync += [
-                                kh.eq(0), dest.eq(dst0), bank.eq(bank << 1), pix_left.eq(pix_left - 1),
+                                kh.eq(0), dest.eq(dst0), boff.eq(0), bank.eq(bank << 1), pix_left.eq(pix_left - 1),
                                 ow.eq(Mux(wrap, 0, ow + 1)), ih.eq(n_ih), iw.eq(n_iw), pa.eq(n_pa),
                                 ihk.eq(n_ih), iwk.eq(n_iw), row_addr.eq(n_pa), col_addr.eq(n_pa), addr.eq(n_pa),
                             ]
@@ -181,6 +204,8 @@ class LoadUnit(wiring.Component):
                     ow.eq(field(ins, "LOAD_A", "ow0")),
                     pa.eq(a0), row_addr.eq(a0), col_addr.eq(a0), addr.eq(a0),
                     pad_value.eq(g.pad_value[:8]),
+                    boff.eq(0),
+                    g_bytes.eq(Mux((g.a_gather >= 1) & (g.a_gather <= C), g.a_gather[:OW_], C)),
                 ]
                 m.d.sync += [r_[n].eq(getattr(g, n)) for n in r_]
 
@@ -198,9 +223,21 @@ class LoadUnit(wiring.Component):
             self.b_waddr.eq(d_dest[2:]),
             self.b_wdata.eq(Cat(*[replicate(self.mem_rdata[8 * c:8 * c + 8], 4) for c in range(C)])),
             self.a_waddr.eq(d_dest),
-            self.a_wdata.eq(Mux(d_pad, replicate(pad_value, C), self.mem_rdata)),
-            self.a_wen.eq(Mux(d_valid & d_is_a & ~a_err, d_bank, 0)),
+            self.a_wen.eq(Mux(d_valid & d_is_a & ~a_err & d_wr, d_bank, 0)),
         ]
+        # tap gather: low G bytes of the word, shifted to the byte offset, ORed into the line register
+        word = Signal(8 * C)
+        keep = Signal(8 * C)
+        line = Signal(8 * C)
+        acc_line = Signal(8 * C)
+        m.d.comb += [
+            word.eq(Mux(d_pad, replicate(pad_value, C), self.mem_rdata)),
+            keep.eq(Cat(*[replicate(g_bytes > b, 8) for b in range(C)])),
+            line.eq(acc_line | ((word & keep) << (d_boff[:max(1, clog2(C))] * 8))[:8 * C]),
+            self.a_wdata.eq(line),
+        ]
+        with m.If(d_valid & d_is_a):
+            m.d.sync += acc_line.eq(Mux(d_wr, 0, line))
         plane = d_dest[:2]
         bsel = Signal(4)
         m.d.comb += bsel.eq(Mux(wv & (d_target == isa.LoadTarget.B), 1 << plane, 0))
