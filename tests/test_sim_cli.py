@@ -189,3 +189,6 @@ def test_sim_pack_input_is_opt_in(capsys):
     assert code == 0, err
     assert packed["input_packing"] == "features.0" and packed["bit_exact"] is True
     assert packed["cycles"] != plain["cycles"]  # a different program (cached separately), same results
+    code, nogather, err = run_json(capsys, DEFAULT_MODEL, "--array", "4x4", "--no-gather")
+    assert code == 0, err
+    assert nogather["bit_exact"] is True and nogather["cycles"] > plain["cycles"]  # the 1-channel stem gathers

@@ -13,6 +13,8 @@ def register(sub) -> None:
     p.add_argument("--mem-words", type=int, default=None, help="main-memory words of the target (default: ArchConfig's)")
     p.add_argument("--pack-input", action="store_true",
                    help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
+    p.add_argument("--no-gather", action="store_true",
+                   help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
     p.set_defaults(func=run)
 
 
@@ -26,7 +28,8 @@ def run(args) -> int:
     extra = {k: v for k, v in (("imem_depth", args.imem_depth), ("mem_words", args.mem_words)) if v is not None}
     arch = ArchConfig(rows=rows, cols=cols, **extra)
     out = args.output or os.path.join("build", os.path.splitext(os.path.basename(args.model))[0])
-    compiled = compile_file(args.model, arch, batch=args.batch, pack_input=args.pack_input)
+    compiled = compile_file(args.model, arch, batch=args.batch, pack_input=args.pack_input,
+                            gather=not args.no_gather)
     paths = compiled.save(out)
     macs = sum(li.macs for li in compiled.layers)
     packed = (compiled.symbols.get("input_packing") or {}).get("layer")

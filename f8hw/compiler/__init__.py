@@ -142,8 +142,9 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     return Compiled(arch, program, mem.image, symbols, infos, lambda: listing(instrs))
 
 
-def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1, pack_input: bool = False) -> Compiled:
+def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1, pack_input: bool = False,
+                 gather: bool = True) -> Compiled:
     from f8hw.modelfile import load_model
 
     graph, _ = load_model(path)
-    return compile_model(graph, arch, batch, pack_input=pack_input)
+    return compile_model(graph, arch, batch, pack_input=pack_input, gather=gather)
