@@ -152,7 +152,23 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [127:0] \a_rdata[7] ;
   wire [127:0] \a_rdata[8] ;
   wire [127:0] \a_rdata[9] ;
-  wire [9:0] a_waddr;
+  wire [159:0] a_waddr;
+  wire [9:0] \a_waddr[0] ;
+  wire [9:0] \a_waddr[10] ;
+  wire [9:0] \a_waddr[11] ;
+  wire [9:0] \a_waddr[12] ;
+  wire [9:0] \a_waddr[13] ;
+  wire [9:0] \a_waddr[14] ;
+  wire [9:0] \a_waddr[15] ;
+  wire [9:0] \a_waddr[1] ;
+  wire [9:0] \a_waddr[2] ;
+  wire [9:0] \a_waddr[3] ;
+  wire [9:0] \a_waddr[4] ;
+  wire [9:0] \a_waddr[5] ;
+  wire [9:0] \a_waddr[6] ;
+  wire [9:0] \a_waddr[7] ;
+  wire [9:0] \a_waddr[8] ;
+  wire [9:0] \a_waddr[9] ;
   wire [127:0] a_wdata;
   wire [15:0] a_wen;
   wire [5:0] b_raddr;
@@ -249,8 +265,9 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [5:0] o_waddr;
   wire [511:0] o_wdata;
   wire o_wen;
-  wire [767:0] regs;
-  wire [767:0] \regs$54 ;
+  wire [799:0] regs;
+  wire [799:0] \regs$54 ;
+  wire [31:0] \regs$54.a_diag ;
   wire [31:0] \regs$54.a_gather ;
   wire [31:0] \regs$54.a_signed ;
   wire [31:0] \regs$54.acc_lshift ;
@@ -275,7 +292,8 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [31:0] \regs$54.stride_w ;
   wire [31:0] \regs$54.use_bias ;
   wire [31:0] \regs$54.use_skip ;
-  wire [767:0] \regs$89 ;
+  wire [799:0] \regs$89 ;
+  wire [31:0] \regs$89.a_diag ;
   wire [31:0] \regs$89.a_gather ;
   wire [31:0] \regs$89.a_signed ;
   wire [31:0] \regs$89.acc_lshift ;
@@ -300,6 +318,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [31:0] \regs$89.stride_w ;
   wire [31:0] \regs$89.use_bias ;
   wire [31:0] \regs$89.use_skip ;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -366,7 +385,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[9:0]),
     .rdata(a_bank0_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[9:0]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[0])
   );
@@ -379,7 +398,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[19:10]),
     .rdata(a_bank1_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[19:10]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[1])
   );
@@ -392,7 +411,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[109:100]),
     .rdata(a_bank10_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[109:100]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[10])
   );
@@ -405,7 +424,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[119:110]),
     .rdata(a_bank11_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[119:110]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[11])
   );
@@ -418,7 +437,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[129:120]),
     .rdata(a_bank12_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[129:120]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[12])
   );
@@ -431,7 +450,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[139:130]),
     .rdata(a_bank13_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[139:130]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[13])
   );
@@ -444,7 +463,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[149:140]),
     .rdata(a_bank14_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[149:140]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[14])
   );
@@ -457,7 +476,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[159:150]),
     .rdata(a_bank15_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[159:150]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[15])
   );
@@ -470,7 +489,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[29:20]),
     .rdata(a_bank2_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[29:20]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[2])
   );
@@ -483,7 +502,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[39:30]),
     .rdata(a_bank3_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[39:30]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[3])
   );
@@ -496,7 +515,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[49:40]),
     .rdata(a_bank4_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[49:40]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[4])
   );
@@ -509,7 +528,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[59:50]),
     .rdata(a_bank5_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[59:50]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[5])
   );
@@ -522,7 +541,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[69:60]),
     .rdata(a_bank6_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[69:60]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[6])
   );
@@ -535,7 +554,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[79:70]),
     .rdata(a_bank7_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[79:70]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[7])
   );
@@ -548,7 +567,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[89:80]),
     .rdata(a_bank8_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[89:80]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[8])
   );
@@ -561,7 +580,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[99:90]),
     .rdata(a_bank9_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[99:90]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[9])
   );
@@ -642,17 +661,18 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .unit_err_code(unit_err_code)
   );
   \f8hw_accel.ld  ld (
+    .a_waddr(a_waddr),
     .a_wen(a_wen),
     .bsel(\$2 ),
     .busy(load_busy),
     .clk(clk),
     .err(err),
     .instr(imem_data),
-    .\is_a$82 (issue_loada),
+    .\is_a$43 (issue_loada),
     .issue(issue),
     .line(a_bank0_wdata),
     .mem_raddr(mem_raddr),
-    .\port$459$0 (\$3 ),
+    .\port$631$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -697,22 +717,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$535$0 (\$4 ),
-    .\port$537$0 (\$5 ),
-    .\port$539$0 (\$6 ),
-    .\port$541$0 (\$7 ),
-    .\port$543$0 (\$8 ),
-    .\port$545$0 (\$9 ),
-    .\port$547$0 (\$10 ),
-    .\port$549$0 (\$11 ),
-    .\port$551$0 (\$12 ),
-    .\port$553$0 (\$13 ),
-    .\port$555$0 (\$14 ),
-    .\port$557$0 (\$15 ),
-    .\port$559$0 (\$16 ),
-    .\port$561$0 (\$17 ),
-    .\port$563$0 (\$18 ),
-    .\port$565$0 (\$19 ),
+    .\port$793$0 (\$4 ),
+    .\port$795$0 (\$5 ),
+    .\port$797$0 (\$6 ),
+    .\port$799$0 (\$7 ),
+    .\port$801$0 (\$8 ),
+    .\port$803$0 (\$9 ),
+    .\port$805$0 (\$10 ),
+    .\port$807$0 (\$11 ),
+    .\port$809$0 (\$12 ),
+    .\port$811$0 (\$13 ),
+    .\port$813$0 (\$14 ),
+    .\port$815$0 (\$15 ),
+    .\port$817$0 (\$16 ),
+    .\port$819$0 (\$17 ),
+    .\port$821$0 (\$18 ),
+    .\port$823$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -789,68 +809,67 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign o_spad_wdata = { \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$28 , \$27 , \$26 , \$25 , \$24 , \$23 , \$22 , \$21 , \$20  };
   assign o_wdata = { \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$28 , \$27 , \$26 , \$25 , \$24 , \$23 , \$22 , \$21 , \$20  };
   assign a_bank0_wen = a_wen[0];
-  assign a_bank0_waddr = w_spad_waddr[9:0];
-  assign a_waddr = w_spad_waddr[9:0];
+  assign a_bank0_waddr = a_waddr[9:0];
   assign a_wdata = a_bank0_wdata;
   assign a_bank0_raddr = a_raddr[9:0];
   assign a_bank1_wen = a_wen[1];
-  assign a_bank1_waddr = w_spad_waddr[9:0];
+  assign a_bank1_waddr = a_waddr[19:10];
   assign a_bank1_wdata = a_bank0_wdata;
   assign a_bank1_raddr = a_raddr[19:10];
   assign a_bank2_wen = a_wen[2];
-  assign a_bank2_waddr = w_spad_waddr[9:0];
+  assign a_bank2_waddr = a_waddr[29:20];
   assign a_bank2_wdata = a_bank0_wdata;
   assign a_bank2_raddr = a_raddr[29:20];
   assign a_bank3_wen = a_wen[3];
-  assign a_bank3_waddr = w_spad_waddr[9:0];
+  assign a_bank3_waddr = a_waddr[39:30];
   assign a_bank3_wdata = a_bank0_wdata;
   assign a_bank3_raddr = a_raddr[39:30];
   assign a_bank4_wen = a_wen[4];
-  assign a_bank4_waddr = w_spad_waddr[9:0];
+  assign a_bank4_waddr = a_waddr[49:40];
   assign a_bank4_wdata = a_bank0_wdata;
   assign a_bank4_raddr = a_raddr[49:40];
   assign a_bank5_wen = a_wen[5];
-  assign a_bank5_waddr = w_spad_waddr[9:0];
+  assign a_bank5_waddr = a_waddr[59:50];
   assign a_bank5_wdata = a_bank0_wdata;
   assign a_bank5_raddr = a_raddr[59:50];
   assign a_bank6_wen = a_wen[6];
-  assign a_bank6_waddr = w_spad_waddr[9:0];
+  assign a_bank6_waddr = a_waddr[69:60];
   assign a_bank6_wdata = a_bank0_wdata;
   assign a_bank6_raddr = a_raddr[69:60];
   assign a_bank7_wen = a_wen[7];
-  assign a_bank7_waddr = w_spad_waddr[9:0];
+  assign a_bank7_waddr = a_waddr[79:70];
   assign a_bank7_wdata = a_bank0_wdata;
   assign a_bank7_raddr = a_raddr[79:70];
   assign a_bank8_wen = a_wen[8];
-  assign a_bank8_waddr = w_spad_waddr[9:0];
+  assign a_bank8_waddr = a_waddr[89:80];
   assign a_bank8_wdata = a_bank0_wdata;
   assign a_bank8_raddr = a_raddr[89:80];
   assign a_bank9_wen = a_wen[9];
-  assign a_bank9_waddr = w_spad_waddr[9:0];
+  assign a_bank9_waddr = a_waddr[99:90];
   assign a_bank9_wdata = a_bank0_wdata;
   assign a_bank9_raddr = a_raddr[99:90];
   assign a_bank10_wen = a_wen[10];
-  assign a_bank10_waddr = w_spad_waddr[9:0];
+  assign a_bank10_waddr = a_waddr[109:100];
   assign a_bank10_wdata = a_bank0_wdata;
   assign a_bank10_raddr = a_raddr[109:100];
   assign a_bank11_wen = a_wen[11];
-  assign a_bank11_waddr = w_spad_waddr[9:0];
+  assign a_bank11_waddr = a_waddr[119:110];
   assign a_bank11_wdata = a_bank0_wdata;
   assign a_bank11_raddr = a_raddr[119:110];
   assign a_bank12_wen = a_wen[12];
-  assign a_bank12_waddr = w_spad_waddr[9:0];
+  assign a_bank12_waddr = a_waddr[129:120];
   assign a_bank12_wdata = a_bank0_wdata;
   assign a_bank12_raddr = a_raddr[129:120];
   assign a_bank13_wen = a_wen[13];
-  assign a_bank13_waddr = w_spad_waddr[9:0];
+  assign a_bank13_waddr = a_waddr[139:130];
   assign a_bank13_wdata = a_bank0_wdata;
   assign a_bank13_raddr = a_raddr[139:130];
   assign a_bank14_wen = a_wen[14];
-  assign a_bank14_waddr = w_spad_waddr[9:0];
+  assign a_bank14_waddr = a_waddr[149:140];
   assign a_bank14_wdata = a_bank0_wdata;
   assign a_bank14_raddr = a_raddr[149:140];
   assign a_bank15_wen = a_wen[15];
-  assign a_bank15_waddr = w_spad_waddr[9:0];
+  assign a_bank15_waddr = a_waddr[159:150];
   assign a_bank15_wdata = a_bank0_wdata;
   assign a_bank15_raddr = a_raddr[159:150];
   assign mem_wdata = { \$19 , \$18 , \$17 , \$16 , \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4  };
@@ -870,16 +889,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
   assign \regs$54.in_h  = regs[31:0];
   assign \regs$54.in_w  = regs[63:32];
   assign \regs$54.out_w  = regs[95:64];
@@ -894,16 +914,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs$54.step_wrap  = regs[383:352];
   assign \regs$54.pad_value  = regs[415:384];
   assign \regs$54.a_gather  = regs[447:416];
-  assign \regs$54.a_signed  = regs[479:448];
-  assign \regs$54.rq_raw  = regs[511:480];
-  assign \regs$54.out_signed  = regs[543:512];
-  assign \regs$54.shift  = regs[575:544];
-  assign \regs$54.use_bias  = regs[607:576];
-  assign \regs$54.use_skip  = regs[639:608];
-  assign \regs$54.skip_signed  = regs[671:640];
-  assign \regs$54.acc_lshift  = regs[703:672];
-  assign \regs$54.skip_lshift  = regs[735:704];
-  assign \regs$54.rq_mult  = regs[767:736];
+  assign \regs$54.a_diag  = regs[479:448];
+  assign \regs$54.a_signed  = regs[511:480];
+  assign \regs$54.rq_raw  = regs[543:512];
+  assign \regs$54.out_signed  = regs[575:544];
+  assign \regs$54.shift  = regs[607:576];
+  assign \regs$54.use_bias  = regs[639:608];
+  assign \regs$54.use_skip  = regs[671:640];
+  assign \regs$54.skip_signed  = regs[703:672];
+  assign \regs$54.acc_lshift  = regs[735:704];
+  assign \regs$54.skip_lshift  = regs[767:736];
+  assign \regs$54.rq_mult  = regs[799:768];
   assign \regs$89.in_h  = regs[31:0];
   assign \regs$89.in_w  = regs[63:32];
   assign \regs$89.out_w  = regs[95:64];
@@ -918,16 +939,33 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs$89.step_wrap  = regs[383:352];
   assign \regs$89.pad_value  = regs[415:384];
   assign \regs$89.a_gather  = regs[447:416];
-  assign \regs$89.a_signed  = regs[479:448];
-  assign \regs$89.rq_raw  = regs[511:480];
-  assign \regs$89.out_signed  = regs[543:512];
-  assign \regs$89.shift  = regs[575:544];
-  assign \regs$89.use_bias  = regs[607:576];
-  assign \regs$89.use_skip  = regs[639:608];
-  assign \regs$89.skip_signed  = regs[671:640];
-  assign \regs$89.acc_lshift  = regs[703:672];
-  assign \regs$89.skip_lshift  = regs[735:704];
-  assign \regs$89.rq_mult  = regs[767:736];
+  assign \regs$89.a_diag  = regs[479:448];
+  assign \regs$89.a_signed  = regs[511:480];
+  assign \regs$89.rq_raw  = regs[543:512];
+  assign \regs$89.out_signed  = regs[575:544];
+  assign \regs$89.shift  = regs[607:576];
+  assign \regs$89.use_bias  = regs[639:608];
+  assign \regs$89.use_skip  = regs[671:640];
+  assign \regs$89.skip_signed  = regs[703:672];
+  assign \regs$89.acc_lshift  = regs[735:704];
+  assign \regs$89.skip_lshift  = regs[767:736];
+  assign \regs$89.rq_mult  = regs[799:768];
+  assign \a_waddr[0]  = a_waddr[9:0];
+  assign \a_waddr[1]  = a_waddr[19:10];
+  assign \a_waddr[2]  = a_waddr[29:20];
+  assign \a_waddr[3]  = a_waddr[39:30];
+  assign \a_waddr[4]  = a_waddr[49:40];
+  assign \a_waddr[5]  = a_waddr[59:50];
+  assign \a_waddr[6]  = a_waddr[69:60];
+  assign \a_waddr[7]  = a_waddr[79:70];
+  assign \a_waddr[8]  = a_waddr[89:80];
+  assign \a_waddr[9]  = a_waddr[99:90];
+  assign \a_waddr[10]  = a_waddr[109:100];
+  assign \a_waddr[11]  = a_waddr[119:110];
+  assign \a_waddr[12]  = a_waddr[129:120];
+  assign \a_waddr[13]  = a_waddr[139:130];
+  assign \a_waddr[14]  = a_waddr[149:140];
+  assign \a_waddr[15]  = a_waddr[159:150];
   assign \a_raddr[0]  = a_raddr[9:0];
   assign \a_raddr[1]  = a_raddr[19:10];
   assign \a_raddr[2]  = a_raddr[29:20];
@@ -1817,8 +1855,9 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   wire [31:0] \out$166 ;
   output [31:0] \out$167 ;
   wire [31:0] \out$167 ;
-  input [767:0] regs;
-  wire [767:0] regs;
+  input [799:0] regs;
+  wire [799:0] regs;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -1910,15 +1949,15 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$4  = \byte  == 4'hf;
   assign \$5  = \$3  | \$4 ;
   assign is_last_step = \$2  & \$5 ;
-  assign \$6  = $signed(regs[575:544]) < $signed(1'h0);
-  assign \$7  = - $signed(regs[575:544]);
-  assign \$8  = \$6  ? \$7  : { regs[575], regs[575:544] };
-  assign \$9  = | regs[511:480];
-  assign \$10  = | regs[543:512];
-  assign \$11  = | regs[607:576];
-  assign \$12  = | regs[639:608];
-  assign \$13  = | regs[671:640];
-  assign \$14  = $signed(regs[575:544]) < $signed(1'h0);
+  assign \$6  = $signed(regs[607:576]) < $signed(1'h0);
+  assign \$7  = - $signed(regs[607:576]);
+  assign \$8  = \$6  ? \$7  : { regs[607], regs[607:576] };
+  assign \$9  = | regs[543:512];
+  assign \$10  = | regs[575:544];
+  assign \$11  = | regs[639:608];
+  assign \$12  = | regs[671:640];
+  assign \$13  = | regs[703:672];
+  assign \$14  = $signed(regs[607:576]) < $signed(1'h0);
   assign \$15  = \$8 [31:0] > 7'h7f;
   assign \$16  = \$15  ? 32'd127 : \$8 [31:0];
   assign \$17  = ~ is_last_step;
@@ -1940,7 +1979,7 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$30  = ! instr[13:12];
   assign \$31  = instr[13:12] == 2'h2;
   assign \$32  = ~ instr[14];
-  assign \$33  = | regs[479:448];
+  assign \$33  = | regs[511:480];
   assign \$34  = s_raddr + 1'h1;
   assign \$35  = d_o + 1'h1;
   assign \$37  = d_left - 1'h1;
@@ -2912,16 +2951,17 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
   assign \c.raw  = c[0];
   assign \c.out_signed  = c[1];
   assign \c.use_bias  = c[2];
@@ -3520,11 +3560,11 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign ctl0[2] = \$18 ;
   assign ctl0[1] = first;
   assign ctl0[0] = active;
-  assign c[52:21] = regs[767:736];
+  assign c[52:21] = regs[799:768];
   assign c[20:14] = \$16 [6:0];
   assign c[13] = \$14 ;
-  assign c[12:9] = regs[707:704];
-  assign c[8:5] = regs[675:672];
+  assign c[12:9] = regs[739:736];
+  assign c[8:5] = regs[707:704];
   assign c[4] = \$13 ;
   assign c[3] = \$12 ;
   assign c[2] = \$11 ;
@@ -28588,7 +28628,7 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   reg [7:0] \$161 ;
   reg [7:0] \$162 ;
   reg [7:0] \$163 ;
-  reg [767:0] \$164 ;
+  reg [799:0] \$164 ;
   reg [31:0] \$165 ;
   reg [31:0] \$166 ;
   reg [31:0] \$167 ;
@@ -28757,10 +28797,11 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   output [16:0] next_pc;
   wire [16:0] next_pc;
   reg [16:0] pc = 17'h00000;
-  output [767:0] regs;
-  reg [767:0] regs = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  (* init = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [767:0] \regs$40 ;
+  output [799:0] regs;
+  reg [799:0] regs = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  (* init = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [799:0] \regs$40 ;
+  wire [31:0] \regs$40.a_diag ;
   wire [31:0] \regs$40.a_gather ;
   wire [31:0] \regs$40.a_signed ;
   wire [31:0] \regs$40.acc_lshift ;
@@ -28785,6 +28826,7 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire [31:0] \regs$40.stride_w ;
   wire [31:0] \regs$40.use_bias ;
   wire [31:0] \regs$40.use_skip ;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -28885,15 +28927,15 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \$49  = \$45  | \$48 ;
   assign \$50  = \$9  > 7'h40;
   assign \$51  = \$49  | \$50 ;
-  assign \$52  = | regs[511:480];
+  assign \$52  = | regs[543:512];
   assign \$53  = ~ \$52 ;
   assign \$54  = imem_data[15] & \$53 ;
-  assign \$55  = | regs[639:608];
+  assign \$55  = | regs[671:640];
   assign \$56  = \$54  & \$55 ;
   assign \$57  = \$10  > 7'h40;
   assign \$58  = \$56  & \$57 ;
   assign \$59  = \$51  | \$58 ;
-  assign \$60  = | regs[607:576];
+  assign \$60  = | regs[639:608];
   assign \$61  = imem_data[15] & \$60 ;
   assign \$62  = imem_data[79:64] >= 7'h40;
   assign \$63  = \$61  & \$62 ;
@@ -29185,30 +29227,32 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
             \$164 [415:384] = imem_data[41:10];
         6'h0d:
             \$164 [447:416] = imem_data[41:10];
-        6'h10:
+        6'h0e:
             \$164 [479:448] = imem_data[41:10];
-        6'h11:
+        6'h10:
             \$164 [511:480] = imem_data[41:10];
-        6'h12:
+        6'h11:
             \$164 [543:512] = imem_data[41:10];
-        6'h13:
+        6'h12:
             \$164 [575:544] = imem_data[41:10];
-        6'h14:
+        6'h13:
             \$164 [607:576] = imem_data[41:10];
-        6'h15:
+        6'h14:
             \$164 [639:608] = imem_data[41:10];
-        6'h16:
+        6'h15:
             \$164 [671:640] = imem_data[41:10];
-        6'h17:
+        6'h16:
             \$164 [703:672] = imem_data[41:10];
-        6'h18:
+        6'h17:
             \$164 [735:704] = imem_data[41:10];
-        6'h19:
+        6'h18:
             \$164 [767:736] = imem_data[41:10];
+        6'h19:
+            \$164 [799:768] = imem_data[41:10];
       endcase
     end
     if (rst) begin
-      \$164  = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$164  = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
@@ -29316,16 +29360,17 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
   assign \regs$40.in_h  = regs[31:0];
   assign \regs$40.in_w  = regs[63:32];
   assign \regs$40.out_w  = regs[95:64];
@@ -29340,46 +29385,47 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs$40.step_wrap  = regs[383:352];
   assign \regs$40.pad_value  = regs[415:384];
   assign \regs$40.a_gather  = regs[447:416];
-  assign \regs$40.a_signed  = regs[479:448];
-  assign \regs$40.rq_raw  = regs[511:480];
-  assign \regs$40.out_signed  = regs[543:512];
-  assign \regs$40.shift  = regs[575:544];
-  assign \regs$40.use_bias  = regs[607:576];
-  assign \regs$40.use_skip  = regs[639:608];
-  assign \regs$40.skip_signed  = regs[671:640];
-  assign \regs$40.acc_lshift  = regs[703:672];
-  assign \regs$40.skip_lshift  = regs[735:704];
-  assign \regs$40.rq_mult  = regs[767:736];
+  assign \regs$40.a_diag  = regs[479:448];
+  assign \regs$40.a_signed  = regs[511:480];
+  assign \regs$40.rq_raw  = regs[543:512];
+  assign \regs$40.out_signed  = regs[575:544];
+  assign \regs$40.shift  = regs[607:576];
+  assign \regs$40.use_bias  = regs[639:608];
+  assign \regs$40.use_skip  = regs[671:640];
+  assign \regs$40.skip_signed  = regs[703:672];
+  assign \regs$40.acc_lshift  = regs[735:704];
+  assign \regs$40.skip_lshift  = regs[767:736];
+  assign \regs$40.rq_mult  = regs[799:768];
   assign \$7  = { 3'h0, imem_data[63:48], 4'h0 };
   assign \$143  = { 3'h0, imem_data[11:8], 4'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$459$0 , regs, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$631$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [17:0] \$10 ;
   wire \$100 ;
-  wire \$101 ;
+  wire [20:0] \$101 ;
   wire \$102 ;
   wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
+  wire [20:0] \$104 ;
+  wire [21:0] \$105 ;
   wire \$106 ;
   wire \$107 ;
-  wire \$108 ;
+  wire [20:0] \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire \$111 ;
-  wire \$112 ;
+  wire [20:0] \$111 ;
+  wire [21:0] \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire \$115 ;
+  wire [20:0] \$115 ;
   wire \$116 ;
   wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
+  wire [20:0] \$118 ;
+  wire [21:0] \$119 ;
   wire \$12 ;
   wire \$120 ;
   wire \$121 ;
@@ -29387,33 +29433,33 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$123 ;
   wire \$124 ;
   wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
+  wire [7:0] \$126 ;
+  wire [8:0] \$127 ;
   wire \$128 ;
   wire \$129 ;
-  wire \$13 ;
+  wire [17:0] \$13 ;
   wire \$130 ;
   wire \$131 ;
-  wire \$132 ;
+  wire [32:0] \$132 ;
   wire \$133 ;
-  wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire [7:0] \$14 ;
-  wire \$140 ;
-  wire \$141 ;
+  wire [32:0] \$134 ;
+  wire [32:0] \$135 ;
+  wire [32:0] \$136 ;
+  wire [32:0] \$137 ;
+  wire [32:0] \$138 ;
+  wire [33:0] \$139 ;
+  wire [18:0] \$14 ;
+  wire [33:0] \$140 ;
+  wire [33:0] \$141 ;
   wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
+  wire [32:0] \$143 ;
+  wire [16:0] \$144 ;
   wire \$145 ;
   wire \$146 ;
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
-  wire [8:0] \$15 ;
+  wire \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
@@ -29435,52 +29481,52 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire \$17 ;
-  wire [127:0] \$170 ;
-  wire [7:0] \$171 ;
-  wire [382:0] \$172 ;
+  wire [17:0] \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
   wire \$173 ;
   wire \$174 ;
   wire \$175 ;
   wire \$176 ;
-  wire [3:0] \$177 ;
+  wire \$177 ;
   wire \$178 ;
-  wire [1:0] \$179 ;
+  wire \$179 ;
   wire \$18 ;
   wire \$180 ;
   wire \$181 ;
   wire \$182 ;
   wire \$183 ;
   wire \$184 ;
-  wire [32:0] \$185 ;
-  wire [18:0] \$186 ;
-  wire [17:0] \$187 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
   wire \$188 ;
-  wire [10:0] \$189 ;
+  wire \$189 ;
   wire \$19 ;
-  wire [32:0] \$190 ;
-  wire [18:0] \$191 ;
-  wire [6:0] \$192 ;
-  wire \$193 ;
-  wire [16:0] \$194 ;
-  wire [32:0] \$195 ;
-  wire [33:0] \$196 ;
-  wire [33:0] \$197 ;
-  wire \$198 ;
-  wire [16:0] \$199 ;
+  wire [15:0] \$190 ;
+  wire [15:0] \$191 ;
+  wire [55:0] \$192 ;
+  wire [55:0] \$193 ;
+  wire [55:0] \$194 ;
+  wire [55:0] \$195 ;
+  wire [55:0] \$196 ;
+  wire [55:0] \$197 ;
+  wire [55:0] \$198 ;
+  wire [55:0] \$199 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
-  wire [32:0] \$200 ;
-  wire [33:0] \$201 ;
-  wire [33:0] \$202 ;
-  wire [33:0] \$203 ;
-  wire \$204 ;
-  wire [16:0] \$205 ;
-  wire [7:0] \$206 ;
-  wire [32:0] \$207 ;
-  wire [32:0] \$208 ;
+  wire [17:0] \$20 ;
+  wire [55:0] \$200 ;
+  wire [55:0] \$201 ;
+  wire [55:0] \$202 ;
+  wire [55:0] \$203 ;
+  wire [55:0] \$204 ;
+  wire [55:0] \$205 ;
+  wire [55:0] \$206 ;
+  wire [55:0] \$207 ;
+  wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [18:0] \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -29489,149 +29535,441 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire [32:0] \$218 ;
-  wire [32:0] \$219 ;
-  wire [32:0] \$22 ;
-  wire [10:0] \$220 ;
+  wire \$218 ;
+  wire \$219 ;
+  wire \$22 ;
+  wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [5:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
-  wire [127:0] \$226 ;
-  reg \$227 ;
-  reg \$228 ;
-  reg \$229 ;
-  wire [32:0] \$23 ;
-  reg [1:0] \$230 ;
-  reg [17:0] \$231 ;
-  reg \$232 ;
-  reg [15:0] \$233 ;
-  reg [5:0] \$234 ;
-  reg \$235 ;
-  reg [31:0] \$236 ;
-  reg [17:0] \$237 ;
-  reg [16:0] \$238 ;
-  reg \$239 ;
-  wire [32:0] \$24 ;
-  reg [9:0] \$240 ;
-  reg [5:0] \$241 ;
-  reg [15:0] \$242 ;
-  reg [31:0] \$243 ;
-  reg [31:0] \$244 ;
-  reg [15:0] \$245 ;
-  reg [31:0] \$246 ;
-  reg [31:0] \$247 ;
-  reg [15:0] \$248 ;
-  reg [6:0] \$249 ;
-  wire [32:0] \$25 ;
-  reg [31:0] \$250 ;
-  reg [31:0] \$251 ;
-  reg [31:0] \$252 ;
-  reg [31:0] \$253 ;
-  reg \$254 ;
-  reg [1:0] \$255 ;
-  reg [31:0] \$256 ;
-  reg [17:0] \$257 ;
-  reg [15:0] \$258 ;
-  reg [15:0] \$259 ;
-  wire [32:0] \$26 ;
-  reg [9:0] \$260 ;
-  reg [7:0] \$261 ;
-  reg [5:0] \$262 ;
-  reg [31:0] \$263 ;
-  reg [31:0] \$264 ;
-  reg [31:0] \$265 ;
-  reg [31:0] \$266 ;
-  reg [31:0] \$267 ;
-  reg [31:0] \$268 ;
-  reg [31:0] \$269 ;
-  wire [33:0] \$27 ;
-  reg [31:0] \$270 ;
-  reg [31:0] \$271 ;
-  reg [31:0] \$272 ;
-  reg [127:0] \$273 ;
-  wire [33:0] \$28 ;
-  wire [33:0] \$29 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
+  wire [18:0] \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
+  wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire [18:0] \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire [19:0] \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$31 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
+  wire [18:0] \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
   wire \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
   wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
+  wire \$335 ;
+  wire [127:0] \$336 ;
+  wire [7:0] \$337 ;
+  wire [382:0] \$338 ;
+  wire \$339 ;
+  wire [18:0] \$34 ;
+  wire \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire [3:0] \$343 ;
+  wire \$344 ;
+  wire [1:0] \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire \$349 ;
+  wire [19:0] \$35 ;
+  wire [56:0] \$350 ;
+  wire [57:0] \$351 ;
+  wire [56:0] \$352 ;
+  wire [57:0] \$353 ;
+  wire [57:0] \$354 ;
+  wire [58:0] \$355 ;
+  wire [57:0] \$356 ;
+  wire [58:0] \$357 ;
+  wire [58:0] \$358 ;
+  wire [59:0] \$359 ;
   wire \$36 ;
+  wire [58:0] \$360 ;
+  wire [59:0] \$361 ;
+  wire [58:0] \$362 ;
+  wire [59:0] \$363 ;
+  wire [58:0] \$364 ;
+  wire [59:0] \$365 ;
+  wire [59:0] \$366 ;
+  wire [60:0] \$367 ;
+  wire [59:0] \$368 ;
+  wire [60:0] \$369 ;
   wire \$37 ;
-  wire \$38 ;
+  wire [59:0] \$370 ;
+  wire [60:0] \$371 ;
+  wire [59:0] \$372 ;
+  wire [60:0] \$373 ;
+  wire [59:0] \$374 ;
+  wire [60:0] \$375 ;
+  wire [59:0] \$376 ;
+  wire [60:0] \$377 ;
+  wire [59:0] \$378 ;
+  wire [60:0] \$379 ;
+  wire [19:0] \$38 ;
+  wire [59:0] \$380 ;
+  wire [60:0] \$381 ;
+  wire \$382 ;
+  wire [32:0] \$383 ;
+  wire [18:0] \$384 ;
+  wire [17:0] \$385 ;
+  wire \$386 ;
+  wire [10:0] \$387 ;
+  wire [32:0] \$388 ;
+  wire [56:0] \$389 ;
   wire \$39 ;
+  wire \$390 ;
+  wire [32:0] \$391 ;
+  wire [32:0] \$392 ;
+  wire [33:0] \$393 ;
+  wire [33:0] \$394 ;
+  wire \$395 ;
+  wire [16:0] \$396 ;
+  wire [32:0] \$397 ;
+  wire [33:0] \$398 ;
+  wire [33:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$41 ;
-  wire \$42 ;
+  wire [33:0] \$400 ;
+  wire [56:0] \$401 ;
+  wire [56:0] \$402 ;
+  wire \$403 ;
+  wire [10:0] \$404 ;
+  wire [32:0] \$405 ;
+  wire [18:0] \$406 ;
+  wire [6:0] \$407 ;
+  wire \$408 ;
+  wire [16:0] \$409 ;
+  wire [19:0] \$41 ;
+  wire [32:0] \$410 ;
+  wire [33:0] \$411 ;
+  wire [33:0] \$412 ;
+  wire \$413 ;
+  wire [16:0] \$414 ;
+  wire [32:0] \$415 ;
+  wire [33:0] \$416 ;
+  wire [33:0] \$417 ;
+  wire [33:0] \$418 ;
+  wire \$419 ;
+  wire [20:0] \$42 ;
+  wire [16:0] \$420 ;
+  wire [7:0] \$421 ;
+  wire [32:0] \$422 ;
+  wire [32:0] \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire \$43 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire [32:0] \$433 ;
+  wire [32:0] \$434 ;
+  wire [10:0] \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire [5:0] \$439 ;
   wire \$44 ;
-  wire \$45 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire \$444 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire \$449 ;
+  wire [19:0] \$45 ;
+  wire [7:0] \$450 ;
+  wire [24:0] \$451 ;
+  wire [25:0] \$452 ;
+  wire [26:0] \$453 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
+  wire \$458 ;
+  wire \$459 ;
   wire \$46 ;
+  wire \$460 ;
+  wire \$461 ;
+  wire \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire \$469 ;
   wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
+  wire [26:0] \$470 ;
+  wire [26:0] \$471 ;
+  wire \$472 ;
+  wire [127:0] \$473 ;
+  reg \$474 ;
+  reg \$475 ;
+  reg \$476 ;
+  reg [1:0] \$477 ;
+  reg [17:0] \$478 ;
+  reg \$479 ;
+  wire [19:0] \$48 ;
+  reg [15:0] \$480 ;
+  reg [5:0] \$481 ;
+  reg \$482 ;
+  reg \$483 ;
+  reg [15:0] \$484 ;
+  reg [55:0] \$485 ;
+  reg [55:0] \$486 ;
+  reg [55:0] \$487 ;
+  reg [55:0] \$488 ;
+  reg [55:0] \$489 ;
+  wire [20:0] \$49 ;
+  reg [55:0] \$490 ;
+  reg [55:0] \$491 ;
+  reg [55:0] \$492 ;
+  reg [55:0] \$493 ;
+  reg [55:0] \$494 ;
+  reg [55:0] \$495 ;
+  reg [55:0] \$496 ;
+  reg [55:0] \$497 ;
+  reg [55:0] \$498 ;
+  reg [55:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
+  reg [55:0] \$500 ;
+  reg [31:0] \$501 ;
+  reg [17:0] \$502 ;
+  reg [16:0] \$503 ;
+  reg \$504 ;
+  reg [9:0] \$505 ;
+  reg [55:0] \$506 ;
+  reg [31:0] \$507 ;
+  reg [31:0] \$508 ;
+  reg [31:0] \$509 ;
   wire \$51 ;
-  wire \$52 ;
+  reg [15:0] \$510 ;
+  reg [31:0] \$511 ;
+  reg [31:0] \$512 ;
+  reg [55:0] \$513 ;
+  reg [5:0] \$514 ;
+  reg [15:0] \$515 ;
+  reg [15:0] \$516 ;
+  reg [6:0] \$517 ;
+  reg [31:0] \$518 ;
+  reg [31:0] \$519 ;
+  wire [19:0] \$52 ;
+  reg [31:0] \$520 ;
+  reg [31:0] \$521 ;
+  reg \$522 ;
+  reg [1:0] \$523 ;
+  reg [31:0] \$524 ;
+  reg [17:0] \$525 ;
+  reg [15:0] \$526 ;
+  reg [15:0] \$527 ;
+  reg [9:0] \$528 ;
+  reg [7:0] \$529 ;
   wire \$53 ;
+  reg [5:0] \$530 ;
+  reg \$531 ;
+  reg [16:0] \$532 ;
+  reg [16:0] \$533 ;
+  reg [31:0] \$534 ;
+  reg [15:0] \$535 ;
+  reg [55:0] \$536 ;
+  reg [55:0] \$537 ;
+  reg [31:0] \$538 ;
+  reg [31:0] \$539 ;
   wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
+  reg [31:0] \$540 ;
+  reg [31:0] \$541 ;
+  reg [31:0] \$542 ;
+  reg [31:0] \$543 ;
+  reg [31:0] \$544 ;
+  reg [31:0] \$545 ;
+  reg [31:0] \$546 ;
+  reg [31:0] \$547 ;
+  reg [127:0] \$548 ;
+  wire [19:0] \$55 ;
+  wire [20:0] \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire \$59 ;
+  wire [19:0] \$59 ;
   wire \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
+  wire [19:0] \$62 ;
+  wire [20:0] \$63 ;
   wire \$64 ;
   wire \$65 ;
-  wire \$66 ;
+  wire [20:0] \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire \$69 ;
+  wire [20:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [21:0] \$70 ;
   wire \$71 ;
   wire \$72 ;
-  wire \$73 ;
+  wire [20:0] \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
+  wire [20:0] \$76 ;
+  wire [21:0] \$77 ;
   wire \$78 ;
   wire \$79 ;
   wire \$8 ;
-  wire \$80 ;
+  wire [20:0] \$80 ;
   wire \$81 ;
   wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
+  wire [20:0] \$83 ;
+  wire [21:0] \$84 ;
   wire \$85 ;
   wire \$86 ;
-  wire \$87 ;
+  wire [20:0] \$87 ;
   wire \$88 ;
   wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
+  wire [20:0] \$90 ;
+  wire [21:0] \$91 ;
   wire \$92 ;
   wire \$93 ;
-  wire \$94 ;
+  wire [20:0] \$94 ;
   wire \$95 ;
   wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
+  wire [20:0] \$97 ;
+  wire [21:0] \$98 ;
   wire \$99 ;
   wire a_err;
-  wire [9:0] a_waddr;
+  output [159:0] a_waddr;
+  wire [159:0] a_waddr;
+  wire [9:0] \a_waddr[0] ;
+  wire [9:0] \a_waddr[10] ;
+  wire [9:0] \a_waddr[11] ;
+  wire [9:0] \a_waddr[12] ;
+  wire [9:0] \a_waddr[13] ;
+  wire [9:0] \a_waddr[14] ;
+  wire [9:0] \a_waddr[15] ;
+  wire [9:0] \a_waddr[1] ;
+  wire [9:0] \a_waddr[2] ;
+  wire [9:0] \a_waddr[3] ;
+  wire [9:0] \a_waddr[4] ;
+  wire [9:0] \a_waddr[5] ;
+  wire [9:0] \a_waddr[6] ;
+  wire [9:0] \a_waddr[7] ;
+  wire [9:0] \a_waddr[8] ;
+  wire [9:0] \a_waddr[9] ;
   wire [127:0] a_wdata;
   output [15:0] a_wen;
   wire [15:0] a_wen;
@@ -29656,34 +29994,61 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   reg [15:0] d_bank = 16'h0000;
   reg [5:0] d_boff = 6'h00;
   reg [17:0] d_dest = 18'h00000;
+  reg d_diag = 1'h0;
+  reg [15:0] d_hit = 16'h0000;
   reg d_is_a = 1'h0;
+  reg [55:0] d_line0 = 56'h00000000000000;
+  reg [55:0] d_line1 = 56'h00000000000000;
+  reg [55:0] d_line10 = 56'h00000000000000;
+  reg [55:0] d_line11 = 56'h00000000000000;
+  reg [55:0] d_line12 = 56'h00000000000000;
+  reg [55:0] d_line13 = 56'h00000000000000;
+  reg [55:0] d_line14 = 56'h00000000000000;
+  reg [55:0] d_line15 = 56'h00000000000000;
+  reg [55:0] d_line2 = 56'h00000000000000;
+  reg [55:0] d_line3 = 56'h00000000000000;
+  reg [55:0] d_line4 = 56'h00000000000000;
+  reg [55:0] d_line5 = 56'h00000000000000;
+  reg [55:0] d_line6 = 56'h00000000000000;
+  reg [55:0] d_line7 = 56'h00000000000000;
+  reg [55:0] d_line8 = 56'h00000000000000;
+  reg [55:0] d_line9 = 56'h00000000000000;
   reg d_pad = 1'h0;
   reg [1:0] d_target = 2'h0;
   reg d_valid = 1'h0;
   reg d_wr = 1'h0;
   reg [17:0] dest = 18'h00000;
+  reg diag = 1'h0;
+  reg [55:0] dline = 56'h00000000000000;
   reg [17:0] dst0 = 18'h00000;
   output err;
   wire err;
   wire [2:0] err_code;
   reg [5:0] g_bytes = 6'h00;
+  wire [15:0] hit;
   reg [31:0] ih = 32'd0;
   reg [31:0] ihk = 32'd0;
   wire in_image;
   input [127:0] instr;
   wire [127:0] instr;
   reg is_a = 1'h0;
-  input \is_a$82 ;
-  wire \is_a$82 ;
+  input \is_a$43 ;
+  wire \is_a$43 ;
   input issue;
   wire issue;
   reg [31:0] iw = 32'd0;
   reg [31:0] iwk = 32'd0;
+  reg [31:0] j_last = 32'd0;
+  reg [31:0] jc = 32'd0;
   wire [127:0] keep;
   reg [15:0] kh = 16'h0000;
+  reg [55:0] kh_base = 56'h00000000000000;
   reg [15:0] kh_last = 16'h0000;
   reg [15:0] kw = 16'h0000;
   reg [15:0] kw_last = 16'h0000;
+  reg [16:0] kw_n = 17'h00000;
+  reg [16:0] kwn;
+  reg [55:0] kwncb = 56'h00000000000000;
   reg [31:0] la_in_h = 32'd0;
   reg [31:0] la_in_w = 32'd0;
   reg [31:0] la_out_w = 32'd0;
@@ -29706,16 +30071,18 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   reg [31:0] n_ih;
   reg [31:0] n_iw;
   reg [31:0] n_pa;
+  reg [15:0] np_mask = 16'h0000;
   reg [31:0] ow = 32'd0;
   reg [31:0] pa = 32'd0;
   reg [7:0] pad_value = 8'h00;
   wire pix_end;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$459$0 ;
-  wire [1:0] \port$459$0 ;
+  output [1:0] \port$631$0 ;
+  wire [1:0] \port$631$0 ;
   reg pulse = 1'h0;
-  input [767:0] regs;
-  wire [767:0] regs;
+  input [799:0] regs;
+  wire [799:0] regs;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -29750,6 +30117,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   output s_wen;
   wire s_wen;
   reg [31:0] stride = 32'd0;
+  reg [16:0] sw = 17'h00000;
+  reg [55:0] swncb = 56'h00000000000000;
+  reg [16:0] swv;
   reg [1:0] target = 2'h0;
   output [11:0] w_waddr;
   wire [11:0] w_waddr;
@@ -29759,6 +30129,192 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire w_wen;
   wire [127:0] word;
   reg wrap;
+  assign \$438  = \$436  & \$437 ;
+  assign \$439  = \$438  ? regs[421:416] : 6'h10;
+  assign \$440  = | regs[479:448];
+  assign \$441  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$442  = $signed(regs[447:416]) < $signed(6'h10);
+  assign \$443  = \$441  & \$442 ;
+  assign \$444  = ~ \$443 ;
+  assign \$445  = \$440  & \$444 ;
+  assign \$446  = $signed(regs[223:192]) >= $signed(2'h1);
+  assign \$447  = \$445  & \$446 ;
+  assign \$448  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
+  assign \$449  = \$447  & \$448 ;
+  assign \$450  = instr[34:28] - 1'h1;
+  assign \$451  = $signed({ 1'h0, swv }) * $signed(\$450 );
+  assign \$452  = $signed(\$451 ) + $signed({ 1'h0, kwn });
+  assign \$453  = $signed(\$452 ) - $signed(2'h1);
+  assign \$454  = instr[34:28] > 1'h0;
+  assign \$455  = instr[34:28] > 1'h1;
+  assign \$456  = instr[34:28] > 2'h2;
+  assign \$457  = instr[34:28] > 2'h3;
+  assign \$458  = instr[34:28] > 3'h4;
+  assign \$459  = instr[34:28] > 3'h5;
+  assign \$460  = instr[34:28] > 3'h6;
+  assign \$461  = instr[34:28] > 3'h7;
+  assign \$462  = instr[34:28] > 4'h8;
+  assign \$463  = instr[34:28] > 4'h9;
+  assign \$464  = instr[34:28] > 4'ha;
+  assign \$465  = instr[34:28] > 4'hb;
+  assign \$466  = instr[34:28] > 4'hc;
+  assign \$467  = instr[34:28] > 4'hd;
+  assign \$468  = instr[34:28] > 4'he;
+  assign \$469  = instr[34:28] > 4'hf;
+  assign \$470  = kwn * instr[44:35];
+  assign \$471  = swv * instr[44:35];
+  assign \$472  = d_valid & d_is_a;
+  assign \$473  = d_wr ? 128'h00000000000000000000000000000000 : line;
+  always @(posedge clk)
+    pulse <= \$474 ;
+  always @(posedge clk)
+    d_valid <= \$475 ;
+  always @(posedge clk)
+    d_is_a <= \$476 ;
+  always @(posedge clk)
+    d_target <= \$477 ;
+  always @(posedge clk)
+    d_dest <= \$478 ;
+  always @(posedge clk)
+    d_pad <= \$479 ;
+  always @(posedge clk)
+    d_bank <= \$480 ;
+  always @(posedge clk)
+    d_boff <= \$481 ;
+  always @(posedge clk)
+    d_wr <= \$482 ;
+  always @(posedge clk)
+    d_diag <= \$483 ;
+  always @(posedge clk)
+    d_hit <= \$484 ;
+  always @(posedge clk)
+    d_line0 <= \$485 ;
+  always @(posedge clk)
+    d_line1 <= \$486 ;
+  always @(posedge clk)
+    d_line2 <= \$487 ;
+  always @(posedge clk)
+    d_line3 <= \$488 ;
+  always @(posedge clk)
+    d_line4 <= \$489 ;
+  always @(posedge clk)
+    d_line5 <= \$490 ;
+  always @(posedge clk)
+    d_line6 <= \$491 ;
+  always @(posedge clk)
+    d_line7 <= \$492 ;
+  always @(posedge clk)
+    d_line8 <= \$493 ;
+  always @(posedge clk)
+    d_line9 <= \$494 ;
+  always @(posedge clk)
+    d_line10 <= \$495 ;
+  always @(posedge clk)
+    d_line11 <= \$496 ;
+  always @(posedge clk)
+    d_line12 <= \$497 ;
+  always @(posedge clk)
+    d_line13 <= \$498 ;
+  always @(posedge clk)
+    d_line14 <= \$499 ;
+  always @(posedge clk)
+    d_line15 <= \$500 ;
+  always @(posedge clk)
+    mem_raddr <= \$501 ;
+  always @(posedge clk)
+    dest <= \$502 ;
+  always @(posedge clk)
+    left <= \$503 ;
+  always @(posedge clk)
+    active <= \$504 ;
+  always @(posedge clk)
+    cb <= \$505 ;
+  always @(posedge clk)
+    dline <= \$506 ;
+  always @(posedge clk)
+    jc <= \$507 ;
+  always @(posedge clk)
+    iwk <= \$508 ;
+  always @(posedge clk)
+    col_addr <= \$509 ;
+  always @(posedge clk)
+    kh <= \$510 ;
+  always @(posedge clk)
+    ihk <= \$511 ;
+  always @(posedge clk)
+    row_addr <= \$512 ;
+  always @(posedge clk)
+    kh_base <= \$513 ;
+  always @(posedge clk)
+    boff <= \$514 ;
+  always @(posedge clk)
+    kw <= \$515 ;
+  always @(posedge clk)
+    bank <= \$516 ;
+  always @(posedge clk)
+    pix_left <= \$517 ;
+  always @(posedge clk)
+    ow <= \$518 ;
+  always @(posedge clk)
+    ih <= \$519 ;
+  always @(posedge clk)
+    iw <= \$520 ;
+  always @(posedge clk)
+    pa <= \$521 ;
+  always @(posedge clk)
+    is_a <= \$522 ;
+  always @(posedge clk)
+    target <= \$523 ;
+  always @(posedge clk)
+    stride <= \$524 ;
+  always @(posedge clk)
+    dst0 <= \$525 ;
+  always @(posedge clk)
+    kh_last <= \$526 ;
+  always @(posedge clk)
+    kw_last <= \$527 ;
+  always @(posedge clk)
+    cb_last <= \$528 ;
+  always @(posedge clk)
+    pad_value <= \$529 ;
+  always @(posedge clk)
+    g_bytes <= \$530 ;
+  always @(posedge clk)
+    diag <= \$531 ;
+  always @(posedge clk)
+    sw <= \$532 ;
+  always @(posedge clk)
+    kw_n <= \$533 ;
+  always @(posedge clk)
+    j_last <= \$534 ;
+  always @(posedge clk)
+    np_mask <= \$535 ;
+  always @(posedge clk)
+    kwncb <= \$536 ;
+  always @(posedge clk)
+    swncb <= \$537 ;
+  always @(posedge clk)
+    la_in_h <= \$538 ;
+  always @(posedge clk)
+    la_in_w <= \$539 ;
+  always @(posedge clk)
+    la_out_w <= \$540 ;
+  always @(posedge clk)
+    la_stride_h <= \$541 ;
+  always @(posedge clk)
+    la_stride_w <= \$542 ;
+  always @(posedge clk)
+    la_pad_w <= \$543 ;
+  always @(posedge clk)
+    la_step_kh <= \$544 ;
+  always @(posedge clk)
+    la_step_kw <= \$545 ;
+  always @(posedge clk)
+    la_step_ow <= \$546 ;
+  always @(posedge clk)
+    la_step_wrap <= \$547 ;
+  always @(posedge clk)
+    acc_line <= \$548 ;
   assign \$1  = $signed(ihk) >= $signed(1'h0);
   assign \$2  = $signed(ihk) < $signed(la_in_h);
   assign \$3  = \$1  & \$2 ;
@@ -29771,338 +30327,456 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   assign ren = active & \$8 ;
   assign \$9  = | mem_raddr[31:20];
   assign mem_err = ren & \$9 ;
-  assign \$10  = cb == cb_last;
-  assign \$11  = kw == kw_last;
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = kh == kh_last;
-  assign pix_end = \$12  & \$13 ;
-  assign \$14  = 2'h2 * g_bytes;
-  assign \$15  = boff + \$14 ;
-  assign line_full = \$15  > 5'h10;
-  assign \$16  = ~ is_a;
-  assign \$17  = cb == cb_last;
-  assign \$18  = kw == kw_last;
-  assign \$19  = kh == kh_last;
-  assign \$20  = ow + 1'h1;
-  assign \$21  = \$20 [31:0] == la_out_w;
-  assign \$22  = $signed(ih) + $signed(la_stride_h);
-  assign \$23  = wrap ? \$22  : { ih[31], ih };
-  assign \$24  = - $signed(la_pad_w);
-  assign \$25  = $signed(iw) + $signed(la_stride_w);
-  assign \$26  = wrap ? \$24  : \$25 ;
-  assign \$27  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
-  assign \$28  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
-  assign \$29  = wrap ? \$27  : \$28 ;
-  assign \$30  = d_valid & d_is_a;
-  assign \$31  = d_dest >= 11'h400;
-  assign a_err = \$30  & \$31 ;
-  assign \$32  = ~ d_is_a;
-  assign \$33  = d_valid & \$32 ;
-  assign \$34  = ! d_target;
-  assign w_wen = \$33  & \$34 ;
-  assign \$35  = ~ d_is_a;
-  assign \$36  = d_valid & \$35 ;
-  assign \$37  = d_target == 2'h2;
-  assign s_wen = \$36  & \$37 ;
-  assign \$38  = d_valid & d_is_a;
-  assign \$39  = ~ a_err;
-  assign \$40  = \$38  & \$39 ;
-  assign \$41  = \$40  & d_wr;
-  assign a_wen = \$41  ? d_bank : 16'h0000;
+  assign \$10  = sw * 1'h0;
+  assign \$11  = jc >= \$10 ;
+  assign \$12  = np_mask[0] & \$11 ;
+  assign \$13  = sw * 1'h0;
+  assign \$14  = \$13  + kw_n;
+  assign \$15  = jc < \$14 ;
+  assign \$16  = \$12  & \$15 ;
+  assign \$17  = sw * 1'h1;
+  assign \$18  = jc >= \$17 ;
+  assign \$19  = np_mask[1] & \$18 ;
+  assign \$20  = sw * 1'h1;
+  assign \$21  = \$20  + kw_n;
+  assign \$22  = jc < \$21 ;
+  assign \$23  = \$19  & \$22 ;
+  assign \$24  = sw * 2'h2;
+  assign \$25  = jc >= \$24 ;
+  assign \$26  = np_mask[2] & \$25 ;
+  assign \$27  = sw * 2'h2;
+  assign \$28  = \$27  + kw_n;
+  assign \$29  = jc < \$28 ;
+  assign \$30  = \$26  & \$29 ;
+  assign \$31  = sw * 2'h3;
+  assign \$32  = jc >= \$31 ;
+  assign \$33  = np_mask[3] & \$32 ;
+  assign \$34  = sw * 2'h3;
+  assign \$35  = \$34  + kw_n;
+  assign \$36  = jc < \$35 ;
+  assign \$37  = \$33  & \$36 ;
+  assign \$38  = sw * 3'h4;
+  assign \$39  = jc >= \$38 ;
+  assign \$40  = np_mask[4] & \$39 ;
+  assign \$41  = sw * 3'h4;
+  assign \$42  = \$41  + kw_n;
+  assign \$43  = jc < \$42 ;
+  assign \$44  = \$40  & \$43 ;
+  assign \$45  = sw * 3'h5;
+  assign \$46  = jc >= \$45 ;
+  assign \$47  = np_mask[5] & \$46 ;
+  assign \$48  = sw * 3'h5;
+  assign \$49  = \$48  + kw_n;
+  assign \$50  = jc < \$49 ;
+  assign \$51  = \$47  & \$50 ;
+  assign \$52  = sw * 3'h6;
+  assign \$53  = jc >= \$52 ;
+  assign \$54  = np_mask[6] & \$53 ;
+  assign \$55  = sw * 3'h6;
+  assign \$56  = \$55  + kw_n;
+  assign \$57  = jc < \$56 ;
+  assign \$58  = \$54  & \$57 ;
+  assign \$59  = sw * 3'h7;
+  assign \$60  = jc >= \$59 ;
+  assign \$61  = np_mask[7] & \$60 ;
+  assign \$62  = sw * 3'h7;
+  assign \$63  = \$62  + kw_n;
+  assign \$64  = jc < \$63 ;
+  assign \$65  = \$61  & \$64 ;
+  assign \$66  = sw * 4'h8;
+  assign \$67  = jc >= \$66 ;
+  assign \$68  = np_mask[8] & \$67 ;
+  assign \$69  = sw * 4'h8;
+  assign \$70  = \$69  + kw_n;
+  assign \$71  = jc < \$70 ;
+  assign \$72  = \$68  & \$71 ;
+  assign \$73  = sw * 4'h9;
+  assign \$74  = jc >= \$73 ;
+  assign \$75  = np_mask[9] & \$74 ;
+  assign \$76  = sw * 4'h9;
+  assign \$77  = \$76  + kw_n;
+  assign \$78  = jc < \$77 ;
+  assign \$79  = \$75  & \$78 ;
+  assign \$80  = sw * 4'ha;
+  assign \$81  = jc >= \$80 ;
+  assign \$82  = np_mask[10] & \$81 ;
+  assign \$83  = sw * 4'ha;
+  assign \$84  = \$83  + kw_n;
+  assign \$85  = jc < \$84 ;
+  assign \$86  = \$82  & \$85 ;
+  assign \$87  = sw * 4'hb;
+  assign \$88  = jc >= \$87 ;
+  assign \$89  = np_mask[11] & \$88 ;
+  assign \$90  = sw * 4'hb;
+  assign \$91  = \$90  + kw_n;
+  assign \$92  = jc < \$91 ;
+  assign \$93  = \$89  & \$92 ;
+  assign \$94  = sw * 4'hc;
+  assign \$95  = jc >= \$94 ;
+  assign \$96  = np_mask[12] & \$95 ;
+  assign \$97  = sw * 4'hc;
+  assign \$98  = \$97  + kw_n;
+  assign \$99  = jc < \$98 ;
+  assign \$100  = \$96  & \$99 ;
+  assign \$101  = sw * 4'hd;
+  assign \$102  = jc >= \$101 ;
+  assign \$103  = np_mask[13] & \$102 ;
+  assign \$104  = sw * 4'hd;
+  assign \$105  = \$104  + kw_n;
+  assign \$106  = jc < \$105 ;
+  assign \$107  = \$103  & \$106 ;
+  assign \$108  = sw * 4'he;
+  assign \$109  = jc >= \$108 ;
+  assign \$110  = np_mask[14] & \$109 ;
+  assign \$111  = sw * 4'he;
+  assign \$112  = \$111  + kw_n;
+  assign \$113  = jc < \$112 ;
+  assign \$114  = \$110  & \$113 ;
+  assign \$115  = sw * 4'hf;
+  assign \$116  = jc >= \$115 ;
+  assign \$117  = np_mask[15] & \$116 ;
+  assign \$118  = sw * 4'hf;
+  assign \$119  = \$118  + kw_n;
+  assign \$120  = jc < \$119 ;
+  assign \$121  = \$117  & \$120 ;
+  assign \$122  = cb == cb_last;
+  assign \$123  = kw == kw_last;
+  assign \$124  = \$122  & \$123 ;
+  assign \$125  = kh == kh_last;
+  assign pix_end = \$124  & \$125 ;
+  assign \$126  = 2'h2 * g_bytes;
+  assign \$127  = boff + \$126 ;
+  assign line_full = \$127  > 5'h10;
+  assign \$128  = ~ is_a;
+  assign \$129  = cb == cb_last;
+  assign \$130  = kw == kw_last;
+  assign \$131  = kh == kh_last;
+  assign \$132  = ow + 1'h1;
+  assign \$133  = \$132 [31:0] == la_out_w;
+  assign \$134  = $signed(ih) + $signed(la_stride_h);
+  assign \$135  = wrap ? \$134  : { ih[31], ih };
+  assign \$136  = - $signed(la_pad_w);
+  assign \$137  = $signed(iw) + $signed(la_stride_w);
+  assign \$138  = wrap ? \$136  : \$137 ;
+  assign \$139  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
+  assign \$140  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
+  assign \$141  = wrap ? \$139  : \$140 ;
+  assign \$142  = ~ \is_a$43 ;
+  assign \$143  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$144  = \$143 [15:0] + 1'h1;
+  assign \$145  = d_valid & d_is_a;
+  assign \$146  = d_line0 >= 11'h400;
+  assign \$147  = d_hit[0] & \$146 ;
+  assign \$148  = d_line1 >= 11'h400;
+  assign \$149  = d_hit[1] & \$148 ;
+  assign \$150  = d_line2 >= 11'h400;
+  assign \$151  = d_hit[2] & \$150 ;
+  assign \$152  = d_line3 >= 11'h400;
+  assign \$153  = d_hit[3] & \$152 ;
+  assign \$154  = d_line4 >= 11'h400;
+  assign \$155  = d_hit[4] & \$154 ;
+  assign \$156  = d_line5 >= 11'h400;
+  assign \$157  = d_hit[5] & \$156 ;
+  assign \$158  = d_line6 >= 11'h400;
+  assign \$159  = d_hit[6] & \$158 ;
+  assign \$160  = d_line7 >= 11'h400;
+  assign \$161  = d_hit[7] & \$160 ;
+  assign \$162  = d_line8 >= 11'h400;
+  assign \$163  = d_hit[8] & \$162 ;
+  assign \$164  = d_line9 >= 11'h400;
+  assign \$165  = d_hit[9] & \$164 ;
+  assign \$166  = d_line10 >= 11'h400;
+  assign \$167  = d_hit[10] & \$166 ;
+  assign \$168  = d_line11 >= 11'h400;
+  assign \$169  = d_hit[11] & \$168 ;
+  assign \$170  = d_line12 >= 11'h400;
+  assign \$171  = d_hit[12] & \$170 ;
+  assign \$172  = d_line13 >= 11'h400;
+  assign \$173  = d_hit[13] & \$172 ;
+  assign \$174  = d_line14 >= 11'h400;
+  assign \$175  = d_hit[14] & \$174 ;
+  assign \$176  = d_line15 >= 11'h400;
+  assign \$177  = d_hit[15] & \$176 ;
+  assign \$178  = | { \$177 , \$175 , \$173 , \$171 , \$169 , \$167 , \$165 , \$163 , \$161 , \$159 , \$157 , \$155 , \$153 , \$151 , \$149 , \$147  };
+  assign \$179  = d_dest >= 11'h400;
+  assign \$180  = d_diag ? \$178  : \$179 ;
+  assign a_err = \$145  & \$180 ;
+  assign \$181  = ~ d_is_a;
+  assign \$182  = d_valid & \$181 ;
+  assign \$183  = ! d_target;
+  assign w_wen = \$182  & \$183 ;
+  assign \$184  = ~ d_is_a;
+  assign \$185  = d_valid & \$184 ;
+  assign \$186  = d_target == 2'h2;
+  assign s_wen = \$185  & \$186 ;
+  assign \$187  = d_valid & d_is_a;
+  assign \$188  = ~ a_err;
+  assign \$189  = \$187  & \$188 ;
+  assign \$190  = d_wr ? d_bank : 16'h0000;
+  assign \$191  = d_diag ? d_hit : \$190 ;
+  assign a_wen = \$189  ? \$191  : 16'h0000;
+  assign \$192  = d_diag ? d_line0 : { 38'h0000000000, d_dest };
+  assign \$193  = d_diag ? d_line1 : { 38'h0000000000, d_dest };
+  assign \$194  = d_diag ? d_line2 : { 38'h0000000000, d_dest };
+  assign \$195  = d_diag ? d_line3 : { 38'h0000000000, d_dest };
+  assign \$196  = d_diag ? d_line4 : { 38'h0000000000, d_dest };
+  assign \$197  = d_diag ? d_line5 : { 38'h0000000000, d_dest };
+  assign \$198  = d_diag ? d_line6 : { 38'h0000000000, d_dest };
+  assign \$199  = d_diag ? d_line7 : { 38'h0000000000, d_dest };
+  assign \$200  = d_diag ? d_line8 : { 38'h0000000000, d_dest };
+  assign \$201  = d_diag ? d_line9 : { 38'h0000000000, d_dest };
+  assign \$202  = d_diag ? d_line10 : { 38'h0000000000, d_dest };
+  assign \$203  = d_diag ? d_line11 : { 38'h0000000000, d_dest };
+  assign \$204  = d_diag ? d_line12 : { 38'h0000000000, d_dest };
+  assign \$205  = d_diag ? d_line13 : { 38'h0000000000, d_dest };
+  assign \$206  = d_diag ? d_line14 : { 38'h0000000000, d_dest };
+  assign \$207  = d_diag ? d_line15 : { 38'h0000000000, d_dest };
   assign word = d_pad ? { pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value } : w_wdata;
-  assign \$42  = g_bytes > 1'h0;
-  assign \$43  = g_bytes > 1'h0;
-  assign \$44  = g_bytes > 1'h0;
-  assign \$45  = g_bytes > 1'h0;
-  assign \$46  = g_bytes > 1'h0;
-  assign \$47  = g_bytes > 1'h0;
-  assign \$48  = g_bytes > 1'h0;
-  assign \$49  = g_bytes > 1'h0;
-  assign \$50  = g_bytes > 1'h1;
-  assign \$51  = g_bytes > 1'h1;
-  assign \$52  = g_bytes > 1'h1;
-  assign \$53  = g_bytes > 1'h1;
-  assign \$54  = g_bytes > 1'h1;
-  assign \$55  = g_bytes > 1'h1;
-  assign \$56  = g_bytes > 1'h1;
-  assign \$57  = g_bytes > 1'h1;
-  assign \$58  = g_bytes > 2'h2;
-  assign \$59  = g_bytes > 2'h2;
-  assign \$60  = g_bytes > 2'h2;
-  assign \$61  = g_bytes > 2'h2;
-  assign \$62  = g_bytes > 2'h2;
-  assign \$63  = g_bytes > 2'h2;
-  assign \$64  = g_bytes > 2'h2;
-  assign \$65  = g_bytes > 2'h2;
-  assign \$66  = g_bytes > 2'h3;
-  assign \$67  = g_bytes > 2'h3;
-  assign \$68  = g_bytes > 2'h3;
-  assign \$69  = g_bytes > 2'h3;
-  assign \$70  = g_bytes > 2'h3;
-  assign \$71  = g_bytes > 2'h3;
-  assign \$72  = g_bytes > 2'h3;
-  assign \$73  = g_bytes > 2'h3;
-  assign \$74  = g_bytes > 3'h4;
-  assign \$75  = g_bytes > 3'h4;
-  assign \$76  = g_bytes > 3'h4;
-  assign \$77  = g_bytes > 3'h4;
-  assign \$78  = g_bytes > 3'h4;
-  assign \$79  = g_bytes > 3'h4;
-  assign \$80  = g_bytes > 3'h4;
-  assign \$81  = g_bytes > 3'h4;
-  assign \$82  = g_bytes > 3'h5;
-  assign \$83  = g_bytes > 3'h5;
-  assign \$84  = g_bytes > 3'h5;
-  assign \$85  = g_bytes > 3'h5;
-  assign \$86  = g_bytes > 3'h5;
-  assign \$87  = g_bytes > 3'h5;
-  assign \$88  = g_bytes > 3'h5;
-  assign \$89  = g_bytes > 3'h5;
-  assign \$90  = g_bytes > 3'h6;
-  assign \$91  = g_bytes > 3'h6;
-  assign \$92  = g_bytes > 3'h6;
-  assign \$93  = g_bytes > 3'h6;
-  assign \$94  = g_bytes > 3'h6;
-  assign \$95  = g_bytes > 3'h6;
-  assign \$96  = g_bytes > 3'h6;
-  assign \$97  = g_bytes > 3'h6;
-  assign \$98  = g_bytes > 3'h7;
-  assign \$99  = g_bytes > 3'h7;
-  assign \$100  = g_bytes > 3'h7;
-  assign \$101  = g_bytes > 3'h7;
-  assign \$102  = g_bytes > 3'h7;
-  assign \$103  = g_bytes > 3'h7;
-  assign \$104  = g_bytes > 3'h7;
-  assign \$105  = g_bytes > 3'h7;
-  assign \$106  = g_bytes > 4'h8;
-  assign \$107  = g_bytes > 4'h8;
-  assign \$108  = g_bytes > 4'h8;
-  assign \$109  = g_bytes > 4'h8;
-  assign \$110  = g_bytes > 4'h8;
-  assign \$111  = g_bytes > 4'h8;
-  assign \$112  = g_bytes > 4'h8;
-  assign \$113  = g_bytes > 4'h8;
-  assign \$114  = g_bytes > 4'h9;
-  assign \$115  = g_bytes > 4'h9;
-  assign \$116  = g_bytes > 4'h9;
-  assign \$117  = g_bytes > 4'h9;
-  assign \$118  = g_bytes > 4'h9;
-  assign \$119  = g_bytes > 4'h9;
-  assign \$120  = g_bytes > 4'h9;
-  assign \$121  = g_bytes > 4'h9;
-  assign \$122  = g_bytes > 4'ha;
-  assign \$123  = g_bytes > 4'ha;
-  assign \$124  = g_bytes > 4'ha;
-  assign \$125  = g_bytes > 4'ha;
-  assign \$126  = g_bytes > 4'ha;
-  assign \$127  = g_bytes > 4'ha;
-  assign \$128  = g_bytes > 4'ha;
-  assign \$129  = g_bytes > 4'ha;
-  assign \$130  = g_bytes > 4'hb;
-  assign \$131  = g_bytes > 4'hb;
-  assign \$132  = g_bytes > 4'hb;
-  assign \$133  = g_bytes > 4'hb;
-  assign \$134  = g_bytes > 4'hb;
-  assign \$135  = g_bytes > 4'hb;
-  assign \$136  = g_bytes > 4'hb;
-  assign \$137  = g_bytes > 4'hb;
-  assign \$138  = g_bytes > 4'hc;
-  assign \$139  = g_bytes > 4'hc;
-  assign \$140  = g_bytes > 4'hc;
-  assign \$141  = g_bytes > 4'hc;
-  assign \$142  = g_bytes > 4'hc;
-  assign \$143  = g_bytes > 4'hc;
-  assign \$144  = g_bytes > 4'hc;
-  assign \$145  = g_bytes > 4'hc;
-  assign \$146  = g_bytes > 4'hd;
-  assign \$147  = g_bytes > 4'hd;
-  assign \$148  = g_bytes > 4'hd;
-  assign \$149  = g_bytes > 4'hd;
-  assign \$150  = g_bytes > 4'hd;
-  assign \$151  = g_bytes > 4'hd;
-  assign \$152  = g_bytes > 4'hd;
-  assign \$153  = g_bytes > 4'hd;
-  assign \$154  = g_bytes > 4'he;
-  assign \$155  = g_bytes > 4'he;
-  assign \$156  = g_bytes > 4'he;
-  assign \$157  = g_bytes > 4'he;
-  assign \$158  = g_bytes > 4'he;
-  assign \$159  = g_bytes > 4'he;
-  assign \$160  = g_bytes > 4'he;
-  assign \$161  = g_bytes > 4'he;
-  assign \$162  = g_bytes > 4'hf;
-  assign \$163  = g_bytes > 4'hf;
-  assign \$164  = g_bytes > 4'hf;
-  assign \$165  = g_bytes > 4'hf;
-  assign \$166  = g_bytes > 4'hf;
-  assign \$167  = g_bytes > 4'hf;
-  assign \$168  = g_bytes > 4'hf;
-  assign \$169  = g_bytes > 4'hf;
-  assign \$170  = word & { \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42  };
-  assign \$171  = d_boff[3:0] * 4'h8;
-  assign \$172  = \$170  << \$171 ;
-  assign line = acc_line | \$172 [127:0];
-  assign \$173  = ~ d_is_a;
-  assign \$174  = d_valid & \$173 ;
-  assign \$175  = d_target == 1'h1;
-  assign \$176  = \$174  & \$175 ;
-  assign \$177  = 1'h1 << d_dest[1:0];
-  assign bsel = \$176  ? \$177  : 4'h0;
-  assign \$178  = pulse | active;
-  assign busy = \$178  | d_valid;
+  assign \$208  = g_bytes > 1'h0;
+  assign \$209  = g_bytes > 1'h0;
+  assign \$210  = g_bytes > 1'h0;
+  assign \$211  = g_bytes > 1'h0;
+  assign \$212  = g_bytes > 1'h0;
+  assign \$213  = g_bytes > 1'h0;
+  assign \$214  = g_bytes > 1'h0;
+  assign \$215  = g_bytes > 1'h0;
+  assign \$216  = g_bytes > 1'h1;
+  assign \$217  = g_bytes > 1'h1;
+  assign \$218  = g_bytes > 1'h1;
+  assign \$219  = g_bytes > 1'h1;
+  assign \$220  = g_bytes > 1'h1;
+  assign \$221  = g_bytes > 1'h1;
+  assign \$222  = g_bytes > 1'h1;
+  assign \$223  = g_bytes > 1'h1;
+  assign \$224  = g_bytes > 2'h2;
+  assign \$225  = g_bytes > 2'h2;
+  assign \$226  = g_bytes > 2'h2;
+  assign \$227  = g_bytes > 2'h2;
+  assign \$228  = g_bytes > 2'h2;
+  assign \$229  = g_bytes > 2'h2;
+  assign \$230  = g_bytes > 2'h2;
+  assign \$231  = g_bytes > 2'h2;
+  assign \$232  = g_bytes > 2'h3;
+  assign \$233  = g_bytes > 2'h3;
+  assign \$234  = g_bytes > 2'h3;
+  assign \$235  = g_bytes > 2'h3;
+  assign \$236  = g_bytes > 2'h3;
+  assign \$237  = g_bytes > 2'h3;
+  assign \$238  = g_bytes > 2'h3;
+  assign \$239  = g_bytes > 2'h3;
+  assign \$240  = g_bytes > 3'h4;
+  assign \$241  = g_bytes > 3'h4;
+  assign \$242  = g_bytes > 3'h4;
+  assign \$243  = g_bytes > 3'h4;
+  assign \$244  = g_bytes > 3'h4;
+  assign \$245  = g_bytes > 3'h4;
+  assign \$246  = g_bytes > 3'h4;
+  assign \$247  = g_bytes > 3'h4;
+  assign \$248  = g_bytes > 3'h5;
+  assign \$249  = g_bytes > 3'h5;
+  assign \$250  = g_bytes > 3'h5;
+  assign \$251  = g_bytes > 3'h5;
+  assign \$252  = g_bytes > 3'h5;
+  assign \$253  = g_bytes > 3'h5;
+  assign \$254  = g_bytes > 3'h5;
+  assign \$255  = g_bytes > 3'h5;
+  assign \$256  = g_bytes > 3'h6;
+  assign \$257  = g_bytes > 3'h6;
+  assign \$258  = g_bytes > 3'h6;
+  assign \$259  = g_bytes > 3'h6;
+  assign \$260  = g_bytes > 3'h6;
+  assign \$261  = g_bytes > 3'h6;
+  assign \$262  = g_bytes > 3'h6;
+  assign \$263  = g_bytes > 3'h6;
+  assign \$264  = g_bytes > 3'h7;
+  assign \$265  = g_bytes > 3'h7;
+  assign \$266  = g_bytes > 3'h7;
+  assign \$267  = g_bytes > 3'h7;
+  assign \$268  = g_bytes > 3'h7;
+  assign \$269  = g_bytes > 3'h7;
+  assign \$270  = g_bytes > 3'h7;
+  assign \$271  = g_bytes > 3'h7;
+  assign \$272  = g_bytes > 4'h8;
+  assign \$273  = g_bytes > 4'h8;
+  assign \$274  = g_bytes > 4'h8;
+  assign \$275  = g_bytes > 4'h8;
+  assign \$276  = g_bytes > 4'h8;
+  assign \$277  = g_bytes > 4'h8;
+  assign \$278  = g_bytes > 4'h8;
+  assign \$279  = g_bytes > 4'h8;
+  assign \$280  = g_bytes > 4'h9;
+  assign \$281  = g_bytes > 4'h9;
+  assign \$282  = g_bytes > 4'h9;
+  assign \$283  = g_bytes > 4'h9;
+  assign \$284  = g_bytes > 4'h9;
+  assign \$285  = g_bytes > 4'h9;
+  assign \$286  = g_bytes > 4'h9;
+  assign \$287  = g_bytes > 4'h9;
+  assign \$288  = g_bytes > 4'ha;
+  assign \$289  = g_bytes > 4'ha;
+  assign \$290  = g_bytes > 4'ha;
+  assign \$291  = g_bytes > 4'ha;
+  assign \$292  = g_bytes > 4'ha;
+  assign \$293  = g_bytes > 4'ha;
+  assign \$294  = g_bytes > 4'ha;
+  assign \$295  = g_bytes > 4'ha;
+  assign \$296  = g_bytes > 4'hb;
+  assign \$297  = g_bytes > 4'hb;
+  assign \$298  = g_bytes > 4'hb;
+  assign \$299  = g_bytes > 4'hb;
+  assign \$300  = g_bytes > 4'hb;
+  assign \$301  = g_bytes > 4'hb;
+  assign \$302  = g_bytes > 4'hb;
+  assign \$303  = g_bytes > 4'hb;
+  assign \$304  = g_bytes > 4'hc;
+  assign \$305  = g_bytes > 4'hc;
+  assign \$306  = g_bytes > 4'hc;
+  assign \$307  = g_bytes > 4'hc;
+  assign \$308  = g_bytes > 4'hc;
+  assign \$309  = g_bytes > 4'hc;
+  assign \$310  = g_bytes > 4'hc;
+  assign \$311  = g_bytes > 4'hc;
+  assign \$312  = g_bytes > 4'hd;
+  assign \$313  = g_bytes > 4'hd;
+  assign \$314  = g_bytes > 4'hd;
+  assign \$315  = g_bytes > 4'hd;
+  assign \$316  = g_bytes > 4'hd;
+  assign \$317  = g_bytes > 4'hd;
+  assign \$318  = g_bytes > 4'hd;
+  assign \$319  = g_bytes > 4'hd;
+  assign \$320  = g_bytes > 4'he;
+  assign \$321  = g_bytes > 4'he;
+  assign \$322  = g_bytes > 4'he;
+  assign \$323  = g_bytes > 4'he;
+  assign \$324  = g_bytes > 4'he;
+  assign \$325  = g_bytes > 4'he;
+  assign \$326  = g_bytes > 4'he;
+  assign \$327  = g_bytes > 4'he;
+  assign \$328  = g_bytes > 4'hf;
+  assign \$329  = g_bytes > 4'hf;
+  assign \$330  = g_bytes > 4'hf;
+  assign \$331  = g_bytes > 4'hf;
+  assign \$332  = g_bytes > 4'hf;
+  assign \$333  = g_bytes > 4'hf;
+  assign \$334  = g_bytes > 4'hf;
+  assign \$335  = g_bytes > 4'hf;
+  assign \$336  = word & { \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208  };
+  assign \$337  = d_boff[3:0] * 4'h8;
+  assign \$338  = \$336  << \$337 ;
+  assign line = acc_line | \$338 [127:0];
+  assign \$339  = ~ d_is_a;
+  assign \$340  = d_valid & \$339 ;
+  assign \$341  = d_target == 1'h1;
+  assign \$342  = \$340  & \$341 ;
+  assign \$343  = 1'h1 << d_dest[1:0];
+  assign bsel = \$342  ? \$343  : 4'h0;
+  assign \$344  = pulse | active;
+  assign busy = \$344  | d_valid;
   assign err = mem_err | a_err;
-  assign \$179  = mem_err ? 2'h3 : 2'h2;
-  assign \$180  = ~ in_image;
-  assign \$181  = ~ is_a;
-  assign \$182  = \$181  | line_full;
-  assign \$183  = \$182  | pix_end;
-  assign \$184  = ~ is_a;
-  assign \$185  = mem_raddr + stride;
-  assign \$186  = dest + 1'h1;
-  assign \$187  = left - 1'h1;
-  assign \$188  = left == 1'h1;
-  assign \$189  = cb + 1'h1;
-  assign \$190  = mem_raddr + 1'h1;
-  assign \$191  = dest + 1'h1;
-  assign \$192  = boff + g_bytes;
-  assign \$193  = cb == cb_last;
-  assign \$194  = kw + 1'h1;
-  assign \$195  = $signed(iwk) + $signed(2'h1);
-  assign \$196  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$197  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$198  = kw == kw_last;
-  assign \$199  = kh + 1'h1;
-  assign \$200  = $signed(ihk) + $signed(2'h1);
-  assign \$201  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$202  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$203  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$204  = kh == kh_last;
-  assign \$206  = pix_left - 1'h1;
-  assign \$207  = ow + 1'h1;
-  assign \$208  = wrap ? 33'h000000000 : \$207 ;
-  assign \$209  = pix_left == 1'h1;
-  assign \$210  = ~ \is_a$82 ;
-  assign \$211  = | instr[45:30];
-  assign \$212  = ! regs[127:96];
-  assign \$213  = ! regs[159:128];
-  assign \$214  = \$212  | \$213 ;
-  assign \$215  = ! instr[44:35];
-  assign \$216  = \$214  | \$215 ;
-  assign \$217  = ~ \$216 ;
-  assign \$218  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$219  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$220  = instr[44:35] - 1'h1;
-  assign \$221  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$222  = $signed(regs[447:416]) <= $signed(6'h10);
-  assign \$223  = \$221  & \$222 ;
-  assign \$224  = \$223  ? regs[421:416] : 6'h10;
-  assign \$225  = d_valid & d_is_a;
-  assign \$226  = d_wr ? 128'h00000000000000000000000000000000 : line;
-  always @(posedge clk)
-    pulse <= \$227 ;
-  always @(posedge clk)
-    d_valid <= \$228 ;
-  always @(posedge clk)
-    d_is_a <= \$229 ;
-  always @(posedge clk)
-    d_target <= \$230 ;
-  always @(posedge clk)
-    d_dest <= \$231 ;
-  always @(posedge clk)
-    d_pad <= \$232 ;
-  always @(posedge clk)
-    d_bank <= \$233 ;
-  always @(posedge clk)
-    d_boff <= \$234 ;
-  always @(posedge clk)
-    d_wr <= \$235 ;
-  always @(posedge clk)
-    mem_raddr <= \$236 ;
-  always @(posedge clk)
-    dest <= \$237 ;
-  always @(posedge clk)
-    left <= \$238 ;
-  always @(posedge clk)
-    active <= \$239 ;
-  always @(posedge clk)
-    cb <= \$240 ;
-  always @(posedge clk)
-    boff <= \$241 ;
-  always @(posedge clk)
-    kw <= \$242 ;
-  always @(posedge clk)
-    iwk <= \$243 ;
-  always @(posedge clk)
-    col_addr <= \$244 ;
-  always @(posedge clk)
-    kh <= \$245 ;
-  always @(posedge clk)
-    ihk <= \$246 ;
-  always @(posedge clk)
-    row_addr <= \$247 ;
-  always @(posedge clk)
-    bank <= \$248 ;
-  always @(posedge clk)
-    pix_left <= \$249 ;
-  always @(posedge clk)
-    ow <= \$250 ;
-  always @(posedge clk)
-    ih <= \$251 ;
-  always @(posedge clk)
-    iw <= \$252 ;
-  always @(posedge clk)
-    pa <= \$253 ;
-  always @(posedge clk)
-    is_a <= \$254 ;
-  always @(posedge clk)
-    target <= \$255 ;
-  always @(posedge clk)
-    stride <= \$256 ;
-  always @(posedge clk)
-    dst0 <= \$257 ;
-  always @(posedge clk)
-    kh_last <= \$258 ;
-  always @(posedge clk)
-    kw_last <= \$259 ;
-  always @(posedge clk)
-    cb_last <= \$260 ;
-  always @(posedge clk)
-    pad_value <= \$261 ;
-  always @(posedge clk)
-    g_bytes <= \$262 ;
-  always @(posedge clk)
-    la_in_h <= \$263 ;
-  always @(posedge clk)
-    la_in_w <= \$264 ;
-  always @(posedge clk)
-    la_out_w <= \$265 ;
-  always @(posedge clk)
-    la_stride_h <= \$266 ;
-  always @(posedge clk)
-    la_stride_w <= \$267 ;
-  always @(posedge clk)
-    la_pad_w <= \$268 ;
-  always @(posedge clk)
-    la_step_kh <= \$269 ;
-  always @(posedge clk)
-    la_step_kw <= \$270 ;
-  always @(posedge clk)
-    la_step_ow <= \$271 ;
-  always @(posedge clk)
-    la_step_wrap <= \$272 ;
-  always @(posedge clk)
-    acc_line <= \$273 ;
+  assign \$345  = mem_err ? 2'h3 : 2'h2;
+  assign \$346  = ~ in_image;
+  assign \$347  = ~ is_a;
+  assign \$348  = \$347  | line_full;
+  assign \$349  = \$348  | pix_end;
+  assign \$350  = swncb * 1'h0;
+  assign \$351  = dline - \$350 ;
+  assign \$352  = swncb * 1'h1;
+  assign \$353  = dline - \$352 ;
+  assign \$354  = swncb * 2'h2;
+  assign \$355  = dline - \$354 ;
+  assign \$356  = swncb * 2'h3;
+  assign \$357  = dline - \$356 ;
+  assign \$358  = swncb * 3'h4;
+  assign \$359  = dline - \$358 ;
+  assign \$360  = swncb * 3'h5;
+  assign \$361  = dline - \$360 ;
+  assign \$362  = swncb * 3'h6;
+  assign \$363  = dline - \$362 ;
+  assign \$364  = swncb * 3'h7;
+  assign \$365  = dline - \$364 ;
+  assign \$366  = swncb * 4'h8;
+  assign \$367  = dline - \$366 ;
+  assign \$368  = swncb * 4'h9;
+  assign \$369  = dline - \$368 ;
+  assign \$370  = swncb * 4'ha;
+  assign \$371  = dline - \$370 ;
+  assign \$372  = swncb * 4'hb;
+  assign \$373  = dline - \$372 ;
+  assign \$374  = swncb * 4'hc;
+  assign \$375  = dline - \$374 ;
+  assign \$376  = swncb * 4'hd;
+  assign \$377  = dline - \$376 ;
+  assign \$378  = swncb * 4'he;
+  assign \$379  = dline - \$378 ;
+  assign \$380  = swncb * 4'hf;
+  assign \$381  = dline - \$380 ;
+  assign \$382  = ~ is_a;
+  assign \$383  = mem_raddr + stride;
+  assign \$384  = dest + 1'h1;
+  assign \$385  = left - 1'h1;
+  assign \$386  = left == 1'h1;
+  assign \$387  = cb + 1'h1;
+  assign \$388  = mem_raddr + 1'h1;
+  assign \$389  = dline + 1'h1;
+  assign \$390  = cb == cb_last;
+  assign \$391  = jc + 1'h1;
+  assign \$392  = $signed(iwk) + $signed(2'h1);
+  assign \$393  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$394  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$395  = jc == j_last;
+  assign \$396  = kh + 1'h1;
+  assign \$397  = $signed(ihk) + $signed(2'h1);
+  assign \$398  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$399  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$400  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$401  = kh_base + kwncb;
+  assign \$402  = kh_base + kwncb;
+  assign \$403  = kh == kh_last;
+  assign \$404  = cb + 1'h1;
+  assign \$405  = mem_raddr + 1'h1;
+  assign \$406  = dest + 1'h1;
+  assign \$407  = boff + g_bytes;
+  assign \$408  = cb == cb_last;
+  assign \$409  = kw + 1'h1;
+  assign \$410  = $signed(iwk) + $signed(2'h1);
+  assign \$411  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$412  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$413  = kw == kw_last;
+  assign \$414  = kh + 1'h1;
+  assign \$415  = $signed(ihk) + $signed(2'h1);
+  assign \$416  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$417  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$418  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$419  = kh == kh_last;
+  assign \$421  = pix_left - 1'h1;
+  assign \$422  = ow + 1'h1;
+  assign \$423  = wrap ? 33'h000000000 : \$422 ;
+  assign \$424  = pix_left == 1'h1;
+  assign \$425  = ~ \is_a$43 ;
+  assign \$426  = | instr[45:30];
+  assign \$427  = ! regs[127:96];
+  assign \$428  = ! regs[159:128];
+  assign \$429  = \$427  | \$428 ;
+  assign \$430  = ! instr[44:35];
+  assign \$431  = \$429  | \$430 ;
+  assign \$432  = ~ \$431 ;
+  assign \$433  = $signed(regs[127:96]) - $signed(2'h1);
+  assign \$434  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$435  = instr[44:35] - 1'h1;
+  assign \$436  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$437  = $signed(regs[447:416]) <= $signed(6'h10);
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     wrap = 1'h0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$128 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              wrap = \$21 ;
+        if (\$129 ) begin
+          if (\$130 ) begin
+            if (\$131 ) begin
+              wrap = \$133 ;
             end
           end
         end
@@ -30114,12 +30788,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     n_ih = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$128 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              n_ih = \$23 [31:0];
+        if (\$129 ) begin
+          if (\$130 ) begin
+            if (\$131 ) begin
+              n_ih = \$135 [31:0];
             end
           end
         end
@@ -30131,12 +30806,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     n_iw = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$128 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              n_iw = \$26 [31:0];
+        if (\$129 ) begin
+          if (\$130 ) begin
+            if (\$131 ) begin
+              n_iw = \$138 [31:0];
             end
           end
         end
@@ -30148,12 +30824,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     n_pa = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$128 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              n_pa = \$29 [31:0];
+        if (\$129 ) begin
+          if (\$130 ) begin
+            if (\$131 ) begin
+              n_pa = \$141 [31:0];
             end
           end
         end
@@ -30162,85 +30839,241 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$227  = 1'h0;
+    kwn = 17'h00000;
     if (issue) begin
-      \$227  = 1'h1;
-    end
-    if (rst) begin
-      \$227  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$228  = active;
-    if (rst) begin
-      \$228  = 1'h0;
+      (* full_case = 32'd1 *)
+      if (\$142 ) begin
+      end else begin
+        kwn = \$144 ;
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$229  = is_a;
-    if (rst) begin
-      \$229  = 1'h0;
+    swv = 17'h00000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$142 ) begin
+      end else begin
+        swv = regs[208:192];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$230  = target;
+    \$474  = 1'h0;
+    if (issue) begin
+      \$474  = 1'h1;
+    end
     if (rst) begin
-      \$230  = 2'h0;
+      \$474  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$231  = dest;
+    \$475  = active;
     if (rst) begin
-      \$231  = 18'h00000;
+      \$475  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$232  = \$180 ;
+    \$476  = is_a;
     if (rst) begin
-      \$232  = 1'h0;
+      \$476  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$233  = bank;
+    \$477  = target;
     if (rst) begin
-      \$233  = 16'h0000;
+      \$477  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$234  = boff;
+    \$478  = dest;
     if (rst) begin
-      \$234  = 6'h00;
+      \$478  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$235  = \$183 ;
+    \$479  = \$346 ;
     if (rst) begin
-      \$235  = 1'h0;
+      \$479  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$236  = mem_raddr;
+    \$480  = bank;
+    if (rst) begin
+      \$480  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$481  = boff;
+    if (rst) begin
+      \$481  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$482  = \$349 ;
+    if (rst) begin
+      \$482  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$483  = diag;
+    if (rst) begin
+      \$483  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$484  = { \$121 , \$114 , \$107 , \$100 , \$93 , \$86 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37 , \$30 , \$23 , \$16  };
+    if (rst) begin
+      \$484  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$485  = \$351 [55:0];
+    if (rst) begin
+      \$485  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$486  = \$353 [55:0];
+    if (rst) begin
+      \$486  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$487  = \$355 [55:0];
+    if (rst) begin
+      \$487  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$488  = \$357 [55:0];
+    if (rst) begin
+      \$488  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$489  = \$359 [55:0];
+    if (rst) begin
+      \$489  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$490  = \$361 [55:0];
+    if (rst) begin
+      \$490  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$491  = \$363 [55:0];
+    if (rst) begin
+      \$491  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$492  = \$365 [55:0];
+    if (rst) begin
+      \$492  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$493  = \$367 [55:0];
+    if (rst) begin
+      \$493  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$494  = \$369 [55:0];
+    if (rst) begin
+      \$494  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$495  = \$371 [55:0];
+    if (rst) begin
+      \$495  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$496  = \$373 [55:0];
+    if (rst) begin
+      \$496  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$497  = \$375 [55:0];
+    if (rst) begin
+      \$497  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$498  = \$377 [55:0];
+    if (rst) begin
+      \$498  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$499  = \$379 [55:0];
+    if (rst) begin
+      \$499  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$500  = \$381 [55:0];
+    if (rst) begin
+      \$500  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$501  = mem_raddr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
-        \$236  = \$185 [31:0];
+      if (\$382 ) begin
+        \$501  = \$383 [31:0];
+      end else if (diag) begin
+        \$501  = \$388 [31:0];
+        if (\$390 ) begin
+          \$501  = \$394 [31:0];
+          if (\$395 ) begin
+            \$501  = \$400 [31:0];
+          end
+        end
       end else begin
-        \$236  = \$190 [31:0];
-        if (\$193 ) begin
-          \$236  = \$197 [31:0];
-          if (\$198 ) begin
-            \$236  = \$203 [31:0];
-            if (\$204 ) begin
-              \$236  = n_pa;
+        \$501  = \$405 [31:0];
+        if (\$408 ) begin
+          \$501  = \$412 [31:0];
+          if (\$413 ) begin
+            \$501  = \$418 [31:0];
+            if (\$419 ) begin
+              \$501  = n_pa;
             end
           end
         end
@@ -30248,31 +31081,32 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
-        \$236  = instr[77:46];
+      if (\$425 ) begin
+        \$501  = instr[77:46];
       end else begin
-        \$236  = instr[112:81];
+        \$501  = instr[112:81];
       end
     end
     if (rst) begin
-      \$236  = 32'd0;
+      \$501  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$237  = dest;
+    \$502  = dest;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
-        \$237  = \$186 [17:0];
+      if (\$382 ) begin
+        \$502  = \$384 [17:0];
+      end else if (diag) begin
       end else begin
         if (line_full) begin
-          \$237  = \$191 [17:0];
+          \$502  = \$406 [17:0];
         end
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$237  = dst0;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$502  = dst0;
             end
           end
         end
@@ -30280,48 +31114,56 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
-        \$237  = { 2'h0, instr[29:14] };
+      if (\$425 ) begin
+        \$502  = { 2'h0, instr[29:14] };
       end else begin
-        \$237  = { 2'h0, instr[27:12] };
+        \$502  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$237  = 18'h00000;
+      \$502  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$238  = left;
+    \$503  = left;
     if (active) begin
-      if (\$184 ) begin
-        \$238  = \$187 [16:0];
+      if (\$382 ) begin
+        \$503  = \$385 [16:0];
       end
     end
     if (issue) begin
-      if (\$210 ) begin
-        \$238  = { 1'h0, instr[45:30] };
+      if (\$425 ) begin
+        \$503  = { 1'h0, instr[45:30] };
       end
     end
     if (rst) begin
-      \$238  = 17'h00000;
+      \$503  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$239  = active;
+    \$504  = active;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
-        if (\$188 ) begin
-          \$239  = 1'h0;
+      if (\$382 ) begin
+        if (\$386 ) begin
+          \$504  = 1'h0;
+        end
+      end else if (diag) begin
+        if (\$390 ) begin
+          if (\$395 ) begin
+            if (\$403 ) begin
+              \$504  = 1'h0;
+            end
+          end
         end
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              if (\$209 ) begin
-                \$239  = 1'h0;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              if (\$424 ) begin
+                \$504  = 1'h0;
               end
             end
           end
@@ -30330,57 +31172,311 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
-        \$239  = \$211 ;
+      if (\$425 ) begin
+        \$504  = \$426 ;
       end else begin
-        \$239  = \$217 ;
+        \$504  = \$432 ;
       end
     end
     if (rst) begin
-      \$239  = 1'h0;
+      \$504  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$240  = cb;
+    \$505  = cb;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
+        \$505  = \$387 [9:0];
+        if (\$390 ) begin
+          \$505  = 10'h000;
+        end
       end else begin
-        \$240  = \$189 [9:0];
-        if (\$193 ) begin
-          \$240  = 10'h000;
+        \$505  = \$404 [9:0];
+        if (\$408 ) begin
+          \$505  = 10'h000;
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$240  = 10'h000;
+        \$505  = 10'h000;
       end
     end
     if (rst) begin
-      \$240  = 10'h000;
+      \$505  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$241  = boff;
+    \$506  = dline;
+    if (active) begin
+      if (\$382 ) begin
+      end else if (diag) begin
+        \$506  = \$389 [55:0];
+        if (\$390 ) begin
+          if (\$395 ) begin
+            \$506  = \$402 [55:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$506  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$506  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$507  = jc;
+    if (active) begin
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          \$507  = \$391 [31:0];
+          if (\$395 ) begin
+            \$507  = 32'd0;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$507  = 32'd0;
+      end
+    end
+    if (rst) begin
+      \$507  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$508  = iwk;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          \$508  = \$392 [31:0];
+          if (\$395 ) begin
+            \$508  = iw;
+          end
+        end
+      end else begin
+        if (\$408 ) begin
+          \$508  = \$410 [31:0];
+          if (\$413 ) begin
+            \$508  = iw;
+            if (\$419 ) begin
+              \$508  = n_iw;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$508  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+      end
+    end
+    if (rst) begin
+      \$508  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$509  = col_addr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          \$509  = \$393 [31:0];
+          if (\$395 ) begin
+            \$509  = \$399 [31:0];
+          end
+        end
+      end else begin
+        if (\$408 ) begin
+          \$509  = \$411 [31:0];
+          if (\$413 ) begin
+            \$509  = \$417 [31:0];
+            if (\$419 ) begin
+              \$509  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$509  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$509  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$510  = kh;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          if (\$395 ) begin
+            \$510  = \$396 [15:0];
+          end
+        end
+      end else begin
+        if (\$408 ) begin
+          if (\$413 ) begin
+            \$510  = \$414 [15:0];
+            if (\$419 ) begin
+              \$510  = 16'h0000;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$510  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$510  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$511  = ihk;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          if (\$395 ) begin
+            \$511  = \$397 [31:0];
+          end
+        end
+      end else begin
+        if (\$408 ) begin
+          if (\$413 ) begin
+            \$511  = \$415 [31:0];
+            if (\$419 ) begin
+              \$511  = n_ih;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$511  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+      end
+    end
+    if (rst) begin
+      \$511  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$512  = row_addr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          if (\$395 ) begin
+            \$512  = \$398 [31:0];
+          end
+        end
+      end else begin
+        if (\$408 ) begin
+          if (\$413 ) begin
+            \$512  = \$416 [31:0];
+            if (\$419 ) begin
+              \$512  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$512  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$512  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$513  = kh_base;
+    if (active) begin
+      if (\$382 ) begin
+      end else if (diag) begin
+        if (\$390 ) begin
+          if (\$395 ) begin
+            \$513  = \$401 [55:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$513  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$513  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$514  = boff;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
         (* full_case = 32'd1 *)
         if (line_full) begin
-          \$241  = 6'h00;
+          \$514  = 6'h00;
         end else begin
-          \$241  = \$192 [5:0];
+          \$514  = \$407 [5:0];
         end
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$241  = 6'h00;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$514  = 6'h00;
             end
           end
         end
@@ -30388,54 +31484,54 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$241  = 6'h00;
+        \$514  = 6'h00;
       end
     end
     if (rst) begin
-      \$241  = 6'h00;
+      \$514  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$242  = kw;
+    \$515  = kw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          \$242  = \$194 [15:0];
-          if (\$198 ) begin
-            \$242  = 16'h0000;
+        if (\$408 ) begin
+          \$515  = \$409 [15:0];
+          if (\$413 ) begin
+            \$515  = 16'h0000;
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$242  = 16'h0000;
+        \$515  = 16'h0000;
       end
     end
     if (rst) begin
-      \$242  = 16'h0000;
+      \$515  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$243  = iwk;
+    \$516  = bank;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          \$243  = \$195 [31:0];
-          if (\$198 ) begin
-            \$243  = iw;
-            if (\$204 ) begin
-              \$243  = n_iw;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$516  = \$420 [15:0];
             end
           end
         end
@@ -30443,28 +31539,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$243  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$516  = 16'h0001;
       end
     end
     if (rst) begin
-      \$243  = 32'd0;
+      \$516  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$244  = col_addr;
+    \$517  = pix_left;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          \$244  = \$196 [31:0];
-          if (\$198 ) begin
-            \$244  = \$202 [31:0];
-            if (\$204 ) begin
-              \$244  = n_pa;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$517  = \$421 [6:0];
             end
           end
         end
@@ -30472,27 +31567,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$244  = instr[112:81];
+        \$517  = instr[34:28];
       end
     end
     if (rst) begin
-      \$244  = 32'd0;
+      \$517  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$245  = kh;
+    \$518  = ow;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            \$245  = \$199 [15:0];
-            if (\$204 ) begin
-              \$245  = 16'h0000;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$518  = \$423 [31:0];
             end
           end
         end
@@ -30500,27 +31595,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$245  = 16'h0000;
+        \$518  = { 20'h00000, instr[80:69] };
       end
     end
     if (rst) begin
-      \$245  = 16'h0000;
+      \$518  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$246  = ihk;
+    \$519  = ih;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            \$246  = \$200 [31:0];
-            if (\$204 ) begin
-              \$246  = n_ih;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$519  = n_ih;
             end
           end
         end
@@ -30528,27 +31623,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$246  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$519  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
-      \$246  = 32'd0;
+      \$519  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$247  = row_addr;
+    \$520  = iw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            \$247  = \$201 [31:0];
-            if (\$204 ) begin
-              \$247  = n_pa;
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$520  = n_iw;
             end
           end
         end
@@ -30556,26 +31651,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$247  = instr[112:81];
+        \$520  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$247  = 32'd0;
+      \$520  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$248  = bank;
+    \$521  = pa;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$382 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$248  = \$205 [15:0];
+        if (\$408 ) begin
+          if (\$413 ) begin
+            if (\$419 ) begin
+              \$521  = n_pa;
             end
           end
         end
@@ -30583,431 +31679,394 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$248  = 16'h0001;
+        \$521  = instr[112:81];
       end
     end
     if (rst) begin
-      \$248  = 16'h0000;
+      \$521  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$249  = pix_left;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$249  = \$206 [6:0];
-            end
-          end
-        end
+    \$522  = is_a;
+    if (issue) begin
+      \$522  = \is_a$43 ;
+    end
+    if (rst) begin
+      \$522  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$523  = target;
+    if (issue) begin
+      if (\$425 ) begin
+        \$523  = instr[13:12];
       end
     end
+    if (rst) begin
+      \$523  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$524  = stride;
+    if (issue) begin
+      if (\$425 ) begin
+        \$524  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
+      end
+    end
+    if (rst) begin
+      \$524  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$525  = dst0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$249  = instr[34:28];
+        \$525  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$249  = 7'h00;
+      \$525  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$250  = ow;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$250  = \$208 [31:0];
-            end
-          end
-        end
-      end
-    end
+    \$526  = kh_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$250  = { 20'h00000, instr[80:69] };
+        \$526  = \$433 [15:0];
       end
     end
     if (rst) begin
-      \$250  = 32'd0;
+      \$526  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$251  = ih;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$251  = n_ih;
-            end
-          end
-        end
-      end
-    end
+    \$527  = kw_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$251  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$527  = \$434 [15:0];
       end
     end
     if (rst) begin
-      \$251  = 32'd0;
+      \$527  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$252  = iw;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$252  = n_iw;
-            end
-          end
-        end
-      end
-    end
+    \$528  = cb_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$252  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$528  = \$435 [9:0];
       end
     end
     if (rst) begin
-      \$252  = 32'd0;
+      \$528  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$253  = pa;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$253  = n_pa;
-            end
-          end
-        end
-      end
-    end
+    \$529  = pad_value;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$253  = instr[112:81];
+        \$529  = regs[391:384];
       end
     end
     if (rst) begin
-      \$253  = 32'd0;
+      \$529  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$254  = is_a;
-    if (issue) begin
-      \$254  = \is_a$82 ;
-    end
-    if (rst) begin
-      \$254  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$255  = target;
-    if (issue) begin
-      if (\$210 ) begin
-        \$255  = instr[13:12];
-      end
-    end
-    if (rst) begin
-      \$255  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$256  = stride;
-    if (issue) begin
-      if (\$210 ) begin
-        \$256  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
-      end
-    end
-    if (rst) begin
-      \$256  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$257  = dst0;
+    \$530  = g_bytes;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$257  = { 2'h0, instr[27:12] };
+        \$530  = \$439 ;
       end
     end
     if (rst) begin
-      \$257  = 18'h00000;
+      \$530  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$258  = kh_last;
+    \$531  = diag;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$258  = \$218 [15:0];
+        \$531  = \$449 ;
       end
     end
     if (rst) begin
-      \$258  = 16'h0000;
+      \$531  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$259  = kw_last;
+    \$532  = sw;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$259  = \$219 [15:0];
+        \$532  = swv;
       end
     end
     if (rst) begin
-      \$259  = 16'h0000;
+      \$532  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$260  = cb_last;
+    \$533  = kw_n;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$260  = \$220 [9:0];
+        \$533  = kwn;
       end
     end
     if (rst) begin
-      \$260  = 10'h000;
+      \$533  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$261  = pad_value;
+    \$534  = j_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$261  = regs[391:384];
+        \$534  = { \$453 [26], \$453 [26], \$453 [26], \$453 [26], \$453 [26], \$453  };
       end
     end
     if (rst) begin
-      \$261  = 8'h00;
+      \$534  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$262  = g_bytes;
+    \$535  = np_mask;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$262  = \$224 ;
+        \$535  = { \$469 , \$468 , \$467 , \$466 , \$465 , \$464 , \$463 , \$462 , \$461 , \$460 , \$459 , \$458 , \$457 , \$456 , \$455 , \$454  };
       end
     end
     if (rst) begin
-      \$262  = 6'h00;
+      \$535  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$263  = la_in_h;
+    \$536  = kwncb;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$263  = regs[31:0];
+        \$536  = { 29'h00000000, \$470  };
       end
     end
     if (rst) begin
-      \$263  = 32'd0;
+      \$536  = 56'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$264  = la_in_w;
+    \$537  = swncb;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$264  = regs[63:32];
+        \$537  = { 29'h00000000, \$471  };
       end
     end
     if (rst) begin
-      \$264  = 32'd0;
+      \$537  = 56'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$265  = la_out_w;
+    \$538  = la_in_h;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$265  = regs[95:64];
+        \$538  = regs[31:0];
       end
     end
     if (rst) begin
-      \$265  = 32'd0;
+      \$538  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$266  = la_stride_h;
+    \$539  = la_in_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$266  = regs[191:160];
+        \$539  = regs[63:32];
       end
     end
     if (rst) begin
-      \$266  = 32'd0;
+      \$539  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$267  = la_stride_w;
+    \$540  = la_out_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$267  = regs[223:192];
+        \$540  = regs[95:64];
       end
     end
     if (rst) begin
-      \$267  = 32'd0;
+      \$540  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$268  = la_pad_w;
+    \$541  = la_stride_h;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$268  = regs[255:224];
+        \$541  = regs[191:160];
       end
     end
     if (rst) begin
-      \$268  = 32'd0;
+      \$541  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$269  = la_step_kh;
+    \$542  = la_stride_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$269  = regs[287:256];
+        \$542  = regs[223:192];
       end
     end
     if (rst) begin
-      \$269  = 32'd0;
+      \$542  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$270  = la_step_kw;
+    \$543  = la_pad_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$270  = regs[319:288];
+        \$543  = regs[255:224];
       end
     end
     if (rst) begin
-      \$270  = 32'd0;
+      \$543  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$271  = la_step_ow;
+    \$544  = la_step_kh;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$271  = regs[351:320];
+        \$544  = regs[287:256];
       end
     end
     if (rst) begin
-      \$271  = 32'd0;
+      \$544  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$272  = la_step_wrap;
+    \$545  = la_step_kw;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$425 ) begin
       end else begin
-        \$272  = regs[383:352];
+        \$545  = regs[319:288];
       end
     end
     if (rst) begin
-      \$272  = 32'd0;
+      \$545  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$273  = acc_line;
-    if (\$225 ) begin
-      \$273  = \$226 ;
+    \$546  = la_step_ow;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$546  = regs[351:320];
+      end
     end
     if (rst) begin
-      \$273  = 128'h00000000000000000000000000000000;
+      \$546  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$547  = la_step_wrap;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$425 ) begin
+      end else begin
+        \$547  = regs[383:352];
+      end
+    end
+    if (rst) begin
+      \$547  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$548  = acc_line;
+    if (\$472 ) begin
+      \$548  = \$473 ;
+    end
+    if (rst) begin
+      \$548  = 128'h00000000000000000000000000000000;
     end
   end
   assign addr = mem_raddr;
   assign mem_ren = ren;
+  assign hit = { \$121 , \$114 , \$107 , \$100 , \$93 , \$86 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37 , \$30 , \$23 , \$16  };
   assign mem_rdata = w_wdata;
   assign s_waddr = d_dest[5:0];
   assign s_wdata = w_wdata;
   assign b_waddr = d_dest[7:2];
   assign b_wdata = { w_wdata[127:120], w_wdata[127:120], w_wdata[127:120], w_wdata[127:112], w_wdata[119:112], w_wdata[119:112], w_wdata[119:104], w_wdata[111:104], w_wdata[111:104], w_wdata[111:96], w_wdata[103:96], w_wdata[103:96], w_wdata[103:88], w_wdata[95:88], w_wdata[95:88], w_wdata[95:80], w_wdata[87:80], w_wdata[87:80], w_wdata[87:72], w_wdata[79:72], w_wdata[79:72], w_wdata[79:64], w_wdata[71:64], w_wdata[71:64], w_wdata[71:56], w_wdata[63:56], w_wdata[63:56], w_wdata[63:48], w_wdata[55:48], w_wdata[55:48], w_wdata[55:40], w_wdata[47:40], w_wdata[47:40], w_wdata[47:32], w_wdata[39:32], w_wdata[39:32], w_wdata[39:24], w_wdata[31:24], w_wdata[31:24], w_wdata[31:16], w_wdata[23:16], w_wdata[23:16], w_wdata[23:8], w_wdata[15:8], w_wdata[15:8], w_wdata[15:0], w_wdata[7:0], w_wdata[7:0], w_wdata[7:0] };
-  assign a_waddr = d_dest[9:0];
-  assign keep = { \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42  };
+  assign keep = { \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208  };
   assign a_wdata = line;
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
-  assign err_code = { 1'h0, \$179  };
-  assign \port$459$0  = \$179 ;
+  assign err_code = { 1'h0, \$345  };
+  assign \port$631$0  = \$345 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -31023,21 +32082,54 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
-  assign \$205  = { bank, 1'h0 };
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
+  assign \a_waddr[0]  = a_waddr[9:0];
+  assign \a_waddr[1]  = a_waddr[19:10];
+  assign \a_waddr[2]  = a_waddr[29:20];
+  assign \a_waddr[3]  = a_waddr[39:30];
+  assign \a_waddr[4]  = a_waddr[49:40];
+  assign \a_waddr[5]  = a_waddr[59:50];
+  assign \a_waddr[6]  = a_waddr[69:60];
+  assign \a_waddr[7]  = a_waddr[79:70];
+  assign \a_waddr[8]  = a_waddr[89:80];
+  assign \a_waddr[9]  = a_waddr[99:90];
+  assign \a_waddr[10]  = a_waddr[109:100];
+  assign \a_waddr[11]  = a_waddr[119:110];
+  assign \a_waddr[12]  = a_waddr[129:120];
+  assign \a_waddr[13]  = a_waddr[139:130];
+  assign \a_waddr[14]  = a_waddr[149:140];
+  assign \a_waddr[15]  = a_waddr[159:150];
+  assign a_waddr[159:150] = \$207 [9:0];
+  assign a_waddr[149:140] = \$206 [9:0];
+  assign a_waddr[139:130] = \$205 [9:0];
+  assign a_waddr[129:120] = \$204 [9:0];
+  assign a_waddr[119:110] = \$203 [9:0];
+  assign a_waddr[109:100] = \$202 [9:0];
+  assign a_waddr[99:90] = \$201 [9:0];
+  assign a_waddr[89:80] = \$200 [9:0];
+  assign a_waddr[79:70] = \$199 [9:0];
+  assign a_waddr[69:60] = \$198 [9:0];
+  assign a_waddr[59:50] = \$197 [9:0];
+  assign a_waddr[49:40] = \$196 [9:0];
+  assign a_waddr[39:30] = \$195 [9:0];
+  assign a_waddr[29:20] = \$194 [9:0];
+  assign a_waddr[19:10] = \$193 [9:0];
+  assign a_waddr[9:0] = \$192 [9:0];
+  assign \$420  = { bank, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$539$0 , \port$541$0 , \port$543$0 , \port$545$0 , \port$547$0 , \port$549$0 , \port$551$0 , \port$553$0 , \port$555$0 , \port$557$0 , \port$559$0 , \port$561$0 , \port$563$0 , \port$565$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$793$0 , \port$795$0 , \port$797$0 , \port$799$0 , \port$801$0 , \port$803$0 , \port$805$0 , \port$807$0 , \port$809$0 , \port$811$0 , \port$813$0 , \port$815$0 , \port$817$0 , \port$819$0 , \port$821$0 , \port$823$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -31132,38 +32224,38 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$5
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$535$0 ;
-  wire [7:0] \port$535$0 ;
-  output [7:0] \port$537$0 ;
-  wire [7:0] \port$537$0 ;
-  output [7:0] \port$539$0 ;
-  wire [7:0] \port$539$0 ;
-  output [7:0] \port$541$0 ;
-  wire [7:0] \port$541$0 ;
-  output [7:0] \port$543$0 ;
-  wire [7:0] \port$543$0 ;
-  output [7:0] \port$545$0 ;
-  wire [7:0] \port$545$0 ;
-  output [7:0] \port$547$0 ;
-  wire [7:0] \port$547$0 ;
-  output [7:0] \port$549$0 ;
-  wire [7:0] \port$549$0 ;
-  output [7:0] \port$551$0 ;
-  wire [7:0] \port$551$0 ;
-  output [7:0] \port$553$0 ;
-  wire [7:0] \port$553$0 ;
-  output [7:0] \port$555$0 ;
-  wire [7:0] \port$555$0 ;
-  output [7:0] \port$557$0 ;
-  wire [7:0] \port$557$0 ;
-  output [7:0] \port$559$0 ;
-  wire [7:0] \port$559$0 ;
-  output [7:0] \port$561$0 ;
-  wire [7:0] \port$561$0 ;
-  output [7:0] \port$563$0 ;
-  wire [7:0] \port$563$0 ;
-  output [7:0] \port$565$0 ;
-  wire [7:0] \port$565$0 ;
+  output [7:0] \port$793$0 ;
+  wire [7:0] \port$793$0 ;
+  output [7:0] \port$795$0 ;
+  wire [7:0] \port$795$0 ;
+  output [7:0] \port$797$0 ;
+  wire [7:0] \port$797$0 ;
+  output [7:0] \port$799$0 ;
+  wire [7:0] \port$799$0 ;
+  output [7:0] \port$801$0 ;
+  wire [7:0] \port$801$0 ;
+  output [7:0] \port$803$0 ;
+  wire [7:0] \port$803$0 ;
+  output [7:0] \port$805$0 ;
+  wire [7:0] \port$805$0 ;
+  output [7:0] \port$807$0 ;
+  wire [7:0] \port$807$0 ;
+  output [7:0] \port$809$0 ;
+  wire [7:0] \port$809$0 ;
+  output [7:0] \port$811$0 ;
+  wire [7:0] \port$811$0 ;
+  output [7:0] \port$813$0 ;
+  wire [7:0] \port$813$0 ;
+  output [7:0] \port$815$0 ;
+  wire [7:0] \port$815$0 ;
+  output [7:0] \port$817$0 ;
+  wire [7:0] \port$817$0 ;
+  output [7:0] \port$819$0 ;
+  wire [7:0] \port$819$0 ;
+  output [7:0] \port$821$0 ;
+  wire [7:0] \port$821$0 ;
+  output [7:0] \port$823$0 ;
+  wire [7:0] \port$823$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -31611,20 +32703,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$5
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$535$0  = \$3 ;
-  assign \port$537$0  = \$5 ;
-  assign \port$539$0  = \$7 ;
-  assign \port$541$0  = \$9 ;
-  assign \port$543$0  = \$11 ;
-  assign \port$545$0  = \$13 ;
-  assign \port$547$0  = \$15 ;
-  assign \port$549$0  = \$17 ;
-  assign \port$551$0  = \$19 ;
-  assign \port$553$0  = \$21 ;
-  assign \port$555$0  = \$23 ;
-  assign \port$557$0  = \$25 ;
-  assign \port$559$0  = \$27 ;
-  assign \port$561$0  = \$29 ;
-  assign \port$563$0  = \$31 ;
-  assign \port$565$0  = \$33 ;
+  assign \port$793$0  = \$3 ;
+  assign \port$795$0  = \$5 ;
+  assign \port$797$0  = \$7 ;
+  assign \port$799$0  = \$9 ;
+  assign \port$801$0  = \$11 ;
+  assign \port$803$0  = \$13 ;
+  assign \port$805$0  = \$15 ;
+  assign \port$807$0  = \$17 ;
+  assign \port$809$0  = \$19 ;
+  assign \port$811$0  = \$21 ;
+  assign \port$813$0  = \$23 ;
+  assign \port$815$0  = \$25 ;
+  assign \port$817$0  = \$27 ;
+  assign \port$819$0  = \$29 ;
+  assign \port$821$0  = \$31 ;
+  assign \port$823$0  = \$33 ;
 endmodule
