@@ -628,8 +628,11 @@ def _load_a_diag(m: _Machine, pc: int, f: dict, t: int, KH: int, KW: int, ncb: i
             ra, rt = addrs[valid], seq[valid]
             m.races.add(_Access(pc, "mem", False, 0, 1, int(ra.min()), int(ra.max()) + 1, int(rt.min()), 0,
                                 int(rt.max()), 0, ra, rt))
-        # every bank may be written during t+2 .. t+1+n
-        m.races.add(_Access(pc, "A", True, 0, npix, dst, dst + KH * KW * ncb, t + 2, 0, t + 1 + n, 0))
+        # bank r is written from word (0, sw*r, 0) to word (KH-1, sw*r + KW-1, ncb-1):
+        # t+2+r*sw*ncb .. t+1+((KH-1)*J + KW)*ncb + r*sw*ncb
+        d = sw * ncb
+        m.races.add(_Access(pc, "A", True, 0, npix, dst, dst + KH * KW * ncb, t + 2, d,
+                            t + 1 + ((KH - 1) * J + KW) * ncb, d))
 
 
 def _wrap32(v: np.ndarray) -> np.ndarray:
