@@ -146,8 +146,8 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
 
 
 def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1, pack_input: bool = False,
-                 gather: bool = True) -> Compiled:
+                 gather: bool = True, diag: bool = True) -> Compiled:
     from f8hw.modelfile import load_model
 
     graph, _ = load_model(path)
-    return compile_model(graph, arch, batch, pack_input=pack_input, gather=gather)
+    return compile_model(graph, arch, batch, pack_input=pack_input, gather=gather, diag=diag)
