@@ -668,11 +668,11 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .err(err),
     .instr(imem_data),
-    .\is_a$43 (issue_loada),
+    .\is_a$73 (issue_loada),
     .issue(issue),
     .line(a_bank0_wdata),
     .mem_raddr(mem_raddr),
-    .\port$631$0 (\$3 ),
+    .\port$646$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -717,22 +717,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$793$0 (\$4 ),
-    .\port$795$0 (\$5 ),
-    .\port$797$0 (\$6 ),
-    .\port$799$0 (\$7 ),
-    .\port$801$0 (\$8 ),
-    .\port$803$0 (\$9 ),
-    .\port$805$0 (\$10 ),
-    .\port$807$0 (\$11 ),
-    .\port$809$0 (\$12 ),
-    .\port$811$0 (\$13 ),
-    .\port$813$0 (\$14 ),
-    .\port$815$0 (\$15 ),
-    .\port$817$0 (\$16 ),
-    .\port$819$0 (\$17 ),
-    .\port$821$0 (\$18 ),
-    .\port$823$0 (\$19 ),
+    .\port$801$0 (\$4 ),
+    .\port$803$0 (\$5 ),
+    .\port$805$0 (\$6 ),
+    .\port$807$0 (\$7 ),
+    .\port$809$0 (\$8 ),
+    .\port$811$0 (\$9 ),
+    .\port$813$0 (\$10 ),
+    .\port$815$0 (\$11 ),
+    .\port$817$0 (\$12 ),
+    .\port$819$0 (\$13 ),
+    .\port$821$0 (\$14 ),
+    .\port$823$0 (\$15 ),
+    .\port$825$0 (\$16 ),
+    .\port$827$0 (\$17 ),
+    .\port$829$0 (\$18 ),
+    .\port$831$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -29401,31 +29401,31 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$631$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$646$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
-  wire [17:0] \$10 ;
-  wire \$100 ;
-  wire [20:0] \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire [20:0] \$104 ;
-  wire [21:0] \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire [20:0] \$108 ;
-  wire \$109 ;
+  wire \$10 ;
+  wire [23:0] \$100 ;
+  wire [23:0] \$101 ;
+  wire [23:0] \$102 ;
+  wire [23:0] \$103 ;
+  wire [23:0] \$104 ;
+  wire [23:0] \$105 ;
+  wire [23:0] \$106 ;
+  wire [23:0] \$107 ;
+  wire [23:0] \$108 ;
+  wire [23:0] \$109 ;
   wire \$11 ;
-  wire \$110 ;
-  wire [20:0] \$111 ;
-  wire [21:0] \$112 ;
+  wire [23:0] \$110 ;
+  wire [23:0] \$111 ;
+  wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire [20:0] \$115 ;
+  wire \$115 ;
   wire \$116 ;
   wire \$117 ;
-  wire [20:0] \$118 ;
-  wire [21:0] \$119 ;
+  wire \$118 ;
+  wire \$119 ;
   wire \$12 ;
   wire \$120 ;
   wire \$121 ;
@@ -29433,27 +29433,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$123 ;
   wire \$124 ;
   wire \$125 ;
-  wire [7:0] \$126 ;
-  wire [8:0] \$127 ;
+  wire \$126 ;
+  wire \$127 ;
   wire \$128 ;
   wire \$129 ;
-  wire [17:0] \$13 ;
+  wire \$13 ;
   wire \$130 ;
   wire \$131 ;
-  wire [32:0] \$132 ;
+  wire \$132 ;
   wire \$133 ;
-  wire [32:0] \$134 ;
-  wire [32:0] \$135 ;
-  wire [32:0] \$136 ;
-  wire [32:0] \$137 ;
-  wire [32:0] \$138 ;
-  wire [33:0] \$139 ;
-  wire [18:0] \$14 ;
-  wire [33:0] \$140 ;
-  wire [33:0] \$141 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire \$14 ;
+  wire \$140 ;
+  wire \$141 ;
   wire \$142 ;
-  wire [32:0] \$143 ;
-  wire [16:0] \$144 ;
+  wire \$143 ;
+  wire \$144 ;
   wire \$145 ;
   wire \$146 ;
   wire \$147 ;
@@ -29481,52 +29481,52 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire [17:0] \$17 ;
+  wire \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire \$177 ;
-  wire \$178 ;
-  wire \$179 ;
+  wire [15:0] \$173 ;
+  wire [15:0] \$174 ;
+  wire [55:0] \$175 ;
+  wire [55:0] \$176 ;
+  wire [55:0] \$177 ;
+  wire [55:0] \$178 ;
+  wire [55:0] \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire \$183 ;
-  wire \$184 ;
-  wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
+  wire [55:0] \$180 ;
+  wire [55:0] \$181 ;
+  wire [55:0] \$182 ;
+  wire [55:0] \$183 ;
+  wire [55:0] \$184 ;
+  wire [55:0] \$185 ;
+  wire [55:0] \$186 ;
+  wire [55:0] \$187 ;
+  wire [55:0] \$188 ;
+  wire [55:0] \$189 ;
   wire \$19 ;
-  wire [15:0] \$190 ;
-  wire [15:0] \$191 ;
-  wire [55:0] \$192 ;
-  wire [55:0] \$193 ;
-  wire [55:0] \$194 ;
-  wire [55:0] \$195 ;
-  wire [55:0] \$196 ;
-  wire [55:0] \$197 ;
-  wire [55:0] \$198 ;
-  wire [55:0] \$199 ;
+  wire [55:0] \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
-  wire [17:0] \$20 ;
-  wire [55:0] \$200 ;
-  wire [55:0] \$201 ;
-  wire [55:0] \$202 ;
-  wire [55:0] \$203 ;
-  wire [55:0] \$204 ;
-  wire [55:0] \$205 ;
-  wire [55:0] \$206 ;
-  wire [55:0] \$207 ;
+  wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire [18:0] \$21 ;
+  wire \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -29559,7 +29559,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$237 ;
   wire \$238 ;
   wire \$239 ;
-  wire [18:0] \$24 ;
+  wire \$24 ;
   wire \$240 ;
   wire \$241 ;
   wire \$242 ;
@@ -29592,7 +29592,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$267 ;
   wire \$268 ;
   wire \$269 ;
-  wire [18:0] \$27 ;
+  wire \$27 ;
   wire \$270 ;
   wire \$271 ;
   wire \$272 ;
@@ -29603,7 +29603,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
-  wire [19:0] \$28 ;
+  wire \$28 ;
   wire \$280 ;
   wire \$281 ;
   wire \$282 ;
@@ -29637,7 +29637,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$307 ;
   wire \$308 ;
   wire \$309 ;
-  wire [18:0] \$31 ;
+  wire \$31 ;
   wire \$310 ;
   wire \$311 ;
   wire \$312 ;
@@ -29647,123 +29647,123 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$316 ;
   wire \$317 ;
   wire \$318 ;
-  wire \$319 ;
+  wire [127:0] \$319 ;
   wire \$32 ;
-  wire \$320 ;
-  wire \$321 ;
+  wire [7:0] \$320 ;
+  wire [382:0] \$321 ;
   wire \$322 ;
   wire \$323 ;
   wire \$324 ;
   wire \$325 ;
-  wire \$326 ;
+  wire [3:0] \$326 ;
   wire \$327 ;
-  wire \$328 ;
+  wire [1:0] \$328 ;
   wire \$329 ;
   wire \$33 ;
   wire \$330 ;
   wire \$331 ;
   wire \$332 ;
   wire \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  wire [127:0] \$336 ;
-  wire [7:0] \$337 ;
-  wire [382:0] \$338 ;
-  wire \$339 ;
-  wire [18:0] \$34 ;
-  wire \$340 ;
-  wire \$341 ;
-  wire \$342 ;
-  wire [3:0] \$343 ;
-  wire \$344 ;
-  wire [1:0] \$345 ;
-  wire \$346 ;
-  wire \$347 ;
-  wire \$348 ;
-  wire \$349 ;
-  wire [19:0] \$35 ;
+  wire [32:0] \$334 ;
+  wire [18:0] \$335 ;
+  wire [17:0] \$336 ;
+  wire \$337 ;
+  wire [10:0] \$338 ;
+  wire [32:0] \$339 ;
+  wire \$34 ;
+  wire [56:0] \$340 ;
+  wire [56:0] \$341 ;
+  wire [56:0] \$342 ;
+  wire [56:0] \$343 ;
+  wire [56:0] \$344 ;
+  wire [56:0] \$345 ;
+  wire [56:0] \$346 ;
+  wire [56:0] \$347 ;
+  wire [56:0] \$348 ;
+  wire [56:0] \$349 ;
+  wire \$35 ;
   wire [56:0] \$350 ;
-  wire [57:0] \$351 ;
+  wire [56:0] \$351 ;
   wire [56:0] \$352 ;
-  wire [57:0] \$353 ;
-  wire [57:0] \$354 ;
-  wire [58:0] \$355 ;
-  wire [57:0] \$356 ;
-  wire [58:0] \$357 ;
-  wire [58:0] \$358 ;
-  wire [59:0] \$359 ;
+  wire [56:0] \$353 ;
+  wire [56:0] \$354 ;
+  wire [56:0] \$355 ;
+  wire \$356 ;
+  wire [23:0] \$357 ;
+  wire [32:0] \$358 ;
+  wire [33:0] \$359 ;
   wire \$36 ;
-  wire [58:0] \$360 ;
-  wire [59:0] \$361 ;
-  wire [58:0] \$362 ;
-  wire [59:0] \$363 ;
-  wire [58:0] \$364 ;
-  wire [59:0] \$365 ;
-  wire [59:0] \$366 ;
-  wire [60:0] \$367 ;
-  wire [59:0] \$368 ;
-  wire [60:0] \$369 ;
+  wire [33:0] \$360 ;
+  wire \$361 ;
+  wire [16:0] \$362 ;
+  wire [32:0] \$363 ;
+  wire [33:0] \$364 ;
+  wire [33:0] \$365 ;
+  wire [33:0] \$366 ;
+  wire \$367 ;
+  wire [10:0] \$368 ;
+  wire [32:0] \$369 ;
   wire \$37 ;
-  wire [59:0] \$370 ;
-  wire [60:0] \$371 ;
-  wire [59:0] \$372 ;
-  wire [60:0] \$373 ;
-  wire [59:0] \$374 ;
-  wire [60:0] \$375 ;
-  wire [59:0] \$376 ;
-  wire [60:0] \$377 ;
-  wire [59:0] \$378 ;
-  wire [60:0] \$379 ;
-  wire [19:0] \$38 ;
-  wire [59:0] \$380 ;
-  wire [60:0] \$381 ;
-  wire \$382 ;
-  wire [32:0] \$383 ;
-  wire [18:0] \$384 ;
-  wire [17:0] \$385 ;
-  wire \$386 ;
-  wire [10:0] \$387 ;
-  wire [32:0] \$388 ;
-  wire [56:0] \$389 ;
+  wire [18:0] \$370 ;
+  wire [6:0] \$371 ;
+  wire \$372 ;
+  wire [16:0] \$373 ;
+  wire [32:0] \$374 ;
+  wire [33:0] \$375 ;
+  wire [33:0] \$376 ;
+  wire \$377 ;
+  wire [16:0] \$378 ;
+  wire [32:0] \$379 ;
+  wire \$38 ;
+  wire [33:0] \$380 ;
+  wire [33:0] \$381 ;
+  wire [33:0] \$382 ;
+  wire \$383 ;
+  wire [16:0] \$384 ;
+  wire [7:0] \$385 ;
+  wire [32:0] \$386 ;
+  wire [32:0] \$387 ;
+  wire \$388 ;
+  wire \$389 ;
   wire \$39 ;
   wire \$390 ;
-  wire [32:0] \$391 ;
-  wire [32:0] \$392 ;
-  wire [33:0] \$393 ;
-  wire [33:0] \$394 ;
+  wire \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire \$394 ;
   wire \$395 ;
-  wire [16:0] \$396 ;
+  wire \$396 ;
   wire [32:0] \$397 ;
-  wire [33:0] \$398 ;
-  wire [33:0] \$399 ;
+  wire [32:0] \$398 ;
+  wire [10:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire [33:0] \$400 ;
-  wire [56:0] \$401 ;
-  wire [56:0] \$402 ;
-  wire \$403 ;
-  wire [10:0] \$404 ;
-  wire [32:0] \$405 ;
-  wire [18:0] \$406 ;
-  wire [6:0] \$407 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire [5:0] \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
   wire \$408 ;
-  wire [16:0] \$409 ;
-  wire [19:0] \$41 ;
-  wire [32:0] \$410 ;
-  wire [33:0] \$411 ;
-  wire [33:0] \$412 ;
+  wire \$409 ;
+  wire \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
   wire \$413 ;
-  wire [16:0] \$414 ;
-  wire [32:0] \$415 ;
-  wire [33:0] \$416 ;
-  wire [33:0] \$417 ;
-  wire [33:0] \$418 ;
+  wire [23:0] \$414 ;
+  wire [24:0] \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
   wire \$419 ;
-  wire [20:0] \$42 ;
-  wire [16:0] \$420 ;
-  wire [7:0] \$421 ;
-  wire [32:0] \$422 ;
-  wire [32:0] \$423 ;
+  wire \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
   wire \$424 ;
   wire \$425 ;
   wire \$426 ;
@@ -29773,70 +29773,70 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire \$43 ;
   wire \$430 ;
   wire \$431 ;
-  wire \$432 ;
-  wire [32:0] \$433 ;
-  wire [32:0] \$434 ;
-  wire [10:0] \$435 ;
-  wire \$436 ;
-  wire \$437 ;
-  wire \$438 ;
-  wire [5:0] \$439 ;
+  wire [23:0] \$432 ;
+  wire [23:0] \$433 ;
+  wire [23:0] \$434 ;
+  wire [23:0] \$435 ;
+  wire [23:0] \$436 ;
+  wire [23:0] \$437 ;
+  wire [23:0] \$438 ;
+  wire [23:0] \$439 ;
   wire \$44 ;
-  wire \$440 ;
-  wire \$441 ;
-  wire \$442 ;
-  wire \$443 ;
-  wire \$444 ;
-  wire \$445 ;
-  wire \$446 ;
-  wire \$447 ;
+  wire [23:0] \$440 ;
+  wire [23:0] \$441 ;
+  wire [23:0] \$442 ;
+  wire [23:0] \$443 ;
+  wire [23:0] \$444 ;
+  wire [23:0] \$445 ;
+  wire [23:0] \$446 ;
+  wire [23:0] \$447 ;
   wire \$448 ;
-  wire \$449 ;
-  wire [19:0] \$45 ;
-  wire [7:0] \$450 ;
-  wire [24:0] \$451 ;
-  wire [25:0] \$452 ;
-  wire [26:0] \$453 ;
-  wire \$454 ;
-  wire \$455 ;
-  wire \$456 ;
-  wire \$457 ;
-  wire \$458 ;
-  wire \$459 ;
+  wire [127:0] \$449 ;
+  wire \$45 ;
+  reg \$450 ;
+  reg \$451 ;
+  reg \$452 ;
+  reg [1:0] \$453 ;
+  reg [17:0] \$454 ;
+  reg \$455 ;
+  reg [15:0] \$456 ;
+  reg [5:0] \$457 ;
+  reg \$458 ;
+  reg \$459 ;
   wire \$46 ;
-  wire \$460 ;
-  wire \$461 ;
-  wire \$462 ;
-  wire \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
-  wire \$467 ;
-  wire \$468 ;
-  wire \$469 ;
+  reg [15:0] \$460 ;
+  reg [55:0] \$461 ;
+  reg [55:0] \$462 ;
+  reg [55:0] \$463 ;
+  reg [55:0] \$464 ;
+  reg [55:0] \$465 ;
+  reg [55:0] \$466 ;
+  reg [55:0] \$467 ;
+  reg [55:0] \$468 ;
+  reg [55:0] \$469 ;
   wire \$47 ;
-  wire [26:0] \$470 ;
-  wire [26:0] \$471 ;
-  wire \$472 ;
-  wire [127:0] \$473 ;
-  reg \$474 ;
-  reg \$475 ;
-  reg \$476 ;
-  reg [1:0] \$477 ;
+  reg [55:0] \$470 ;
+  reg [55:0] \$471 ;
+  reg [55:0] \$472 ;
+  reg [55:0] \$473 ;
+  reg [55:0] \$474 ;
+  reg [55:0] \$475 ;
+  reg [55:0] \$476 ;
+  reg [31:0] \$477 ;
   reg [17:0] \$478 ;
-  reg \$479 ;
-  wire [19:0] \$48 ;
-  reg [15:0] \$480 ;
-  reg [5:0] \$481 ;
-  reg \$482 ;
-  reg \$483 ;
-  reg [15:0] \$484 ;
+  reg [16:0] \$479 ;
+  wire \$48 ;
+  reg \$480 ;
+  reg [9:0] \$481 ;
+  reg [55:0] \$482 ;
+  reg [55:0] \$483 ;
+  reg [55:0] \$484 ;
   reg [55:0] \$485 ;
   reg [55:0] \$486 ;
   reg [55:0] \$487 ;
   reg [55:0] \$488 ;
   reg [55:0] \$489 ;
-  wire [20:0] \$49 ;
+  wire \$49 ;
   reg [55:0] \$490 ;
   reg [55:0] \$491 ;
   reg [55:0] \$492 ;
@@ -29845,112 +29845,130 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   reg [55:0] \$495 ;
   reg [55:0] \$496 ;
   reg [55:0] \$497 ;
-  reg [55:0] \$498 ;
-  reg [55:0] \$499 ;
+  reg [22:0] \$498 ;
+  reg [31:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
-  reg [55:0] \$500 ;
-  reg [31:0] \$501 ;
-  reg [17:0] \$502 ;
-  reg [16:0] \$503 ;
-  reg \$504 ;
-  reg [9:0] \$505 ;
-  reg [55:0] \$506 ;
-  reg [31:0] \$507 ;
+  reg [31:0] \$500 ;
+  reg [15:0] \$501 ;
+  reg [31:0] \$502 ;
+  reg [31:0] \$503 ;
+  reg [5:0] \$504 ;
+  reg [15:0] \$505 ;
+  reg [15:0] \$506 ;
+  reg [6:0] \$507 ;
   reg [31:0] \$508 ;
   reg [31:0] \$509 ;
   wire \$51 ;
-  reg [15:0] \$510 ;
+  reg [31:0] \$510 ;
   reg [31:0] \$511 ;
-  reg [31:0] \$512 ;
-  reg [55:0] \$513 ;
-  reg [5:0] \$514 ;
-  reg [15:0] \$515 ;
+  reg \$512 ;
+  reg [1:0] \$513 ;
+  reg [31:0] \$514 ;
+  reg [17:0] \$515 ;
   reg [15:0] \$516 ;
-  reg [6:0] \$517 ;
-  reg [31:0] \$518 ;
-  reg [31:0] \$519 ;
-  wire [19:0] \$52 ;
-  reg [31:0] \$520 ;
-  reg [31:0] \$521 ;
-  reg \$522 ;
-  reg [1:0] \$523 ;
-  reg [31:0] \$524 ;
-  reg [17:0] \$525 ;
-  reg [15:0] \$526 ;
-  reg [15:0] \$527 ;
-  reg [9:0] \$528 ;
-  reg [7:0] \$529 ;
+  reg [15:0] \$517 ;
+  reg [9:0] \$518 ;
+  reg [7:0] \$519 ;
+  wire \$52 ;
+  reg [5:0] \$520 ;
+  reg \$521 ;
+  reg [22:0] \$522 ;
+  reg [15:0] \$523 ;
+  reg [22:0] \$524 ;
+  reg [22:0] \$525 ;
+  reg [22:0] \$526 ;
+  reg [22:0] \$527 ;
+  reg [22:0] \$528 ;
+  reg [22:0] \$529 ;
   wire \$53 ;
-  reg [5:0] \$530 ;
-  reg \$531 ;
-  reg [16:0] \$532 ;
-  reg [16:0] \$533 ;
-  reg [31:0] \$534 ;
-  reg [15:0] \$535 ;
-  reg [55:0] \$536 ;
-  reg [55:0] \$537 ;
-  reg [31:0] \$538 ;
-  reg [31:0] \$539 ;
+  reg [22:0] \$530 ;
+  reg [22:0] \$531 ;
+  reg [22:0] \$532 ;
+  reg [22:0] \$533 ;
+  reg [22:0] \$534 ;
+  reg [22:0] \$535 ;
+  reg [22:0] \$536 ;
+  reg [22:0] \$537 ;
+  reg [22:0] \$538 ;
+  reg [22:0] \$539 ;
   wire \$54 ;
-  reg [31:0] \$540 ;
-  reg [31:0] \$541 ;
-  reg [31:0] \$542 ;
-  reg [31:0] \$543 ;
-  reg [31:0] \$544 ;
-  reg [31:0] \$545 ;
-  reg [31:0] \$546 ;
-  reg [31:0] \$547 ;
-  reg [127:0] \$548 ;
-  wire [19:0] \$55 ;
-  wire [20:0] \$56 ;
+  reg [22:0] \$540 ;
+  reg [22:0] \$541 ;
+  reg [22:0] \$542 ;
+  reg [22:0] \$543 ;
+  reg [22:0] \$544 ;
+  reg [22:0] \$545 ;
+  reg [22:0] \$546 ;
+  reg [22:0] \$547 ;
+  reg [22:0] \$548 ;
+  reg [22:0] \$549 ;
+  wire \$55 ;
+  reg [22:0] \$550 ;
+  reg [22:0] \$551 ;
+  reg [22:0] \$552 ;
+  reg [22:0] \$553 ;
+  reg [22:0] \$554 ;
+  reg [22:0] \$555 ;
+  reg [31:0] \$556 ;
+  reg [31:0] \$557 ;
+  reg [31:0] \$558 ;
+  reg [31:0] \$559 ;
+  wire \$56 ;
+  reg [31:0] \$560 ;
+  reg [31:0] \$561 ;
+  reg [31:0] \$562 ;
+  reg [31:0] \$563 ;
+  reg [31:0] \$564 ;
+  reg [31:0] \$565 ;
+  reg [127:0] \$566 ;
   wire \$57 ;
   wire \$58 ;
-  wire [19:0] \$59 ;
+  wire \$59 ;
   wire \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [19:0] \$62 ;
-  wire [20:0] \$63 ;
+  wire \$62 ;
+  wire \$63 ;
   wire \$64 ;
   wire \$65 ;
-  wire [20:0] \$66 ;
+  wire \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire [20:0] \$69 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [21:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
-  wire [20:0] \$73 ;
+  wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire [20:0] \$76 ;
-  wire [21:0] \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire [7:0] \$78 ;
+  wire [8:0] \$79 ;
   wire \$8 ;
-  wire [20:0] \$80 ;
+  wire \$80 ;
   wire \$81 ;
   wire \$82 ;
-  wire [20:0] \$83 ;
-  wire [21:0] \$84 ;
+  wire \$83 ;
+  wire [32:0] \$84 ;
   wire \$85 ;
-  wire \$86 ;
-  wire [20:0] \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire [32:0] \$86 ;
+  wire [32:0] \$87 ;
+  wire [32:0] \$88 ;
+  wire [32:0] \$89 ;
   wire \$9 ;
-  wire [20:0] \$90 ;
-  wire [21:0] \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire [20:0] \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire [20:0] \$97 ;
-  wire [21:0] \$98 ;
-  wire \$99 ;
+  wire [32:0] \$90 ;
+  wire [33:0] \$91 ;
+  wire [33:0] \$92 ;
+  wire [33:0] \$93 ;
+  wire \$94 ;
+  wire [32:0] \$95 ;
+  wire [16:0] \$96 ;
+  wire [23:0] \$97 ;
+  wire [23:0] \$98 ;
+  wire [23:0] \$99 ;
   wire a_err;
   output [159:0] a_waddr;
   wire [159:0] a_waddr;
@@ -30019,7 +30037,6 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   reg d_wr = 1'h0;
   reg [17:0] dest = 18'h00000;
   reg diag = 1'h0;
-  reg [55:0] dline = 56'h00000000000000;
   reg [17:0] dst0 = 18'h00000;
   output err;
   wire err;
@@ -30032,25 +30049,86 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   input [127:0] instr;
   wire [127:0] instr;
   reg is_a = 1'h0;
-  input \is_a$43 ;
-  wire \is_a$43 ;
+  input \is_a$73 ;
+  wire \is_a$73 ;
   input issue;
   wire issue;
   reg [31:0] iw = 32'd0;
   reg [31:0] iwk = 32'd0;
-  reg [31:0] j_last = 32'd0;
-  reg [31:0] jc = 32'd0;
+  reg [22:0] j_last = 23'h000000;
+  reg [22:0] jc = 23'h000000;
   wire [127:0] keep;
   reg [15:0] kh = 16'h0000;
-  reg [55:0] kh_base = 56'h00000000000000;
   reg [15:0] kh_last = 16'h0000;
   reg [15:0] kw = 16'h0000;
   reg [15:0] kw_last = 16'h0000;
-  reg [16:0] kw_n = 17'h00000;
   reg [16:0] kwn;
-  reg [55:0] kwncb = 56'h00000000000000;
+  reg [55:0] la_bline0 = 56'h00000000000000;
+  reg [55:0] la_bline1 = 56'h00000000000000;
+  reg [55:0] la_bline10 = 56'h00000000000000;
+  reg [55:0] la_bline11 = 56'h00000000000000;
+  reg [55:0] la_bline12 = 56'h00000000000000;
+  reg [55:0] la_bline13 = 56'h00000000000000;
+  reg [55:0] la_bline14 = 56'h00000000000000;
+  reg [55:0] la_bline15 = 56'h00000000000000;
+  reg [55:0] la_bline2 = 56'h00000000000000;
+  reg [55:0] la_bline3 = 56'h00000000000000;
+  reg [55:0] la_bline4 = 56'h00000000000000;
+  reg [55:0] la_bline5 = 56'h00000000000000;
+  reg [55:0] la_bline6 = 56'h00000000000000;
+  reg [55:0] la_bline7 = 56'h00000000000000;
+  reg [55:0] la_bline8 = 56'h00000000000000;
+  reg [55:0] la_bline9 = 56'h00000000000000;
+  reg [22:0] la_hi0 = 23'h000000;
+  reg [22:0] la_hi1 = 23'h000000;
+  reg [22:0] la_hi10 = 23'h000000;
+  reg [22:0] la_hi11 = 23'h000000;
+  reg [22:0] la_hi12 = 23'h000000;
+  reg [22:0] la_hi13 = 23'h000000;
+  reg [22:0] la_hi14 = 23'h000000;
+  reg [22:0] la_hi15 = 23'h000000;
+  reg [22:0] la_hi2 = 23'h000000;
+  reg [22:0] la_hi3 = 23'h000000;
+  reg [22:0] la_hi4 = 23'h000000;
+  reg [22:0] la_hi5 = 23'h000000;
+  reg [22:0] la_hi6 = 23'h000000;
+  reg [22:0] la_hi7 = 23'h000000;
+  reg [22:0] la_hi8 = 23'h000000;
+  reg [22:0] la_hi9 = 23'h000000;
   reg [31:0] la_in_h = 32'd0;
   reg [31:0] la_in_w = 32'd0;
+  reg [22:0] la_lo0 = 23'h000000;
+  reg [22:0] la_lo1 = 23'h000000;
+  reg [22:0] la_lo10 = 23'h000000;
+  reg [22:0] la_lo11 = 23'h000000;
+  reg [22:0] la_lo12 = 23'h000000;
+  reg [22:0] la_lo13 = 23'h000000;
+  reg [22:0] la_lo14 = 23'h000000;
+  reg [22:0] la_lo15 = 23'h000000;
+  reg [22:0] la_lo2 = 23'h000000;
+  reg [22:0] la_lo3 = 23'h000000;
+  reg [22:0] la_lo4 = 23'h000000;
+  reg [22:0] la_lo5 = 23'h000000;
+  reg [22:0] la_lo6 = 23'h000000;
+  reg [22:0] la_lo7 = 23'h000000;
+  reg [22:0] la_lo8 = 23'h000000;
+  reg [22:0] la_lo9 = 23'h000000;
+  reg [22:0] la_lo_n0;
+  reg [22:0] la_lo_n1;
+  reg [22:0] la_lo_n10;
+  reg [22:0] la_lo_n11;
+  reg [22:0] la_lo_n12;
+  reg [22:0] la_lo_n13;
+  reg [22:0] la_lo_n14;
+  reg [22:0] la_lo_n15;
+  reg [22:0] la_lo_n2;
+  reg [22:0] la_lo_n3;
+  reg [22:0] la_lo_n4;
+  reg [22:0] la_lo_n5;
+  reg [22:0] la_lo_n6;
+  reg [22:0] la_lo_n7;
+  reg [22:0] la_lo_n8;
+  reg [22:0] la_lo_n9;
   reg [31:0] la_out_w = 32'd0;
   reg [31:0] la_pad_w = 32'd0;
   reg [31:0] la_step_kh = 32'd0;
@@ -30063,6 +30141,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   output [127:0] line;
   wire [127:0] line;
   wire line_full;
+  reg [22:0] lo_last;
   wire mem_err;
   output [31:0] mem_raddr;
   reg [31:0] mem_raddr = 32'd0;
@@ -30077,8 +30156,8 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   reg [7:0] pad_value = 8'h00;
   wire pix_end;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$631$0 ;
-  wire [1:0] \port$631$0 ;
+  output [1:0] \port$646$0 ;
+  wire [1:0] \port$646$0 ;
   reg pulse = 1'h0;
   input [799:0] regs;
   wire [799:0] regs;
@@ -30117,8 +30196,6 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   output s_wen;
   wire s_wen;
   reg [31:0] stride = 32'd0;
-  reg [16:0] sw = 17'h00000;
-  reg [55:0] swncb = 56'h00000000000000;
   reg [16:0] swv;
   reg [1:0] target = 2'h0;
   output [11:0] w_waddr;
@@ -30129,192 +30206,270 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   wire w_wen;
   wire [127:0] word;
   reg wrap;
-  assign \$438  = \$436  & \$437 ;
-  assign \$439  = \$438  ? regs[421:416] : 6'h10;
-  assign \$440  = | regs[479:448];
-  assign \$441  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$442  = $signed(regs[447:416]) < $signed(6'h10);
-  assign \$443  = \$441  & \$442 ;
-  assign \$444  = ~ \$443 ;
-  assign \$445  = \$440  & \$444 ;
-  assign \$446  = $signed(regs[223:192]) >= $signed(2'h1);
-  assign \$447  = \$445  & \$446 ;
-  assign \$448  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
-  assign \$449  = \$447  & \$448 ;
-  assign \$450  = instr[34:28] - 1'h1;
-  assign \$451  = $signed({ 1'h0, swv }) * $signed(\$450 );
-  assign \$452  = $signed(\$451 ) + $signed({ 1'h0, kwn });
-  assign \$453  = $signed(\$452 ) - $signed(2'h1);
-  assign \$454  = instr[34:28] > 1'h0;
-  assign \$455  = instr[34:28] > 1'h1;
-  assign \$456  = instr[34:28] > 2'h2;
-  assign \$457  = instr[34:28] > 2'h3;
-  assign \$458  = instr[34:28] > 3'h4;
-  assign \$459  = instr[34:28] > 3'h5;
-  assign \$460  = instr[34:28] > 3'h6;
-  assign \$461  = instr[34:28] > 3'h7;
-  assign \$462  = instr[34:28] > 4'h8;
-  assign \$463  = instr[34:28] > 4'h9;
-  assign \$464  = instr[34:28] > 4'ha;
-  assign \$465  = instr[34:28] > 4'hb;
-  assign \$466  = instr[34:28] > 4'hc;
-  assign \$467  = instr[34:28] > 4'hd;
-  assign \$468  = instr[34:28] > 4'he;
-  assign \$469  = instr[34:28] > 4'hf;
-  assign \$470  = kwn * instr[44:35];
-  assign \$471  = swv * instr[44:35];
-  assign \$472  = d_valid & d_is_a;
-  assign \$473  = d_wr ? 128'h00000000000000000000000000000000 : line;
+  assign \$420  = instr[34:28] > 3'h4;
+  assign \$421  = instr[34:28] > 3'h5;
+  assign \$422  = instr[34:28] > 3'h6;
+  assign \$423  = instr[34:28] > 3'h7;
+  assign \$424  = instr[34:28] > 4'h8;
+  assign \$425  = instr[34:28] > 4'h9;
+  assign \$426  = instr[34:28] > 4'ha;
+  assign \$427  = instr[34:28] > 4'hb;
+  assign \$428  = instr[34:28] > 4'hc;
+  assign \$429  = instr[34:28] > 4'hd;
+  assign \$430  = instr[34:28] > 4'he;
+  assign \$431  = instr[34:28] > 4'hf;
+  assign \$432  = la_lo_n0 + kwn;
+  assign \$433  = la_lo_n1 + kwn;
+  assign \$434  = la_lo_n2 + kwn;
+  assign \$435  = la_lo_n3 + kwn;
+  assign \$436  = la_lo_n4 + kwn;
+  assign \$437  = la_lo_n5 + kwn;
+  assign \$438  = la_lo_n6 + kwn;
+  assign \$439  = la_lo_n7 + kwn;
+  assign \$440  = la_lo_n8 + kwn;
+  assign \$441  = la_lo_n9 + kwn;
+  assign \$442  = la_lo_n10 + kwn;
+  assign \$443  = la_lo_n11 + kwn;
+  assign \$444  = la_lo_n12 + kwn;
+  assign \$445  = la_lo_n13 + kwn;
+  assign \$446  = la_lo_n14 + kwn;
+  assign \$447  = la_lo_n15 + kwn;
+  assign \$448  = d_valid & d_is_a;
+  assign \$449  = d_wr ? 128'h00000000000000000000000000000000 : line;
   always @(posedge clk)
-    pulse <= \$474 ;
+    pulse <= \$450 ;
   always @(posedge clk)
-    d_valid <= \$475 ;
+    d_valid <= \$451 ;
   always @(posedge clk)
-    d_is_a <= \$476 ;
+    d_is_a <= \$452 ;
   always @(posedge clk)
-    d_target <= \$477 ;
+    d_target <= \$453 ;
   always @(posedge clk)
-    d_dest <= \$478 ;
+    d_dest <= \$454 ;
   always @(posedge clk)
-    d_pad <= \$479 ;
+    d_pad <= \$455 ;
   always @(posedge clk)
-    d_bank <= \$480 ;
+    d_bank <= \$456 ;
   always @(posedge clk)
-    d_boff <= \$481 ;
+    d_boff <= \$457 ;
   always @(posedge clk)
-    d_wr <= \$482 ;
+    d_wr <= \$458 ;
   always @(posedge clk)
-    d_diag <= \$483 ;
+    d_diag <= \$459 ;
   always @(posedge clk)
-    d_hit <= \$484 ;
+    d_hit <= \$460 ;
   always @(posedge clk)
-    d_line0 <= \$485 ;
+    d_line0 <= \$461 ;
   always @(posedge clk)
-    d_line1 <= \$486 ;
+    d_line1 <= \$462 ;
   always @(posedge clk)
-    d_line2 <= \$487 ;
+    d_line2 <= \$463 ;
   always @(posedge clk)
-    d_line3 <= \$488 ;
+    d_line3 <= \$464 ;
   always @(posedge clk)
-    d_line4 <= \$489 ;
+    d_line4 <= \$465 ;
   always @(posedge clk)
-    d_line5 <= \$490 ;
+    d_line5 <= \$466 ;
   always @(posedge clk)
-    d_line6 <= \$491 ;
+    d_line6 <= \$467 ;
   always @(posedge clk)
-    d_line7 <= \$492 ;
+    d_line7 <= \$468 ;
   always @(posedge clk)
-    d_line8 <= \$493 ;
+    d_line8 <= \$469 ;
   always @(posedge clk)
-    d_line9 <= \$494 ;
+    d_line9 <= \$470 ;
   always @(posedge clk)
-    d_line10 <= \$495 ;
+    d_line10 <= \$471 ;
   always @(posedge clk)
-    d_line11 <= \$496 ;
+    d_line11 <= \$472 ;
   always @(posedge clk)
-    d_line12 <= \$497 ;
+    d_line12 <= \$473 ;
   always @(posedge clk)
-    d_line13 <= \$498 ;
+    d_line13 <= \$474 ;
   always @(posedge clk)
-    d_line14 <= \$499 ;
+    d_line14 <= \$475 ;
   always @(posedge clk)
-    d_line15 <= \$500 ;
+    d_line15 <= \$476 ;
   always @(posedge clk)
-    mem_raddr <= \$501 ;
+    mem_raddr <= \$477 ;
   always @(posedge clk)
-    dest <= \$502 ;
+    dest <= \$478 ;
   always @(posedge clk)
-    left <= \$503 ;
+    left <= \$479 ;
   always @(posedge clk)
-    active <= \$504 ;
+    active <= \$480 ;
   always @(posedge clk)
-    cb <= \$505 ;
+    cb <= \$481 ;
   always @(posedge clk)
-    dline <= \$506 ;
+    la_bline0 <= \$482 ;
   always @(posedge clk)
-    jc <= \$507 ;
+    la_bline1 <= \$483 ;
   always @(posedge clk)
-    iwk <= \$508 ;
+    la_bline2 <= \$484 ;
   always @(posedge clk)
-    col_addr <= \$509 ;
+    la_bline3 <= \$485 ;
   always @(posedge clk)
-    kh <= \$510 ;
+    la_bline4 <= \$486 ;
   always @(posedge clk)
-    ihk <= \$511 ;
+    la_bline5 <= \$487 ;
   always @(posedge clk)
-    row_addr <= \$512 ;
+    la_bline6 <= \$488 ;
   always @(posedge clk)
-    kh_base <= \$513 ;
+    la_bline7 <= \$489 ;
   always @(posedge clk)
-    boff <= \$514 ;
+    la_bline8 <= \$490 ;
   always @(posedge clk)
-    kw <= \$515 ;
+    la_bline9 <= \$491 ;
   always @(posedge clk)
-    bank <= \$516 ;
+    la_bline10 <= \$492 ;
   always @(posedge clk)
-    pix_left <= \$517 ;
+    la_bline11 <= \$493 ;
   always @(posedge clk)
-    ow <= \$518 ;
+    la_bline12 <= \$494 ;
   always @(posedge clk)
-    ih <= \$519 ;
+    la_bline13 <= \$495 ;
   always @(posedge clk)
-    iw <= \$520 ;
+    la_bline14 <= \$496 ;
   always @(posedge clk)
-    pa <= \$521 ;
+    la_bline15 <= \$497 ;
   always @(posedge clk)
-    is_a <= \$522 ;
+    jc <= \$498 ;
   always @(posedge clk)
-    target <= \$523 ;
+    iwk <= \$499 ;
   always @(posedge clk)
-    stride <= \$524 ;
+    col_addr <= \$500 ;
   always @(posedge clk)
-    dst0 <= \$525 ;
+    kh <= \$501 ;
   always @(posedge clk)
-    kh_last <= \$526 ;
+    ihk <= \$502 ;
   always @(posedge clk)
-    kw_last <= \$527 ;
+    row_addr <= \$503 ;
   always @(posedge clk)
-    cb_last <= \$528 ;
+    boff <= \$504 ;
   always @(posedge clk)
-    pad_value <= \$529 ;
+    kw <= \$505 ;
   always @(posedge clk)
-    g_bytes <= \$530 ;
+    bank <= \$506 ;
   always @(posedge clk)
-    diag <= \$531 ;
+    pix_left <= \$507 ;
   always @(posedge clk)
-    sw <= \$532 ;
+    ow <= \$508 ;
   always @(posedge clk)
-    kw_n <= \$533 ;
+    ih <= \$509 ;
   always @(posedge clk)
-    j_last <= \$534 ;
+    iw <= \$510 ;
   always @(posedge clk)
-    np_mask <= \$535 ;
+    pa <= \$511 ;
   always @(posedge clk)
-    kwncb <= \$536 ;
+    is_a <= \$512 ;
   always @(posedge clk)
-    swncb <= \$537 ;
+    target <= \$513 ;
   always @(posedge clk)
-    la_in_h <= \$538 ;
+    stride <= \$514 ;
   always @(posedge clk)
-    la_in_w <= \$539 ;
+    dst0 <= \$515 ;
   always @(posedge clk)
-    la_out_w <= \$540 ;
+    kh_last <= \$516 ;
   always @(posedge clk)
-    la_stride_h <= \$541 ;
+    kw_last <= \$517 ;
   always @(posedge clk)
-    la_stride_w <= \$542 ;
+    cb_last <= \$518 ;
   always @(posedge clk)
-    la_pad_w <= \$543 ;
+    pad_value <= \$519 ;
   always @(posedge clk)
-    la_step_kh <= \$544 ;
+    g_bytes <= \$520 ;
   always @(posedge clk)
-    la_step_kw <= \$545 ;
+    diag <= \$521 ;
   always @(posedge clk)
-    la_step_ow <= \$546 ;
+    j_last <= \$522 ;
   always @(posedge clk)
-    la_step_wrap <= \$547 ;
+    np_mask <= \$523 ;
   always @(posedge clk)
-    acc_line <= \$548 ;
+    la_lo0 <= \$524 ;
+  always @(posedge clk)
+    la_lo1 <= \$525 ;
+  always @(posedge clk)
+    la_lo2 <= \$526 ;
+  always @(posedge clk)
+    la_lo3 <= \$527 ;
+  always @(posedge clk)
+    la_lo4 <= \$528 ;
+  always @(posedge clk)
+    la_lo5 <= \$529 ;
+  always @(posedge clk)
+    la_lo6 <= \$530 ;
+  always @(posedge clk)
+    la_lo7 <= \$531 ;
+  always @(posedge clk)
+    la_lo8 <= \$532 ;
+  always @(posedge clk)
+    la_lo9 <= \$533 ;
+  always @(posedge clk)
+    la_lo10 <= \$534 ;
+  always @(posedge clk)
+    la_lo11 <= \$535 ;
+  always @(posedge clk)
+    la_lo12 <= \$536 ;
+  always @(posedge clk)
+    la_lo13 <= \$537 ;
+  always @(posedge clk)
+    la_lo14 <= \$538 ;
+  always @(posedge clk)
+    la_lo15 <= \$539 ;
+  always @(posedge clk)
+    la_hi0 <= \$540 ;
+  always @(posedge clk)
+    la_hi1 <= \$541 ;
+  always @(posedge clk)
+    la_hi2 <= \$542 ;
+  always @(posedge clk)
+    la_hi3 <= \$543 ;
+  always @(posedge clk)
+    la_hi4 <= \$544 ;
+  always @(posedge clk)
+    la_hi5 <= \$545 ;
+  always @(posedge clk)
+    la_hi6 <= \$546 ;
+  always @(posedge clk)
+    la_hi7 <= \$547 ;
+  always @(posedge clk)
+    la_hi8 <= \$548 ;
+  always @(posedge clk)
+    la_hi9 <= \$549 ;
+  always @(posedge clk)
+    la_hi10 <= \$550 ;
+  always @(posedge clk)
+    la_hi11 <= \$551 ;
+  always @(posedge clk)
+    la_hi12 <= \$552 ;
+  always @(posedge clk)
+    la_hi13 <= \$553 ;
+  always @(posedge clk)
+    la_hi14 <= \$554 ;
+  always @(posedge clk)
+    la_hi15 <= \$555 ;
+  always @(posedge clk)
+    la_in_h <= \$556 ;
+  always @(posedge clk)
+    la_in_w <= \$557 ;
+  always @(posedge clk)
+    la_out_w <= \$558 ;
+  always @(posedge clk)
+    la_stride_h <= \$559 ;
+  always @(posedge clk)
+    la_stride_w <= \$560 ;
+  always @(posedge clk)
+    la_pad_w <= \$561 ;
+  always @(posedge clk)
+    la_step_kh <= \$562 ;
+  always @(posedge clk)
+    la_step_kw <= \$563 ;
+  always @(posedge clk)
+    la_step_ow <= \$564 ;
+  always @(posedge clk)
+    la_step_wrap <= \$565 ;
+  always @(posedge clk)
+    acc_line <= \$566 ;
   assign \$1  = $signed(ihk) >= $signed(1'h0);
   assign \$2  = $signed(ihk) < $signed(la_in_h);
   assign \$3  = \$1  & \$2 ;
@@ -30327,456 +30482,438 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   assign ren = active & \$8 ;
   assign \$9  = | mem_raddr[31:20];
   assign mem_err = ren & \$9 ;
-  assign \$10  = sw * 1'h0;
-  assign \$11  = jc >= \$10 ;
-  assign \$12  = np_mask[0] & \$11 ;
-  assign \$13  = sw * 1'h0;
-  assign \$14  = \$13  + kw_n;
-  assign \$15  = jc < \$14 ;
-  assign \$16  = \$12  & \$15 ;
-  assign \$17  = sw * 1'h1;
-  assign \$18  = jc >= \$17 ;
-  assign \$19  = np_mask[1] & \$18 ;
-  assign \$20  = sw * 1'h1;
-  assign \$21  = \$20  + kw_n;
-  assign \$22  = jc < \$21 ;
-  assign \$23  = \$19  & \$22 ;
-  assign \$24  = sw * 2'h2;
-  assign \$25  = jc >= \$24 ;
-  assign \$26  = np_mask[2] & \$25 ;
-  assign \$27  = sw * 2'h2;
-  assign \$28  = \$27  + kw_n;
-  assign \$29  = jc < \$28 ;
-  assign \$30  = \$26  & \$29 ;
-  assign \$31  = sw * 2'h3;
-  assign \$32  = jc >= \$31 ;
-  assign \$33  = np_mask[3] & \$32 ;
-  assign \$34  = sw * 2'h3;
-  assign \$35  = \$34  + kw_n;
-  assign \$36  = jc < \$35 ;
-  assign \$37  = \$33  & \$36 ;
-  assign \$38  = sw * 3'h4;
-  assign \$39  = jc >= \$38 ;
-  assign \$40  = np_mask[4] & \$39 ;
-  assign \$41  = sw * 3'h4;
-  assign \$42  = \$41  + kw_n;
-  assign \$43  = jc < \$42 ;
-  assign \$44  = \$40  & \$43 ;
-  assign \$45  = sw * 3'h5;
-  assign \$46  = jc >= \$45 ;
-  assign \$47  = np_mask[5] & \$46 ;
-  assign \$48  = sw * 3'h5;
-  assign \$49  = \$48  + kw_n;
-  assign \$50  = jc < \$49 ;
-  assign \$51  = \$47  & \$50 ;
-  assign \$52  = sw * 3'h6;
-  assign \$53  = jc >= \$52 ;
-  assign \$54  = np_mask[6] & \$53 ;
-  assign \$55  = sw * 3'h6;
-  assign \$56  = \$55  + kw_n;
-  assign \$57  = jc < \$56 ;
-  assign \$58  = \$54  & \$57 ;
-  assign \$59  = sw * 3'h7;
-  assign \$60  = jc >= \$59 ;
-  assign \$61  = np_mask[7] & \$60 ;
-  assign \$62  = sw * 3'h7;
-  assign \$63  = \$62  + kw_n;
-  assign \$64  = jc < \$63 ;
-  assign \$65  = \$61  & \$64 ;
-  assign \$66  = sw * 4'h8;
-  assign \$67  = jc >= \$66 ;
-  assign \$68  = np_mask[8] & \$67 ;
-  assign \$69  = sw * 4'h8;
-  assign \$70  = \$69  + kw_n;
-  assign \$71  = jc < \$70 ;
-  assign \$72  = \$68  & \$71 ;
-  assign \$73  = sw * 4'h9;
-  assign \$74  = jc >= \$73 ;
-  assign \$75  = np_mask[9] & \$74 ;
-  assign \$76  = sw * 4'h9;
-  assign \$77  = \$76  + kw_n;
-  assign \$78  = jc < \$77 ;
-  assign \$79  = \$75  & \$78 ;
-  assign \$80  = sw * 4'ha;
-  assign \$81  = jc >= \$80 ;
-  assign \$82  = np_mask[10] & \$81 ;
-  assign \$83  = sw * 4'ha;
-  assign \$84  = \$83  + kw_n;
-  assign \$85  = jc < \$84 ;
-  assign \$86  = \$82  & \$85 ;
-  assign \$87  = sw * 4'hb;
-  assign \$88  = jc >= \$87 ;
-  assign \$89  = np_mask[11] & \$88 ;
-  assign \$90  = sw * 4'hb;
-  assign \$91  = \$90  + kw_n;
-  assign \$92  = jc < \$91 ;
-  assign \$93  = \$89  & \$92 ;
-  assign \$94  = sw * 4'hc;
-  assign \$95  = jc >= \$94 ;
-  assign \$96  = np_mask[12] & \$95 ;
-  assign \$97  = sw * 4'hc;
-  assign \$98  = \$97  + kw_n;
-  assign \$99  = jc < \$98 ;
-  assign \$100  = \$96  & \$99 ;
-  assign \$101  = sw * 4'hd;
-  assign \$102  = jc >= \$101 ;
-  assign \$103  = np_mask[13] & \$102 ;
-  assign \$104  = sw * 4'hd;
-  assign \$105  = \$104  + kw_n;
-  assign \$106  = jc < \$105 ;
-  assign \$107  = \$103  & \$106 ;
-  assign \$108  = sw * 4'he;
-  assign \$109  = jc >= \$108 ;
-  assign \$110  = np_mask[14] & \$109 ;
-  assign \$111  = sw * 4'he;
-  assign \$112  = \$111  + kw_n;
-  assign \$113  = jc < \$112 ;
-  assign \$114  = \$110  & \$113 ;
-  assign \$115  = sw * 4'hf;
-  assign \$116  = jc >= \$115 ;
-  assign \$117  = np_mask[15] & \$116 ;
-  assign \$118  = sw * 4'hf;
-  assign \$119  = \$118  + kw_n;
-  assign \$120  = jc < \$119 ;
-  assign \$121  = \$117  & \$120 ;
-  assign \$122  = cb == cb_last;
-  assign \$123  = kw == kw_last;
-  assign \$124  = \$122  & \$123 ;
-  assign \$125  = kh == kh_last;
-  assign pix_end = \$124  & \$125 ;
-  assign \$126  = 2'h2 * g_bytes;
-  assign \$127  = boff + \$126 ;
-  assign line_full = \$127  > 5'h10;
-  assign \$128  = ~ is_a;
-  assign \$129  = cb == cb_last;
-  assign \$130  = kw == kw_last;
-  assign \$131  = kh == kh_last;
-  assign \$132  = ow + 1'h1;
-  assign \$133  = \$132 [31:0] == la_out_w;
-  assign \$134  = $signed(ih) + $signed(la_stride_h);
-  assign \$135  = wrap ? \$134  : { ih[31], ih };
-  assign \$136  = - $signed(la_pad_w);
-  assign \$137  = $signed(iw) + $signed(la_stride_w);
-  assign \$138  = wrap ? \$136  : \$137 ;
-  assign \$139  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
-  assign \$140  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
-  assign \$141  = wrap ? \$139  : \$140 ;
-  assign \$142  = ~ \is_a$43 ;
-  assign \$143  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$144  = \$143 [15:0] + 1'h1;
-  assign \$145  = d_valid & d_is_a;
-  assign \$146  = d_line0 >= 11'h400;
-  assign \$147  = d_hit[0] & \$146 ;
-  assign \$148  = d_line1 >= 11'h400;
-  assign \$149  = d_hit[1] & \$148 ;
-  assign \$150  = d_line2 >= 11'h400;
-  assign \$151  = d_hit[2] & \$150 ;
-  assign \$152  = d_line3 >= 11'h400;
-  assign \$153  = d_hit[3] & \$152 ;
-  assign \$154  = d_line4 >= 11'h400;
-  assign \$155  = d_hit[4] & \$154 ;
-  assign \$156  = d_line5 >= 11'h400;
-  assign \$157  = d_hit[5] & \$156 ;
-  assign \$158  = d_line6 >= 11'h400;
-  assign \$159  = d_hit[6] & \$158 ;
-  assign \$160  = d_line7 >= 11'h400;
-  assign \$161  = d_hit[7] & \$160 ;
-  assign \$162  = d_line8 >= 11'h400;
-  assign \$163  = d_hit[8] & \$162 ;
-  assign \$164  = d_line9 >= 11'h400;
-  assign \$165  = d_hit[9] & \$164 ;
-  assign \$166  = d_line10 >= 11'h400;
-  assign \$167  = d_hit[10] & \$166 ;
-  assign \$168  = d_line11 >= 11'h400;
-  assign \$169  = d_hit[11] & \$168 ;
-  assign \$170  = d_line12 >= 11'h400;
-  assign \$171  = d_hit[12] & \$170 ;
-  assign \$172  = d_line13 >= 11'h400;
-  assign \$173  = d_hit[13] & \$172 ;
-  assign \$174  = d_line14 >= 11'h400;
-  assign \$175  = d_hit[14] & \$174 ;
-  assign \$176  = d_line15 >= 11'h400;
-  assign \$177  = d_hit[15] & \$176 ;
-  assign \$178  = | { \$177 , \$175 , \$173 , \$171 , \$169 , \$167 , \$165 , \$163 , \$161 , \$159 , \$157 , \$155 , \$153 , \$151 , \$149 , \$147  };
-  assign \$179  = d_dest >= 11'h400;
-  assign \$180  = d_diag ? \$178  : \$179 ;
-  assign a_err = \$145  & \$180 ;
-  assign \$181  = ~ d_is_a;
-  assign \$182  = d_valid & \$181 ;
-  assign \$183  = ! d_target;
-  assign w_wen = \$182  & \$183 ;
-  assign \$184  = ~ d_is_a;
-  assign \$185  = d_valid & \$184 ;
-  assign \$186  = d_target == 2'h2;
-  assign s_wen = \$185  & \$186 ;
-  assign \$187  = d_valid & d_is_a;
-  assign \$188  = ~ a_err;
-  assign \$189  = \$187  & \$188 ;
-  assign \$190  = d_wr ? d_bank : 16'h0000;
-  assign \$191  = d_diag ? d_hit : \$190 ;
-  assign a_wen = \$189  ? \$191  : 16'h0000;
-  assign \$192  = d_diag ? d_line0 : { 38'h0000000000, d_dest };
-  assign \$193  = d_diag ? d_line1 : { 38'h0000000000, d_dest };
-  assign \$194  = d_diag ? d_line2 : { 38'h0000000000, d_dest };
-  assign \$195  = d_diag ? d_line3 : { 38'h0000000000, d_dest };
-  assign \$196  = d_diag ? d_line4 : { 38'h0000000000, d_dest };
-  assign \$197  = d_diag ? d_line5 : { 38'h0000000000, d_dest };
-  assign \$198  = d_diag ? d_line6 : { 38'h0000000000, d_dest };
-  assign \$199  = d_diag ? d_line7 : { 38'h0000000000, d_dest };
-  assign \$200  = d_diag ? d_line8 : { 38'h0000000000, d_dest };
-  assign \$201  = d_diag ? d_line9 : { 38'h0000000000, d_dest };
-  assign \$202  = d_diag ? d_line10 : { 38'h0000000000, d_dest };
-  assign \$203  = d_diag ? d_line11 : { 38'h0000000000, d_dest };
-  assign \$204  = d_diag ? d_line12 : { 38'h0000000000, d_dest };
-  assign \$205  = d_diag ? d_line13 : { 38'h0000000000, d_dest };
-  assign \$206  = d_diag ? d_line14 : { 38'h0000000000, d_dest };
-  assign \$207  = d_diag ? d_line15 : { 38'h0000000000, d_dest };
+  assign \$10  = jc >= la_lo0;
+  assign \$11  = np_mask[0] & \$10 ;
+  assign \$12  = jc < la_hi0;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = jc >= la_lo1;
+  assign \$15  = np_mask[1] & \$14 ;
+  assign \$16  = jc < la_hi1;
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = jc >= la_lo2;
+  assign \$19  = np_mask[2] & \$18 ;
+  assign \$20  = jc < la_hi2;
+  assign \$21  = \$19  & \$20 ;
+  assign \$22  = jc >= la_lo3;
+  assign \$23  = np_mask[3] & \$22 ;
+  assign \$24  = jc < la_hi3;
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = jc >= la_lo4;
+  assign \$27  = np_mask[4] & \$26 ;
+  assign \$28  = jc < la_hi4;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = jc >= la_lo5;
+  assign \$31  = np_mask[5] & \$30 ;
+  assign \$32  = jc < la_hi5;
+  assign \$33  = \$31  & \$32 ;
+  assign \$34  = jc >= la_lo6;
+  assign \$35  = np_mask[6] & \$34 ;
+  assign \$36  = jc < la_hi6;
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = jc >= la_lo7;
+  assign \$39  = np_mask[7] & \$38 ;
+  assign \$40  = jc < la_hi7;
+  assign \$41  = \$39  & \$40 ;
+  assign \$42  = jc >= la_lo8;
+  assign \$43  = np_mask[8] & \$42 ;
+  assign \$44  = jc < la_hi8;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = jc >= la_lo9;
+  assign \$47  = np_mask[9] & \$46 ;
+  assign \$48  = jc < la_hi9;
+  assign \$49  = \$47  & \$48 ;
+  assign \$50  = jc >= la_lo10;
+  assign \$51  = np_mask[10] & \$50 ;
+  assign \$52  = jc < la_hi10;
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = jc >= la_lo11;
+  assign \$55  = np_mask[11] & \$54 ;
+  assign \$56  = jc < la_hi11;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = jc >= la_lo12;
+  assign \$59  = np_mask[12] & \$58 ;
+  assign \$60  = jc < la_hi12;
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = jc >= la_lo13;
+  assign \$63  = np_mask[13] & \$62 ;
+  assign \$64  = jc < la_hi13;
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = jc >= la_lo14;
+  assign \$67  = np_mask[14] & \$66 ;
+  assign \$68  = jc < la_hi14;
+  assign \$69  = \$67  & \$68 ;
+  assign \$70  = jc >= la_lo15;
+  assign \$71  = np_mask[15] & \$70 ;
+  assign \$72  = jc < la_hi15;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = cb == cb_last;
+  assign \$75  = kw == kw_last;
+  assign \$76  = \$74  & \$75 ;
+  assign \$77  = kh == kh_last;
+  assign pix_end = \$76  & \$77 ;
+  assign \$78  = 2'h2 * g_bytes;
+  assign \$79  = boff + \$78 ;
+  assign line_full = \$79  > 5'h10;
+  assign \$80  = ~ is_a;
+  assign \$81  = cb == cb_last;
+  assign \$82  = kw == kw_last;
+  assign \$83  = kh == kh_last;
+  assign \$84  = ow + 1'h1;
+  assign \$85  = \$84 [31:0] == la_out_w;
+  assign \$86  = $signed(ih) + $signed(la_stride_h);
+  assign \$87  = wrap ? \$86  : { ih[31], ih };
+  assign \$88  = - $signed(la_pad_w);
+  assign \$89  = $signed(iw) + $signed(la_stride_w);
+  assign \$90  = wrap ? \$88  : \$89 ;
+  assign \$91  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
+  assign \$92  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
+  assign \$93  = wrap ? \$91  : \$92 ;
+  assign \$94  = ~ \is_a$73 ;
+  assign \$95  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$96  = \$95 [15:0] + 1'h1;
+  assign \$97  = la_lo_n0 + swv;
+  assign \$98  = la_lo_n1 + swv;
+  assign \$99  = la_lo_n2 + swv;
+  assign \$100  = la_lo_n3 + swv;
+  assign \$101  = la_lo_n4 + swv;
+  assign \$102  = la_lo_n5 + swv;
+  assign \$103  = la_lo_n6 + swv;
+  assign \$104  = la_lo_n7 + swv;
+  assign \$105  = la_lo_n8 + swv;
+  assign \$106  = la_lo_n9 + swv;
+  assign \$107  = la_lo_n10 + swv;
+  assign \$108  = la_lo_n11 + swv;
+  assign \$109  = la_lo_n12 + swv;
+  assign \$110  = la_lo_n13 + swv;
+  assign \$111  = la_lo_n14 + swv;
+  assign \$112  = instr[34:28] == 1'h1;
+  assign \$113  = instr[34:28] == 2'h2;
+  assign \$114  = instr[34:28] == 2'h3;
+  assign \$115  = instr[34:28] == 3'h4;
+  assign \$116  = instr[34:28] == 3'h5;
+  assign \$117  = instr[34:28] == 3'h6;
+  assign \$118  = instr[34:28] == 3'h7;
+  assign \$119  = instr[34:28] == 4'h8;
+  assign \$120  = instr[34:28] == 4'h9;
+  assign \$121  = instr[34:28] == 4'ha;
+  assign \$122  = instr[34:28] == 4'hb;
+  assign \$123  = instr[34:28] == 4'hc;
+  assign \$124  = instr[34:28] == 4'hd;
+  assign \$125  = instr[34:28] == 4'he;
+  assign \$126  = instr[34:28] == 4'hf;
+  assign \$127  = instr[34:28] == 5'h10;
+  assign \$128  = d_valid & d_is_a;
+  assign \$129  = d_line0 >= 11'h400;
+  assign \$130  = d_hit[0] & \$129 ;
+  assign \$131  = d_line1 >= 11'h400;
+  assign \$132  = d_hit[1] & \$131 ;
+  assign \$133  = d_line2 >= 11'h400;
+  assign \$134  = d_hit[2] & \$133 ;
+  assign \$135  = d_line3 >= 11'h400;
+  assign \$136  = d_hit[3] & \$135 ;
+  assign \$137  = d_line4 >= 11'h400;
+  assign \$138  = d_hit[4] & \$137 ;
+  assign \$139  = d_line5 >= 11'h400;
+  assign \$140  = d_hit[5] & \$139 ;
+  assign \$141  = d_line6 >= 11'h400;
+  assign \$142  = d_hit[6] & \$141 ;
+  assign \$143  = d_line7 >= 11'h400;
+  assign \$144  = d_hit[7] & \$143 ;
+  assign \$145  = d_line8 >= 11'h400;
+  assign \$146  = d_hit[8] & \$145 ;
+  assign \$147  = d_line9 >= 11'h400;
+  assign \$148  = d_hit[9] & \$147 ;
+  assign \$149  = d_line10 >= 11'h400;
+  assign \$150  = d_hit[10] & \$149 ;
+  assign \$151  = d_line11 >= 11'h400;
+  assign \$152  = d_hit[11] & \$151 ;
+  assign \$153  = d_line12 >= 11'h400;
+  assign \$154  = d_hit[12] & \$153 ;
+  assign \$155  = d_line13 >= 11'h400;
+  assign \$156  = d_hit[13] & \$155 ;
+  assign \$157  = d_line14 >= 11'h400;
+  assign \$158  = d_hit[14] & \$157 ;
+  assign \$159  = d_line15 >= 11'h400;
+  assign \$160  = d_hit[15] & \$159 ;
+  assign \$161  = | { \$160 , \$158 , \$156 , \$154 , \$152 , \$150 , \$148 , \$146 , \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130  };
+  assign \$162  = d_dest >= 11'h400;
+  assign \$163  = d_diag ? \$161  : \$162 ;
+  assign a_err = \$128  & \$163 ;
+  assign \$164  = ~ d_is_a;
+  assign \$165  = d_valid & \$164 ;
+  assign \$166  = ! d_target;
+  assign w_wen = \$165  & \$166 ;
+  assign \$167  = ~ d_is_a;
+  assign \$168  = d_valid & \$167 ;
+  assign \$169  = d_target == 2'h2;
+  assign s_wen = \$168  & \$169 ;
+  assign \$170  = d_valid & d_is_a;
+  assign \$171  = ~ a_err;
+  assign \$172  = \$170  & \$171 ;
+  assign \$173  = d_wr ? d_bank : 16'h0000;
+  assign \$174  = d_diag ? d_hit : \$173 ;
+  assign a_wen = \$172  ? \$174  : 16'h0000;
+  assign \$175  = d_diag ? d_line0 : { 38'h0000000000, d_dest };
+  assign \$176  = d_diag ? d_line1 : { 38'h0000000000, d_dest };
+  assign \$177  = d_diag ? d_line2 : { 38'h0000000000, d_dest };
+  assign \$178  = d_diag ? d_line3 : { 38'h0000000000, d_dest };
+  assign \$179  = d_diag ? d_line4 : { 38'h0000000000, d_dest };
+  assign \$180  = d_diag ? d_line5 : { 38'h0000000000, d_dest };
+  assign \$181  = d_diag ? d_line6 : { 38'h0000000000, d_dest };
+  assign \$182  = d_diag ? d_line7 : { 38'h0000000000, d_dest };
+  assign \$183  = d_diag ? d_line8 : { 38'h0000000000, d_dest };
+  assign \$184  = d_diag ? d_line9 : { 38'h0000000000, d_dest };
+  assign \$185  = d_diag ? d_line10 : { 38'h0000000000, d_dest };
+  assign \$186  = d_diag ? d_line11 : { 38'h0000000000, d_dest };
+  assign \$187  = d_diag ? d_line12 : { 38'h0000000000, d_dest };
+  assign \$188  = d_diag ? d_line13 : { 38'h0000000000, d_dest };
+  assign \$189  = d_diag ? d_line14 : { 38'h0000000000, d_dest };
+  assign \$190  = d_diag ? d_line15 : { 38'h0000000000, d_dest };
   assign word = d_pad ? { pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value } : w_wdata;
-  assign \$208  = g_bytes > 1'h0;
-  assign \$209  = g_bytes > 1'h0;
-  assign \$210  = g_bytes > 1'h0;
-  assign \$211  = g_bytes > 1'h0;
-  assign \$212  = g_bytes > 1'h0;
-  assign \$213  = g_bytes > 1'h0;
-  assign \$214  = g_bytes > 1'h0;
-  assign \$215  = g_bytes > 1'h0;
-  assign \$216  = g_bytes > 1'h1;
-  assign \$217  = g_bytes > 1'h1;
-  assign \$218  = g_bytes > 1'h1;
-  assign \$219  = g_bytes > 1'h1;
-  assign \$220  = g_bytes > 1'h1;
-  assign \$221  = g_bytes > 1'h1;
-  assign \$222  = g_bytes > 1'h1;
-  assign \$223  = g_bytes > 1'h1;
-  assign \$224  = g_bytes > 2'h2;
-  assign \$225  = g_bytes > 2'h2;
-  assign \$226  = g_bytes > 2'h2;
-  assign \$227  = g_bytes > 2'h2;
-  assign \$228  = g_bytes > 2'h2;
-  assign \$229  = g_bytes > 2'h2;
-  assign \$230  = g_bytes > 2'h2;
-  assign \$231  = g_bytes > 2'h2;
-  assign \$232  = g_bytes > 2'h3;
-  assign \$233  = g_bytes > 2'h3;
-  assign \$234  = g_bytes > 2'h3;
-  assign \$235  = g_bytes > 2'h3;
-  assign \$236  = g_bytes > 2'h3;
-  assign \$237  = g_bytes > 2'h3;
-  assign \$238  = g_bytes > 2'h3;
-  assign \$239  = g_bytes > 2'h3;
-  assign \$240  = g_bytes > 3'h4;
-  assign \$241  = g_bytes > 3'h4;
-  assign \$242  = g_bytes > 3'h4;
-  assign \$243  = g_bytes > 3'h4;
-  assign \$244  = g_bytes > 3'h4;
-  assign \$245  = g_bytes > 3'h4;
-  assign \$246  = g_bytes > 3'h4;
-  assign \$247  = g_bytes > 3'h4;
-  assign \$248  = g_bytes > 3'h5;
-  assign \$249  = g_bytes > 3'h5;
-  assign \$250  = g_bytes > 3'h5;
-  assign \$251  = g_bytes > 3'h5;
-  assign \$252  = g_bytes > 3'h5;
-  assign \$253  = g_bytes > 3'h5;
-  assign \$254  = g_bytes > 3'h5;
-  assign \$255  = g_bytes > 3'h5;
-  assign \$256  = g_bytes > 3'h6;
-  assign \$257  = g_bytes > 3'h6;
-  assign \$258  = g_bytes > 3'h6;
-  assign \$259  = g_bytes > 3'h6;
-  assign \$260  = g_bytes > 3'h6;
-  assign \$261  = g_bytes > 3'h6;
-  assign \$262  = g_bytes > 3'h6;
-  assign \$263  = g_bytes > 3'h6;
-  assign \$264  = g_bytes > 3'h7;
-  assign \$265  = g_bytes > 3'h7;
-  assign \$266  = g_bytes > 3'h7;
-  assign \$267  = g_bytes > 3'h7;
-  assign \$268  = g_bytes > 3'h7;
-  assign \$269  = g_bytes > 3'h7;
-  assign \$270  = g_bytes > 3'h7;
-  assign \$271  = g_bytes > 3'h7;
-  assign \$272  = g_bytes > 4'h8;
-  assign \$273  = g_bytes > 4'h8;
-  assign \$274  = g_bytes > 4'h8;
-  assign \$275  = g_bytes > 4'h8;
-  assign \$276  = g_bytes > 4'h8;
-  assign \$277  = g_bytes > 4'h8;
-  assign \$278  = g_bytes > 4'h8;
-  assign \$279  = g_bytes > 4'h8;
-  assign \$280  = g_bytes > 4'h9;
-  assign \$281  = g_bytes > 4'h9;
-  assign \$282  = g_bytes > 4'h9;
-  assign \$283  = g_bytes > 4'h9;
-  assign \$284  = g_bytes > 4'h9;
-  assign \$285  = g_bytes > 4'h9;
-  assign \$286  = g_bytes > 4'h9;
-  assign \$287  = g_bytes > 4'h9;
-  assign \$288  = g_bytes > 4'ha;
-  assign \$289  = g_bytes > 4'ha;
-  assign \$290  = g_bytes > 4'ha;
-  assign \$291  = g_bytes > 4'ha;
-  assign \$292  = g_bytes > 4'ha;
-  assign \$293  = g_bytes > 4'ha;
-  assign \$294  = g_bytes > 4'ha;
-  assign \$295  = g_bytes > 4'ha;
-  assign \$296  = g_bytes > 4'hb;
-  assign \$297  = g_bytes > 4'hb;
-  assign \$298  = g_bytes > 4'hb;
-  assign \$299  = g_bytes > 4'hb;
-  assign \$300  = g_bytes > 4'hb;
-  assign \$301  = g_bytes > 4'hb;
-  assign \$302  = g_bytes > 4'hb;
-  assign \$303  = g_bytes > 4'hb;
-  assign \$304  = g_bytes > 4'hc;
-  assign \$305  = g_bytes > 4'hc;
-  assign \$306  = g_bytes > 4'hc;
-  assign \$307  = g_bytes > 4'hc;
-  assign \$308  = g_bytes > 4'hc;
-  assign \$309  = g_bytes > 4'hc;
-  assign \$310  = g_bytes > 4'hc;
-  assign \$311  = g_bytes > 4'hc;
-  assign \$312  = g_bytes > 4'hd;
-  assign \$313  = g_bytes > 4'hd;
-  assign \$314  = g_bytes > 4'hd;
-  assign \$315  = g_bytes > 4'hd;
-  assign \$316  = g_bytes > 4'hd;
-  assign \$317  = g_bytes > 4'hd;
-  assign \$318  = g_bytes > 4'hd;
-  assign \$319  = g_bytes > 4'hd;
-  assign \$320  = g_bytes > 4'he;
-  assign \$321  = g_bytes > 4'he;
-  assign \$322  = g_bytes > 4'he;
-  assign \$323  = g_bytes > 4'he;
-  assign \$324  = g_bytes > 4'he;
-  assign \$325  = g_bytes > 4'he;
-  assign \$326  = g_bytes > 4'he;
-  assign \$327  = g_bytes > 4'he;
-  assign \$328  = g_bytes > 4'hf;
-  assign \$329  = g_bytes > 4'hf;
-  assign \$330  = g_bytes > 4'hf;
-  assign \$331  = g_bytes > 4'hf;
-  assign \$332  = g_bytes > 4'hf;
-  assign \$333  = g_bytes > 4'hf;
-  assign \$334  = g_bytes > 4'hf;
-  assign \$335  = g_bytes > 4'hf;
-  assign \$336  = word & { \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208  };
-  assign \$337  = d_boff[3:0] * 4'h8;
-  assign \$338  = \$336  << \$337 ;
-  assign line = acc_line | \$338 [127:0];
-  assign \$339  = ~ d_is_a;
-  assign \$340  = d_valid & \$339 ;
-  assign \$341  = d_target == 1'h1;
-  assign \$342  = \$340  & \$341 ;
-  assign \$343  = 1'h1 << d_dest[1:0];
-  assign bsel = \$342  ? \$343  : 4'h0;
-  assign \$344  = pulse | active;
-  assign busy = \$344  | d_valid;
+  assign \$191  = g_bytes > 1'h0;
+  assign \$192  = g_bytes > 1'h0;
+  assign \$193  = g_bytes > 1'h0;
+  assign \$194  = g_bytes > 1'h0;
+  assign \$195  = g_bytes > 1'h0;
+  assign \$196  = g_bytes > 1'h0;
+  assign \$197  = g_bytes > 1'h0;
+  assign \$198  = g_bytes > 1'h0;
+  assign \$199  = g_bytes > 1'h1;
+  assign \$200  = g_bytes > 1'h1;
+  assign \$201  = g_bytes > 1'h1;
+  assign \$202  = g_bytes > 1'h1;
+  assign \$203  = g_bytes > 1'h1;
+  assign \$204  = g_bytes > 1'h1;
+  assign \$205  = g_bytes > 1'h1;
+  assign \$206  = g_bytes > 1'h1;
+  assign \$207  = g_bytes > 2'h2;
+  assign \$208  = g_bytes > 2'h2;
+  assign \$209  = g_bytes > 2'h2;
+  assign \$210  = g_bytes > 2'h2;
+  assign \$211  = g_bytes > 2'h2;
+  assign \$212  = g_bytes > 2'h2;
+  assign \$213  = g_bytes > 2'h2;
+  assign \$214  = g_bytes > 2'h2;
+  assign \$215  = g_bytes > 2'h3;
+  assign \$216  = g_bytes > 2'h3;
+  assign \$217  = g_bytes > 2'h3;
+  assign \$218  = g_bytes > 2'h3;
+  assign \$219  = g_bytes > 2'h3;
+  assign \$220  = g_bytes > 2'h3;
+  assign \$221  = g_bytes > 2'h3;
+  assign \$222  = g_bytes > 2'h3;
+  assign \$223  = g_bytes > 3'h4;
+  assign \$224  = g_bytes > 3'h4;
+  assign \$225  = g_bytes > 3'h4;
+  assign \$226  = g_bytes > 3'h4;
+  assign \$227  = g_bytes > 3'h4;
+  assign \$228  = g_bytes > 3'h4;
+  assign \$229  = g_bytes > 3'h4;
+  assign \$230  = g_bytes > 3'h4;
+  assign \$231  = g_bytes > 3'h5;
+  assign \$232  = g_bytes > 3'h5;
+  assign \$233  = g_bytes > 3'h5;
+  assign \$234  = g_bytes > 3'h5;
+  assign \$235  = g_bytes > 3'h5;
+  assign \$236  = g_bytes > 3'h5;
+  assign \$237  = g_bytes > 3'h5;
+  assign \$238  = g_bytes > 3'h5;
+  assign \$239  = g_bytes > 3'h6;
+  assign \$240  = g_bytes > 3'h6;
+  assign \$241  = g_bytes > 3'h6;
+  assign \$242  = g_bytes > 3'h6;
+  assign \$243  = g_bytes > 3'h6;
+  assign \$244  = g_bytes > 3'h6;
+  assign \$245  = g_bytes > 3'h6;
+  assign \$246  = g_bytes > 3'h6;
+  assign \$247  = g_bytes > 3'h7;
+  assign \$248  = g_bytes > 3'h7;
+  assign \$249  = g_bytes > 3'h7;
+  assign \$250  = g_bytes > 3'h7;
+  assign \$251  = g_bytes > 3'h7;
+  assign \$252  = g_bytes > 3'h7;
+  assign \$253  = g_bytes > 3'h7;
+  assign \$254  = g_bytes > 3'h7;
+  assign \$255  = g_bytes > 4'h8;
+  assign \$256  = g_bytes > 4'h8;
+  assign \$257  = g_bytes > 4'h8;
+  assign \$258  = g_bytes > 4'h8;
+  assign \$259  = g_bytes > 4'h8;
+  assign \$260  = g_bytes > 4'h8;
+  assign \$261  = g_bytes > 4'h8;
+  assign \$262  = g_bytes > 4'h8;
+  assign \$263  = g_bytes > 4'h9;
+  assign \$264  = g_bytes > 4'h9;
+  assign \$265  = g_bytes > 4'h9;
+  assign \$266  = g_bytes > 4'h9;
+  assign \$267  = g_bytes > 4'h9;
+  assign \$268  = g_bytes > 4'h9;
+  assign \$269  = g_bytes > 4'h9;
+  assign \$270  = g_bytes > 4'h9;
+  assign \$271  = g_bytes > 4'ha;
+  assign \$272  = g_bytes > 4'ha;
+  assign \$273  = g_bytes > 4'ha;
+  assign \$274  = g_bytes > 4'ha;
+  assign \$275  = g_bytes > 4'ha;
+  assign \$276  = g_bytes > 4'ha;
+  assign \$277  = g_bytes > 4'ha;
+  assign \$278  = g_bytes > 4'ha;
+  assign \$279  = g_bytes > 4'hb;
+  assign \$280  = g_bytes > 4'hb;
+  assign \$281  = g_bytes > 4'hb;
+  assign \$282  = g_bytes > 4'hb;
+  assign \$283  = g_bytes > 4'hb;
+  assign \$284  = g_bytes > 4'hb;
+  assign \$285  = g_bytes > 4'hb;
+  assign \$286  = g_bytes > 4'hb;
+  assign \$287  = g_bytes > 4'hc;
+  assign \$288  = g_bytes > 4'hc;
+  assign \$289  = g_bytes > 4'hc;
+  assign \$290  = g_bytes > 4'hc;
+  assign \$291  = g_bytes > 4'hc;
+  assign \$292  = g_bytes > 4'hc;
+  assign \$293  = g_bytes > 4'hc;
+  assign \$294  = g_bytes > 4'hc;
+  assign \$295  = g_bytes > 4'hd;
+  assign \$296  = g_bytes > 4'hd;
+  assign \$297  = g_bytes > 4'hd;
+  assign \$298  = g_bytes > 4'hd;
+  assign \$299  = g_bytes > 4'hd;
+  assign \$300  = g_bytes > 4'hd;
+  assign \$301  = g_bytes > 4'hd;
+  assign \$302  = g_bytes > 4'hd;
+  assign \$303  = g_bytes > 4'he;
+  assign \$304  = g_bytes > 4'he;
+  assign \$305  = g_bytes > 4'he;
+  assign \$306  = g_bytes > 4'he;
+  assign \$307  = g_bytes > 4'he;
+  assign \$308  = g_bytes > 4'he;
+  assign \$309  = g_bytes > 4'he;
+  assign \$310  = g_bytes > 4'he;
+  assign \$311  = g_bytes > 4'hf;
+  assign \$312  = g_bytes > 4'hf;
+  assign \$313  = g_bytes > 4'hf;
+  assign \$314  = g_bytes > 4'hf;
+  assign \$315  = g_bytes > 4'hf;
+  assign \$316  = g_bytes > 4'hf;
+  assign \$317  = g_bytes > 4'hf;
+  assign \$318  = g_bytes > 4'hf;
+  assign \$319  = word & { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191  };
+  assign \$320  = d_boff[3:0] * 4'h8;
+  assign \$321  = \$319  << \$320 ;
+  assign line = acc_line | \$321 [127:0];
+  assign \$322  = ~ d_is_a;
+  assign \$323  = d_valid & \$322 ;
+  assign \$324  = d_target == 1'h1;
+  assign \$325  = \$323  & \$324 ;
+  assign \$326  = 1'h1 << d_dest[1:0];
+  assign bsel = \$325  ? \$326  : 4'h0;
+  assign \$327  = pulse | active;
+  assign busy = \$327  | d_valid;
   assign err = mem_err | a_err;
-  assign \$345  = mem_err ? 2'h3 : 2'h2;
-  assign \$346  = ~ in_image;
-  assign \$347  = ~ is_a;
-  assign \$348  = \$347  | line_full;
-  assign \$349  = \$348  | pix_end;
-  assign \$350  = swncb * 1'h0;
-  assign \$351  = dline - \$350 ;
-  assign \$352  = swncb * 1'h1;
-  assign \$353  = dline - \$352 ;
-  assign \$354  = swncb * 2'h2;
-  assign \$355  = dline - \$354 ;
-  assign \$356  = swncb * 2'h3;
-  assign \$357  = dline - \$356 ;
-  assign \$358  = swncb * 3'h4;
-  assign \$359  = dline - \$358 ;
-  assign \$360  = swncb * 3'h5;
-  assign \$361  = dline - \$360 ;
-  assign \$362  = swncb * 3'h6;
-  assign \$363  = dline - \$362 ;
-  assign \$364  = swncb * 3'h7;
-  assign \$365  = dline - \$364 ;
-  assign \$366  = swncb * 4'h8;
-  assign \$367  = dline - \$366 ;
-  assign \$368  = swncb * 4'h9;
-  assign \$369  = dline - \$368 ;
-  assign \$370  = swncb * 4'ha;
-  assign \$371  = dline - \$370 ;
-  assign \$372  = swncb * 4'hb;
-  assign \$373  = dline - \$372 ;
-  assign \$374  = swncb * 4'hc;
-  assign \$375  = dline - \$374 ;
-  assign \$376  = swncb * 4'hd;
-  assign \$377  = dline - \$376 ;
-  assign \$378  = swncb * 4'he;
-  assign \$379  = dline - \$378 ;
-  assign \$380  = swncb * 4'hf;
-  assign \$381  = dline - \$380 ;
-  assign \$382  = ~ is_a;
-  assign \$383  = mem_raddr + stride;
-  assign \$384  = dest + 1'h1;
-  assign \$385  = left - 1'h1;
-  assign \$386  = left == 1'h1;
-  assign \$387  = cb + 1'h1;
-  assign \$388  = mem_raddr + 1'h1;
-  assign \$389  = dline + 1'h1;
-  assign \$390  = cb == cb_last;
-  assign \$391  = jc + 1'h1;
-  assign \$392  = $signed(iwk) + $signed(2'h1);
-  assign \$393  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$394  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$395  = jc == j_last;
-  assign \$396  = kh + 1'h1;
-  assign \$397  = $signed(ihk) + $signed(2'h1);
-  assign \$398  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$399  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$400  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$401  = kh_base + kwncb;
-  assign \$402  = kh_base + kwncb;
-  assign \$403  = kh == kh_last;
-  assign \$404  = cb + 1'h1;
-  assign \$405  = mem_raddr + 1'h1;
-  assign \$406  = dest + 1'h1;
-  assign \$407  = boff + g_bytes;
-  assign \$408  = cb == cb_last;
-  assign \$409  = kw + 1'h1;
-  assign \$410  = $signed(iwk) + $signed(2'h1);
-  assign \$411  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$412  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$413  = kw == kw_last;
-  assign \$414  = kh + 1'h1;
-  assign \$415  = $signed(ihk) + $signed(2'h1);
-  assign \$416  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$417  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$418  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$419  = kh == kh_last;
-  assign \$421  = pix_left - 1'h1;
-  assign \$422  = ow + 1'h1;
-  assign \$423  = wrap ? 33'h000000000 : \$422 ;
-  assign \$424  = pix_left == 1'h1;
-  assign \$425  = ~ \is_a$43 ;
-  assign \$426  = | instr[45:30];
-  assign \$427  = ! regs[127:96];
-  assign \$428  = ! regs[159:128];
-  assign \$429  = \$427  | \$428 ;
-  assign \$430  = ! instr[44:35];
-  assign \$431  = \$429  | \$430 ;
-  assign \$432  = ~ \$431 ;
-  assign \$433  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$434  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$435  = instr[44:35] - 1'h1;
-  assign \$436  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$437  = $signed(regs[447:416]) <= $signed(6'h10);
+  assign \$328  = mem_err ? 2'h3 : 2'h2;
+  assign \$329  = ~ in_image;
+  assign \$330  = ~ is_a;
+  assign \$331  = \$330  | line_full;
+  assign \$332  = \$331  | pix_end;
+  assign \$333  = ~ is_a;
+  assign \$334  = mem_raddr + stride;
+  assign \$335  = dest + 1'h1;
+  assign \$336  = left - 1'h1;
+  assign \$337  = left == 1'h1;
+  assign \$338  = cb + 1'h1;
+  assign \$339  = mem_raddr + 1'h1;
+  assign \$340  = la_bline0 + \$13 ;
+  assign \$341  = la_bline1 + \$17 ;
+  assign \$342  = la_bline2 + \$21 ;
+  assign \$343  = la_bline3 + \$25 ;
+  assign \$344  = la_bline4 + \$29 ;
+  assign \$345  = la_bline5 + \$33 ;
+  assign \$346  = la_bline6 + \$37 ;
+  assign \$347  = la_bline7 + \$41 ;
+  assign \$348  = la_bline8 + \$45 ;
+  assign \$349  = la_bline9 + \$49 ;
+  assign \$350  = la_bline10 + \$53 ;
+  assign \$351  = la_bline11 + \$57 ;
+  assign \$352  = la_bline12 + \$61 ;
+  assign \$353  = la_bline13 + \$65 ;
+  assign \$354  = la_bline14 + \$69 ;
+  assign \$355  = la_bline15 + \$73 ;
+  assign \$356  = cb == cb_last;
+  assign \$357  = jc + 1'h1;
+  assign \$358  = $signed(iwk) + $signed(2'h1);
+  assign \$359  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$360  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$361  = jc == j_last;
+  assign \$362  = kh + 1'h1;
+  assign \$363  = $signed(ihk) + $signed(2'h1);
+  assign \$364  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$365  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$366  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$367  = kh == kh_last;
+  assign \$368  = cb + 1'h1;
+  assign \$369  = mem_raddr + 1'h1;
+  assign \$370  = dest + 1'h1;
+  assign \$371  = boff + g_bytes;
+  assign \$372  = cb == cb_last;
+  assign \$373  = kw + 1'h1;
+  assign \$374  = $signed(iwk) + $signed(2'h1);
+  assign \$375  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$376  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$377  = kw == kw_last;
+  assign \$378  = kh + 1'h1;
+  assign \$379  = $signed(ihk) + $signed(2'h1);
+  assign \$380  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$381  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$382  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$383  = kh == kh_last;
+  assign \$385  = pix_left - 1'h1;
+  assign \$386  = ow + 1'h1;
+  assign \$387  = wrap ? 33'h000000000 : \$386 ;
+  assign \$388  = pix_left == 1'h1;
+  assign \$389  = ~ \is_a$73 ;
+  assign \$390  = | instr[45:30];
+  assign \$391  = ! regs[127:96];
+  assign \$392  = ! regs[159:128];
+  assign \$393  = \$391  | \$392 ;
+  assign \$394  = ! instr[44:35];
+  assign \$395  = \$393  | \$394 ;
+  assign \$396  = ~ \$395 ;
+  assign \$397  = $signed(regs[127:96]) - $signed(2'h1);
+  assign \$398  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$399  = instr[44:35] - 1'h1;
+  assign \$400  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$401  = $signed(regs[447:416]) <= $signed(6'h10);
+  assign \$402  = \$400  & \$401 ;
+  assign \$403  = \$402  ? regs[421:416] : 6'h10;
+  assign \$404  = | regs[479:448];
+  assign \$405  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$406  = $signed(regs[447:416]) < $signed(6'h10);
+  assign \$407  = \$405  & \$406 ;
+  assign \$408  = ~ \$407 ;
+  assign \$409  = \$404  & \$408 ;
+  assign \$410  = $signed(regs[223:192]) >= $signed(2'h1);
+  assign \$411  = \$409  & \$410 ;
+  assign \$412  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
+  assign \$413  = \$411  & \$412 ;
+  assign \$414  = lo_last + kwn;
+  assign \$415  = \$414  - 1'h1;
+  assign \$416  = instr[34:28] > 1'h0;
+  assign \$417  = instr[34:28] > 1'h1;
+  assign \$418  = instr[34:28] > 2'h2;
+  assign \$419  = instr[34:28] > 2'h3;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     wrap = 1'h0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$128 ) begin
+      if (\$80 ) begin
       end else if (diag) begin
       end else begin
-        if (\$129 ) begin
-          if (\$130 ) begin
-            if (\$131 ) begin
-              wrap = \$133 ;
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              wrap = \$85 ;
             end
           end
         end
@@ -30788,13 +30925,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     n_ih = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$128 ) begin
+      if (\$80 ) begin
       end else if (diag) begin
       end else begin
-        if (\$129 ) begin
-          if (\$130 ) begin
-            if (\$131 ) begin
-              n_ih = \$135 [31:0];
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              n_ih = \$87 [31:0];
             end
           end
         end
@@ -30806,13 +30943,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     n_iw = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$128 ) begin
+      if (\$80 ) begin
       end else if (diag) begin
       end else begin
-        if (\$129 ) begin
-          if (\$130 ) begin
-            if (\$131 ) begin
-              n_iw = \$138 [31:0];
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              n_iw = \$90 [31:0];
             end
           end
         end
@@ -30824,13 +30961,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     n_pa = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$128 ) begin
+      if (\$80 ) begin
       end else if (diag) begin
       end else begin
-        if (\$129 ) begin
-          if (\$130 ) begin
-            if (\$131 ) begin
-              n_pa = \$141 [31:0];
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              n_pa = \$93 [31:0];
             end
           end
         end
@@ -30842,9 +30979,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     kwn = 17'h00000;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$142 ) begin
+      if (\$94 ) begin
       end else begin
-        kwn = \$144 ;
+        kwn = \$96 ;
       end
     end
   end
@@ -30853,7 +30990,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     swv = 17'h00000;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$142 ) begin
+      if (\$94 ) begin
       end else begin
         swv = regs[208:192];
       end
@@ -30861,309 +30998,543 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$474  = 1'h0;
+    la_lo_n0 = 23'h000000;
     if (issue) begin
-      \$474  = 1'h1;
-    end
-    if (rst) begin
-      \$474  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$475  = active;
-    if (rst) begin
-      \$475  = 1'h0;
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n0 = 23'h000000;
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$476  = is_a;
-    if (rst) begin
-      \$476  = 1'h0;
+    la_lo_n1 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n1 = \$97 [22:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$477  = target;
+    la_lo_n2 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n2 = \$98 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n3 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n3 = \$99 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n4 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n4 = \$100 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n5 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n5 = \$101 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n6 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n6 = \$102 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n7 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n7 = \$103 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n8 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n8 = \$104 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n9 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n9 = \$105 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n10 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n10 = \$106 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n11 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n11 = \$107 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n12 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n12 = \$108 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n13 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n13 = \$109 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n14 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n14 = \$110 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n15 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n15 = \$111 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    lo_last = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        if (\$112 ) begin
+          lo_last = la_lo_n0;
+        end
+        if (\$113 ) begin
+          lo_last = la_lo_n1;
+        end
+        if (\$114 ) begin
+          lo_last = la_lo_n2;
+        end
+        if (\$115 ) begin
+          lo_last = la_lo_n3;
+        end
+        if (\$116 ) begin
+          lo_last = la_lo_n4;
+        end
+        if (\$117 ) begin
+          lo_last = la_lo_n5;
+        end
+        if (\$118 ) begin
+          lo_last = la_lo_n6;
+        end
+        if (\$119 ) begin
+          lo_last = la_lo_n7;
+        end
+        if (\$120 ) begin
+          lo_last = la_lo_n8;
+        end
+        if (\$121 ) begin
+          lo_last = la_lo_n9;
+        end
+        if (\$122 ) begin
+          lo_last = la_lo_n10;
+        end
+        if (\$123 ) begin
+          lo_last = la_lo_n11;
+        end
+        if (\$124 ) begin
+          lo_last = la_lo_n12;
+        end
+        if (\$125 ) begin
+          lo_last = la_lo_n13;
+        end
+        if (\$126 ) begin
+          lo_last = la_lo_n14;
+        end
+        if (\$127 ) begin
+          lo_last = la_lo_n15;
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$450  = 1'h0;
+    if (issue) begin
+      \$450  = 1'h1;
+    end
     if (rst) begin
-      \$477  = 2'h0;
+      \$450  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$451  = active;
+    if (rst) begin
+      \$451  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$452  = is_a;
+    if (rst) begin
+      \$452  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$453  = target;
+    if (rst) begin
+      \$453  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$454  = dest;
+    if (rst) begin
+      \$454  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$455  = \$329 ;
+    if (rst) begin
+      \$455  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$456  = bank;
+    if (rst) begin
+      \$456  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$457  = boff;
+    if (rst) begin
+      \$457  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$458  = \$332 ;
+    if (rst) begin
+      \$458  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$459  = diag;
+    if (rst) begin
+      \$459  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$460  = { \$73 , \$69 , \$65 , \$61 , \$57 , \$53 , \$49 , \$45 , \$41 , \$37 , \$33 , \$29 , \$25 , \$21 , \$17 , \$13  };
+    if (rst) begin
+      \$460  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$461  = la_bline0;
+    if (rst) begin
+      \$461  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$462  = la_bline1;
+    if (rst) begin
+      \$462  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$463  = la_bline2;
+    if (rst) begin
+      \$463  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$464  = la_bline3;
+    if (rst) begin
+      \$464  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$465  = la_bline4;
+    if (rst) begin
+      \$465  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$466  = la_bline5;
+    if (rst) begin
+      \$466  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$467  = la_bline6;
+    if (rst) begin
+      \$467  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$468  = la_bline7;
+    if (rst) begin
+      \$468  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$469  = la_bline8;
+    if (rst) begin
+      \$469  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$470  = la_bline9;
+    if (rst) begin
+      \$470  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$471  = la_bline10;
+    if (rst) begin
+      \$471  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$472  = la_bline11;
+    if (rst) begin
+      \$472  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$473  = la_bline12;
+    if (rst) begin
+      \$473  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$474  = la_bline13;
+    if (rst) begin
+      \$474  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$475  = la_bline14;
+    if (rst) begin
+      \$475  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$476  = la_bline15;
+    if (rst) begin
+      \$476  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$477  = mem_raddr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+        \$477  = \$334 [31:0];
+      end else if (diag) begin
+        \$477  = \$339 [31:0];
+        if (\$356 ) begin
+          \$477  = \$360 [31:0];
+          if (\$361 ) begin
+            \$477  = \$366 [31:0];
+          end
+        end
+      end else begin
+        \$477  = \$369 [31:0];
+        if (\$372 ) begin
+          \$477  = \$376 [31:0];
+          if (\$377 ) begin
+            \$477  = \$382 [31:0];
+            if (\$383 ) begin
+              \$477  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+        \$477  = instr[77:46];
+      end else begin
+        \$477  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$477  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$478  = dest;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+        \$478  = \$335 [17:0];
+      end else if (diag) begin
+      end else begin
+        if (line_full) begin
+          \$478  = \$370 [17:0];
+        end
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$478  = dst0;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+        \$478  = { 2'h0, instr[29:14] };
+      end else begin
+        \$478  = { 2'h0, instr[27:12] };
+      end
+    end
     if (rst) begin
       \$478  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$479  = \$346 ;
-    if (rst) begin
-      \$479  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$480  = bank;
-    if (rst) begin
-      \$480  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$481  = boff;
-    if (rst) begin
-      \$481  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$482  = \$349 ;
-    if (rst) begin
-      \$482  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$483  = diag;
-    if (rst) begin
-      \$483  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$484  = { \$121 , \$114 , \$107 , \$100 , \$93 , \$86 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37 , \$30 , \$23 , \$16  };
-    if (rst) begin
-      \$484  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$485  = \$351 [55:0];
-    if (rst) begin
-      \$485  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$486  = \$353 [55:0];
-    if (rst) begin
-      \$486  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$487  = \$355 [55:0];
-    if (rst) begin
-      \$487  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$488  = \$357 [55:0];
-    if (rst) begin
-      \$488  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$489  = \$359 [55:0];
-    if (rst) begin
-      \$489  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$490  = \$361 [55:0];
-    if (rst) begin
-      \$490  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$491  = \$363 [55:0];
-    if (rst) begin
-      \$491  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$492  = \$365 [55:0];
-    if (rst) begin
-      \$492  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$493  = \$367 [55:0];
-    if (rst) begin
-      \$493  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$494  = \$369 [55:0];
-    if (rst) begin
-      \$494  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$495  = \$371 [55:0];
-    if (rst) begin
-      \$495  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$496  = \$373 [55:0];
-    if (rst) begin
-      \$496  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$497  = \$375 [55:0];
-    if (rst) begin
-      \$497  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$498  = \$377 [55:0];
-    if (rst) begin
-      \$498  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$499  = \$379 [55:0];
-    if (rst) begin
-      \$499  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$500  = \$381 [55:0];
-    if (rst) begin
-      \$500  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$501  = mem_raddr;
+    \$479  = left;
     if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-        \$501  = \$383 [31:0];
-      end else if (diag) begin
-        \$501  = \$388 [31:0];
-        if (\$390 ) begin
-          \$501  = \$394 [31:0];
-          if (\$395 ) begin
-            \$501  = \$400 [31:0];
-          end
-        end
-      end else begin
-        \$501  = \$405 [31:0];
-        if (\$408 ) begin
-          \$501  = \$412 [31:0];
-          if (\$413 ) begin
-            \$501  = \$418 [31:0];
-            if (\$419 ) begin
-              \$501  = n_pa;
-            end
-          end
-        end
+      if (\$333 ) begin
+        \$479  = \$336 [16:0];
       end
     end
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$425 ) begin
-        \$501  = instr[77:46];
-      end else begin
-        \$501  = instr[112:81];
+      if (\$389 ) begin
+        \$479  = { 1'h0, instr[45:30] };
       end
     end
     if (rst) begin
-      \$501  = 32'd0;
+      \$479  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$502  = dest;
+    \$480  = active;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$382 ) begin
-        \$502  = \$384 [17:0];
-      end else if (diag) begin
-      end else begin
-        if (line_full) begin
-          \$502  = \$406 [17:0];
-        end
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$502  = dst0;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$425 ) begin
-        \$502  = { 2'h0, instr[29:14] };
-      end else begin
-        \$502  = { 2'h0, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$502  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$503  = left;
-    if (active) begin
-      if (\$382 ) begin
-        \$503  = \$385 [16:0];
-      end
-    end
-    if (issue) begin
-      if (\$425 ) begin
-        \$503  = { 1'h0, instr[45:30] };
-      end
-    end
-    if (rst) begin
-      \$503  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$504  = active;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-        if (\$386 ) begin
-          \$504  = 1'h0;
+      if (\$333 ) begin
+        if (\$337 ) begin
+          \$480  = 1'h0;
         end
       end else if (diag) begin
-        if (\$390 ) begin
-          if (\$395 ) begin
-            if (\$403 ) begin
-              \$504  = 1'h0;
+        if (\$356 ) begin
+          if (\$361 ) begin
+            if (\$367 ) begin
+              \$480  = 1'h0;
             end
           end
         end
       end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              if (\$424 ) begin
-                \$504  = 1'h0;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              if (\$388 ) begin
+                \$480  = 1'h0;
               end
             end
           end
@@ -31172,115 +31543,410 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
-        \$504  = \$426 ;
+      if (\$389 ) begin
+        \$480  = \$390 ;
       end else begin
-        \$504  = \$432 ;
+        \$480  = \$396 ;
       end
     end
     if (rst) begin
-      \$504  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$505  = cb;
+    \$481  = cb;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$382 ) begin
+      if (\$333 ) begin
       end else if (diag) begin
-        \$505  = \$387 [9:0];
-        if (\$390 ) begin
-          \$505  = 10'h000;
+        \$481  = \$338 [9:0];
+        if (\$356 ) begin
+          \$481  = 10'h000;
         end
       end else begin
-        \$505  = \$404 [9:0];
-        if (\$408 ) begin
-          \$505  = 10'h000;
+        \$481  = \$368 [9:0];
+        if (\$372 ) begin
+          \$481  = 10'h000;
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$505  = 10'h000;
+        \$481  = 10'h000;
       end
     end
     if (rst) begin
-      \$505  = 10'h000;
+      \$481  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$506  = dline;
+    \$482  = la_bline0;
     if (active) begin
-      if (\$382 ) begin
+      if (\$333 ) begin
       end else if (diag) begin
-        \$506  = \$389 [55:0];
-        if (\$390 ) begin
-          if (\$395 ) begin
-            \$506  = \$402 [55:0];
+        \$482  = \$340 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$482  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$482  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$483  = la_bline1;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$483  = \$341 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$483  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$483  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$484  = la_bline2;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$484  = \$342 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$484  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$484  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$485  = la_bline3;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$485  = \$343 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$485  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$485  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$486  = la_bline4;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$486  = \$344 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$486  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$486  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$487  = la_bline5;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$487  = \$345 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$487  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$487  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$488  = la_bline6;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$488  = \$346 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$488  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$488  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$489  = la_bline7;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$489  = \$347 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$489  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$489  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$490  = la_bline8;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$490  = \$348 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$490  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$490  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$491  = la_bline9;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$491  = \$349 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$491  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$491  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$492  = la_bline10;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$492  = \$350 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$492  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$492  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$493  = la_bline11;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$493  = \$351 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$493  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$493  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$494  = la_bline12;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$494  = \$352 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$494  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$494  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$495  = la_bline13;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$495  = \$353 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$495  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$495  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$496  = la_bline14;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$496  = \$354 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$496  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$496  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$497  = la_bline15;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$497  = \$355 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$497  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$497  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$498  = jc;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          \$498  = \$357 [22:0];
+          if (\$361 ) begin
+            \$498  = 23'h000000;
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$506  = { 40'h0000000000, instr[27:12] };
+        \$498  = 23'h000000;
       end
     end
     if (rst) begin
-      \$506  = 56'h00000000000000;
+      \$498  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$507  = jc;
-    if (active) begin
-      if (\$382 ) begin
-      end else if (diag) begin
-        if (\$390 ) begin
-          \$507  = \$391 [31:0];
-          if (\$395 ) begin
-            \$507  = 32'd0;
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$425 ) begin
-      end else begin
-        \$507  = 32'd0;
-      end
-    end
-    if (rst) begin
-      \$507  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$508  = iwk;
+    \$499  = iwk;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$382 ) begin
+      if (\$333 ) begin
       end else if (diag) begin
-        if (\$390 ) begin
-          \$508  = \$392 [31:0];
-          if (\$395 ) begin
-            \$508  = iw;
+        if (\$356 ) begin
+          \$499  = \$358 [31:0];
+          if (\$361 ) begin
+            \$499  = iw;
           end
         end
       end else begin
-        if (\$408 ) begin
-          \$508  = \$410 [31:0];
-          if (\$413 ) begin
-            \$508  = iw;
-            if (\$419 ) begin
-              \$508  = n_iw;
+        if (\$372 ) begin
+          \$499  = \$374 [31:0];
+          if (\$377 ) begin
+            \$499  = iw;
+            if (\$383 ) begin
+              \$499  = n_iw;
             end
           end
         end
@@ -31288,9 +31954,292 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$508  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$499  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+      end
+    end
+    if (rst) begin
+      \$499  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$500  = col_addr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          \$500  = \$359 [31:0];
+          if (\$361 ) begin
+            \$500  = \$365 [31:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          \$500  = \$375 [31:0];
+          if (\$377 ) begin
+            \$500  = \$381 [31:0];
+            if (\$383 ) begin
+              \$500  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$500  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$500  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$501  = kh;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            \$501  = \$362 [15:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            \$501  = \$378 [15:0];
+            if (\$383 ) begin
+              \$501  = 16'h0000;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$501  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$501  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$502  = ihk;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            \$502  = \$363 [31:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            \$502  = \$379 [31:0];
+            if (\$383 ) begin
+              \$502  = n_ih;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$502  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+      end
+    end
+    if (rst) begin
+      \$502  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$503  = row_addr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            \$503  = \$364 [31:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            \$503  = \$380 [31:0];
+            if (\$383 ) begin
+              \$503  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$503  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$503  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$504  = boff;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+      end else begin
+        (* full_case = 32'd1 *)
+        if (line_full) begin
+          \$504  = 6'h00;
+        end else begin
+          \$504  = \$371 [5:0];
+        end
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$504  = 6'h00;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$504  = 6'h00;
+      end
+    end
+    if (rst) begin
+      \$504  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$505  = kw;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+      end else begin
+        if (\$372 ) begin
+          \$505  = \$373 [15:0];
+          if (\$377 ) begin
+            \$505  = 16'h0000;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$505  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$505  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$506  = bank;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$506  = \$384 [15:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$506  = 16'h0001;
+      end
+    end
+    if (rst) begin
+      \$506  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$507  = pix_left;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$507  = \$385 [6:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$507  = instr[34:28];
+      end
+    end
+    if (rst) begin
+      \$507  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$508  = ow;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$508  = \$387 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$508  = { 20'h00000, instr[80:69] };
       end
     end
     if (rst) begin
@@ -31299,24 +32248,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$509  = col_addr;
+    \$509  = ih;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$382 ) begin
+      if (\$333 ) begin
       end else if (diag) begin
-        if (\$390 ) begin
-          \$509  = \$393 [31:0];
-          if (\$395 ) begin
-            \$509  = \$399 [31:0];
-          end
-        end
       end else begin
-        if (\$408 ) begin
-          \$509  = \$411 [31:0];
-          if (\$413 ) begin
-            \$509  = \$417 [31:0];
-            if (\$419 ) begin
-              \$509  = n_pa;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$509  = n_ih;
             end
           end
         end
@@ -31324,9 +32265,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$509  = instr[112:81];
+        \$509  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
@@ -31335,22 +32276,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$510  = kh;
+    \$510  = iw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$382 ) begin
+      if (\$333 ) begin
       end else if (diag) begin
-        if (\$390 ) begin
-          if (\$395 ) begin
-            \$510  = \$396 [15:0];
-          end
-        end
       end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            \$510  = \$414 [15:0];
-            if (\$419 ) begin
-              \$510  = 16'h0000;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$510  = n_iw;
             end
           end
         end
@@ -31358,33 +32293,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$510  = 16'h0000;
+        \$510  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$510  = 16'h0000;
+      \$510  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$511  = ihk;
+    \$511  = pa;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$382 ) begin
+      if (\$333 ) begin
       end else if (diag) begin
-        if (\$390 ) begin
-          if (\$395 ) begin
-            \$511  = \$397 [31:0];
-          end
-        end
       end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            \$511  = \$415 [31:0];
-            if (\$419 ) begin
-              \$511  = n_ih;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$511  = n_pa;
             end
           end
         end
@@ -31392,9 +32321,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$511  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$511  = instr[112:81];
       end
     end
     if (rst) begin
@@ -31403,145 +32332,60 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$512  = row_addr;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-        if (\$390 ) begin
-          if (\$395 ) begin
-            \$512  = \$398 [31:0];
-          end
-        end
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            \$512  = \$416 [31:0];
-            if (\$419 ) begin
-              \$512  = n_pa;
-            end
-          end
-        end
-      end
-    end
+    \$512  = is_a;
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$425 ) begin
-      end else begin
-        \$512  = instr[112:81];
-      end
+      \$512  = \is_a$73 ;
     end
     if (rst) begin
-      \$512  = 32'd0;
+      \$512  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$513  = kh_base;
-    if (active) begin
-      if (\$382 ) begin
-      end else if (diag) begin
-        if (\$390 ) begin
-          if (\$395 ) begin
-            \$513  = \$401 [55:0];
-          end
-        end
-      end
-    end
+    \$513  = target;
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$425 ) begin
-      end else begin
-        \$513  = { 40'h0000000000, instr[27:12] };
+      if (\$389 ) begin
+        \$513  = instr[13:12];
       end
     end
     if (rst) begin
-      \$513  = 56'h00000000000000;
+      \$513  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$514  = boff;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        (* full_case = 32'd1 *)
-        if (line_full) begin
-          \$514  = 6'h00;
-        end else begin
-          \$514  = \$407 [5:0];
-        end
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$514  = 6'h00;
-            end
-          end
-        end
-      end
-    end
+    \$514  = stride;
     if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$425 ) begin
-      end else begin
-        \$514  = 6'h00;
+      if (\$389 ) begin
+        \$514  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
       end
     end
     if (rst) begin
-      \$514  = 6'h00;
+      \$514  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$515  = kw;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          \$515  = \$409 [15:0];
-          if (\$413 ) begin
-            \$515  = 16'h0000;
-          end
-        end
-      end
-    end
+    \$515  = dst0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$515  = 16'h0000;
+        \$515  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$515  = 16'h0000;
+      \$515  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$516  = bank;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$516  = \$420 [15:0];
-            end
-          end
-        end
-      end
-    end
+    \$516  = kh_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$516  = 16'h0001;
+        \$516  = \$397 [15:0];
       end
     end
     if (rst) begin
@@ -31550,523 +32394,713 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$517  = pix_left;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$517  = \$421 [6:0];
-            end
-          end
-        end
-      end
-    end
+    \$517  = kw_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$517  = instr[34:28];
+        \$517  = \$398 [15:0];
       end
     end
     if (rst) begin
-      \$517  = 7'h00;
+      \$517  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$518  = ow;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$518  = \$423 [31:0];
-            end
-          end
-        end
-      end
-    end
+    \$518  = cb_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$518  = { 20'h00000, instr[80:69] };
+        \$518  = \$399 [9:0];
       end
     end
     if (rst) begin
-      \$518  = 32'd0;
+      \$518  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$519  = ih;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$519  = n_ih;
-            end
-          end
-        end
-      end
-    end
+    \$519  = pad_value;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$519  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$519  = regs[391:384];
       end
     end
     if (rst) begin
-      \$519  = 32'd0;
+      \$519  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$520  = iw;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$520  = n_iw;
-            end
-          end
-        end
-      end
-    end
+    \$520  = g_bytes;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$520  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$520  = \$403 ;
       end
     end
     if (rst) begin
-      \$520  = 32'd0;
+      \$520  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$521  = pa;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$382 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$408 ) begin
-          if (\$413 ) begin
-            if (\$419 ) begin
-              \$521  = n_pa;
-            end
-          end
-        end
-      end
-    end
+    \$521  = diag;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$521  = instr[112:81];
+        \$521  = \$413 ;
       end
     end
     if (rst) begin
-      \$521  = 32'd0;
+      \$521  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$522  = is_a;
-    if (issue) begin
-      \$522  = \is_a$43 ;
-    end
-    if (rst) begin
-      \$522  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$523  = target;
-    if (issue) begin
-      if (\$425 ) begin
-        \$523  = instr[13:12];
-      end
-    end
-    if (rst) begin
-      \$523  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$524  = stride;
-    if (issue) begin
-      if (\$425 ) begin
-        \$524  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
-      end
-    end
-    if (rst) begin
-      \$524  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$525  = dst0;
+    \$522  = j_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$525  = { 2'h0, instr[27:12] };
+        \$522  = \$415 [22:0];
       end
     end
     if (rst) begin
-      \$525  = 18'h00000;
+      \$522  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$526  = kh_last;
+    \$523  = np_mask;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$526  = \$433 [15:0];
+        \$523  = { \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424 , \$423 , \$422 , \$421 , \$420 , \$419 , \$418 , \$417 , \$416  };
       end
     end
     if (rst) begin
-      \$526  = 16'h0000;
+      \$523  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$527  = kw_last;
+    \$524  = la_lo0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$527  = \$434 [15:0];
+        \$524  = la_lo_n0;
       end
     end
     if (rst) begin
-      \$527  = 16'h0000;
+      \$524  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$528  = cb_last;
+    \$525  = la_lo1;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$528  = \$435 [9:0];
+        \$525  = la_lo_n1;
       end
     end
     if (rst) begin
-      \$528  = 10'h000;
+      \$525  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$529  = pad_value;
+    \$526  = la_lo2;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$529  = regs[391:384];
+        \$526  = la_lo_n2;
       end
     end
     if (rst) begin
-      \$529  = 8'h00;
+      \$526  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$530  = g_bytes;
+    \$527  = la_lo3;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$530  = \$439 ;
+        \$527  = la_lo_n3;
       end
     end
     if (rst) begin
-      \$530  = 6'h00;
+      \$527  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$531  = diag;
+    \$528  = la_lo4;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$531  = \$449 ;
+        \$528  = la_lo_n4;
       end
     end
     if (rst) begin
-      \$531  = 1'h0;
+      \$528  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$532  = sw;
+    \$529  = la_lo5;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$532  = swv;
+        \$529  = la_lo_n5;
       end
     end
     if (rst) begin
-      \$532  = 17'h00000;
+      \$529  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$533  = kw_n;
+    \$530  = la_lo6;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$533  = kwn;
+        \$530  = la_lo_n6;
       end
     end
     if (rst) begin
-      \$533  = 17'h00000;
+      \$530  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$534  = j_last;
+    \$531  = la_lo7;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$534  = { \$453 [26], \$453 [26], \$453 [26], \$453 [26], \$453 [26], \$453  };
+        \$531  = la_lo_n7;
       end
     end
     if (rst) begin
-      \$534  = 32'd0;
+      \$531  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$535  = np_mask;
+    \$532  = la_lo8;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$535  = { \$469 , \$468 , \$467 , \$466 , \$465 , \$464 , \$463 , \$462 , \$461 , \$460 , \$459 , \$458 , \$457 , \$456 , \$455 , \$454  };
+        \$532  = la_lo_n8;
       end
     end
     if (rst) begin
-      \$535  = 16'h0000;
+      \$532  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$536  = kwncb;
+    \$533  = la_lo9;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$536  = { 29'h00000000, \$470  };
+        \$533  = la_lo_n9;
       end
     end
     if (rst) begin
-      \$536  = 56'h00000000000000;
+      \$533  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$537  = swncb;
+    \$534  = la_lo10;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$537  = { 29'h00000000, \$471  };
+        \$534  = la_lo_n10;
       end
     end
     if (rst) begin
-      \$537  = 56'h00000000000000;
+      \$534  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$538  = la_in_h;
+    \$535  = la_lo11;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$538  = regs[31:0];
+        \$535  = la_lo_n11;
       end
     end
     if (rst) begin
-      \$538  = 32'd0;
+      \$535  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$539  = la_in_w;
+    \$536  = la_lo12;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$539  = regs[63:32];
+        \$536  = la_lo_n12;
       end
     end
     if (rst) begin
-      \$539  = 32'd0;
+      \$536  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$540  = la_out_w;
+    \$537  = la_lo13;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$540  = regs[95:64];
+        \$537  = la_lo_n13;
       end
     end
     if (rst) begin
-      \$540  = 32'd0;
+      \$537  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$541  = la_stride_h;
+    \$538  = la_lo14;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$541  = regs[191:160];
+        \$538  = la_lo_n14;
       end
     end
     if (rst) begin
-      \$541  = 32'd0;
+      \$538  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$542  = la_stride_w;
+    \$539  = la_lo15;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$542  = regs[223:192];
+        \$539  = la_lo_n15;
       end
     end
     if (rst) begin
-      \$542  = 32'd0;
+      \$539  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$543  = la_pad_w;
+    \$540  = la_hi0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$543  = regs[255:224];
+        \$540  = \$432 [22:0];
       end
     end
     if (rst) begin
-      \$543  = 32'd0;
+      \$540  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$544  = la_step_kh;
+    \$541  = la_hi1;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$544  = regs[287:256];
+        \$541  = \$433 [22:0];
       end
     end
     if (rst) begin
-      \$544  = 32'd0;
+      \$541  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$545  = la_step_kw;
+    \$542  = la_hi2;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$545  = regs[319:288];
+        \$542  = \$434 [22:0];
       end
     end
     if (rst) begin
-      \$545  = 32'd0;
+      \$542  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$546  = la_step_ow;
+    \$543  = la_hi3;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$546  = regs[351:320];
+        \$543  = \$435 [22:0];
       end
     end
     if (rst) begin
-      \$546  = 32'd0;
+      \$543  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$547  = la_step_wrap;
+    \$544  = la_hi4;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$425 ) begin
+      if (\$389 ) begin
       end else begin
-        \$547  = regs[383:352];
+        \$544  = \$436 [22:0];
       end
     end
     if (rst) begin
-      \$547  = 32'd0;
+      \$544  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$548  = acc_line;
-    if (\$472 ) begin
-      \$548  = \$473 ;
+    \$545  = la_hi5;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$545  = \$437 [22:0];
+      end
     end
     if (rst) begin
-      \$548  = 128'h00000000000000000000000000000000;
+      \$545  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$546  = la_hi6;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$546  = \$438 [22:0];
+      end
+    end
+    if (rst) begin
+      \$546  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$547  = la_hi7;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$547  = \$439 [22:0];
+      end
+    end
+    if (rst) begin
+      \$547  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$548  = la_hi8;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$548  = \$440 [22:0];
+      end
+    end
+    if (rst) begin
+      \$548  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$549  = la_hi9;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$549  = \$441 [22:0];
+      end
+    end
+    if (rst) begin
+      \$549  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$550  = la_hi10;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$550  = \$442 [22:0];
+      end
+    end
+    if (rst) begin
+      \$550  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$551  = la_hi11;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$551  = \$443 [22:0];
+      end
+    end
+    if (rst) begin
+      \$551  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$552  = la_hi12;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$552  = \$444 [22:0];
+      end
+    end
+    if (rst) begin
+      \$552  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$553  = la_hi13;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$553  = \$445 [22:0];
+      end
+    end
+    if (rst) begin
+      \$553  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$554  = la_hi14;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$554  = \$446 [22:0];
+      end
+    end
+    if (rst) begin
+      \$554  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$555  = la_hi15;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$555  = \$447 [22:0];
+      end
+    end
+    if (rst) begin
+      \$555  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$556  = la_in_h;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$556  = regs[31:0];
+      end
+    end
+    if (rst) begin
+      \$556  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$557  = la_in_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$557  = regs[63:32];
+      end
+    end
+    if (rst) begin
+      \$557  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$558  = la_out_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$558  = regs[95:64];
+      end
+    end
+    if (rst) begin
+      \$558  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$559  = la_stride_h;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$559  = regs[191:160];
+      end
+    end
+    if (rst) begin
+      \$559  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$560  = la_stride_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$560  = regs[223:192];
+      end
+    end
+    if (rst) begin
+      \$560  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$561  = la_pad_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$561  = regs[255:224];
+      end
+    end
+    if (rst) begin
+      \$561  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$562  = la_step_kh;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$562  = regs[287:256];
+      end
+    end
+    if (rst) begin
+      \$562  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$563  = la_step_kw;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$563  = regs[319:288];
+      end
+    end
+    if (rst) begin
+      \$563  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$564  = la_step_ow;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$564  = regs[351:320];
+      end
+    end
+    if (rst) begin
+      \$564  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$565  = la_step_wrap;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$565  = regs[383:352];
+      end
+    end
+    if (rst) begin
+      \$565  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$566  = acc_line;
+    if (\$448 ) begin
+      \$566  = \$449 ;
+    end
+    if (rst) begin
+      \$566  = 128'h00000000000000000000000000000000;
     end
   end
   assign addr = mem_raddr;
   assign mem_ren = ren;
-  assign hit = { \$121 , \$114 , \$107 , \$100 , \$93 , \$86 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37 , \$30 , \$23 , \$16  };
+  assign hit = { \$73 , \$69 , \$65 , \$61 , \$57 , \$53 , \$49 , \$45 , \$41 , \$37 , \$33 , \$29 , \$25 , \$21 , \$17 , \$13  };
   assign mem_rdata = w_wdata;
   assign s_waddr = d_dest[5:0];
   assign s_wdata = w_wdata;
   assign b_waddr = d_dest[7:2];
   assign b_wdata = { w_wdata[127:120], w_wdata[127:120], w_wdata[127:120], w_wdata[127:112], w_wdata[119:112], w_wdata[119:112], w_wdata[119:104], w_wdata[111:104], w_wdata[111:104], w_wdata[111:96], w_wdata[103:96], w_wdata[103:96], w_wdata[103:88], w_wdata[95:88], w_wdata[95:88], w_wdata[95:80], w_wdata[87:80], w_wdata[87:80], w_wdata[87:72], w_wdata[79:72], w_wdata[79:72], w_wdata[79:64], w_wdata[71:64], w_wdata[71:64], w_wdata[71:56], w_wdata[63:56], w_wdata[63:56], w_wdata[63:48], w_wdata[55:48], w_wdata[55:48], w_wdata[55:40], w_wdata[47:40], w_wdata[47:40], w_wdata[47:32], w_wdata[39:32], w_wdata[39:32], w_wdata[39:24], w_wdata[31:24], w_wdata[31:24], w_wdata[31:16], w_wdata[23:16], w_wdata[23:16], w_wdata[23:8], w_wdata[15:8], w_wdata[15:8], w_wdata[15:0], w_wdata[7:0], w_wdata[7:0], w_wdata[7:0] };
-  assign keep = { \$335 , \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208  };
+  assign keep = { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191  };
   assign a_wdata = line;
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
-  assign err_code = { 1'h0, \$345  };
-  assign \port$631$0  = \$345 ;
+  assign err_code = { 1'h0, \$328  };
+  assign \port$646$0  = \$328 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -32109,27 +33143,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$43 , ren, w_wen, s_wen, a
   assign \a_waddr[13]  = a_waddr[139:130];
   assign \a_waddr[14]  = a_waddr[149:140];
   assign \a_waddr[15]  = a_waddr[159:150];
-  assign a_waddr[159:150] = \$207 [9:0];
-  assign a_waddr[149:140] = \$206 [9:0];
-  assign a_waddr[139:130] = \$205 [9:0];
-  assign a_waddr[129:120] = \$204 [9:0];
-  assign a_waddr[119:110] = \$203 [9:0];
-  assign a_waddr[109:100] = \$202 [9:0];
-  assign a_waddr[99:90] = \$201 [9:0];
-  assign a_waddr[89:80] = \$200 [9:0];
-  assign a_waddr[79:70] = \$199 [9:0];
-  assign a_waddr[69:60] = \$198 [9:0];
-  assign a_waddr[59:50] = \$197 [9:0];
-  assign a_waddr[49:40] = \$196 [9:0];
-  assign a_waddr[39:30] = \$195 [9:0];
-  assign a_waddr[29:20] = \$194 [9:0];
-  assign a_waddr[19:10] = \$193 [9:0];
-  assign a_waddr[9:0] = \$192 [9:0];
-  assign \$420  = { bank, 1'h0 };
+  assign a_waddr[159:150] = \$190 [9:0];
+  assign a_waddr[149:140] = \$189 [9:0];
+  assign a_waddr[139:130] = \$188 [9:0];
+  assign a_waddr[129:120] = \$187 [9:0];
+  assign a_waddr[119:110] = \$186 [9:0];
+  assign a_waddr[109:100] = \$185 [9:0];
+  assign a_waddr[99:90] = \$184 [9:0];
+  assign a_waddr[89:80] = \$183 [9:0];
+  assign a_waddr[79:70] = \$182 [9:0];
+  assign a_waddr[69:60] = \$181 [9:0];
+  assign a_waddr[59:50] = \$180 [9:0];
+  assign a_waddr[49:40] = \$179 [9:0];
+  assign a_waddr[39:30] = \$178 [9:0];
+  assign a_waddr[29:20] = \$177 [9:0];
+  assign a_waddr[19:10] = \$176 [9:0];
+  assign a_waddr[9:0] = \$175 [9:0];
+  assign \$384  = { bank, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$793$0 , \port$795$0 , \port$797$0 , \port$799$0 , \port$801$0 , \port$803$0 , \port$805$0 , \port$807$0 , \port$809$0 , \port$811$0 , \port$813$0 , \port$815$0 , \port$817$0 , \port$819$0 , \port$821$0 , \port$823$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$801$0 , \port$803$0 , \port$805$0 , \port$807$0 , \port$809$0 , \port$811$0 , \port$813$0 , \port$815$0 , \port$817$0 , \port$819$0 , \port$821$0 , \port$823$0 , \port$825$0 , \port$827$0 , \port$829$0 , \port$831$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -32224,14 +33258,6 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$793$0 , \port$795$0 , \port$7
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$793$0 ;
-  wire [7:0] \port$793$0 ;
-  output [7:0] \port$795$0 ;
-  wire [7:0] \port$795$0 ;
-  output [7:0] \port$797$0 ;
-  wire [7:0] \port$797$0 ;
-  output [7:0] \port$799$0 ;
-  wire [7:0] \port$799$0 ;
   output [7:0] \port$801$0 ;
   wire [7:0] \port$801$0 ;
   output [7:0] \port$803$0 ;
@@ -32256,6 +33282,14 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$793$0 , \port$795$0 , \port$7
   wire [7:0] \port$821$0 ;
   output [7:0] \port$823$0 ;
   wire [7:0] \port$823$0 ;
+  output [7:0] \port$825$0 ;
+  wire [7:0] \port$825$0 ;
+  output [7:0] \port$827$0 ;
+  wire [7:0] \port$827$0 ;
+  output [7:0] \port$829$0 ;
+  wire [7:0] \port$829$0 ;
+  output [7:0] \port$831$0 ;
+  wire [7:0] \port$831$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -32703,20 +33737,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$793$0 , \port$795$0 , \port$7
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$793$0  = \$3 ;
-  assign \port$795$0  = \$5 ;
-  assign \port$797$0  = \$7 ;
-  assign \port$799$0  = \$9 ;
-  assign \port$801$0  = \$11 ;
-  assign \port$803$0  = \$13 ;
-  assign \port$805$0  = \$15 ;
-  assign \port$807$0  = \$17 ;
-  assign \port$809$0  = \$19 ;
-  assign \port$811$0  = \$21 ;
-  assign \port$813$0  = \$23 ;
-  assign \port$815$0  = \$25 ;
-  assign \port$817$0  = \$27 ;
-  assign \port$819$0  = \$29 ;
-  assign \port$821$0  = \$31 ;
-  assign \port$823$0  = \$33 ;
+  assign \port$801$0  = \$3 ;
+  assign \port$803$0  = \$5 ;
+  assign \port$805$0  = \$7 ;
+  assign \port$807$0  = \$9 ;
+  assign \port$809$0  = \$11 ;
+  assign \port$811$0  = \$13 ;
+  assign \port$813$0  = \$15 ;
+  assign \port$815$0  = \$17 ;
+  assign \port$817$0  = \$19 ;
+  assign \port$819$0  = \$21 ;
+  assign \port$821$0  = \$23 ;
+  assign \port$823$0  = \$25 ;
+  assign \port$825$0  = \$27 ;
+  assign \port$827$0  = \$29 ;
+  assign \port$829$0  = \$31 ;
+  assign \port$831$0  = \$33 ;
 endmodule

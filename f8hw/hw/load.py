@@ -19,10 +19,11 @@ into a line register, which is written whole (and cleared) when the line is
 complete.  Gather off is the same datapath with G = C: every word is a line.
 
 Window reuse (A_DIAG): the walk is (kh, j, cb) over the input columns
-j = 0 .. SW*(npix-1)+KW-1 of one row, one read per word; the running line
-index dline = dst + (kh*KW + j)*ncb + cb (bank 0's line) is shared and bank r
-writes line dline - r*SW*ncb when its relative column j - SW*r is in [0, KW)
-(per-bank write addresses and enables, registered with the word).
+j = 0 .. SW*(npix-1)+KW-1 of one row, one read per word.  Bank r takes the
+word when SW*r <= j < SW*r + KW (SW*r from an adder chain at issue, no
+multiplier); the lines a bank receives are consecutive (dst, dst+1, ...), so
+each bank has its own line counter, advanced when it takes a word (per-bank
+write addresses and enables, registered with the word).
 """
 
 from __future__ import annotations
@@ -103,16 +104,14 @@ class LoadUnit(wiring.Component):
         col_addr = Signal(ADDR_BITS)
         # window reuse (A_DIAG) state
         LW = 56                         # wide enough for any line index (no wrap)
+        JW = 17 + clog2(R + 1) + 1      # relative column: < SW*npix + KW <= 2^16*(R+1)
         diag = Signal()
-        sw = Signal(17)                 # STRIDE_W (1..KW <= 65536 when diag)
-        kw_n = Signal(17)               # KW (effective)
-        jc = Signal(32)                 # relative input column
-        j_last = Signal(32)             # SW*(npix-1) + KW - 1
+        jc = Signal(JW)                 # relative input column
+        j_last = Signal(JW)             # SW*(npix-1) + KW - 1
+        lo = [Signal(JW, name=f"la_lo{r}") for r in range(R)]   # SW*r
+        hi = [Signal(JW, name=f"la_hi{r}") for r in range(R)]   # SW*r + KW
         np_mask = Signal(R)             # banks r < npix
-        dline = Signal(LW)              # dst + (kh*KW + j)*ncb + cb
-        kh_base = Signal(LW)            # dst + kh*KW*ncb
-        kwncb = Signal(LW)              # KW*ncb
-        swncb = Signal(LW)              # SW*ncb
+        bline = [Signal(LW, name=f"la_bline{r}") for r in range(R)]  # bank r's next line
 
         in_image = Signal()
         m.d.comb += in_image.eq((ihk >= 0) & (ihk < r_["in_h"]) & (iwk >= 0) & (iwk < r_["in_w"]))
@@ -138,7 +137,7 @@ class LoadUnit(wiring.Component):
         d_hit = Signal(R)
         d_line = [Signal(LW, name=f"d_line{r}") for r in range(R)]
         hit = Signal(R)
-        m.d.comb += hit.eq(Cat(*[np_mask[r] & (jc >= sw * r) & (jc < sw * r + kw_n) for r in range(R)]))
+        m.d.comb += hit.eq(Cat(*[np_mask[r] & (jc >= lo[r]) & (jc < hi[r]) for r in range(R)]))
         d_wr = Signal()                 # the word completes its line
         pix_end = Signal()
         line_full = Signal()
@@ -159,7 +158,7 @@ class LoadUnit(wiring.Component):
             d_diag.eq(diag),
             d_hit.eq(hit),
         ]
-        m.d.sync += [d_line[r].eq(dline - swncb * r) for r in range(R)]
+        m.d.sync += [d_line[r].eq(bline[r]) for r in range(R)]
 
         # ---- address phase: advance
         with m.If(active):
@@ -168,15 +167,15 @@ class LoadUnit(wiring.Component):
                 with m.If(left == 1):
                     m.d.sync += active.eq(0)
             with m.Elif(diag):
-                m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1), dline.eq(dline + 1)]
+                m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1)]
+                m.d.sync += [bline[r].eq(bline[r] + hit[r]) for r in range(R)]
                 with m.If(cb == cb_last):
                     ncol = (col_addr + r_["step_kw"])[:ADDR_BITS]
                     m.d.sync += [cb.eq(0), jc.eq(jc + 1), iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
                     with m.If(jc == j_last):
                         nrow = (row_addr + r_["step_kh"])[:ADDR_BITS]
                         m.d.sync += [jc.eq(0), kh.eq(kh + 1), ihk.eq(ihk + 1), iwk.eq(iw),
-                                     row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow),
-                                     kh_base.eq(kh_base + kwncb), dline.eq(kh_base + kwncb)]
+                                     row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow)]
                         with m.If(kh == kh_last):
                             m.d.sync += active.eq(0)
             with m.Else():
@@ -251,15 +250,23 @@ class LoadUnit(wiring.Component):
                 npix_f = field(ins, "LOAD_A", "npix")
                 dst_f = field(ins, "LOAD_A", "dst")
                 m.d.comb += [kwn.eq((g.kw - 1)[:16] + 1), swv.eq(g.stride_w[:17])]
+                los = [Signal(JW, name=f"la_lo_n{r}") for r in range(R)]   # SW*r: adder chain
+                m.d.comb += los[0].eq(0)
+                m.d.comb += [los[r].eq(los[r - 1] + swv) for r in range(1, R)]
+                lo_last = Signal(JW)                                        # SW*(npix-1)
+                for r in range(R):
+                    with m.If(npix_f == r + 1):
+                        m.d.comb += lo_last.eq(los[r])
                 m.d.sync += [
                     diag.eq((g.a_diag != 0) & ~((g.a_gather >= 1) & (g.a_gather < C))
                             & (g.stride_w >= 1) & (g.stride_w <= kwn)),
-                    sw.eq(swv), kw_n.eq(kwn), jc.eq(0),
-                    j_last.eq(swv * (npix_f - 1) + kwn - 1),
+                    jc.eq(0),
+                    j_last.eq(lo_last + kwn - 1),
                     np_mask.eq(Cat(*[npix_f > r for r in range(R)])),
-                    dline.eq(dst_f), kh_base.eq(dst_f),
-                    kwncb.eq(kwn * ncb), swncb.eq(swv * ncb),
                 ]
+                m.d.sync += [lo[r].eq(los[r]) for r in range(R)]
+                m.d.sync += [hi[r].eq(los[r] + kwn) for r in range(R)]
+                m.d.sync += [bline[r].eq(dst_f) for r in range(R)]
                 m.d.sync += [r_[n].eq(getattr(g, n)) for n in r_]
 
         # ---- data phase: scratchpad writes
