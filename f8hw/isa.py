@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from f8hw.errors import F8Error
 
-ISA_VERSION = 2  # 2: Reg.A_GATHER (LOAD_A tap gather)
+ISA_VERSION = 3  # 2: Reg.A_GATHER (LOAD_A tap gather); 3: Reg.A_DIAG (LOAD_A window reuse)
 INSTR_BITS = 128
 OPCODE_BITS = 4
 MASK_BITS = 8
@@ -90,6 +90,7 @@ class Reg(enum.IntEnum):
     STEP_WRAP = 11  # word-address step when the output row wraps (signed)
     PAD_VALUE = 12  # byte written for out-of-image window positions
     A_GATHER = 13   # tap gather: G = bytes per word kept (1..cols; any other value = off), packs cols // G words per line
+    A_DIAG = 14     # window reuse (non-zero = on, with gather off and 1 <= STRIDE_W <= KW): the npix pixels are one output row, each input word is read once
     # MAC array and requantizer (snapshotted when a COMPUTE issues)
     A_SIGNED = 16     # activation bytes are int8 (1) or uint8 (0)
     RQ_RAW = 17       # 1: output acc + bias as int32 (classifier logits), no shift
@@ -131,7 +132,9 @@ OPS: tuple[Op, ...] = (
         Field("addr", 32, doc="word address of (ih0, iw0), first channel block"),
     ), "Gather convolution windows (im2col in hardware, with padding) into the activation banks: "
        "bank r gets the KH*KW*ncb words of output pixel r at lines dst.. (with A_GATHER = G: bytes [0, G) of "
-       "word i go to line dst + i // (cols // G), byte offset (i % (cols // G)) * G; other bytes 0)"),
+       "word i go to line dst + i // (cols // G), byte offset (i % (cols // G)) * G; other bytes 0; with A_DIAG: "
+       "the pixels iw0 + STRIDE_W*r of input row ih0 share their windows, each input word is read once and written "
+       "to every bank whose window holds it)"),
     Op("COMPUTE", 6, "compute", (
         _MASK,
         Field("mode", 2, doc="Mode: DENSE, DEPTHWISE or MAX"),

@@ -350,7 +350,11 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                     raise _err(ERR_SPAD, pc, "LOAD_A", f"npix {f['npix']} not in 1..{R}")
                 KH = _eff16(regs[Reg.KH])
                 KW = _eff16(regs[Reg.KW])
-                words = f["npix"] * KH * KW * f["ncb"]
+                sw = _diag(regs, KW, C)
+                if sw:
+                    words = KH * f["ncb"] * (sw * (f["npix"] - 1) + KW) if KW else 0
+                else:
+                    words = f["npix"] * KH * KW * f["ncb"]
             t = max(t, load_end)
             if mask & store_mask and store_end > t:
                 t = max(t, store_end)
@@ -462,6 +466,14 @@ def _gather(v: int, C: int) -> tuple[int, int]:
     return (v, C // v) if 1 <= v <= C else (C, 1)
 
 
+def _diag(regs, KW: int, C: int) -> int:
+    """LOAD_A window reuse: STRIDE_W if A_DIAG is on and applies (gather off, 1 <= STRIDE_W <= KW), else 0."""
+    if regs[Reg.A_DIAG] == 0 or 1 <= regs[Reg.A_GATHER] < C:
+        return 0
+    sw = regs[Reg.STRIDE_W]
+    return sw if 1 <= sw <= KW else 0
+
+
 def _eff16(v: int) -> int:
     """Kernel extent as the LOAD_A counters see it (16-bit 'last' counter; 0 = empty)."""
     return 0 if v == 0 else ((v - 1) & 0xFFFF) + 1
@@ -503,6 +515,10 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
     if L == 0:
         return
     npix, dst = f["npix"], f["dst"]
+    sw = _diag(regs, KW, m.C)
+    if sw:
+        _load_a_diag(m, pc, f, t, KH, KW, ncb, sw)
+        return
     G, P = _gather(regs[Reg.A_GATHER], m.C)
     NL = -(-L // P)                         # A lines per pixel
     in_h, in_w, out_w = regs[Reg.IN_H], regs[Reg.IN_W], regs[Reg.OUT_W]
@@ -567,6 +583,56 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
         # bank r (pixel r) is written at t+2+r*L .. t+1+(r+1)*L
         # (tap gather: a line is written at its last word, inside the same window)
         m.races.add(_Access(pc, "A", True, 0, npix, dst, dst + NL, t + 2, L, t + 1 + L, L))
+
+
+def _load_a_diag(m: _Machine, pc: int, f: dict, t: int, KH: int, KW: int, ncb: int, sw: int) -> None:
+    """LOAD_A with window reuse (A_DIAG): words (kh, j, cb), j in 0..J-1, J = sw*(npix-1) + KW, are read
+    once each (word i at t+1+i) and written at t+2+i to every bank r < npix with 0 <= j - sw*r < KW,
+    line dst + (kh*KW + j - sw*r)*ncb + cb."""
+    regs, arch, C = m.regs, m.arch, m.C
+    npix, dst = f["npix"], f["dst"]
+    J = sw * (npix - 1) + KW
+    n = KH * J * ncb
+    kh = np.repeat(np.arange(KH, dtype=np.int64), J * ncb)
+    j = np.tile(np.repeat(np.arange(J, dtype=np.int64), ncb), KH)
+    cb = np.tile(np.arange(ncb, dtype=np.int64), KH * J)
+    ih = f["ih0"] + kh
+    iw = f["iw0"] + j
+    valid = (ih >= 0) & (ih < regs[Reg.IN_H]) & (iw >= 0) & (iw < regs[Reg.IN_W])
+    addrs = (f["addr"] + kh * regs[Reg.STEP_KH] + j * regs[Reg.STEP_KW] + cb) & _M32
+    # bank r of word i: relative column k = j - sw*r in [0, KW) -> line dst + (kh*KW + k)*ncb + cb
+    r = np.arange(npix, dtype=np.int64)
+    k = j[:, None] - sw * r[None, :]                                          # (n, npix)
+    hit = (k >= 0) & (k < KW)
+    lines = dst + (kh[:, None] * KW + k) * ncb + cb[:, None]
+    # errors in access order: memory at t+1+i, a line past a_depth at t+2+i (memory on a tie)
+    bad_mem = valid & (addrs >= arch.mem_words)
+    i_mem = int(np.flatnonzero(bad_mem)[0]) if bad_mem.any() else None
+    bad_line = (hit & (lines >= arch.a_depth)).any(axis=1)
+    i_line = int(np.flatnonzero(bad_line)[0]) if bad_line.any() else None
+    if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
+        raise _err(ERR_MEM, pc, "LOAD_A", f"access {i_mem} (A_DIAG) reads main-memory word "
+                   f"{int(addrs[i_mem])} >= mem_words {arch.mem_words}")
+    if i_line is not None:
+        raise _err(ERR_SPAD, pc, "LOAD_A", f"A_DIAG word {i_line} writes a line past a_depth {arch.a_depth} "
+                   f"(dst {dst} + KH*KW*ncb = {KH}*{KW}*{ncb} lines)")
+    data = np.full((n, C), regs[Reg.PAD_VALUE] & 0xFF, np.uint8)
+    if valid.any():
+        m._ensure(int(addrs[valid].max()) + 1)
+        data[valid] = m.mem[addrs[valid]]
+    wi, wr = np.nonzero(hit)
+    m.A[wr, lines[wi, wr]] = data[wi]
+    if m.races is not None:
+        if valid.any():
+            seq = t + 1 + np.arange(n, dtype=np.int64)
+            ra, rt = addrs[valid], seq[valid]
+            m.races.add(_Access(pc, "mem", False, 0, 1, int(ra.min()), int(ra.max()) + 1, int(rt.min()), 0,
+                                int(rt.max()), 0, ra, rt))
+        # bank r is written from word (0, sw*r, 0) to word (KH-1, sw*r + KW-1, ncb-1):
+        # t+2+r*sw*ncb .. t+1+((KH-1)*J + KW)*ncb + r*sw*ncb
+        d = sw * ncb
+        m.races.add(_Access(pc, "A", True, 0, npix, dst, dst + KH * KW * ncb, t + 2, d,
+                            t + 1 + ((KH - 1) * J + KW) * ncb, d))
 
 
 def _wrap32(v: np.ndarray) -> np.ndarray:

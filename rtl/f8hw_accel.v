@@ -152,7 +152,23 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [127:0] \a_rdata[7] ;
   wire [127:0] \a_rdata[8] ;
   wire [127:0] \a_rdata[9] ;
-  wire [9:0] a_waddr;
+  wire [159:0] a_waddr;
+  wire [9:0] \a_waddr[0] ;
+  wire [9:0] \a_waddr[10] ;
+  wire [9:0] \a_waddr[11] ;
+  wire [9:0] \a_waddr[12] ;
+  wire [9:0] \a_waddr[13] ;
+  wire [9:0] \a_waddr[14] ;
+  wire [9:0] \a_waddr[15] ;
+  wire [9:0] \a_waddr[1] ;
+  wire [9:0] \a_waddr[2] ;
+  wire [9:0] \a_waddr[3] ;
+  wire [9:0] \a_waddr[4] ;
+  wire [9:0] \a_waddr[5] ;
+  wire [9:0] \a_waddr[6] ;
+  wire [9:0] \a_waddr[7] ;
+  wire [9:0] \a_waddr[8] ;
+  wire [9:0] \a_waddr[9] ;
   wire [127:0] a_wdata;
   wire [15:0] a_wen;
   wire [5:0] b_raddr;
@@ -249,8 +265,9 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [5:0] o_waddr;
   wire [511:0] o_wdata;
   wire o_wen;
-  wire [767:0] regs;
-  wire [767:0] \regs$54 ;
+  wire [799:0] regs;
+  wire [799:0] \regs$54 ;
+  wire [31:0] \regs$54.a_diag ;
   wire [31:0] \regs$54.a_gather ;
   wire [31:0] \regs$54.a_signed ;
   wire [31:0] \regs$54.acc_lshift ;
@@ -275,7 +292,8 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [31:0] \regs$54.stride_w ;
   wire [31:0] \regs$54.use_bias ;
   wire [31:0] \regs$54.use_skip ;
-  wire [767:0] \regs$89 ;
+  wire [799:0] \regs$89 ;
+  wire [31:0] \regs$89.a_diag ;
   wire [31:0] \regs$89.a_gather ;
   wire [31:0] \regs$89.a_signed ;
   wire [31:0] \regs$89.acc_lshift ;
@@ -300,6 +318,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   wire [31:0] \regs$89.stride_w ;
   wire [31:0] \regs$89.use_bias ;
   wire [31:0] \regs$89.use_skip ;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -366,7 +385,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[9:0]),
     .rdata(a_bank0_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[9:0]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[0])
   );
@@ -379,7 +398,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[19:10]),
     .rdata(a_bank1_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[19:10]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[1])
   );
@@ -392,7 +411,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[109:100]),
     .rdata(a_bank10_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[109:100]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[10])
   );
@@ -405,7 +424,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[119:110]),
     .rdata(a_bank11_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[119:110]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[11])
   );
@@ -418,7 +437,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[129:120]),
     .rdata(a_bank12_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[129:120]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[12])
   );
@@ -431,7 +450,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[139:130]),
     .rdata(a_bank13_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[139:130]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[13])
   );
@@ -444,7 +463,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[149:140]),
     .rdata(a_bank14_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[149:140]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[14])
   );
@@ -457,7 +476,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[159:150]),
     .rdata(a_bank15_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[159:150]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[15])
   );
@@ -470,7 +489,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[29:20]),
     .rdata(a_bank2_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[29:20]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[2])
   );
@@ -483,7 +502,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[39:30]),
     .rdata(a_bank3_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[39:30]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[3])
   );
@@ -496,7 +515,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[49:40]),
     .rdata(a_bank4_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[49:40]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[4])
   );
@@ -509,7 +528,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[59:50]),
     .rdata(a_bank5_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[59:50]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[5])
   );
@@ -522,7 +541,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[69:60]),
     .rdata(a_bank6_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[69:60]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[6])
   );
@@ -535,7 +554,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[79:70]),
     .rdata(a_bank7_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[79:70]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[7])
   );
@@ -548,7 +567,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[89:80]),
     .rdata(a_bank8_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[89:80]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[8])
   );
@@ -561,7 +580,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .raddr(a_raddr[99:90]),
     .rdata(a_bank9_rdata),
-    .waddr(w_spad_waddr[9:0]),
+    .waddr(a_waddr[99:90]),
     .wdata(a_bank0_wdata),
     .wen(a_wen[9])
   );
@@ -642,17 +661,18 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .unit_err_code(unit_err_code)
   );
   \f8hw_accel.ld  ld (
+    .a_waddr(a_waddr),
     .a_wen(a_wen),
     .bsel(\$2 ),
     .busy(load_busy),
     .clk(clk),
     .err(err),
     .instr(imem_data),
-    .\is_a$82 (issue_loada),
+    .\is_a$73 (issue_loada),
     .issue(issue),
     .line(a_bank0_wdata),
     .mem_raddr(mem_raddr),
-    .\port$459$0 (\$3 ),
+    .\port$646$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -697,22 +717,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$535$0 (\$4 ),
-    .\port$537$0 (\$5 ),
-    .\port$539$0 (\$6 ),
-    .\port$541$0 (\$7 ),
-    .\port$543$0 (\$8 ),
-    .\port$545$0 (\$9 ),
-    .\port$547$0 (\$10 ),
-    .\port$549$0 (\$11 ),
-    .\port$551$0 (\$12 ),
-    .\port$553$0 (\$13 ),
-    .\port$555$0 (\$14 ),
-    .\port$557$0 (\$15 ),
-    .\port$559$0 (\$16 ),
-    .\port$561$0 (\$17 ),
-    .\port$563$0 (\$18 ),
-    .\port$565$0 (\$19 ),
+    .\port$801$0 (\$4 ),
+    .\port$803$0 (\$5 ),
+    .\port$805$0 (\$6 ),
+    .\port$807$0 (\$7 ),
+    .\port$809$0 (\$8 ),
+    .\port$811$0 (\$9 ),
+    .\port$813$0 (\$10 ),
+    .\port$815$0 (\$11 ),
+    .\port$817$0 (\$12 ),
+    .\port$819$0 (\$13 ),
+    .\port$821$0 (\$14 ),
+    .\port$823$0 (\$15 ),
+    .\port$825$0 (\$16 ),
+    .\port$827$0 (\$17 ),
+    .\port$829$0 (\$18 ),
+    .\port$831$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -789,68 +809,67 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign o_spad_wdata = { \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$28 , \$27 , \$26 , \$25 , \$24 , \$23 , \$22 , \$21 , \$20  };
   assign o_wdata = { \$35 , \$34 , \$33 , \$32 , \$31 , \$30 , \$29 , \$28 , \$27 , \$26 , \$25 , \$24 , \$23 , \$22 , \$21 , \$20  };
   assign a_bank0_wen = a_wen[0];
-  assign a_bank0_waddr = w_spad_waddr[9:0];
-  assign a_waddr = w_spad_waddr[9:0];
+  assign a_bank0_waddr = a_waddr[9:0];
   assign a_wdata = a_bank0_wdata;
   assign a_bank0_raddr = a_raddr[9:0];
   assign a_bank1_wen = a_wen[1];
-  assign a_bank1_waddr = w_spad_waddr[9:0];
+  assign a_bank1_waddr = a_waddr[19:10];
   assign a_bank1_wdata = a_bank0_wdata;
   assign a_bank1_raddr = a_raddr[19:10];
   assign a_bank2_wen = a_wen[2];
-  assign a_bank2_waddr = w_spad_waddr[9:0];
+  assign a_bank2_waddr = a_waddr[29:20];
   assign a_bank2_wdata = a_bank0_wdata;
   assign a_bank2_raddr = a_raddr[29:20];
   assign a_bank3_wen = a_wen[3];
-  assign a_bank3_waddr = w_spad_waddr[9:0];
+  assign a_bank3_waddr = a_waddr[39:30];
   assign a_bank3_wdata = a_bank0_wdata;
   assign a_bank3_raddr = a_raddr[39:30];
   assign a_bank4_wen = a_wen[4];
-  assign a_bank4_waddr = w_spad_waddr[9:0];
+  assign a_bank4_waddr = a_waddr[49:40];
   assign a_bank4_wdata = a_bank0_wdata;
   assign a_bank4_raddr = a_raddr[49:40];
   assign a_bank5_wen = a_wen[5];
-  assign a_bank5_waddr = w_spad_waddr[9:0];
+  assign a_bank5_waddr = a_waddr[59:50];
   assign a_bank5_wdata = a_bank0_wdata;
   assign a_bank5_raddr = a_raddr[59:50];
   assign a_bank6_wen = a_wen[6];
-  assign a_bank6_waddr = w_spad_waddr[9:0];
+  assign a_bank6_waddr = a_waddr[69:60];
   assign a_bank6_wdata = a_bank0_wdata;
   assign a_bank6_raddr = a_raddr[69:60];
   assign a_bank7_wen = a_wen[7];
-  assign a_bank7_waddr = w_spad_waddr[9:0];
+  assign a_bank7_waddr = a_waddr[79:70];
   assign a_bank7_wdata = a_bank0_wdata;
   assign a_bank7_raddr = a_raddr[79:70];
   assign a_bank8_wen = a_wen[8];
-  assign a_bank8_waddr = w_spad_waddr[9:0];
+  assign a_bank8_waddr = a_waddr[89:80];
   assign a_bank8_wdata = a_bank0_wdata;
   assign a_bank8_raddr = a_raddr[89:80];
   assign a_bank9_wen = a_wen[9];
-  assign a_bank9_waddr = w_spad_waddr[9:0];
+  assign a_bank9_waddr = a_waddr[99:90];
   assign a_bank9_wdata = a_bank0_wdata;
   assign a_bank9_raddr = a_raddr[99:90];
   assign a_bank10_wen = a_wen[10];
-  assign a_bank10_waddr = w_spad_waddr[9:0];
+  assign a_bank10_waddr = a_waddr[109:100];
   assign a_bank10_wdata = a_bank0_wdata;
   assign a_bank10_raddr = a_raddr[109:100];
   assign a_bank11_wen = a_wen[11];
-  assign a_bank11_waddr = w_spad_waddr[9:0];
+  assign a_bank11_waddr = a_waddr[119:110];
   assign a_bank11_wdata = a_bank0_wdata;
   assign a_bank11_raddr = a_raddr[119:110];
   assign a_bank12_wen = a_wen[12];
-  assign a_bank12_waddr = w_spad_waddr[9:0];
+  assign a_bank12_waddr = a_waddr[129:120];
   assign a_bank12_wdata = a_bank0_wdata;
   assign a_bank12_raddr = a_raddr[129:120];
   assign a_bank13_wen = a_wen[13];
-  assign a_bank13_waddr = w_spad_waddr[9:0];
+  assign a_bank13_waddr = a_waddr[139:130];
   assign a_bank13_wdata = a_bank0_wdata;
   assign a_bank13_raddr = a_raddr[139:130];
   assign a_bank14_wen = a_wen[14];
-  assign a_bank14_waddr = w_spad_waddr[9:0];
+  assign a_bank14_waddr = a_waddr[149:140];
   assign a_bank14_wdata = a_bank0_wdata;
   assign a_bank14_raddr = a_raddr[149:140];
   assign a_bank15_wen = a_wen[15];
-  assign a_bank15_waddr = w_spad_waddr[9:0];
+  assign a_bank15_waddr = a_waddr[159:150];
   assign a_bank15_wdata = a_bank0_wdata;
   assign a_bank15_raddr = a_raddr[159:150];
   assign mem_wdata = { \$19 , \$18 , \$17 , \$16 , \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4  };
@@ -870,16 +889,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
   assign \regs$54.in_h  = regs[31:0];
   assign \regs$54.in_w  = regs[63:32];
   assign \regs$54.out_w  = regs[95:64];
@@ -894,16 +914,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs$54.step_wrap  = regs[383:352];
   assign \regs$54.pad_value  = regs[415:384];
   assign \regs$54.a_gather  = regs[447:416];
-  assign \regs$54.a_signed  = regs[479:448];
-  assign \regs$54.rq_raw  = regs[511:480];
-  assign \regs$54.out_signed  = regs[543:512];
-  assign \regs$54.shift  = regs[575:544];
-  assign \regs$54.use_bias  = regs[607:576];
-  assign \regs$54.use_skip  = regs[639:608];
-  assign \regs$54.skip_signed  = regs[671:640];
-  assign \regs$54.acc_lshift  = regs[703:672];
-  assign \regs$54.skip_lshift  = regs[735:704];
-  assign \regs$54.rq_mult  = regs[767:736];
+  assign \regs$54.a_diag  = regs[479:448];
+  assign \regs$54.a_signed  = regs[511:480];
+  assign \regs$54.rq_raw  = regs[543:512];
+  assign \regs$54.out_signed  = regs[575:544];
+  assign \regs$54.shift  = regs[607:576];
+  assign \regs$54.use_bias  = regs[639:608];
+  assign \regs$54.use_skip  = regs[671:640];
+  assign \regs$54.skip_signed  = regs[703:672];
+  assign \regs$54.acc_lshift  = regs[735:704];
+  assign \regs$54.skip_lshift  = regs[767:736];
+  assign \regs$54.rq_mult  = regs[799:768];
   assign \regs$89.in_h  = regs[31:0];
   assign \regs$89.in_w  = regs[63:32];
   assign \regs$89.out_w  = regs[95:64];
@@ -918,16 +939,33 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \regs$89.step_wrap  = regs[383:352];
   assign \regs$89.pad_value  = regs[415:384];
   assign \regs$89.a_gather  = regs[447:416];
-  assign \regs$89.a_signed  = regs[479:448];
-  assign \regs$89.rq_raw  = regs[511:480];
-  assign \regs$89.out_signed  = regs[543:512];
-  assign \regs$89.shift  = regs[575:544];
-  assign \regs$89.use_bias  = regs[607:576];
-  assign \regs$89.use_skip  = regs[639:608];
-  assign \regs$89.skip_signed  = regs[671:640];
-  assign \regs$89.acc_lshift  = regs[703:672];
-  assign \regs$89.skip_lshift  = regs[735:704];
-  assign \regs$89.rq_mult  = regs[767:736];
+  assign \regs$89.a_diag  = regs[479:448];
+  assign \regs$89.a_signed  = regs[511:480];
+  assign \regs$89.rq_raw  = regs[543:512];
+  assign \regs$89.out_signed  = regs[575:544];
+  assign \regs$89.shift  = regs[607:576];
+  assign \regs$89.use_bias  = regs[639:608];
+  assign \regs$89.use_skip  = regs[671:640];
+  assign \regs$89.skip_signed  = regs[703:672];
+  assign \regs$89.acc_lshift  = regs[735:704];
+  assign \regs$89.skip_lshift  = regs[767:736];
+  assign \regs$89.rq_mult  = regs[799:768];
+  assign \a_waddr[0]  = a_waddr[9:0];
+  assign \a_waddr[1]  = a_waddr[19:10];
+  assign \a_waddr[2]  = a_waddr[29:20];
+  assign \a_waddr[3]  = a_waddr[39:30];
+  assign \a_waddr[4]  = a_waddr[49:40];
+  assign \a_waddr[5]  = a_waddr[59:50];
+  assign \a_waddr[6]  = a_waddr[69:60];
+  assign \a_waddr[7]  = a_waddr[79:70];
+  assign \a_waddr[8]  = a_waddr[89:80];
+  assign \a_waddr[9]  = a_waddr[99:90];
+  assign \a_waddr[10]  = a_waddr[109:100];
+  assign \a_waddr[11]  = a_waddr[119:110];
+  assign \a_waddr[12]  = a_waddr[129:120];
+  assign \a_waddr[13]  = a_waddr[139:130];
+  assign \a_waddr[14]  = a_waddr[149:140];
+  assign \a_waddr[15]  = a_waddr[159:150];
   assign \a_raddr[0]  = a_raddr[9:0];
   assign \a_raddr[1]  = a_raddr[19:10];
   assign \a_raddr[2]  = a_raddr[29:20];
@@ -1817,8 +1855,9 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   wire [31:0] \out$166 ;
   output [31:0] \out$167 ;
   wire [31:0] \out$167 ;
-  input [767:0] regs;
-  wire [767:0] regs;
+  input [799:0] regs;
+  wire [799:0] regs;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -1910,15 +1949,15 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$4  = \byte  == 4'hf;
   assign \$5  = \$3  | \$4 ;
   assign is_last_step = \$2  & \$5 ;
-  assign \$6  = $signed(regs[575:544]) < $signed(1'h0);
-  assign \$7  = - $signed(regs[575:544]);
-  assign \$8  = \$6  ? \$7  : { regs[575], regs[575:544] };
-  assign \$9  = | regs[511:480];
-  assign \$10  = | regs[543:512];
-  assign \$11  = | regs[607:576];
-  assign \$12  = | regs[639:608];
-  assign \$13  = | regs[671:640];
-  assign \$14  = $signed(regs[575:544]) < $signed(1'h0);
+  assign \$6  = $signed(regs[607:576]) < $signed(1'h0);
+  assign \$7  = - $signed(regs[607:576]);
+  assign \$8  = \$6  ? \$7  : { regs[607], regs[607:576] };
+  assign \$9  = | regs[543:512];
+  assign \$10  = | regs[575:544];
+  assign \$11  = | regs[639:608];
+  assign \$12  = | regs[671:640];
+  assign \$13  = | regs[703:672];
+  assign \$14  = $signed(regs[607:576]) < $signed(1'h0);
   assign \$15  = \$8 [31:0] > 7'h7f;
   assign \$16  = \$15  ? 32'd127 : \$8 [31:0];
   assign \$17  = ~ is_last_step;
@@ -1940,7 +1979,7 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$30  = ! instr[13:12];
   assign \$31  = instr[13:12] == 2'h2;
   assign \$32  = ~ instr[14];
-  assign \$33  = | regs[479:448];
+  assign \$33  = | regs[511:480];
   assign \$34  = s_raddr + 1'h1;
   assign \$35  = d_o + 1'h1;
   assign \$37  = d_left - 1'h1;
@@ -2912,16 +2951,17 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
   assign \c.raw  = c[0];
   assign \c.out_signed  = c[1];
   assign \c.use_bias  = c[2];
@@ -3520,11 +3560,11 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign ctl0[2] = \$18 ;
   assign ctl0[1] = first;
   assign ctl0[0] = active;
-  assign c[52:21] = regs[767:736];
+  assign c[52:21] = regs[799:768];
   assign c[20:14] = \$16 [6:0];
   assign c[13] = \$14 ;
-  assign c[12:9] = regs[707:704];
-  assign c[8:5] = regs[675:672];
+  assign c[12:9] = regs[739:736];
+  assign c[8:5] = regs[707:704];
   assign c[4] = \$13 ;
   assign c[3] = \$12 ;
   assign c[2] = \$11 ;
@@ -28588,7 +28628,7 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   reg [7:0] \$161 ;
   reg [7:0] \$162 ;
   reg [7:0] \$163 ;
-  reg [767:0] \$164 ;
+  reg [799:0] \$164 ;
   reg [31:0] \$165 ;
   reg [31:0] \$166 ;
   reg [31:0] \$167 ;
@@ -28757,10 +28797,11 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   output [16:0] next_pc;
   wire [16:0] next_pc;
   reg [16:0] pc = 17'h00000;
-  output [767:0] regs;
-  reg [767:0] regs = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  (* init = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [767:0] \regs$40 ;
+  output [799:0] regs;
+  reg [799:0] regs = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  (* init = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [799:0] \regs$40 ;
+  wire [31:0] \regs$40.a_diag ;
   wire [31:0] \regs$40.a_gather ;
   wire [31:0] \regs$40.a_signed ;
   wire [31:0] \regs$40.acc_lshift ;
@@ -28785,6 +28826,7 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire [31:0] \regs$40.stride_w ;
   wire [31:0] \regs$40.use_bias ;
   wire [31:0] \regs$40.use_skip ;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -28885,15 +28927,15 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \$49  = \$45  | \$48 ;
   assign \$50  = \$9  > 7'h40;
   assign \$51  = \$49  | \$50 ;
-  assign \$52  = | regs[511:480];
+  assign \$52  = | regs[543:512];
   assign \$53  = ~ \$52 ;
   assign \$54  = imem_data[15] & \$53 ;
-  assign \$55  = | regs[639:608];
+  assign \$55  = | regs[671:640];
   assign \$56  = \$54  & \$55 ;
   assign \$57  = \$10  > 7'h40;
   assign \$58  = \$56  & \$57 ;
   assign \$59  = \$51  | \$58 ;
-  assign \$60  = | regs[607:576];
+  assign \$60  = | regs[639:608];
   assign \$61  = imem_data[15] & \$60 ;
   assign \$62  = imem_data[79:64] >= 7'h40;
   assign \$63  = \$61  & \$62 ;
@@ -29185,30 +29227,32 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
             \$164 [415:384] = imem_data[41:10];
         6'h0d:
             \$164 [447:416] = imem_data[41:10];
-        6'h10:
+        6'h0e:
             \$164 [479:448] = imem_data[41:10];
-        6'h11:
+        6'h10:
             \$164 [511:480] = imem_data[41:10];
-        6'h12:
+        6'h11:
             \$164 [543:512] = imem_data[41:10];
-        6'h13:
+        6'h12:
             \$164 [575:544] = imem_data[41:10];
-        6'h14:
+        6'h13:
             \$164 [607:576] = imem_data[41:10];
-        6'h15:
+        6'h14:
             \$164 [639:608] = imem_data[41:10];
-        6'h16:
+        6'h15:
             \$164 [671:640] = imem_data[41:10];
-        6'h17:
+        6'h16:
             \$164 [703:672] = imem_data[41:10];
-        6'h18:
+        6'h17:
             \$164 [735:704] = imem_data[41:10];
-        6'h19:
+        6'h18:
             \$164 [767:736] = imem_data[41:10];
+        6'h19:
+            \$164 [799:768] = imem_data[41:10];
       endcase
     end
     if (rst) begin
-      \$164  = 768'h000000010000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$164  = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
@@ -29316,16 +29360,17 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
   assign \regs$40.in_h  = regs[31:0];
   assign \regs$40.in_w  = regs[63:32];
   assign \regs$40.out_w  = regs[95:64];
@@ -29340,38 +29385,39 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs$40.step_wrap  = regs[383:352];
   assign \regs$40.pad_value  = regs[415:384];
   assign \regs$40.a_gather  = regs[447:416];
-  assign \regs$40.a_signed  = regs[479:448];
-  assign \regs$40.rq_raw  = regs[511:480];
-  assign \regs$40.out_signed  = regs[543:512];
-  assign \regs$40.shift  = regs[575:544];
-  assign \regs$40.use_bias  = regs[607:576];
-  assign \regs$40.use_skip  = regs[639:608];
-  assign \regs$40.skip_signed  = regs[671:640];
-  assign \regs$40.acc_lshift  = regs[703:672];
-  assign \regs$40.skip_lshift  = regs[735:704];
-  assign \regs$40.rq_mult  = regs[767:736];
+  assign \regs$40.a_diag  = regs[479:448];
+  assign \regs$40.a_signed  = regs[511:480];
+  assign \regs$40.rq_raw  = regs[543:512];
+  assign \regs$40.out_signed  = regs[575:544];
+  assign \regs$40.shift  = regs[607:576];
+  assign \regs$40.use_bias  = regs[639:608];
+  assign \regs$40.use_skip  = regs[671:640];
+  assign \regs$40.skip_signed  = regs[703:672];
+  assign \regs$40.acc_lshift  = regs[735:704];
+  assign \regs$40.skip_lshift  = regs[767:736];
+  assign \regs$40.rq_mult  = regs[799:768];
   assign \$7  = { 3'h0, imem_data[63:48], 4'h0 };
   assign \$143  = { 3'h0, imem_data[11:8], 4'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$459$0 , regs, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$646$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire \$109 ;
+  wire [23:0] \$100 ;
+  wire [23:0] \$101 ;
+  wire [23:0] \$102 ;
+  wire [23:0] \$103 ;
+  wire [23:0] \$104 ;
+  wire [23:0] \$105 ;
+  wire [23:0] \$106 ;
+  wire [23:0] \$107 ;
+  wire [23:0] \$108 ;
+  wire [23:0] \$109 ;
   wire \$11 ;
-  wire \$110 ;
-  wire \$111 ;
+  wire [23:0] \$110 ;
+  wire [23:0] \$111 ;
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
@@ -29402,7 +29448,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire [7:0] \$14 ;
+  wire \$14 ;
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
@@ -29413,7 +29459,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
-  wire [8:0] \$15 ;
+  wire \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
@@ -29436,49 +29482,49 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$168 ;
   wire \$169 ;
   wire \$17 ;
-  wire [127:0] \$170 ;
-  wire [7:0] \$171 ;
-  wire [382:0] \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire [3:0] \$177 ;
-  wire \$178 ;
-  wire [1:0] \$179 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire [15:0] \$173 ;
+  wire [15:0] \$174 ;
+  wire [55:0] \$175 ;
+  wire [55:0] \$176 ;
+  wire [55:0] \$177 ;
+  wire [55:0] \$178 ;
+  wire [55:0] \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire \$183 ;
-  wire \$184 ;
-  wire [32:0] \$185 ;
-  wire [18:0] \$186 ;
-  wire [17:0] \$187 ;
-  wire \$188 ;
-  wire [10:0] \$189 ;
+  wire [55:0] \$180 ;
+  wire [55:0] \$181 ;
+  wire [55:0] \$182 ;
+  wire [55:0] \$183 ;
+  wire [55:0] \$184 ;
+  wire [55:0] \$185 ;
+  wire [55:0] \$186 ;
+  wire [55:0] \$187 ;
+  wire [55:0] \$188 ;
+  wire [55:0] \$189 ;
   wire \$19 ;
-  wire [32:0] \$190 ;
-  wire [18:0] \$191 ;
-  wire [6:0] \$192 ;
+  wire [55:0] \$190 ;
+  wire \$191 ;
+  wire \$192 ;
   wire \$193 ;
-  wire [16:0] \$194 ;
-  wire [32:0] \$195 ;
-  wire [33:0] \$196 ;
-  wire [33:0] \$197 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
   wire \$198 ;
-  wire [16:0] \$199 ;
+  wire \$199 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
-  wire [32:0] \$200 ;
-  wire [33:0] \$201 ;
-  wire [33:0] \$202 ;
-  wire [33:0] \$203 ;
+  wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
   wire \$204 ;
-  wire [16:0] \$205 ;
-  wire [7:0] \$206 ;
-  wire [32:0] \$207 ;
-  wire [32:0] \$208 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
   wire \$209 ;
   wire \$21 ;
   wire \$210 ;
@@ -29489,100 +29535,393 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$215 ;
   wire \$216 ;
   wire \$217 ;
-  wire [32:0] \$218 ;
-  wire [32:0] \$219 ;
-  wire [32:0] \$22 ;
-  wire [10:0] \$220 ;
+  wire \$218 ;
+  wire \$219 ;
+  wire \$22 ;
+  wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire [5:0] \$224 ;
+  wire \$224 ;
   wire \$225 ;
-  wire [127:0] \$226 ;
-  reg \$227 ;
-  reg \$228 ;
-  reg \$229 ;
-  wire [32:0] \$23 ;
-  reg [1:0] \$230 ;
-  reg [17:0] \$231 ;
-  reg \$232 ;
-  reg [15:0] \$233 ;
-  reg [5:0] \$234 ;
-  reg \$235 ;
-  reg [31:0] \$236 ;
-  reg [17:0] \$237 ;
-  reg [16:0] \$238 ;
-  reg \$239 ;
-  wire [32:0] \$24 ;
-  reg [9:0] \$240 ;
-  reg [5:0] \$241 ;
-  reg [15:0] \$242 ;
-  reg [31:0] \$243 ;
-  reg [31:0] \$244 ;
-  reg [15:0] \$245 ;
-  reg [31:0] \$246 ;
-  reg [31:0] \$247 ;
-  reg [15:0] \$248 ;
-  reg [6:0] \$249 ;
-  wire [32:0] \$25 ;
-  reg [31:0] \$250 ;
-  reg [31:0] \$251 ;
-  reg [31:0] \$252 ;
-  reg [31:0] \$253 ;
-  reg \$254 ;
-  reg [1:0] \$255 ;
-  reg [31:0] \$256 ;
-  reg [17:0] \$257 ;
-  reg [15:0] \$258 ;
-  reg [15:0] \$259 ;
-  wire [32:0] \$26 ;
-  reg [9:0] \$260 ;
-  reg [7:0] \$261 ;
-  reg [5:0] \$262 ;
-  reg [31:0] \$263 ;
-  reg [31:0] \$264 ;
-  reg [31:0] \$265 ;
-  reg [31:0] \$266 ;
-  reg [31:0] \$267 ;
-  reg [31:0] \$268 ;
-  reg [31:0] \$269 ;
-  wire [33:0] \$27 ;
-  reg [31:0] \$270 ;
-  reg [31:0] \$271 ;
-  reg [31:0] \$272 ;
-  reg [127:0] \$273 ;
-  wire [33:0] \$28 ;
-  wire [33:0] \$29 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
+  wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
   wire \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire [127:0] \$319 ;
   wire \$32 ;
+  wire [7:0] \$320 ;
+  wire [382:0] \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire [3:0] \$326 ;
+  wire \$327 ;
+  wire [1:0] \$328 ;
+  wire \$329 ;
   wire \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire [32:0] \$334 ;
+  wire [18:0] \$335 ;
+  wire [17:0] \$336 ;
+  wire \$337 ;
+  wire [10:0] \$338 ;
+  wire [32:0] \$339 ;
   wire \$34 ;
+  wire [56:0] \$340 ;
+  wire [56:0] \$341 ;
+  wire [56:0] \$342 ;
+  wire [56:0] \$343 ;
+  wire [56:0] \$344 ;
+  wire [56:0] \$345 ;
+  wire [56:0] \$346 ;
+  wire [56:0] \$347 ;
+  wire [56:0] \$348 ;
+  wire [56:0] \$349 ;
   wire \$35 ;
+  wire [56:0] \$350 ;
+  wire [56:0] \$351 ;
+  wire [56:0] \$352 ;
+  wire [56:0] \$353 ;
+  wire [56:0] \$354 ;
+  wire [56:0] \$355 ;
+  wire \$356 ;
+  wire [23:0] \$357 ;
+  wire [32:0] \$358 ;
+  wire [33:0] \$359 ;
   wire \$36 ;
+  wire [33:0] \$360 ;
+  wire \$361 ;
+  wire [16:0] \$362 ;
+  wire [32:0] \$363 ;
+  wire [33:0] \$364 ;
+  wire [33:0] \$365 ;
+  wire [33:0] \$366 ;
+  wire \$367 ;
+  wire [10:0] \$368 ;
+  wire [32:0] \$369 ;
   wire \$37 ;
+  wire [18:0] \$370 ;
+  wire [6:0] \$371 ;
+  wire \$372 ;
+  wire [16:0] \$373 ;
+  wire [32:0] \$374 ;
+  wire [33:0] \$375 ;
+  wire [33:0] \$376 ;
+  wire \$377 ;
+  wire [16:0] \$378 ;
+  wire [32:0] \$379 ;
   wire \$38 ;
+  wire [33:0] \$380 ;
+  wire [33:0] \$381 ;
+  wire [33:0] \$382 ;
+  wire \$383 ;
+  wire [16:0] \$384 ;
+  wire [7:0] \$385 ;
+  wire [32:0] \$386 ;
+  wire [32:0] \$387 ;
+  wire \$388 ;
+  wire \$389 ;
   wire \$39 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire [32:0] \$397 ;
+  wire [32:0] \$398 ;
+  wire [10:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire [5:0] \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
   wire \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire [23:0] \$414 ;
+  wire [24:0] \$415 ;
+  wire \$416 ;
+  wire \$417 ;
+  wire \$418 ;
+  wire \$419 ;
   wire \$42 ;
+  wire \$420 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
   wire \$43 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire [23:0] \$432 ;
+  wire [23:0] \$433 ;
+  wire [23:0] \$434 ;
+  wire [23:0] \$435 ;
+  wire [23:0] \$436 ;
+  wire [23:0] \$437 ;
+  wire [23:0] \$438 ;
+  wire [23:0] \$439 ;
   wire \$44 ;
+  wire [23:0] \$440 ;
+  wire [23:0] \$441 ;
+  wire [23:0] \$442 ;
+  wire [23:0] \$443 ;
+  wire [23:0] \$444 ;
+  wire [23:0] \$445 ;
+  wire [23:0] \$446 ;
+  wire [23:0] \$447 ;
+  wire \$448 ;
+  wire [127:0] \$449 ;
   wire \$45 ;
+  reg \$450 ;
+  reg \$451 ;
+  reg \$452 ;
+  reg [1:0] \$453 ;
+  reg [17:0] \$454 ;
+  reg \$455 ;
+  reg [15:0] \$456 ;
+  reg [5:0] \$457 ;
+  reg \$458 ;
+  reg \$459 ;
   wire \$46 ;
+  reg [15:0] \$460 ;
+  reg [55:0] \$461 ;
+  reg [55:0] \$462 ;
+  reg [55:0] \$463 ;
+  reg [55:0] \$464 ;
+  reg [55:0] \$465 ;
+  reg [55:0] \$466 ;
+  reg [55:0] \$467 ;
+  reg [55:0] \$468 ;
+  reg [55:0] \$469 ;
   wire \$47 ;
+  reg [55:0] \$470 ;
+  reg [55:0] \$471 ;
+  reg [55:0] \$472 ;
+  reg [55:0] \$473 ;
+  reg [55:0] \$474 ;
+  reg [55:0] \$475 ;
+  reg [55:0] \$476 ;
+  reg [31:0] \$477 ;
+  reg [17:0] \$478 ;
+  reg [16:0] \$479 ;
   wire \$48 ;
+  reg \$480 ;
+  reg [9:0] \$481 ;
+  reg [55:0] \$482 ;
+  reg [55:0] \$483 ;
+  reg [55:0] \$484 ;
+  reg [55:0] \$485 ;
+  reg [55:0] \$486 ;
+  reg [55:0] \$487 ;
+  reg [55:0] \$488 ;
+  reg [55:0] \$489 ;
   wire \$49 ;
+  reg [55:0] \$490 ;
+  reg [55:0] \$491 ;
+  reg [55:0] \$492 ;
+  reg [55:0] \$493 ;
+  reg [55:0] \$494 ;
+  reg [55:0] \$495 ;
+  reg [55:0] \$496 ;
+  reg [55:0] \$497 ;
+  reg [22:0] \$498 ;
+  reg [31:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
+  reg [31:0] \$500 ;
+  reg [15:0] \$501 ;
+  reg [31:0] \$502 ;
+  reg [31:0] \$503 ;
+  reg [5:0] \$504 ;
+  reg [15:0] \$505 ;
+  reg [15:0] \$506 ;
+  reg [6:0] \$507 ;
+  reg [31:0] \$508 ;
+  reg [31:0] \$509 ;
   wire \$51 ;
+  reg [31:0] \$510 ;
+  reg [31:0] \$511 ;
+  reg \$512 ;
+  reg [1:0] \$513 ;
+  reg [31:0] \$514 ;
+  reg [17:0] \$515 ;
+  reg [15:0] \$516 ;
+  reg [15:0] \$517 ;
+  reg [9:0] \$518 ;
+  reg [7:0] \$519 ;
   wire \$52 ;
+  reg [5:0] \$520 ;
+  reg \$521 ;
+  reg [22:0] \$522 ;
+  reg [15:0] \$523 ;
+  reg [22:0] \$524 ;
+  reg [22:0] \$525 ;
+  reg [22:0] \$526 ;
+  reg [22:0] \$527 ;
+  reg [22:0] \$528 ;
+  reg [22:0] \$529 ;
   wire \$53 ;
+  reg [22:0] \$530 ;
+  reg [22:0] \$531 ;
+  reg [22:0] \$532 ;
+  reg [22:0] \$533 ;
+  reg [22:0] \$534 ;
+  reg [22:0] \$535 ;
+  reg [22:0] \$536 ;
+  reg [22:0] \$537 ;
+  reg [22:0] \$538 ;
+  reg [22:0] \$539 ;
   wire \$54 ;
+  reg [22:0] \$540 ;
+  reg [22:0] \$541 ;
+  reg [22:0] \$542 ;
+  reg [22:0] \$543 ;
+  reg [22:0] \$544 ;
+  reg [22:0] \$545 ;
+  reg [22:0] \$546 ;
+  reg [22:0] \$547 ;
+  reg [22:0] \$548 ;
+  reg [22:0] \$549 ;
   wire \$55 ;
+  reg [22:0] \$550 ;
+  reg [22:0] \$551 ;
+  reg [22:0] \$552 ;
+  reg [22:0] \$553 ;
+  reg [22:0] \$554 ;
+  reg [22:0] \$555 ;
+  reg [31:0] \$556 ;
+  reg [31:0] \$557 ;
+  reg [31:0] \$558 ;
+  reg [31:0] \$559 ;
   wire \$56 ;
+  reg [31:0] \$560 ;
+  reg [31:0] \$561 ;
+  reg [31:0] \$562 ;
+  reg [31:0] \$563 ;
+  reg [31:0] \$564 ;
+  reg [31:0] \$565 ;
+  reg [127:0] \$566 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
@@ -29606,32 +29945,49 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  wire [7:0] \$78 ;
+  wire [8:0] \$79 ;
   wire \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
-  wire \$84 ;
+  wire [32:0] \$84 ;
   wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire [32:0] \$86 ;
+  wire [32:0] \$87 ;
+  wire [32:0] \$88 ;
+  wire [32:0] \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
+  wire [32:0] \$90 ;
+  wire [33:0] \$91 ;
+  wire [33:0] \$92 ;
+  wire [33:0] \$93 ;
   wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire [32:0] \$95 ;
+  wire [16:0] \$96 ;
+  wire [23:0] \$97 ;
+  wire [23:0] \$98 ;
+  wire [23:0] \$99 ;
   wire a_err;
-  wire [9:0] a_waddr;
+  output [159:0] a_waddr;
+  wire [159:0] a_waddr;
+  wire [9:0] \a_waddr[0] ;
+  wire [9:0] \a_waddr[10] ;
+  wire [9:0] \a_waddr[11] ;
+  wire [9:0] \a_waddr[12] ;
+  wire [9:0] \a_waddr[13] ;
+  wire [9:0] \a_waddr[14] ;
+  wire [9:0] \a_waddr[15] ;
+  wire [9:0] \a_waddr[1] ;
+  wire [9:0] \a_waddr[2] ;
+  wire [9:0] \a_waddr[3] ;
+  wire [9:0] \a_waddr[4] ;
+  wire [9:0] \a_waddr[5] ;
+  wire [9:0] \a_waddr[6] ;
+  wire [9:0] \a_waddr[7] ;
+  wire [9:0] \a_waddr[8] ;
+  wire [9:0] \a_waddr[9] ;
   wire [127:0] a_wdata;
   output [15:0] a_wen;
   wire [15:0] a_wen;
@@ -29656,36 +30012,123 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   reg [15:0] d_bank = 16'h0000;
   reg [5:0] d_boff = 6'h00;
   reg [17:0] d_dest = 18'h00000;
+  reg d_diag = 1'h0;
+  reg [15:0] d_hit = 16'h0000;
   reg d_is_a = 1'h0;
+  reg [55:0] d_line0 = 56'h00000000000000;
+  reg [55:0] d_line1 = 56'h00000000000000;
+  reg [55:0] d_line10 = 56'h00000000000000;
+  reg [55:0] d_line11 = 56'h00000000000000;
+  reg [55:0] d_line12 = 56'h00000000000000;
+  reg [55:0] d_line13 = 56'h00000000000000;
+  reg [55:0] d_line14 = 56'h00000000000000;
+  reg [55:0] d_line15 = 56'h00000000000000;
+  reg [55:0] d_line2 = 56'h00000000000000;
+  reg [55:0] d_line3 = 56'h00000000000000;
+  reg [55:0] d_line4 = 56'h00000000000000;
+  reg [55:0] d_line5 = 56'h00000000000000;
+  reg [55:0] d_line6 = 56'h00000000000000;
+  reg [55:0] d_line7 = 56'h00000000000000;
+  reg [55:0] d_line8 = 56'h00000000000000;
+  reg [55:0] d_line9 = 56'h00000000000000;
   reg d_pad = 1'h0;
   reg [1:0] d_target = 2'h0;
   reg d_valid = 1'h0;
   reg d_wr = 1'h0;
   reg [17:0] dest = 18'h00000;
+  reg diag = 1'h0;
   reg [17:0] dst0 = 18'h00000;
   output err;
   wire err;
   wire [2:0] err_code;
   reg [5:0] g_bytes = 6'h00;
+  wire [15:0] hit;
   reg [31:0] ih = 32'd0;
   reg [31:0] ihk = 32'd0;
   wire in_image;
   input [127:0] instr;
   wire [127:0] instr;
   reg is_a = 1'h0;
-  input \is_a$82 ;
-  wire \is_a$82 ;
+  input \is_a$73 ;
+  wire \is_a$73 ;
   input issue;
   wire issue;
   reg [31:0] iw = 32'd0;
   reg [31:0] iwk = 32'd0;
+  reg [22:0] j_last = 23'h000000;
+  reg [22:0] jc = 23'h000000;
   wire [127:0] keep;
   reg [15:0] kh = 16'h0000;
   reg [15:0] kh_last = 16'h0000;
   reg [15:0] kw = 16'h0000;
   reg [15:0] kw_last = 16'h0000;
+  reg [16:0] kwn;
+  reg [55:0] la_bline0 = 56'h00000000000000;
+  reg [55:0] la_bline1 = 56'h00000000000000;
+  reg [55:0] la_bline10 = 56'h00000000000000;
+  reg [55:0] la_bline11 = 56'h00000000000000;
+  reg [55:0] la_bline12 = 56'h00000000000000;
+  reg [55:0] la_bline13 = 56'h00000000000000;
+  reg [55:0] la_bline14 = 56'h00000000000000;
+  reg [55:0] la_bline15 = 56'h00000000000000;
+  reg [55:0] la_bline2 = 56'h00000000000000;
+  reg [55:0] la_bline3 = 56'h00000000000000;
+  reg [55:0] la_bline4 = 56'h00000000000000;
+  reg [55:0] la_bline5 = 56'h00000000000000;
+  reg [55:0] la_bline6 = 56'h00000000000000;
+  reg [55:0] la_bline7 = 56'h00000000000000;
+  reg [55:0] la_bline8 = 56'h00000000000000;
+  reg [55:0] la_bline9 = 56'h00000000000000;
+  reg [22:0] la_hi0 = 23'h000000;
+  reg [22:0] la_hi1 = 23'h000000;
+  reg [22:0] la_hi10 = 23'h000000;
+  reg [22:0] la_hi11 = 23'h000000;
+  reg [22:0] la_hi12 = 23'h000000;
+  reg [22:0] la_hi13 = 23'h000000;
+  reg [22:0] la_hi14 = 23'h000000;
+  reg [22:0] la_hi15 = 23'h000000;
+  reg [22:0] la_hi2 = 23'h000000;
+  reg [22:0] la_hi3 = 23'h000000;
+  reg [22:0] la_hi4 = 23'h000000;
+  reg [22:0] la_hi5 = 23'h000000;
+  reg [22:0] la_hi6 = 23'h000000;
+  reg [22:0] la_hi7 = 23'h000000;
+  reg [22:0] la_hi8 = 23'h000000;
+  reg [22:0] la_hi9 = 23'h000000;
   reg [31:0] la_in_h = 32'd0;
   reg [31:0] la_in_w = 32'd0;
+  reg [22:0] la_lo0 = 23'h000000;
+  reg [22:0] la_lo1 = 23'h000000;
+  reg [22:0] la_lo10 = 23'h000000;
+  reg [22:0] la_lo11 = 23'h000000;
+  reg [22:0] la_lo12 = 23'h000000;
+  reg [22:0] la_lo13 = 23'h000000;
+  reg [22:0] la_lo14 = 23'h000000;
+  reg [22:0] la_lo15 = 23'h000000;
+  reg [22:0] la_lo2 = 23'h000000;
+  reg [22:0] la_lo3 = 23'h000000;
+  reg [22:0] la_lo4 = 23'h000000;
+  reg [22:0] la_lo5 = 23'h000000;
+  reg [22:0] la_lo6 = 23'h000000;
+  reg [22:0] la_lo7 = 23'h000000;
+  reg [22:0] la_lo8 = 23'h000000;
+  reg [22:0] la_lo9 = 23'h000000;
+  reg [22:0] la_lo_n0;
+  reg [22:0] la_lo_n1;
+  reg [22:0] la_lo_n10;
+  reg [22:0] la_lo_n11;
+  reg [22:0] la_lo_n12;
+  reg [22:0] la_lo_n13;
+  reg [22:0] la_lo_n14;
+  reg [22:0] la_lo_n15;
+  reg [22:0] la_lo_n2;
+  reg [22:0] la_lo_n3;
+  reg [22:0] la_lo_n4;
+  reg [22:0] la_lo_n5;
+  reg [22:0] la_lo_n6;
+  reg [22:0] la_lo_n7;
+  reg [22:0] la_lo_n8;
+  reg [22:0] la_lo_n9;
   reg [31:0] la_out_w = 32'd0;
   reg [31:0] la_pad_w = 32'd0;
   reg [31:0] la_step_kh = 32'd0;
@@ -29698,6 +30141,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   output [127:0] line;
   wire [127:0] line;
   wire line_full;
+  reg [22:0] lo_last;
   wire mem_err;
   output [31:0] mem_raddr;
   reg [31:0] mem_raddr = 32'd0;
@@ -29706,16 +30150,18 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   reg [31:0] n_ih;
   reg [31:0] n_iw;
   reg [31:0] n_pa;
+  reg [15:0] np_mask = 16'h0000;
   reg [31:0] ow = 32'd0;
   reg [31:0] pa = 32'd0;
   reg [7:0] pad_value = 8'h00;
   wire pix_end;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$459$0 ;
-  wire [1:0] \port$459$0 ;
+  output [1:0] \port$646$0 ;
+  wire [1:0] \port$646$0 ;
   reg pulse = 1'h0;
-  input [767:0] regs;
-  wire [767:0] regs;
+  input [799:0] regs;
+  wire [799:0] regs;
+  wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
   wire [31:0] \regs.acc_lshift ;
@@ -29750,6 +30196,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   output s_wen;
   wire s_wen;
   reg [31:0] stride = 32'd0;
+  reg [16:0] swv;
   reg [1:0] target = 2'h0;
   output [11:0] w_waddr;
   wire [11:0] w_waddr;
@@ -29759,6 +30206,270 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   wire w_wen;
   wire [127:0] word;
   reg wrap;
+  assign \$420  = instr[34:28] > 3'h4;
+  assign \$421  = instr[34:28] > 3'h5;
+  assign \$422  = instr[34:28] > 3'h6;
+  assign \$423  = instr[34:28] > 3'h7;
+  assign \$424  = instr[34:28] > 4'h8;
+  assign \$425  = instr[34:28] > 4'h9;
+  assign \$426  = instr[34:28] > 4'ha;
+  assign \$427  = instr[34:28] > 4'hb;
+  assign \$428  = instr[34:28] > 4'hc;
+  assign \$429  = instr[34:28] > 4'hd;
+  assign \$430  = instr[34:28] > 4'he;
+  assign \$431  = instr[34:28] > 4'hf;
+  assign \$432  = la_lo_n0 + kwn;
+  assign \$433  = la_lo_n1 + kwn;
+  assign \$434  = la_lo_n2 + kwn;
+  assign \$435  = la_lo_n3 + kwn;
+  assign \$436  = la_lo_n4 + kwn;
+  assign \$437  = la_lo_n5 + kwn;
+  assign \$438  = la_lo_n6 + kwn;
+  assign \$439  = la_lo_n7 + kwn;
+  assign \$440  = la_lo_n8 + kwn;
+  assign \$441  = la_lo_n9 + kwn;
+  assign \$442  = la_lo_n10 + kwn;
+  assign \$443  = la_lo_n11 + kwn;
+  assign \$444  = la_lo_n12 + kwn;
+  assign \$445  = la_lo_n13 + kwn;
+  assign \$446  = la_lo_n14 + kwn;
+  assign \$447  = la_lo_n15 + kwn;
+  assign \$448  = d_valid & d_is_a;
+  assign \$449  = d_wr ? 128'h00000000000000000000000000000000 : line;
+  always @(posedge clk)
+    pulse <= \$450 ;
+  always @(posedge clk)
+    d_valid <= \$451 ;
+  always @(posedge clk)
+    d_is_a <= \$452 ;
+  always @(posedge clk)
+    d_target <= \$453 ;
+  always @(posedge clk)
+    d_dest <= \$454 ;
+  always @(posedge clk)
+    d_pad <= \$455 ;
+  always @(posedge clk)
+    d_bank <= \$456 ;
+  always @(posedge clk)
+    d_boff <= \$457 ;
+  always @(posedge clk)
+    d_wr <= \$458 ;
+  always @(posedge clk)
+    d_diag <= \$459 ;
+  always @(posedge clk)
+    d_hit <= \$460 ;
+  always @(posedge clk)
+    d_line0 <= \$461 ;
+  always @(posedge clk)
+    d_line1 <= \$462 ;
+  always @(posedge clk)
+    d_line2 <= \$463 ;
+  always @(posedge clk)
+    d_line3 <= \$464 ;
+  always @(posedge clk)
+    d_line4 <= \$465 ;
+  always @(posedge clk)
+    d_line5 <= \$466 ;
+  always @(posedge clk)
+    d_line6 <= \$467 ;
+  always @(posedge clk)
+    d_line7 <= \$468 ;
+  always @(posedge clk)
+    d_line8 <= \$469 ;
+  always @(posedge clk)
+    d_line9 <= \$470 ;
+  always @(posedge clk)
+    d_line10 <= \$471 ;
+  always @(posedge clk)
+    d_line11 <= \$472 ;
+  always @(posedge clk)
+    d_line12 <= \$473 ;
+  always @(posedge clk)
+    d_line13 <= \$474 ;
+  always @(posedge clk)
+    d_line14 <= \$475 ;
+  always @(posedge clk)
+    d_line15 <= \$476 ;
+  always @(posedge clk)
+    mem_raddr <= \$477 ;
+  always @(posedge clk)
+    dest <= \$478 ;
+  always @(posedge clk)
+    left <= \$479 ;
+  always @(posedge clk)
+    active <= \$480 ;
+  always @(posedge clk)
+    cb <= \$481 ;
+  always @(posedge clk)
+    la_bline0 <= \$482 ;
+  always @(posedge clk)
+    la_bline1 <= \$483 ;
+  always @(posedge clk)
+    la_bline2 <= \$484 ;
+  always @(posedge clk)
+    la_bline3 <= \$485 ;
+  always @(posedge clk)
+    la_bline4 <= \$486 ;
+  always @(posedge clk)
+    la_bline5 <= \$487 ;
+  always @(posedge clk)
+    la_bline6 <= \$488 ;
+  always @(posedge clk)
+    la_bline7 <= \$489 ;
+  always @(posedge clk)
+    la_bline8 <= \$490 ;
+  always @(posedge clk)
+    la_bline9 <= \$491 ;
+  always @(posedge clk)
+    la_bline10 <= \$492 ;
+  always @(posedge clk)
+    la_bline11 <= \$493 ;
+  always @(posedge clk)
+    la_bline12 <= \$494 ;
+  always @(posedge clk)
+    la_bline13 <= \$495 ;
+  always @(posedge clk)
+    la_bline14 <= \$496 ;
+  always @(posedge clk)
+    la_bline15 <= \$497 ;
+  always @(posedge clk)
+    jc <= \$498 ;
+  always @(posedge clk)
+    iwk <= \$499 ;
+  always @(posedge clk)
+    col_addr <= \$500 ;
+  always @(posedge clk)
+    kh <= \$501 ;
+  always @(posedge clk)
+    ihk <= \$502 ;
+  always @(posedge clk)
+    row_addr <= \$503 ;
+  always @(posedge clk)
+    boff <= \$504 ;
+  always @(posedge clk)
+    kw <= \$505 ;
+  always @(posedge clk)
+    bank <= \$506 ;
+  always @(posedge clk)
+    pix_left <= \$507 ;
+  always @(posedge clk)
+    ow <= \$508 ;
+  always @(posedge clk)
+    ih <= \$509 ;
+  always @(posedge clk)
+    iw <= \$510 ;
+  always @(posedge clk)
+    pa <= \$511 ;
+  always @(posedge clk)
+    is_a <= \$512 ;
+  always @(posedge clk)
+    target <= \$513 ;
+  always @(posedge clk)
+    stride <= \$514 ;
+  always @(posedge clk)
+    dst0 <= \$515 ;
+  always @(posedge clk)
+    kh_last <= \$516 ;
+  always @(posedge clk)
+    kw_last <= \$517 ;
+  always @(posedge clk)
+    cb_last <= \$518 ;
+  always @(posedge clk)
+    pad_value <= \$519 ;
+  always @(posedge clk)
+    g_bytes <= \$520 ;
+  always @(posedge clk)
+    diag <= \$521 ;
+  always @(posedge clk)
+    j_last <= \$522 ;
+  always @(posedge clk)
+    np_mask <= \$523 ;
+  always @(posedge clk)
+    la_lo0 <= \$524 ;
+  always @(posedge clk)
+    la_lo1 <= \$525 ;
+  always @(posedge clk)
+    la_lo2 <= \$526 ;
+  always @(posedge clk)
+    la_lo3 <= \$527 ;
+  always @(posedge clk)
+    la_lo4 <= \$528 ;
+  always @(posedge clk)
+    la_lo5 <= \$529 ;
+  always @(posedge clk)
+    la_lo6 <= \$530 ;
+  always @(posedge clk)
+    la_lo7 <= \$531 ;
+  always @(posedge clk)
+    la_lo8 <= \$532 ;
+  always @(posedge clk)
+    la_lo9 <= \$533 ;
+  always @(posedge clk)
+    la_lo10 <= \$534 ;
+  always @(posedge clk)
+    la_lo11 <= \$535 ;
+  always @(posedge clk)
+    la_lo12 <= \$536 ;
+  always @(posedge clk)
+    la_lo13 <= \$537 ;
+  always @(posedge clk)
+    la_lo14 <= \$538 ;
+  always @(posedge clk)
+    la_lo15 <= \$539 ;
+  always @(posedge clk)
+    la_hi0 <= \$540 ;
+  always @(posedge clk)
+    la_hi1 <= \$541 ;
+  always @(posedge clk)
+    la_hi2 <= \$542 ;
+  always @(posedge clk)
+    la_hi3 <= \$543 ;
+  always @(posedge clk)
+    la_hi4 <= \$544 ;
+  always @(posedge clk)
+    la_hi5 <= \$545 ;
+  always @(posedge clk)
+    la_hi6 <= \$546 ;
+  always @(posedge clk)
+    la_hi7 <= \$547 ;
+  always @(posedge clk)
+    la_hi8 <= \$548 ;
+  always @(posedge clk)
+    la_hi9 <= \$549 ;
+  always @(posedge clk)
+    la_hi10 <= \$550 ;
+  always @(posedge clk)
+    la_hi11 <= \$551 ;
+  always @(posedge clk)
+    la_hi12 <= \$552 ;
+  always @(posedge clk)
+    la_hi13 <= \$553 ;
+  always @(posedge clk)
+    la_hi14 <= \$554 ;
+  always @(posedge clk)
+    la_hi15 <= \$555 ;
+  always @(posedge clk)
+    la_in_h <= \$556 ;
+  always @(posedge clk)
+    la_in_w <= \$557 ;
+  always @(posedge clk)
+    la_out_w <= \$558 ;
+  always @(posedge clk)
+    la_stride_h <= \$559 ;
+  always @(posedge clk)
+    la_stride_w <= \$560 ;
+  always @(posedge clk)
+    la_pad_w <= \$561 ;
+  always @(posedge clk)
+    la_step_kh <= \$562 ;
+  always @(posedge clk)
+    la_step_kw <= \$563 ;
+  always @(posedge clk)
+    la_step_ow <= \$564 ;
+  always @(posedge clk)
+    la_step_wrap <= \$565 ;
+  always @(posedge clk)
+    acc_line <= \$566 ;
   assign \$1  = $signed(ihk) >= $signed(1'h0);
   assign \$2  = $signed(ihk) < $signed(la_in_h);
   assign \$3  = \$1  & \$2 ;
@@ -29771,338 +30482,438 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   assign ren = active & \$8 ;
   assign \$9  = | mem_raddr[31:20];
   assign mem_err = ren & \$9 ;
-  assign \$10  = cb == cb_last;
-  assign \$11  = kw == kw_last;
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = kh == kh_last;
-  assign pix_end = \$12  & \$13 ;
-  assign \$14  = 2'h2 * g_bytes;
-  assign \$15  = boff + \$14 ;
-  assign line_full = \$15  > 5'h10;
-  assign \$16  = ~ is_a;
-  assign \$17  = cb == cb_last;
-  assign \$18  = kw == kw_last;
-  assign \$19  = kh == kh_last;
-  assign \$20  = ow + 1'h1;
-  assign \$21  = \$20 [31:0] == la_out_w;
-  assign \$22  = $signed(ih) + $signed(la_stride_h);
-  assign \$23  = wrap ? \$22  : { ih[31], ih };
-  assign \$24  = - $signed(la_pad_w);
-  assign \$25  = $signed(iw) + $signed(la_stride_w);
-  assign \$26  = wrap ? \$24  : \$25 ;
-  assign \$27  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
-  assign \$28  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
-  assign \$29  = wrap ? \$27  : \$28 ;
-  assign \$30  = d_valid & d_is_a;
-  assign \$31  = d_dest >= 11'h400;
-  assign a_err = \$30  & \$31 ;
-  assign \$32  = ~ d_is_a;
-  assign \$33  = d_valid & \$32 ;
-  assign \$34  = ! d_target;
-  assign w_wen = \$33  & \$34 ;
-  assign \$35  = ~ d_is_a;
-  assign \$36  = d_valid & \$35 ;
-  assign \$37  = d_target == 2'h2;
-  assign s_wen = \$36  & \$37 ;
-  assign \$38  = d_valid & d_is_a;
-  assign \$39  = ~ a_err;
-  assign \$40  = \$38  & \$39 ;
-  assign \$41  = \$40  & d_wr;
-  assign a_wen = \$41  ? d_bank : 16'h0000;
+  assign \$10  = jc >= la_lo0;
+  assign \$11  = np_mask[0] & \$10 ;
+  assign \$12  = jc < la_hi0;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = jc >= la_lo1;
+  assign \$15  = np_mask[1] & \$14 ;
+  assign \$16  = jc < la_hi1;
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = jc >= la_lo2;
+  assign \$19  = np_mask[2] & \$18 ;
+  assign \$20  = jc < la_hi2;
+  assign \$21  = \$19  & \$20 ;
+  assign \$22  = jc >= la_lo3;
+  assign \$23  = np_mask[3] & \$22 ;
+  assign \$24  = jc < la_hi3;
+  assign \$25  = \$23  & \$24 ;
+  assign \$26  = jc >= la_lo4;
+  assign \$27  = np_mask[4] & \$26 ;
+  assign \$28  = jc < la_hi4;
+  assign \$29  = \$27  & \$28 ;
+  assign \$30  = jc >= la_lo5;
+  assign \$31  = np_mask[5] & \$30 ;
+  assign \$32  = jc < la_hi5;
+  assign \$33  = \$31  & \$32 ;
+  assign \$34  = jc >= la_lo6;
+  assign \$35  = np_mask[6] & \$34 ;
+  assign \$36  = jc < la_hi6;
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = jc >= la_lo7;
+  assign \$39  = np_mask[7] & \$38 ;
+  assign \$40  = jc < la_hi7;
+  assign \$41  = \$39  & \$40 ;
+  assign \$42  = jc >= la_lo8;
+  assign \$43  = np_mask[8] & \$42 ;
+  assign \$44  = jc < la_hi8;
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = jc >= la_lo9;
+  assign \$47  = np_mask[9] & \$46 ;
+  assign \$48  = jc < la_hi9;
+  assign \$49  = \$47  & \$48 ;
+  assign \$50  = jc >= la_lo10;
+  assign \$51  = np_mask[10] & \$50 ;
+  assign \$52  = jc < la_hi10;
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = jc >= la_lo11;
+  assign \$55  = np_mask[11] & \$54 ;
+  assign \$56  = jc < la_hi11;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = jc >= la_lo12;
+  assign \$59  = np_mask[12] & \$58 ;
+  assign \$60  = jc < la_hi12;
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = jc >= la_lo13;
+  assign \$63  = np_mask[13] & \$62 ;
+  assign \$64  = jc < la_hi13;
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = jc >= la_lo14;
+  assign \$67  = np_mask[14] & \$66 ;
+  assign \$68  = jc < la_hi14;
+  assign \$69  = \$67  & \$68 ;
+  assign \$70  = jc >= la_lo15;
+  assign \$71  = np_mask[15] & \$70 ;
+  assign \$72  = jc < la_hi15;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = cb == cb_last;
+  assign \$75  = kw == kw_last;
+  assign \$76  = \$74  & \$75 ;
+  assign \$77  = kh == kh_last;
+  assign pix_end = \$76  & \$77 ;
+  assign \$78  = 2'h2 * g_bytes;
+  assign \$79  = boff + \$78 ;
+  assign line_full = \$79  > 5'h10;
+  assign \$80  = ~ is_a;
+  assign \$81  = cb == cb_last;
+  assign \$82  = kw == kw_last;
+  assign \$83  = kh == kh_last;
+  assign \$84  = ow + 1'h1;
+  assign \$85  = \$84 [31:0] == la_out_w;
+  assign \$86  = $signed(ih) + $signed(la_stride_h);
+  assign \$87  = wrap ? \$86  : { ih[31], ih };
+  assign \$88  = - $signed(la_pad_w);
+  assign \$89  = $signed(iw) + $signed(la_stride_w);
+  assign \$90  = wrap ? \$88  : \$89 ;
+  assign \$91  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
+  assign \$92  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
+  assign \$93  = wrap ? \$91  : \$92 ;
+  assign \$94  = ~ \is_a$73 ;
+  assign \$95  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$96  = \$95 [15:0] + 1'h1;
+  assign \$97  = la_lo_n0 + swv;
+  assign \$98  = la_lo_n1 + swv;
+  assign \$99  = la_lo_n2 + swv;
+  assign \$100  = la_lo_n3 + swv;
+  assign \$101  = la_lo_n4 + swv;
+  assign \$102  = la_lo_n5 + swv;
+  assign \$103  = la_lo_n6 + swv;
+  assign \$104  = la_lo_n7 + swv;
+  assign \$105  = la_lo_n8 + swv;
+  assign \$106  = la_lo_n9 + swv;
+  assign \$107  = la_lo_n10 + swv;
+  assign \$108  = la_lo_n11 + swv;
+  assign \$109  = la_lo_n12 + swv;
+  assign \$110  = la_lo_n13 + swv;
+  assign \$111  = la_lo_n14 + swv;
+  assign \$112  = instr[34:28] == 1'h1;
+  assign \$113  = instr[34:28] == 2'h2;
+  assign \$114  = instr[34:28] == 2'h3;
+  assign \$115  = instr[34:28] == 3'h4;
+  assign \$116  = instr[34:28] == 3'h5;
+  assign \$117  = instr[34:28] == 3'h6;
+  assign \$118  = instr[34:28] == 3'h7;
+  assign \$119  = instr[34:28] == 4'h8;
+  assign \$120  = instr[34:28] == 4'h9;
+  assign \$121  = instr[34:28] == 4'ha;
+  assign \$122  = instr[34:28] == 4'hb;
+  assign \$123  = instr[34:28] == 4'hc;
+  assign \$124  = instr[34:28] == 4'hd;
+  assign \$125  = instr[34:28] == 4'he;
+  assign \$126  = instr[34:28] == 4'hf;
+  assign \$127  = instr[34:28] == 5'h10;
+  assign \$128  = d_valid & d_is_a;
+  assign \$129  = d_line0 >= 11'h400;
+  assign \$130  = d_hit[0] & \$129 ;
+  assign \$131  = d_line1 >= 11'h400;
+  assign \$132  = d_hit[1] & \$131 ;
+  assign \$133  = d_line2 >= 11'h400;
+  assign \$134  = d_hit[2] & \$133 ;
+  assign \$135  = d_line3 >= 11'h400;
+  assign \$136  = d_hit[3] & \$135 ;
+  assign \$137  = d_line4 >= 11'h400;
+  assign \$138  = d_hit[4] & \$137 ;
+  assign \$139  = d_line5 >= 11'h400;
+  assign \$140  = d_hit[5] & \$139 ;
+  assign \$141  = d_line6 >= 11'h400;
+  assign \$142  = d_hit[6] & \$141 ;
+  assign \$143  = d_line7 >= 11'h400;
+  assign \$144  = d_hit[7] & \$143 ;
+  assign \$145  = d_line8 >= 11'h400;
+  assign \$146  = d_hit[8] & \$145 ;
+  assign \$147  = d_line9 >= 11'h400;
+  assign \$148  = d_hit[9] & \$147 ;
+  assign \$149  = d_line10 >= 11'h400;
+  assign \$150  = d_hit[10] & \$149 ;
+  assign \$151  = d_line11 >= 11'h400;
+  assign \$152  = d_hit[11] & \$151 ;
+  assign \$153  = d_line12 >= 11'h400;
+  assign \$154  = d_hit[12] & \$153 ;
+  assign \$155  = d_line13 >= 11'h400;
+  assign \$156  = d_hit[13] & \$155 ;
+  assign \$157  = d_line14 >= 11'h400;
+  assign \$158  = d_hit[14] & \$157 ;
+  assign \$159  = d_line15 >= 11'h400;
+  assign \$160  = d_hit[15] & \$159 ;
+  assign \$161  = | { \$160 , \$158 , \$156 , \$154 , \$152 , \$150 , \$148 , \$146 , \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130  };
+  assign \$162  = d_dest >= 11'h400;
+  assign \$163  = d_diag ? \$161  : \$162 ;
+  assign a_err = \$128  & \$163 ;
+  assign \$164  = ~ d_is_a;
+  assign \$165  = d_valid & \$164 ;
+  assign \$166  = ! d_target;
+  assign w_wen = \$165  & \$166 ;
+  assign \$167  = ~ d_is_a;
+  assign \$168  = d_valid & \$167 ;
+  assign \$169  = d_target == 2'h2;
+  assign s_wen = \$168  & \$169 ;
+  assign \$170  = d_valid & d_is_a;
+  assign \$171  = ~ a_err;
+  assign \$172  = \$170  & \$171 ;
+  assign \$173  = d_wr ? d_bank : 16'h0000;
+  assign \$174  = d_diag ? d_hit : \$173 ;
+  assign a_wen = \$172  ? \$174  : 16'h0000;
+  assign \$175  = d_diag ? d_line0 : { 38'h0000000000, d_dest };
+  assign \$176  = d_diag ? d_line1 : { 38'h0000000000, d_dest };
+  assign \$177  = d_diag ? d_line2 : { 38'h0000000000, d_dest };
+  assign \$178  = d_diag ? d_line3 : { 38'h0000000000, d_dest };
+  assign \$179  = d_diag ? d_line4 : { 38'h0000000000, d_dest };
+  assign \$180  = d_diag ? d_line5 : { 38'h0000000000, d_dest };
+  assign \$181  = d_diag ? d_line6 : { 38'h0000000000, d_dest };
+  assign \$182  = d_diag ? d_line7 : { 38'h0000000000, d_dest };
+  assign \$183  = d_diag ? d_line8 : { 38'h0000000000, d_dest };
+  assign \$184  = d_diag ? d_line9 : { 38'h0000000000, d_dest };
+  assign \$185  = d_diag ? d_line10 : { 38'h0000000000, d_dest };
+  assign \$186  = d_diag ? d_line11 : { 38'h0000000000, d_dest };
+  assign \$187  = d_diag ? d_line12 : { 38'h0000000000, d_dest };
+  assign \$188  = d_diag ? d_line13 : { 38'h0000000000, d_dest };
+  assign \$189  = d_diag ? d_line14 : { 38'h0000000000, d_dest };
+  assign \$190  = d_diag ? d_line15 : { 38'h0000000000, d_dest };
   assign word = d_pad ? { pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value } : w_wdata;
-  assign \$42  = g_bytes > 1'h0;
-  assign \$43  = g_bytes > 1'h0;
-  assign \$44  = g_bytes > 1'h0;
-  assign \$45  = g_bytes > 1'h0;
-  assign \$46  = g_bytes > 1'h0;
-  assign \$47  = g_bytes > 1'h0;
-  assign \$48  = g_bytes > 1'h0;
-  assign \$49  = g_bytes > 1'h0;
-  assign \$50  = g_bytes > 1'h1;
-  assign \$51  = g_bytes > 1'h1;
-  assign \$52  = g_bytes > 1'h1;
-  assign \$53  = g_bytes > 1'h1;
-  assign \$54  = g_bytes > 1'h1;
-  assign \$55  = g_bytes > 1'h1;
-  assign \$56  = g_bytes > 1'h1;
-  assign \$57  = g_bytes > 1'h1;
-  assign \$58  = g_bytes > 2'h2;
-  assign \$59  = g_bytes > 2'h2;
-  assign \$60  = g_bytes > 2'h2;
-  assign \$61  = g_bytes > 2'h2;
-  assign \$62  = g_bytes > 2'h2;
-  assign \$63  = g_bytes > 2'h2;
-  assign \$64  = g_bytes > 2'h2;
-  assign \$65  = g_bytes > 2'h2;
-  assign \$66  = g_bytes > 2'h3;
-  assign \$67  = g_bytes > 2'h3;
-  assign \$68  = g_bytes > 2'h3;
-  assign \$69  = g_bytes > 2'h3;
-  assign \$70  = g_bytes > 2'h3;
-  assign \$71  = g_bytes > 2'h3;
-  assign \$72  = g_bytes > 2'h3;
-  assign \$73  = g_bytes > 2'h3;
-  assign \$74  = g_bytes > 3'h4;
-  assign \$75  = g_bytes > 3'h4;
-  assign \$76  = g_bytes > 3'h4;
-  assign \$77  = g_bytes > 3'h4;
-  assign \$78  = g_bytes > 3'h4;
-  assign \$79  = g_bytes > 3'h4;
-  assign \$80  = g_bytes > 3'h4;
-  assign \$81  = g_bytes > 3'h4;
-  assign \$82  = g_bytes > 3'h5;
-  assign \$83  = g_bytes > 3'h5;
-  assign \$84  = g_bytes > 3'h5;
-  assign \$85  = g_bytes > 3'h5;
-  assign \$86  = g_bytes > 3'h5;
-  assign \$87  = g_bytes > 3'h5;
-  assign \$88  = g_bytes > 3'h5;
-  assign \$89  = g_bytes > 3'h5;
-  assign \$90  = g_bytes > 3'h6;
-  assign \$91  = g_bytes > 3'h6;
-  assign \$92  = g_bytes > 3'h6;
-  assign \$93  = g_bytes > 3'h6;
-  assign \$94  = g_bytes > 3'h6;
-  assign \$95  = g_bytes > 3'h6;
-  assign \$96  = g_bytes > 3'h6;
-  assign \$97  = g_bytes > 3'h6;
-  assign \$98  = g_bytes > 3'h7;
-  assign \$99  = g_bytes > 3'h7;
-  assign \$100  = g_bytes > 3'h7;
-  assign \$101  = g_bytes > 3'h7;
-  assign \$102  = g_bytes > 3'h7;
-  assign \$103  = g_bytes > 3'h7;
-  assign \$104  = g_bytes > 3'h7;
-  assign \$105  = g_bytes > 3'h7;
-  assign \$106  = g_bytes > 4'h8;
-  assign \$107  = g_bytes > 4'h8;
-  assign \$108  = g_bytes > 4'h8;
-  assign \$109  = g_bytes > 4'h8;
-  assign \$110  = g_bytes > 4'h8;
-  assign \$111  = g_bytes > 4'h8;
-  assign \$112  = g_bytes > 4'h8;
-  assign \$113  = g_bytes > 4'h8;
-  assign \$114  = g_bytes > 4'h9;
-  assign \$115  = g_bytes > 4'h9;
-  assign \$116  = g_bytes > 4'h9;
-  assign \$117  = g_bytes > 4'h9;
-  assign \$118  = g_bytes > 4'h9;
-  assign \$119  = g_bytes > 4'h9;
-  assign \$120  = g_bytes > 4'h9;
-  assign \$121  = g_bytes > 4'h9;
-  assign \$122  = g_bytes > 4'ha;
-  assign \$123  = g_bytes > 4'ha;
-  assign \$124  = g_bytes > 4'ha;
-  assign \$125  = g_bytes > 4'ha;
-  assign \$126  = g_bytes > 4'ha;
-  assign \$127  = g_bytes > 4'ha;
-  assign \$128  = g_bytes > 4'ha;
-  assign \$129  = g_bytes > 4'ha;
-  assign \$130  = g_bytes > 4'hb;
-  assign \$131  = g_bytes > 4'hb;
-  assign \$132  = g_bytes > 4'hb;
-  assign \$133  = g_bytes > 4'hb;
-  assign \$134  = g_bytes > 4'hb;
-  assign \$135  = g_bytes > 4'hb;
-  assign \$136  = g_bytes > 4'hb;
-  assign \$137  = g_bytes > 4'hb;
-  assign \$138  = g_bytes > 4'hc;
-  assign \$139  = g_bytes > 4'hc;
-  assign \$140  = g_bytes > 4'hc;
-  assign \$141  = g_bytes > 4'hc;
-  assign \$142  = g_bytes > 4'hc;
-  assign \$143  = g_bytes > 4'hc;
-  assign \$144  = g_bytes > 4'hc;
-  assign \$145  = g_bytes > 4'hc;
-  assign \$146  = g_bytes > 4'hd;
-  assign \$147  = g_bytes > 4'hd;
-  assign \$148  = g_bytes > 4'hd;
-  assign \$149  = g_bytes > 4'hd;
-  assign \$150  = g_bytes > 4'hd;
-  assign \$151  = g_bytes > 4'hd;
-  assign \$152  = g_bytes > 4'hd;
-  assign \$153  = g_bytes > 4'hd;
-  assign \$154  = g_bytes > 4'he;
-  assign \$155  = g_bytes > 4'he;
-  assign \$156  = g_bytes > 4'he;
-  assign \$157  = g_bytes > 4'he;
-  assign \$158  = g_bytes > 4'he;
-  assign \$159  = g_bytes > 4'he;
-  assign \$160  = g_bytes > 4'he;
-  assign \$161  = g_bytes > 4'he;
-  assign \$162  = g_bytes > 4'hf;
-  assign \$163  = g_bytes > 4'hf;
-  assign \$164  = g_bytes > 4'hf;
-  assign \$165  = g_bytes > 4'hf;
-  assign \$166  = g_bytes > 4'hf;
-  assign \$167  = g_bytes > 4'hf;
-  assign \$168  = g_bytes > 4'hf;
-  assign \$169  = g_bytes > 4'hf;
-  assign \$170  = word & { \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42  };
-  assign \$171  = d_boff[3:0] * 4'h8;
-  assign \$172  = \$170  << \$171 ;
-  assign line = acc_line | \$172 [127:0];
-  assign \$173  = ~ d_is_a;
-  assign \$174  = d_valid & \$173 ;
-  assign \$175  = d_target == 1'h1;
-  assign \$176  = \$174  & \$175 ;
-  assign \$177  = 1'h1 << d_dest[1:0];
-  assign bsel = \$176  ? \$177  : 4'h0;
-  assign \$178  = pulse | active;
-  assign busy = \$178  | d_valid;
+  assign \$191  = g_bytes > 1'h0;
+  assign \$192  = g_bytes > 1'h0;
+  assign \$193  = g_bytes > 1'h0;
+  assign \$194  = g_bytes > 1'h0;
+  assign \$195  = g_bytes > 1'h0;
+  assign \$196  = g_bytes > 1'h0;
+  assign \$197  = g_bytes > 1'h0;
+  assign \$198  = g_bytes > 1'h0;
+  assign \$199  = g_bytes > 1'h1;
+  assign \$200  = g_bytes > 1'h1;
+  assign \$201  = g_bytes > 1'h1;
+  assign \$202  = g_bytes > 1'h1;
+  assign \$203  = g_bytes > 1'h1;
+  assign \$204  = g_bytes > 1'h1;
+  assign \$205  = g_bytes > 1'h1;
+  assign \$206  = g_bytes > 1'h1;
+  assign \$207  = g_bytes > 2'h2;
+  assign \$208  = g_bytes > 2'h2;
+  assign \$209  = g_bytes > 2'h2;
+  assign \$210  = g_bytes > 2'h2;
+  assign \$211  = g_bytes > 2'h2;
+  assign \$212  = g_bytes > 2'h2;
+  assign \$213  = g_bytes > 2'h2;
+  assign \$214  = g_bytes > 2'h2;
+  assign \$215  = g_bytes > 2'h3;
+  assign \$216  = g_bytes > 2'h3;
+  assign \$217  = g_bytes > 2'h3;
+  assign \$218  = g_bytes > 2'h3;
+  assign \$219  = g_bytes > 2'h3;
+  assign \$220  = g_bytes > 2'h3;
+  assign \$221  = g_bytes > 2'h3;
+  assign \$222  = g_bytes > 2'h3;
+  assign \$223  = g_bytes > 3'h4;
+  assign \$224  = g_bytes > 3'h4;
+  assign \$225  = g_bytes > 3'h4;
+  assign \$226  = g_bytes > 3'h4;
+  assign \$227  = g_bytes > 3'h4;
+  assign \$228  = g_bytes > 3'h4;
+  assign \$229  = g_bytes > 3'h4;
+  assign \$230  = g_bytes > 3'h4;
+  assign \$231  = g_bytes > 3'h5;
+  assign \$232  = g_bytes > 3'h5;
+  assign \$233  = g_bytes > 3'h5;
+  assign \$234  = g_bytes > 3'h5;
+  assign \$235  = g_bytes > 3'h5;
+  assign \$236  = g_bytes > 3'h5;
+  assign \$237  = g_bytes > 3'h5;
+  assign \$238  = g_bytes > 3'h5;
+  assign \$239  = g_bytes > 3'h6;
+  assign \$240  = g_bytes > 3'h6;
+  assign \$241  = g_bytes > 3'h6;
+  assign \$242  = g_bytes > 3'h6;
+  assign \$243  = g_bytes > 3'h6;
+  assign \$244  = g_bytes > 3'h6;
+  assign \$245  = g_bytes > 3'h6;
+  assign \$246  = g_bytes > 3'h6;
+  assign \$247  = g_bytes > 3'h7;
+  assign \$248  = g_bytes > 3'h7;
+  assign \$249  = g_bytes > 3'h7;
+  assign \$250  = g_bytes > 3'h7;
+  assign \$251  = g_bytes > 3'h7;
+  assign \$252  = g_bytes > 3'h7;
+  assign \$253  = g_bytes > 3'h7;
+  assign \$254  = g_bytes > 3'h7;
+  assign \$255  = g_bytes > 4'h8;
+  assign \$256  = g_bytes > 4'h8;
+  assign \$257  = g_bytes > 4'h8;
+  assign \$258  = g_bytes > 4'h8;
+  assign \$259  = g_bytes > 4'h8;
+  assign \$260  = g_bytes > 4'h8;
+  assign \$261  = g_bytes > 4'h8;
+  assign \$262  = g_bytes > 4'h8;
+  assign \$263  = g_bytes > 4'h9;
+  assign \$264  = g_bytes > 4'h9;
+  assign \$265  = g_bytes > 4'h9;
+  assign \$266  = g_bytes > 4'h9;
+  assign \$267  = g_bytes > 4'h9;
+  assign \$268  = g_bytes > 4'h9;
+  assign \$269  = g_bytes > 4'h9;
+  assign \$270  = g_bytes > 4'h9;
+  assign \$271  = g_bytes > 4'ha;
+  assign \$272  = g_bytes > 4'ha;
+  assign \$273  = g_bytes > 4'ha;
+  assign \$274  = g_bytes > 4'ha;
+  assign \$275  = g_bytes > 4'ha;
+  assign \$276  = g_bytes > 4'ha;
+  assign \$277  = g_bytes > 4'ha;
+  assign \$278  = g_bytes > 4'ha;
+  assign \$279  = g_bytes > 4'hb;
+  assign \$280  = g_bytes > 4'hb;
+  assign \$281  = g_bytes > 4'hb;
+  assign \$282  = g_bytes > 4'hb;
+  assign \$283  = g_bytes > 4'hb;
+  assign \$284  = g_bytes > 4'hb;
+  assign \$285  = g_bytes > 4'hb;
+  assign \$286  = g_bytes > 4'hb;
+  assign \$287  = g_bytes > 4'hc;
+  assign \$288  = g_bytes > 4'hc;
+  assign \$289  = g_bytes > 4'hc;
+  assign \$290  = g_bytes > 4'hc;
+  assign \$291  = g_bytes > 4'hc;
+  assign \$292  = g_bytes > 4'hc;
+  assign \$293  = g_bytes > 4'hc;
+  assign \$294  = g_bytes > 4'hc;
+  assign \$295  = g_bytes > 4'hd;
+  assign \$296  = g_bytes > 4'hd;
+  assign \$297  = g_bytes > 4'hd;
+  assign \$298  = g_bytes > 4'hd;
+  assign \$299  = g_bytes > 4'hd;
+  assign \$300  = g_bytes > 4'hd;
+  assign \$301  = g_bytes > 4'hd;
+  assign \$302  = g_bytes > 4'hd;
+  assign \$303  = g_bytes > 4'he;
+  assign \$304  = g_bytes > 4'he;
+  assign \$305  = g_bytes > 4'he;
+  assign \$306  = g_bytes > 4'he;
+  assign \$307  = g_bytes > 4'he;
+  assign \$308  = g_bytes > 4'he;
+  assign \$309  = g_bytes > 4'he;
+  assign \$310  = g_bytes > 4'he;
+  assign \$311  = g_bytes > 4'hf;
+  assign \$312  = g_bytes > 4'hf;
+  assign \$313  = g_bytes > 4'hf;
+  assign \$314  = g_bytes > 4'hf;
+  assign \$315  = g_bytes > 4'hf;
+  assign \$316  = g_bytes > 4'hf;
+  assign \$317  = g_bytes > 4'hf;
+  assign \$318  = g_bytes > 4'hf;
+  assign \$319  = word & { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191  };
+  assign \$320  = d_boff[3:0] * 4'h8;
+  assign \$321  = \$319  << \$320 ;
+  assign line = acc_line | \$321 [127:0];
+  assign \$322  = ~ d_is_a;
+  assign \$323  = d_valid & \$322 ;
+  assign \$324  = d_target == 1'h1;
+  assign \$325  = \$323  & \$324 ;
+  assign \$326  = 1'h1 << d_dest[1:0];
+  assign bsel = \$325  ? \$326  : 4'h0;
+  assign \$327  = pulse | active;
+  assign busy = \$327  | d_valid;
   assign err = mem_err | a_err;
-  assign \$179  = mem_err ? 2'h3 : 2'h2;
-  assign \$180  = ~ in_image;
-  assign \$181  = ~ is_a;
-  assign \$182  = \$181  | line_full;
-  assign \$183  = \$182  | pix_end;
-  assign \$184  = ~ is_a;
-  assign \$185  = mem_raddr + stride;
-  assign \$186  = dest + 1'h1;
-  assign \$187  = left - 1'h1;
-  assign \$188  = left == 1'h1;
-  assign \$189  = cb + 1'h1;
-  assign \$190  = mem_raddr + 1'h1;
-  assign \$191  = dest + 1'h1;
-  assign \$192  = boff + g_bytes;
-  assign \$193  = cb == cb_last;
-  assign \$194  = kw + 1'h1;
-  assign \$195  = $signed(iwk) + $signed(2'h1);
-  assign \$196  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$197  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$198  = kw == kw_last;
-  assign \$199  = kh + 1'h1;
-  assign \$200  = $signed(ihk) + $signed(2'h1);
-  assign \$201  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$202  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$203  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$204  = kh == kh_last;
-  assign \$206  = pix_left - 1'h1;
-  assign \$207  = ow + 1'h1;
-  assign \$208  = wrap ? 33'h000000000 : \$207 ;
-  assign \$209  = pix_left == 1'h1;
-  assign \$210  = ~ \is_a$82 ;
-  assign \$211  = | instr[45:30];
-  assign \$212  = ! regs[127:96];
-  assign \$213  = ! regs[159:128];
-  assign \$214  = \$212  | \$213 ;
-  assign \$215  = ! instr[44:35];
-  assign \$216  = \$214  | \$215 ;
-  assign \$217  = ~ \$216 ;
-  assign \$218  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$219  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$220  = instr[44:35] - 1'h1;
-  assign \$221  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$222  = $signed(regs[447:416]) <= $signed(6'h10);
-  assign \$223  = \$221  & \$222 ;
-  assign \$224  = \$223  ? regs[421:416] : 6'h10;
-  assign \$225  = d_valid & d_is_a;
-  assign \$226  = d_wr ? 128'h00000000000000000000000000000000 : line;
-  always @(posedge clk)
-    pulse <= \$227 ;
-  always @(posedge clk)
-    d_valid <= \$228 ;
-  always @(posedge clk)
-    d_is_a <= \$229 ;
-  always @(posedge clk)
-    d_target <= \$230 ;
-  always @(posedge clk)
-    d_dest <= \$231 ;
-  always @(posedge clk)
-    d_pad <= \$232 ;
-  always @(posedge clk)
-    d_bank <= \$233 ;
-  always @(posedge clk)
-    d_boff <= \$234 ;
-  always @(posedge clk)
-    d_wr <= \$235 ;
-  always @(posedge clk)
-    mem_raddr <= \$236 ;
-  always @(posedge clk)
-    dest <= \$237 ;
-  always @(posedge clk)
-    left <= \$238 ;
-  always @(posedge clk)
-    active <= \$239 ;
-  always @(posedge clk)
-    cb <= \$240 ;
-  always @(posedge clk)
-    boff <= \$241 ;
-  always @(posedge clk)
-    kw <= \$242 ;
-  always @(posedge clk)
-    iwk <= \$243 ;
-  always @(posedge clk)
-    col_addr <= \$244 ;
-  always @(posedge clk)
-    kh <= \$245 ;
-  always @(posedge clk)
-    ihk <= \$246 ;
-  always @(posedge clk)
-    row_addr <= \$247 ;
-  always @(posedge clk)
-    bank <= \$248 ;
-  always @(posedge clk)
-    pix_left <= \$249 ;
-  always @(posedge clk)
-    ow <= \$250 ;
-  always @(posedge clk)
-    ih <= \$251 ;
-  always @(posedge clk)
-    iw <= \$252 ;
-  always @(posedge clk)
-    pa <= \$253 ;
-  always @(posedge clk)
-    is_a <= \$254 ;
-  always @(posedge clk)
-    target <= \$255 ;
-  always @(posedge clk)
-    stride <= \$256 ;
-  always @(posedge clk)
-    dst0 <= \$257 ;
-  always @(posedge clk)
-    kh_last <= \$258 ;
-  always @(posedge clk)
-    kw_last <= \$259 ;
-  always @(posedge clk)
-    cb_last <= \$260 ;
-  always @(posedge clk)
-    pad_value <= \$261 ;
-  always @(posedge clk)
-    g_bytes <= \$262 ;
-  always @(posedge clk)
-    la_in_h <= \$263 ;
-  always @(posedge clk)
-    la_in_w <= \$264 ;
-  always @(posedge clk)
-    la_out_w <= \$265 ;
-  always @(posedge clk)
-    la_stride_h <= \$266 ;
-  always @(posedge clk)
-    la_stride_w <= \$267 ;
-  always @(posedge clk)
-    la_pad_w <= \$268 ;
-  always @(posedge clk)
-    la_step_kh <= \$269 ;
-  always @(posedge clk)
-    la_step_kw <= \$270 ;
-  always @(posedge clk)
-    la_step_ow <= \$271 ;
-  always @(posedge clk)
-    la_step_wrap <= \$272 ;
-  always @(posedge clk)
-    acc_line <= \$273 ;
+  assign \$328  = mem_err ? 2'h3 : 2'h2;
+  assign \$329  = ~ in_image;
+  assign \$330  = ~ is_a;
+  assign \$331  = \$330  | line_full;
+  assign \$332  = \$331  | pix_end;
+  assign \$333  = ~ is_a;
+  assign \$334  = mem_raddr + stride;
+  assign \$335  = dest + 1'h1;
+  assign \$336  = left - 1'h1;
+  assign \$337  = left == 1'h1;
+  assign \$338  = cb + 1'h1;
+  assign \$339  = mem_raddr + 1'h1;
+  assign \$340  = la_bline0 + \$13 ;
+  assign \$341  = la_bline1 + \$17 ;
+  assign \$342  = la_bline2 + \$21 ;
+  assign \$343  = la_bline3 + \$25 ;
+  assign \$344  = la_bline4 + \$29 ;
+  assign \$345  = la_bline5 + \$33 ;
+  assign \$346  = la_bline6 + \$37 ;
+  assign \$347  = la_bline7 + \$41 ;
+  assign \$348  = la_bline8 + \$45 ;
+  assign \$349  = la_bline9 + \$49 ;
+  assign \$350  = la_bline10 + \$53 ;
+  assign \$351  = la_bline11 + \$57 ;
+  assign \$352  = la_bline12 + \$61 ;
+  assign \$353  = la_bline13 + \$65 ;
+  assign \$354  = la_bline14 + \$69 ;
+  assign \$355  = la_bline15 + \$73 ;
+  assign \$356  = cb == cb_last;
+  assign \$357  = jc + 1'h1;
+  assign \$358  = $signed(iwk) + $signed(2'h1);
+  assign \$359  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$360  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$361  = jc == j_last;
+  assign \$362  = kh + 1'h1;
+  assign \$363  = $signed(ihk) + $signed(2'h1);
+  assign \$364  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$365  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$366  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$367  = kh == kh_last;
+  assign \$368  = cb + 1'h1;
+  assign \$369  = mem_raddr + 1'h1;
+  assign \$370  = dest + 1'h1;
+  assign \$371  = boff + g_bytes;
+  assign \$372  = cb == cb_last;
+  assign \$373  = kw + 1'h1;
+  assign \$374  = $signed(iwk) + $signed(2'h1);
+  assign \$375  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$376  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$377  = kw == kw_last;
+  assign \$378  = kh + 1'h1;
+  assign \$379  = $signed(ihk) + $signed(2'h1);
+  assign \$380  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$381  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$382  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$383  = kh == kh_last;
+  assign \$385  = pix_left - 1'h1;
+  assign \$386  = ow + 1'h1;
+  assign \$387  = wrap ? 33'h000000000 : \$386 ;
+  assign \$388  = pix_left == 1'h1;
+  assign \$389  = ~ \is_a$73 ;
+  assign \$390  = | instr[45:30];
+  assign \$391  = ! regs[127:96];
+  assign \$392  = ! regs[159:128];
+  assign \$393  = \$391  | \$392 ;
+  assign \$394  = ! instr[44:35];
+  assign \$395  = \$393  | \$394 ;
+  assign \$396  = ~ \$395 ;
+  assign \$397  = $signed(regs[127:96]) - $signed(2'h1);
+  assign \$398  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$399  = instr[44:35] - 1'h1;
+  assign \$400  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$401  = $signed(regs[447:416]) <= $signed(6'h10);
+  assign \$402  = \$400  & \$401 ;
+  assign \$403  = \$402  ? regs[421:416] : 6'h10;
+  assign \$404  = | regs[479:448];
+  assign \$405  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$406  = $signed(regs[447:416]) < $signed(6'h10);
+  assign \$407  = \$405  & \$406 ;
+  assign \$408  = ~ \$407 ;
+  assign \$409  = \$404  & \$408 ;
+  assign \$410  = $signed(regs[223:192]) >= $signed(2'h1);
+  assign \$411  = \$409  & \$410 ;
+  assign \$412  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
+  assign \$413  = \$411  & \$412 ;
+  assign \$414  = lo_last + kwn;
+  assign \$415  = \$414  - 1'h1;
+  assign \$416  = instr[34:28] > 1'h0;
+  assign \$417  = instr[34:28] > 1'h1;
+  assign \$418  = instr[34:28] > 2'h2;
+  assign \$419  = instr[34:28] > 2'h3;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     wrap = 1'h0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$80 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              wrap = \$21 ;
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              wrap = \$85 ;
             end
           end
         end
@@ -30114,12 +30925,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     n_ih = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$80 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              n_ih = \$23 [31:0];
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              n_ih = \$87 [31:0];
             end
           end
         end
@@ -30131,12 +30943,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     n_iw = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$80 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              n_iw = \$26 [31:0];
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              n_iw = \$90 [31:0];
             end
           end
         end
@@ -30148,12 +30961,13 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     n_pa = 32'd0;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$16 ) begin
+      if (\$80 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            if (\$19 ) begin
-              n_pa = \$29 [31:0];
+        if (\$81 ) begin
+          if (\$82 ) begin
+            if (\$83 ) begin
+              n_pa = \$93 [31:0];
             end
           end
         end
@@ -30162,85 +30976,475 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$227  = 1'h0;
+    kwn = 17'h00000;
     if (issue) begin
-      \$227  = 1'h1;
-    end
-    if (rst) begin
-      \$227  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$228  = active;
-    if (rst) begin
-      \$228  = 1'h0;
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        kwn = \$96 ;
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$229  = is_a;
-    if (rst) begin
-      \$229  = 1'h0;
+    swv = 17'h00000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        swv = regs[208:192];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$230  = target;
-    if (rst) begin
-      \$230  = 2'h0;
+    la_lo_n0 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n0 = 23'h000000;
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$231  = dest;
-    if (rst) begin
-      \$231  = 18'h00000;
+    la_lo_n1 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n1 = \$97 [22:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$232  = \$180 ;
-    if (rst) begin
-      \$232  = 1'h0;
+    la_lo_n2 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n2 = \$98 [22:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$233  = bank;
-    if (rst) begin
-      \$233  = 16'h0000;
+    la_lo_n3 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n3 = \$99 [22:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$234  = boff;
-    if (rst) begin
-      \$234  = 6'h00;
+    la_lo_n4 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n4 = \$100 [22:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$235  = \$183 ;
-    if (rst) begin
-      \$235  = 1'h0;
+    la_lo_n5 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n5 = \$101 [22:0];
+      end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$236  = mem_raddr;
+    la_lo_n6 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n6 = \$102 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n7 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n7 = \$103 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n8 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n8 = \$104 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n9 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n9 = \$105 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n10 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n10 = \$106 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n11 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n11 = \$107 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n12 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n12 = \$108 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n13 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n13 = \$109 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n14 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n14 = \$110 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    la_lo_n15 = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        la_lo_n15 = \$111 [22:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    lo_last = 23'h000000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$94 ) begin
+      end else begin
+        if (\$112 ) begin
+          lo_last = la_lo_n0;
+        end
+        if (\$113 ) begin
+          lo_last = la_lo_n1;
+        end
+        if (\$114 ) begin
+          lo_last = la_lo_n2;
+        end
+        if (\$115 ) begin
+          lo_last = la_lo_n3;
+        end
+        if (\$116 ) begin
+          lo_last = la_lo_n4;
+        end
+        if (\$117 ) begin
+          lo_last = la_lo_n5;
+        end
+        if (\$118 ) begin
+          lo_last = la_lo_n6;
+        end
+        if (\$119 ) begin
+          lo_last = la_lo_n7;
+        end
+        if (\$120 ) begin
+          lo_last = la_lo_n8;
+        end
+        if (\$121 ) begin
+          lo_last = la_lo_n9;
+        end
+        if (\$122 ) begin
+          lo_last = la_lo_n10;
+        end
+        if (\$123 ) begin
+          lo_last = la_lo_n11;
+        end
+        if (\$124 ) begin
+          lo_last = la_lo_n12;
+        end
+        if (\$125 ) begin
+          lo_last = la_lo_n13;
+        end
+        if (\$126 ) begin
+          lo_last = la_lo_n14;
+        end
+        if (\$127 ) begin
+          lo_last = la_lo_n15;
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$450  = 1'h0;
+    if (issue) begin
+      \$450  = 1'h1;
+    end
+    if (rst) begin
+      \$450  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$451  = active;
+    if (rst) begin
+      \$451  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$452  = is_a;
+    if (rst) begin
+      \$452  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$453  = target;
+    if (rst) begin
+      \$453  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$454  = dest;
+    if (rst) begin
+      \$454  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$455  = \$329 ;
+    if (rst) begin
+      \$455  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$456  = bank;
+    if (rst) begin
+      \$456  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$457  = boff;
+    if (rst) begin
+      \$457  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$458  = \$332 ;
+    if (rst) begin
+      \$458  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$459  = diag;
+    if (rst) begin
+      \$459  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$460  = { \$73 , \$69 , \$65 , \$61 , \$57 , \$53 , \$49 , \$45 , \$41 , \$37 , \$33 , \$29 , \$25 , \$21 , \$17 , \$13  };
+    if (rst) begin
+      \$460  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$461  = la_bline0;
+    if (rst) begin
+      \$461  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$462  = la_bline1;
+    if (rst) begin
+      \$462  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$463  = la_bline2;
+    if (rst) begin
+      \$463  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$464  = la_bline3;
+    if (rst) begin
+      \$464  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$465  = la_bline4;
+    if (rst) begin
+      \$465  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$466  = la_bline5;
+    if (rst) begin
+      \$466  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$467  = la_bline6;
+    if (rst) begin
+      \$467  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$468  = la_bline7;
+    if (rst) begin
+      \$468  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$469  = la_bline8;
+    if (rst) begin
+      \$469  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$470  = la_bline9;
+    if (rst) begin
+      \$470  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$471  = la_bline10;
+    if (rst) begin
+      \$471  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$472  = la_bline11;
+    if (rst) begin
+      \$472  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$473  = la_bline12;
+    if (rst) begin
+      \$473  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$474  = la_bline13;
+    if (rst) begin
+      \$474  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$475  = la_bline14;
+    if (rst) begin
+      \$475  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$476  = la_bline15;
+    if (rst) begin
+      \$476  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$477  = mem_raddr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
-        \$236  = \$185 [31:0];
+      if (\$333 ) begin
+        \$477  = \$334 [31:0];
+      end else if (diag) begin
+        \$477  = \$339 [31:0];
+        if (\$356 ) begin
+          \$477  = \$360 [31:0];
+          if (\$361 ) begin
+            \$477  = \$366 [31:0];
+          end
+        end
       end else begin
-        \$236  = \$190 [31:0];
-        if (\$193 ) begin
-          \$236  = \$197 [31:0];
-          if (\$198 ) begin
-            \$236  = \$203 [31:0];
-            if (\$204 ) begin
-              \$236  = n_pa;
+        \$477  = \$369 [31:0];
+        if (\$372 ) begin
+          \$477  = \$376 [31:0];
+          if (\$377 ) begin
+            \$477  = \$382 [31:0];
+            if (\$383 ) begin
+              \$477  = n_pa;
             end
           end
         end
@@ -30248,31 +31452,32 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
-        \$236  = instr[77:46];
+      if (\$389 ) begin
+        \$477  = instr[77:46];
       end else begin
-        \$236  = instr[112:81];
+        \$477  = instr[112:81];
       end
     end
     if (rst) begin
-      \$236  = 32'd0;
+      \$477  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$237  = dest;
+    \$478  = dest;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
-        \$237  = \$186 [17:0];
+      if (\$333 ) begin
+        \$478  = \$335 [17:0];
+      end else if (diag) begin
       end else begin
         if (line_full) begin
-          \$237  = \$191 [17:0];
+          \$478  = \$370 [17:0];
         end
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$237  = dst0;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$478  = dst0;
             end
           end
         end
@@ -30280,48 +31485,56 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
-        \$237  = { 2'h0, instr[29:14] };
+      if (\$389 ) begin
+        \$478  = { 2'h0, instr[29:14] };
       end else begin
-        \$237  = { 2'h0, instr[27:12] };
+        \$478  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$237  = 18'h00000;
+      \$478  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$238  = left;
+    \$479  = left;
     if (active) begin
-      if (\$184 ) begin
-        \$238  = \$187 [16:0];
+      if (\$333 ) begin
+        \$479  = \$336 [16:0];
       end
     end
     if (issue) begin
-      if (\$210 ) begin
-        \$238  = { 1'h0, instr[45:30] };
+      if (\$389 ) begin
+        \$479  = { 1'h0, instr[45:30] };
       end
     end
     if (rst) begin
-      \$238  = 17'h00000;
+      \$479  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$239  = active;
+    \$480  = active;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
-        if (\$188 ) begin
-          \$239  = 1'h0;
+      if (\$333 ) begin
+        if (\$337 ) begin
+          \$480  = 1'h0;
+        end
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            if (\$367 ) begin
+              \$480  = 1'h0;
+            end
+          end
         end
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              if (\$209 ) begin
-                \$239  = 1'h0;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              if (\$388 ) begin
+                \$480  = 1'h0;
               end
             end
           end
@@ -30330,57 +31543,582 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
-        \$239  = \$211 ;
+      if (\$389 ) begin
+        \$480  = \$390 ;
       end else begin
-        \$239  = \$217 ;
+        \$480  = \$396 ;
       end
     end
     if (rst) begin
-      \$239  = 1'h0;
+      \$480  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$240  = cb;
+    \$481  = cb;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$481  = \$338 [9:0];
+        if (\$356 ) begin
+          \$481  = 10'h000;
+        end
       end else begin
-        \$240  = \$189 [9:0];
-        if (\$193 ) begin
-          \$240  = 10'h000;
+        \$481  = \$368 [9:0];
+        if (\$372 ) begin
+          \$481  = 10'h000;
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$240  = 10'h000;
+        \$481  = 10'h000;
       end
     end
     if (rst) begin
-      \$240  = 10'h000;
+      \$481  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$241  = boff;
+    \$482  = la_bline0;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$482  = \$340 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$482  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$482  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$483  = la_bline1;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$483  = \$341 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$483  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$483  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$484  = la_bline2;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$484  = \$342 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$484  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$484  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$485  = la_bline3;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$485  = \$343 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$485  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$485  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$486  = la_bline4;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$486  = \$344 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$486  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$486  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$487  = la_bline5;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$487  = \$345 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$487  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$487  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$488  = la_bline6;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$488  = \$346 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$488  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$488  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$489  = la_bline7;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$489  = \$347 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$489  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$489  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$490  = la_bline8;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$490  = \$348 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$490  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$490  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$491  = la_bline9;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$491  = \$349 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$491  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$491  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$492  = la_bline10;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$492  = \$350 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$492  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$492  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$493  = la_bline11;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$493  = \$351 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$493  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$493  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$494  = la_bline12;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$494  = \$352 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$494  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$494  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$495  = la_bline13;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$495  = \$353 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$495  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$495  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$496  = la_bline14;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$496  = \$354 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$496  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$496  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$497  = la_bline15;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        \$497  = \$355 [55:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$497  = { 40'h0000000000, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$497  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$498  = jc;
+    if (active) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          \$498  = \$357 [22:0];
+          if (\$361 ) begin
+            \$498  = 23'h000000;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$498  = 23'h000000;
+      end
+    end
+    if (rst) begin
+      \$498  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$499  = iwk;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          \$499  = \$358 [31:0];
+          if (\$361 ) begin
+            \$499  = iw;
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          \$499  = \$374 [31:0];
+          if (\$377 ) begin
+            \$499  = iw;
+            if (\$383 ) begin
+              \$499  = n_iw;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$499  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+      end
+    end
+    if (rst) begin
+      \$499  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$500  = col_addr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          \$500  = \$359 [31:0];
+          if (\$361 ) begin
+            \$500  = \$365 [31:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          \$500  = \$375 [31:0];
+          if (\$377 ) begin
+            \$500  = \$381 [31:0];
+            if (\$383 ) begin
+              \$500  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$500  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$500  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$501  = kh;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            \$501  = \$362 [15:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            \$501  = \$378 [15:0];
+            if (\$383 ) begin
+              \$501  = 16'h0000;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$501  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$501  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$502  = ihk;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            \$502  = \$363 [31:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            \$502  = \$379 [31:0];
+            if (\$383 ) begin
+              \$502  = n_ih;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$502  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+      end
+    end
+    if (rst) begin
+      \$502  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$503  = row_addr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
+        if (\$356 ) begin
+          if (\$361 ) begin
+            \$503  = \$364 [31:0];
+          end
+        end
+      end else begin
+        if (\$372 ) begin
+          if (\$377 ) begin
+            \$503  = \$380 [31:0];
+            if (\$383 ) begin
+              \$503  = n_pa;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$503  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$503  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$504  = boff;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
         (* full_case = 32'd1 *)
         if (line_full) begin
-          \$241  = 6'h00;
+          \$504  = 6'h00;
         end else begin
-          \$241  = \$192 [5:0];
+          \$504  = \$371 [5:0];
         end
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$241  = 6'h00;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$504  = 6'h00;
             end
           end
         end
@@ -30388,54 +32126,54 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$241  = 6'h00;
+        \$504  = 6'h00;
       end
     end
     if (rst) begin
-      \$241  = 6'h00;
+      \$504  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$242  = kw;
+    \$505  = kw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          \$242  = \$194 [15:0];
-          if (\$198 ) begin
-            \$242  = 16'h0000;
+        if (\$372 ) begin
+          \$505  = \$373 [15:0];
+          if (\$377 ) begin
+            \$505  = 16'h0000;
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$242  = 16'h0000;
+        \$505  = 16'h0000;
       end
     end
     if (rst) begin
-      \$242  = 16'h0000;
+      \$505  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$243  = iwk;
+    \$506  = bank;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          \$243  = \$195 [31:0];
-          if (\$198 ) begin
-            \$243  = iw;
-            if (\$204 ) begin
-              \$243  = n_iw;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$506  = \$384 [15:0];
             end
           end
         end
@@ -30443,28 +32181,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$243  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$506  = 16'h0001;
       end
     end
     if (rst) begin
-      \$243  = 32'd0;
+      \$506  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$244  = col_addr;
+    \$507  = pix_left;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          \$244  = \$196 [31:0];
-          if (\$198 ) begin
-            \$244  = \$202 [31:0];
-            if (\$204 ) begin
-              \$244  = n_pa;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$507  = \$385 [6:0];
             end
           end
         end
@@ -30472,27 +32209,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$244  = instr[112:81];
+        \$507  = instr[34:28];
       end
     end
     if (rst) begin
-      \$244  = 32'd0;
+      \$507  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$245  = kh;
+    \$508  = ow;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            \$245  = \$199 [15:0];
-            if (\$204 ) begin
-              \$245  = 16'h0000;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$508  = \$387 [31:0];
             end
           end
         end
@@ -30500,27 +32237,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$245  = 16'h0000;
+        \$508  = { 20'h00000, instr[80:69] };
       end
     end
     if (rst) begin
-      \$245  = 16'h0000;
+      \$508  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$246  = ihk;
+    \$509  = ih;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            \$246  = \$200 [31:0];
-            if (\$204 ) begin
-              \$246  = n_ih;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$509  = n_ih;
             end
           end
         end
@@ -30528,27 +32265,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$246  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$509  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
-      \$246  = 32'd0;
+      \$509  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$247  = row_addr;
+    \$510  = iw;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            \$247  = \$201 [31:0];
-            if (\$204 ) begin
-              \$247  = n_pa;
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$510  = n_iw;
             end
           end
         end
@@ -30556,26 +32293,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$247  = instr[112:81];
+        \$510  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$247  = 32'd0;
+      \$510  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$248  = bank;
+    \$511  = pa;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$184 ) begin
+      if (\$333 ) begin
+      end else if (diag) begin
       end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$248  = \$205 [15:0];
+        if (\$372 ) begin
+          if (\$377 ) begin
+            if (\$383 ) begin
+              \$511  = n_pa;
             end
           end
         end
@@ -30583,431 +32321,786 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$248  = 16'h0001;
+        \$511  = instr[112:81];
       end
     end
     if (rst) begin
-      \$248  = 16'h0000;
+      \$511  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$249  = pix_left;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$249  = \$206 [6:0];
-            end
-          end
-        end
+    \$512  = is_a;
+    if (issue) begin
+      \$512  = \is_a$73 ;
+    end
+    if (rst) begin
+      \$512  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$513  = target;
+    if (issue) begin
+      if (\$389 ) begin
+        \$513  = instr[13:12];
       end
     end
+    if (rst) begin
+      \$513  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$514  = stride;
+    if (issue) begin
+      if (\$389 ) begin
+        \$514  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
+      end
+    end
+    if (rst) begin
+      \$514  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$515  = dst0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$249  = instr[34:28];
+        \$515  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$249  = 7'h00;
+      \$515  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$250  = ow;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$250  = \$208 [31:0];
-            end
-          end
-        end
-      end
-    end
+    \$516  = kh_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$250  = { 20'h00000, instr[80:69] };
+        \$516  = \$397 [15:0];
       end
     end
     if (rst) begin
-      \$250  = 32'd0;
+      \$516  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$251  = ih;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$251  = n_ih;
-            end
-          end
-        end
-      end
-    end
+    \$517  = kw_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$251  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$517  = \$398 [15:0];
       end
     end
     if (rst) begin
-      \$251  = 32'd0;
+      \$517  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$252  = iw;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$252  = n_iw;
-            end
-          end
-        end
-      end
-    end
+    \$518  = cb_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$252  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$518  = \$399 [9:0];
       end
     end
     if (rst) begin
-      \$252  = 32'd0;
+      \$518  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$253  = pa;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$184 ) begin
-      end else begin
-        if (\$193 ) begin
-          if (\$198 ) begin
-            if (\$204 ) begin
-              \$253  = n_pa;
-            end
-          end
-        end
-      end
-    end
+    \$519  = pad_value;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$253  = instr[112:81];
+        \$519  = regs[391:384];
       end
     end
     if (rst) begin
-      \$253  = 32'd0;
+      \$519  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$254  = is_a;
-    if (issue) begin
-      \$254  = \is_a$82 ;
-    end
-    if (rst) begin
-      \$254  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$255  = target;
-    if (issue) begin
-      if (\$210 ) begin
-        \$255  = instr[13:12];
-      end
-    end
-    if (rst) begin
-      \$255  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$256  = stride;
-    if (issue) begin
-      if (\$210 ) begin
-        \$256  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
-      end
-    end
-    if (rst) begin
-      \$256  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$257  = dst0;
+    \$520  = g_bytes;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$257  = { 2'h0, instr[27:12] };
+        \$520  = \$403 ;
       end
     end
     if (rst) begin
-      \$257  = 18'h00000;
+      \$520  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$258  = kh_last;
+    \$521  = diag;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$258  = \$218 [15:0];
+        \$521  = \$413 ;
       end
     end
     if (rst) begin
-      \$258  = 16'h0000;
+      \$521  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$259  = kw_last;
+    \$522  = j_last;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$259  = \$219 [15:0];
+        \$522  = \$415 [22:0];
       end
     end
     if (rst) begin
-      \$259  = 16'h0000;
+      \$522  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$260  = cb_last;
+    \$523  = np_mask;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$260  = \$220 [9:0];
+        \$523  = { \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424 , \$423 , \$422 , \$421 , \$420 , \$419 , \$418 , \$417 , \$416  };
       end
     end
     if (rst) begin
-      \$260  = 10'h000;
+      \$523  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$261  = pad_value;
+    \$524  = la_lo0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$261  = regs[391:384];
+        \$524  = la_lo_n0;
       end
     end
     if (rst) begin
-      \$261  = 8'h00;
+      \$524  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$262  = g_bytes;
+    \$525  = la_lo1;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$262  = \$224 ;
+        \$525  = la_lo_n1;
       end
     end
     if (rst) begin
-      \$262  = 6'h00;
+      \$525  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$263  = la_in_h;
+    \$526  = la_lo2;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$263  = regs[31:0];
+        \$526  = la_lo_n2;
       end
     end
     if (rst) begin
-      \$263  = 32'd0;
+      \$526  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$264  = la_in_w;
+    \$527  = la_lo3;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$264  = regs[63:32];
+        \$527  = la_lo_n3;
       end
     end
     if (rst) begin
-      \$264  = 32'd0;
+      \$527  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$265  = la_out_w;
+    \$528  = la_lo4;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$265  = regs[95:64];
+        \$528  = la_lo_n4;
       end
     end
     if (rst) begin
-      \$265  = 32'd0;
+      \$528  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$266  = la_stride_h;
+    \$529  = la_lo5;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$266  = regs[191:160];
+        \$529  = la_lo_n5;
       end
     end
     if (rst) begin
-      \$266  = 32'd0;
+      \$529  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$267  = la_stride_w;
+    \$530  = la_lo6;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$267  = regs[223:192];
+        \$530  = la_lo_n6;
       end
     end
     if (rst) begin
-      \$267  = 32'd0;
+      \$530  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$268  = la_pad_w;
+    \$531  = la_lo7;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$268  = regs[255:224];
+        \$531  = la_lo_n7;
       end
     end
     if (rst) begin
-      \$268  = 32'd0;
+      \$531  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$269  = la_step_kh;
+    \$532  = la_lo8;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$269  = regs[287:256];
+        \$532  = la_lo_n8;
       end
     end
     if (rst) begin
-      \$269  = 32'd0;
+      \$532  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$270  = la_step_kw;
+    \$533  = la_lo9;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$270  = regs[319:288];
+        \$533  = la_lo_n9;
       end
     end
     if (rst) begin
-      \$270  = 32'd0;
+      \$533  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$271  = la_step_ow;
+    \$534  = la_lo10;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$271  = regs[351:320];
+        \$534  = la_lo_n10;
       end
     end
     if (rst) begin
-      \$271  = 32'd0;
+      \$534  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$272  = la_step_wrap;
+    \$535  = la_lo11;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$210 ) begin
+      if (\$389 ) begin
       end else begin
-        \$272  = regs[383:352];
+        \$535  = la_lo_n11;
       end
     end
     if (rst) begin
-      \$272  = 32'd0;
+      \$535  = 23'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$273  = acc_line;
-    if (\$225 ) begin
-      \$273  = \$226 ;
+    \$536  = la_lo12;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$536  = la_lo_n12;
+      end
     end
     if (rst) begin
-      \$273  = 128'h00000000000000000000000000000000;
+      \$536  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$537  = la_lo13;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$537  = la_lo_n13;
+      end
+    end
+    if (rst) begin
+      \$537  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$538  = la_lo14;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$538  = la_lo_n14;
+      end
+    end
+    if (rst) begin
+      \$538  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$539  = la_lo15;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$539  = la_lo_n15;
+      end
+    end
+    if (rst) begin
+      \$539  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$540  = la_hi0;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$540  = \$432 [22:0];
+      end
+    end
+    if (rst) begin
+      \$540  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$541  = la_hi1;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$541  = \$433 [22:0];
+      end
+    end
+    if (rst) begin
+      \$541  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$542  = la_hi2;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$542  = \$434 [22:0];
+      end
+    end
+    if (rst) begin
+      \$542  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$543  = la_hi3;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$543  = \$435 [22:0];
+      end
+    end
+    if (rst) begin
+      \$543  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$544  = la_hi4;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$544  = \$436 [22:0];
+      end
+    end
+    if (rst) begin
+      \$544  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$545  = la_hi5;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$545  = \$437 [22:0];
+      end
+    end
+    if (rst) begin
+      \$545  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$546  = la_hi6;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$546  = \$438 [22:0];
+      end
+    end
+    if (rst) begin
+      \$546  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$547  = la_hi7;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$547  = \$439 [22:0];
+      end
+    end
+    if (rst) begin
+      \$547  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$548  = la_hi8;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$548  = \$440 [22:0];
+      end
+    end
+    if (rst) begin
+      \$548  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$549  = la_hi9;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$549  = \$441 [22:0];
+      end
+    end
+    if (rst) begin
+      \$549  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$550  = la_hi10;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$550  = \$442 [22:0];
+      end
+    end
+    if (rst) begin
+      \$550  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$551  = la_hi11;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$551  = \$443 [22:0];
+      end
+    end
+    if (rst) begin
+      \$551  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$552  = la_hi12;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$552  = \$444 [22:0];
+      end
+    end
+    if (rst) begin
+      \$552  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$553  = la_hi13;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$553  = \$445 [22:0];
+      end
+    end
+    if (rst) begin
+      \$553  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$554  = la_hi14;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$554  = \$446 [22:0];
+      end
+    end
+    if (rst) begin
+      \$554  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$555  = la_hi15;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$555  = \$447 [22:0];
+      end
+    end
+    if (rst) begin
+      \$555  = 23'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$556  = la_in_h;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$556  = regs[31:0];
+      end
+    end
+    if (rst) begin
+      \$556  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$557  = la_in_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$557  = regs[63:32];
+      end
+    end
+    if (rst) begin
+      \$557  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$558  = la_out_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$558  = regs[95:64];
+      end
+    end
+    if (rst) begin
+      \$558  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$559  = la_stride_h;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$559  = regs[191:160];
+      end
+    end
+    if (rst) begin
+      \$559  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$560  = la_stride_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$560  = regs[223:192];
+      end
+    end
+    if (rst) begin
+      \$560  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$561  = la_pad_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$561  = regs[255:224];
+      end
+    end
+    if (rst) begin
+      \$561  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$562  = la_step_kh;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$562  = regs[287:256];
+      end
+    end
+    if (rst) begin
+      \$562  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$563  = la_step_kw;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$563  = regs[319:288];
+      end
+    end
+    if (rst) begin
+      \$563  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$564  = la_step_ow;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$564  = regs[351:320];
+      end
+    end
+    if (rst) begin
+      \$564  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$565  = la_step_wrap;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$389 ) begin
+      end else begin
+        \$565  = regs[383:352];
+      end
+    end
+    if (rst) begin
+      \$565  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$566  = acc_line;
+    if (\$448 ) begin
+      \$566  = \$449 ;
+    end
+    if (rst) begin
+      \$566  = 128'h00000000000000000000000000000000;
     end
   end
   assign addr = mem_raddr;
   assign mem_ren = ren;
+  assign hit = { \$73 , \$69 , \$65 , \$61 , \$57 , \$53 , \$49 , \$45 , \$41 , \$37 , \$33 , \$29 , \$25 , \$21 , \$17 , \$13  };
   assign mem_rdata = w_wdata;
   assign s_waddr = d_dest[5:0];
   assign s_wdata = w_wdata;
   assign b_waddr = d_dest[7:2];
   assign b_wdata = { w_wdata[127:120], w_wdata[127:120], w_wdata[127:120], w_wdata[127:112], w_wdata[119:112], w_wdata[119:112], w_wdata[119:104], w_wdata[111:104], w_wdata[111:104], w_wdata[111:96], w_wdata[103:96], w_wdata[103:96], w_wdata[103:88], w_wdata[95:88], w_wdata[95:88], w_wdata[95:80], w_wdata[87:80], w_wdata[87:80], w_wdata[87:72], w_wdata[79:72], w_wdata[79:72], w_wdata[79:64], w_wdata[71:64], w_wdata[71:64], w_wdata[71:56], w_wdata[63:56], w_wdata[63:56], w_wdata[63:48], w_wdata[55:48], w_wdata[55:48], w_wdata[55:40], w_wdata[47:40], w_wdata[47:40], w_wdata[47:32], w_wdata[39:32], w_wdata[39:32], w_wdata[39:24], w_wdata[31:24], w_wdata[31:24], w_wdata[31:16], w_wdata[23:16], w_wdata[23:16], w_wdata[23:8], w_wdata[15:8], w_wdata[15:8], w_wdata[15:0], w_wdata[7:0], w_wdata[7:0], w_wdata[7:0] };
-  assign a_waddr = d_dest[9:0];
-  assign keep = { \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89 , \$88 , \$87 , \$86 , \$85 , \$84 , \$83 , \$82 , \$81 , \$80 , \$79 , \$78 , \$77 , \$76 , \$75 , \$74 , \$73 , \$72 , \$71 , \$70 , \$69 , \$68 , \$67 , \$66 , \$65 , \$64 , \$63 , \$62 , \$61 , \$60 , \$59 , \$58 , \$57 , \$56 , \$55 , \$54 , \$53 , \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42  };
+  assign keep = { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191  };
   assign a_wdata = line;
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
-  assign err_code = { 1'h0, \$179  };
-  assign \port$459$0  = \$179 ;
+  assign err_code = { 1'h0, \$328  };
+  assign \port$646$0  = \$328 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -31023,21 +33116,54 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$82 , ren, w_wen, s_wen, a
   assign \regs.step_wrap  = regs[383:352];
   assign \regs.pad_value  = regs[415:384];
   assign \regs.a_gather  = regs[447:416];
-  assign \regs.a_signed  = regs[479:448];
-  assign \regs.rq_raw  = regs[511:480];
-  assign \regs.out_signed  = regs[543:512];
-  assign \regs.shift  = regs[575:544];
-  assign \regs.use_bias  = regs[607:576];
-  assign \regs.use_skip  = regs[639:608];
-  assign \regs.skip_signed  = regs[671:640];
-  assign \regs.acc_lshift  = regs[703:672];
-  assign \regs.skip_lshift  = regs[735:704];
-  assign \regs.rq_mult  = regs[767:736];
-  assign \$205  = { bank, 1'h0 };
+  assign \regs.a_diag  = regs[479:448];
+  assign \regs.a_signed  = regs[511:480];
+  assign \regs.rq_raw  = regs[543:512];
+  assign \regs.out_signed  = regs[575:544];
+  assign \regs.shift  = regs[607:576];
+  assign \regs.use_bias  = regs[639:608];
+  assign \regs.use_skip  = regs[671:640];
+  assign \regs.skip_signed  = regs[703:672];
+  assign \regs.acc_lshift  = regs[735:704];
+  assign \regs.skip_lshift  = regs[767:736];
+  assign \regs.rq_mult  = regs[799:768];
+  assign \a_waddr[0]  = a_waddr[9:0];
+  assign \a_waddr[1]  = a_waddr[19:10];
+  assign \a_waddr[2]  = a_waddr[29:20];
+  assign \a_waddr[3]  = a_waddr[39:30];
+  assign \a_waddr[4]  = a_waddr[49:40];
+  assign \a_waddr[5]  = a_waddr[59:50];
+  assign \a_waddr[6]  = a_waddr[69:60];
+  assign \a_waddr[7]  = a_waddr[79:70];
+  assign \a_waddr[8]  = a_waddr[89:80];
+  assign \a_waddr[9]  = a_waddr[99:90];
+  assign \a_waddr[10]  = a_waddr[109:100];
+  assign \a_waddr[11]  = a_waddr[119:110];
+  assign \a_waddr[12]  = a_waddr[129:120];
+  assign \a_waddr[13]  = a_waddr[139:130];
+  assign \a_waddr[14]  = a_waddr[149:140];
+  assign \a_waddr[15]  = a_waddr[159:150];
+  assign a_waddr[159:150] = \$190 [9:0];
+  assign a_waddr[149:140] = \$189 [9:0];
+  assign a_waddr[139:130] = \$188 [9:0];
+  assign a_waddr[129:120] = \$187 [9:0];
+  assign a_waddr[119:110] = \$186 [9:0];
+  assign a_waddr[109:100] = \$185 [9:0];
+  assign a_waddr[99:90] = \$184 [9:0];
+  assign a_waddr[89:80] = \$183 [9:0];
+  assign a_waddr[79:70] = \$182 [9:0];
+  assign a_waddr[69:60] = \$181 [9:0];
+  assign a_waddr[59:50] = \$180 [9:0];
+  assign a_waddr[49:40] = \$179 [9:0];
+  assign a_waddr[39:30] = \$178 [9:0];
+  assign a_waddr[29:20] = \$177 [9:0];
+  assign a_waddr[19:10] = \$176 [9:0];
+  assign a_waddr[9:0] = \$175 [9:0];
+  assign \$384  = { bank, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$539$0 , \port$541$0 , \port$543$0 , \port$545$0 , \port$547$0 , \port$549$0 , \port$551$0 , \port$553$0 , \port$555$0 , \port$557$0 , \port$559$0 , \port$561$0 , \port$563$0 , \port$565$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$801$0 , \port$803$0 , \port$805$0 , \port$807$0 , \port$809$0 , \port$811$0 , \port$813$0 , \port$815$0 , \port$817$0 , \port$819$0 , \port$821$0 , \port$823$0 , \port$825$0 , \port$827$0 , \port$829$0 , \port$831$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -31132,38 +33258,38 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$5
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$535$0 ;
-  wire [7:0] \port$535$0 ;
-  output [7:0] \port$537$0 ;
-  wire [7:0] \port$537$0 ;
-  output [7:0] \port$539$0 ;
-  wire [7:0] \port$539$0 ;
-  output [7:0] \port$541$0 ;
-  wire [7:0] \port$541$0 ;
-  output [7:0] \port$543$0 ;
-  wire [7:0] \port$543$0 ;
-  output [7:0] \port$545$0 ;
-  wire [7:0] \port$545$0 ;
-  output [7:0] \port$547$0 ;
-  wire [7:0] \port$547$0 ;
-  output [7:0] \port$549$0 ;
-  wire [7:0] \port$549$0 ;
-  output [7:0] \port$551$0 ;
-  wire [7:0] \port$551$0 ;
-  output [7:0] \port$553$0 ;
-  wire [7:0] \port$553$0 ;
-  output [7:0] \port$555$0 ;
-  wire [7:0] \port$555$0 ;
-  output [7:0] \port$557$0 ;
-  wire [7:0] \port$557$0 ;
-  output [7:0] \port$559$0 ;
-  wire [7:0] \port$559$0 ;
-  output [7:0] \port$561$0 ;
-  wire [7:0] \port$561$0 ;
-  output [7:0] \port$563$0 ;
-  wire [7:0] \port$563$0 ;
-  output [7:0] \port$565$0 ;
-  wire [7:0] \port$565$0 ;
+  output [7:0] \port$801$0 ;
+  wire [7:0] \port$801$0 ;
+  output [7:0] \port$803$0 ;
+  wire [7:0] \port$803$0 ;
+  output [7:0] \port$805$0 ;
+  wire [7:0] \port$805$0 ;
+  output [7:0] \port$807$0 ;
+  wire [7:0] \port$807$0 ;
+  output [7:0] \port$809$0 ;
+  wire [7:0] \port$809$0 ;
+  output [7:0] \port$811$0 ;
+  wire [7:0] \port$811$0 ;
+  output [7:0] \port$813$0 ;
+  wire [7:0] \port$813$0 ;
+  output [7:0] \port$815$0 ;
+  wire [7:0] \port$815$0 ;
+  output [7:0] \port$817$0 ;
+  wire [7:0] \port$817$0 ;
+  output [7:0] \port$819$0 ;
+  wire [7:0] \port$819$0 ;
+  output [7:0] \port$821$0 ;
+  wire [7:0] \port$821$0 ;
+  output [7:0] \port$823$0 ;
+  wire [7:0] \port$823$0 ;
+  output [7:0] \port$825$0 ;
+  wire [7:0] \port$825$0 ;
+  output [7:0] \port$827$0 ;
+  wire [7:0] \port$827$0 ;
+  output [7:0] \port$829$0 ;
+  wire [7:0] \port$829$0 ;
+  output [7:0] \port$831$0 ;
+  wire [7:0] \port$831$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -31611,20 +33737,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$535$0 , \port$537$0 , \port$5
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$535$0  = \$3 ;
-  assign \port$537$0  = \$5 ;
-  assign \port$539$0  = \$7 ;
-  assign \port$541$0  = \$9 ;
-  assign \port$543$0  = \$11 ;
-  assign \port$545$0  = \$13 ;
-  assign \port$547$0  = \$15 ;
-  assign \port$549$0  = \$17 ;
-  assign \port$551$0  = \$19 ;
-  assign \port$553$0  = \$21 ;
-  assign \port$555$0  = \$23 ;
-  assign \port$557$0  = \$25 ;
-  assign \port$559$0  = \$27 ;
-  assign \port$561$0  = \$29 ;
-  assign \port$563$0  = \$31 ;
-  assign \port$565$0  = \$33 ;
+  assign \port$801$0  = \$3 ;
+  assign \port$803$0  = \$5 ;
+  assign \port$805$0  = \$7 ;
+  assign \port$807$0  = \$9 ;
+  assign \port$809$0  = \$11 ;
+  assign \port$811$0  = \$13 ;
+  assign \port$813$0  = \$15 ;
+  assign \port$815$0  = \$17 ;
+  assign \port$817$0  = \$19 ;
+  assign \port$819$0  = \$21 ;
+  assign \port$821$0  = \$23 ;
+  assign \port$823$0  = \$25 ;
+  assign \port$825$0  = \$27 ;
+  assign \port$827$0  = \$29 ;
+  assign \port$829$0  = \$31 ;
+  assign \port$831$0  = \$33 ;
 endmodule

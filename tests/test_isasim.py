@@ -116,10 +116,10 @@ def test_store_narrow_and_wide():
 
 def test_set_unknown_register_and_mark():
     c = cfg()
-    prog = [E("MARK", slot=3), SET(14, 99), SET(63, -1), SET(Reg.SHIFT, -5), E("MARK", slot=7), E("END")]
+    prog = [E("MARK", slot=3), SET(15, 99), SET(63, -1), SET(Reg.SHIFT, -5), E("MARK", slot=7), E("END")]
     r = run(c, prog)
     assert r.marks == {3: FIRST_ISSUE, 7: FIRST_ISSUE + 4}
-    assert r.state["regs"][int(Reg.SHIFT)] == -5 and 14 not in r.state["regs"] and r.state["regs"][int(Reg.RQ_MULT)] == 1
+    assert r.state["regs"][int(Reg.SHIFT)] == -5 and 15 not in r.state["regs"] and r.state["regs"][int(Reg.RQ_MULT)] == 1
     assert r.cycles == FIRST_ISSUE + 5 + 1 and r.stall == 0 and r.busy == 0
 
 
@@ -661,3 +661,90 @@ def test_load_a_gather_line_range_error():
     with pytest.raises(IsaSimError) as ei:
         run(c, base + [LOAD_A(12, 1, 1, 0, 0, 0, 0), E("END")])
     assert ei.value.code == isasim.ERR_SPAD
+
+
+def _diag_mem(c, H, W, ncb, base=10):
+    """Word (y, x, cb) at base + (y*W + x)*ncb + cb; its bytes are v, v+1, ... with v = 40*y + 4*x + cb + 1
+    (so every position of the image is told apart)."""
+    mem = np.zeros((c.mem_words, c.cols), np.uint8)
+    for y in range(H):
+        for x in range(W):
+            for cb in range(ncb):
+                mem[base + (y * W + x) * ncb + cb] = 40 * y + 4 * x + cb + 1 + np.arange(c.cols)
+    return mem
+
+
+@pytest.mark.parametrize("sw,KH,KW,npix,ncb", [(1, 2, 3, 5, 1), (2, 2, 3, 3, 2), (1, 1, 1, 4, 1), (3, 1, 3, 2, 1)])
+def test_load_a_diag_layout(sw, KH, KW, npix, ncb):
+    """A_DIAG window reuse: pixels iw0 + sw*r of one output row (padding at the top, left and right),
+    bank r line (kh*KW + kw)*ncb + cb = input (ih0 + kh, iw0 + sw*r + kw, cb) or PAD_VALUE; the words read
+    are KH*ncb*(sw*(npix-1) + KW), each input word once.  Expectations from the definition, plus literals."""
+    H, W, PV, M = 2, 5, 0xEE, 0x55
+    c = cfg(rows=5, cols=4)
+    mem = _diag_mem(c, H, W, ncb)
+    ih0, iw0, dst = -1, -1, 3
+    marker = [SET(Reg.IN_H, 1), SET(Reg.IN_W, 1), SET(Reg.OUT_W, 1), SET(Reg.KH, 1), SET(Reg.KW, 1),
+              SET(Reg.PAD_VALUE, M), SET(Reg.STRIDE_H, 0)] + [LOAD_A(d, 5, 1, -1, -1, 0, 0) for d in range(40)]
+    addr = 10 + (ih0 * W + iw0) * ncb
+    prog = marker + [SET(Reg.IN_H, H), SET(Reg.IN_W, W), SET(Reg.OUT_W, 2),  # OUT_W is ignored by A_DIAG
+                     SET(Reg.KH, KH), SET(Reg.KW, KW), SET(Reg.STRIDE_H, 7), SET(Reg.STRIDE_W, sw),
+                     SET(Reg.PAD_W, 9), SET(Reg.STEP_KH, W * ncb), SET(Reg.STEP_KW, ncb), SET(Reg.STEP_OW, 999),
+                     SET(Reg.STEP_WRAP, 999), SET(Reg.PAD_VALUE, PV), SET(Reg.A_DIAG, 1),
+                     LOAD_A(dst, npix, ncb, ih0, iw0, 3, addr), E("END")]
+    r = run(c, prog, mem)
+    A = r.state["A"]
+    L = KH * KW * ncb
+    for b in range(5):
+        for line in range(40):
+            if b >= npix or not dst <= line < dst + L:
+                exp = [M] * 4
+            else:
+                i = line - dst
+                kh, kw, cb = i // (KW * ncb), (i // ncb) % KW, i % ncb
+                y, x = ih0 + kh, iw0 + sw * b + kw
+                exp = [PV] * 4 if not (0 <= y < H and 0 <= x < W) else 40 * y + 4 * x + cb + 1 + np.arange(4)
+            np.testing.assert_array_equal(A[b, line], exp, err_msg=f"bank {b} line {line}")
+    if (sw, KH, KW, npix, ncb) == (1, 2, 3, 5, 1):
+        np.testing.assert_array_equal(A[0, 3 + 3], [PV] * 4)                # kh 1, kw 0: column -1 (left pad)
+        np.testing.assert_array_equal(A[0, 3 + 4], [1, 2, 3, 4])            # (0, 0)
+        np.testing.assert_array_equal(A[4, 3 + 4], [17, 18, 19, 20])        # bank 4, kw 1: (0, 4)
+        np.testing.assert_array_equal(A[4, 3 + 5], [PV] * 4)                # bank 4, kw 2: column 5 (right pad)
+        np.testing.assert_array_equal(A[2, 3 + 1], [PV] * 4)                # kh 0: row -1 (top pad)
+    if (sw, KH, KW, npix, ncb) == (2, 2, 3, 3, 2):
+        np.testing.assert_array_equal(A[1, 3 + (3 + 0) * 2 + 1], [6, 7, 8, 9])     # bank 1 kh 1 kw 0 cb 1: (0, 1)
+        np.testing.assert_array_equal(A[2, 3 + (3 + 2) * 2 + 0], [PV] * 4)         # bank 2 kw 2: column 5
+        np.testing.assert_array_equal(A[2, 3 + (3 + 1) * 2 + 1], [18, 19, 20, 21])  # bank 2 kw 1 cb 1: (0, 4)
+    words = KH * ncb * (sw * (npix - 1) + KW)
+    assert r.units_end["load"] == r.issue[-2] + words + isasim.LOAD_LATENCY
+
+
+@pytest.mark.parametrize("case", ["gather", "sw0", "sw_gt_kw", "off"])
+def test_load_a_diag_not_applicable(case):
+    """A_DIAG does not apply (plain LOAD_A, same lines and timing) with tap gather on (A_GATHER in 1..C-1),
+    STRIDE_W < 1 or STRIDE_W > KW, or A_DIAG = 0."""
+    c = cfg(rows=3, cols=4)
+    mem = _diag_mem(c, 3, 6, 1)
+    sw = {"sw0": 0, "sw_gt_kw": 3}.get(case, 1)
+    base = [SET(Reg.IN_H, 3), SET(Reg.IN_W, 6), SET(Reg.OUT_W, 6), SET(Reg.KH, 2), SET(Reg.KW, 2),
+            SET(Reg.STRIDE_H, 1), SET(Reg.STRIDE_W, sw), SET(Reg.STEP_KH, 6), SET(Reg.STEP_KW, 1),
+            SET(Reg.STEP_OW, sw), SET(Reg.STEP_WRAP, 1)] + ([SET(Reg.A_GATHER, 2)] if case == "gather" else [])
+    la = [LOAD_A(0, 3, 1, 0, 0, 0, 10), E("END")]
+    ref = run(c, base + la, mem)
+    r = run(c, base + [SET(Reg.A_DIAG, 0 if case == "off" else -5)] + la, mem)
+    np.testing.assert_array_equal(r.state["A"], ref.state["A"])
+    assert r.units_end["load"] - r.issue[-2] == ref.units_end["load"] - ref.issue[-2] == 3 * 4 + isasim.LOAD_LATENCY
+
+
+@pytest.mark.parametrize("dst,ok", [(60, True), (61, False)])
+def test_load_a_diag_line_range_error(dst, ok):
+    """A_DIAG writes the same lines as LOAD_A (KH*KW*ncb per bank): a line past a_depth is error 2."""
+    c = cfg(rows=2, cols=4, a_depth=64)
+    prog = [SET(Reg.IN_H, 3), SET(Reg.IN_W, 3), SET(Reg.OUT_W, 1), SET(Reg.KH, 2), SET(Reg.KW, 2),
+            SET(Reg.STRIDE_W, 1), SET(Reg.STEP_KH, 3), SET(Reg.STEP_KW, 1), SET(Reg.A_DIAG, 1),
+            LOAD_A(dst, 2, 1, 0, 0, 0, 0), E("END")]
+    if ok:
+        run(c, prog)
+    else:
+        with pytest.raises(IsaSimError) as ei:
+            run(c, prog)
+        assert ei.value.code == isasim.ERR_SPAD

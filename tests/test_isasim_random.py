@@ -15,9 +15,11 @@ E = isa.encode
 Reg = isa.Reg
 
 
-def random_program(rng, c: ArchConfig, n: int) -> list[int]:
+def random_program(rng, c: ArchConfig, n: int, diag: bool = False) -> list[int]:
+    """diag: LOAD_A window reuse on from the start (A_DIAG = 1; random STRIDE_W/KW/A_GATHER SETs toggle
+    whether it applies)."""
     R, C = c.rows, c.cols
-    prog = []
+    prog = [E("SET", reg=int(Reg.A_DIAG), value=1), E("SET", reg=int(Reg.STRIDE_W), value=1)] if diag else []
     for _ in range(n):
         k = rng.integers(0, 100)
         mask = int(rng.integers(0, 256))
@@ -70,7 +72,7 @@ def test_random_programs_match_rtl_amaranth(seed):
     c = ArchConfig(rows=rows, cols=cols, a_depth=32, w_depth=64, b_depth=4, s_depth=8, o_depth=8,
                    mem_words=512, imem_depth=1024, mark_depth=4, requant="dyadic" if seed % 7 == 3 else "shift")
     mem = rng.integers(0, 256, size=(c.mem_words, cols)).astype(np.uint8)
-    prog = random_program(rng, c, 120)
+    prog = random_program(rng, c, 120, diag=seed % 2 == 1)
     hw = run_program(c, prog, mem)
     try:
         res = isasim.run(prog, mem, c, check_races=False)
@@ -133,7 +135,7 @@ def test_random_programs_match_rtl():
     for seed in range(12):
         rng = np.random.default_rng(1000 + seed)
         mem = rng.integers(0, 256, size=(c.mem_words, 4)).astype(np.uint8)
-        prog = random_program(rng, c, 40)
+        prog = random_program(rng, c, 40, diag=seed % 2 == 1)
         try:
             a = isasim.run(prog, mem, c, check_races=False)
         except isasim.IsaSimError:

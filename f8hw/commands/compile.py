@@ -15,6 +15,8 @@ def register(sub) -> None:
                    help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
     p.add_argument("--no-gather", action="store_true",
                    help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
+    p.add_argument("--no-diag", action="store_true",
+                   help="do not use LOAD_A window reuse (A_DIAG) for depthwise layers (on by default where it is faster)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,7 @@ def run(args) -> int:
     arch = ArchConfig(rows=rows, cols=cols, **extra)
     out = args.output or os.path.join("build", os.path.splitext(os.path.basename(args.model))[0])
     compiled = compile_file(args.model, arch, batch=args.batch, pack_input=args.pack_input,
-                            gather=not args.no_gather)
+                            gather=not args.no_gather, diag=not args.no_diag)
     paths = compiled.save(out)
     macs = sum(li.macs for li in compiled.layers)
     packed = (compiled.symbols.get("input_packing") or {}).get("layer")

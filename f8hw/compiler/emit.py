@@ -75,7 +75,7 @@ class Emitter:
         self.zero_entry = arch.w_depth - 1 if zero_entry else None
         self.instrs: list[Instr] = []
         # known register values (reset: 0); A_GATHER is SET only by a gathered layer's LOAD_A
-        self.regs: dict[int, int] = {int(Reg.A_GATHER): 0}
+        self.regs: dict[int, int] = {int(Reg.A_GATHER): 0, int(Reg.A_DIAG): 0}
         self.pending: list[Instr] = []
         self.a_ctr = 0
         self.w_ctr = 0
@@ -316,7 +316,12 @@ class Emitter:
     def _words(self, e) -> int:
         if e["kind"] == "A":
             it = e["item"]
-            return it.npix * _awin(e["ctx"].plan, it).lines
+            plan = e["ctx"].plan
+            ch = _awin(plan, it)
+            if plan.diag:
+                sw = e["ctx"].op.stride[1]
+                return (ch.kh1 - ch.kh0) * (ch.cb1 - ch.cb0) * (sw * (it.npix - 1) + ch.kw1 - ch.kw0)
+            return it.npix * ch.lines
         if e["kind"] == "W":
             return e["piece"][2]
         if e["kind"] == "B":
@@ -530,6 +535,7 @@ class Emitter:
             self.set(Reg.STEP_WRAP, (sh * iw - (ow - 1) * sw) * cbi)
             self.set(Reg.PAD_VALUE, op.pad_value)
             self.set(Reg.A_GATHER, op.gather)
+            self.set(Reg.A_DIAG, 1 if plan.diag else 0)
             src = mem.buffers[op.src]
             addr = (src.item(it.b) + (ih0 * iw + iw0) * cbi + ch.cb0) % (1 << 32)
             half = e["half"]

@@ -72,6 +72,7 @@ class Plan:
     bgroups: list[list[int]]            # co-tiles whose biases are resident together
     wgroups: dict = field(default_factory=dict)  # wkey -> list of (co, k) blocks loaded together
     n_pixel_tiles: int = 0
+    diag: bool = False                  # LOAD_A window reuse (A_DIAG): pixel tiles never cross an output row
 
     @property
     def n_chunks(self) -> int:
@@ -157,8 +158,37 @@ def _a_stationary(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
     return True
 
 
-def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None) -> Plan:
-    """w_half: W entries usable per half (default w_depth/2; the emitter may reserve one)."""
+def diag_tiles(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
+    """Use LOAD_A window reuse (A_DIAG, docs/architecture.md) for a depthwise layer?  It needs pixel tiles
+    inside one output row (min(R, OW - ow) pixels) and STRIDE_W <= every chunk's KW; a tile then reads
+    KH*(SW*(npix-1) + KW) words per chunk instead of npix*KH*KW.  Used when the estimated cycles (per
+    tile and chunk: max(load words, MAC steps, R drain cycles)) of the row tiling are lower."""
+    if op.kind != "dw":
+        return False
+    R = arch.rows
+    _, oh, ow = op.out_shape
+    sw = op.stride[1]
+    chs = [ch for c in cotiles for ch in c.chunks]
+    if any(not 1 <= sw <= ch.kw1 - ch.kw0 for ch in chs):
+        return False
+
+    def est(tiles, diag):
+        tot = 0
+        for npix in tiles:
+            for ch in chs:
+                kh, kw, ncb = ch.kh1 - ch.kh0, ch.kw1 - ch.kw0, ch.cb1 - ch.cb0
+                words = kh * ncb * (sw * (npix - 1) + kw) if diag else npix * kh * kw * ncb
+                tot += max(words, ch.lines, R)
+        return tot
+
+    flat = [min(R, oh * ow - p0) for p0 in range(0, oh * ow, R)]
+    rows = [min(R, ow - o0) for _ in range(oh) for o0 in range(0, ow, R)]
+    return est(rows, True) < est(flat, False)
+
+
+def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None, diag: bool = True) -> Plan:
+    """w_half: W entries usable per half (default w_depth/2; the emitter may reserve one); diag: allow
+    LOAD_A window reuse for depthwise layers (diag_tiles)."""
     R, C = arch.rows, arch.cols
     cin, _, _ = op.in_shape
     cout, oh, ow = op.out_shape
@@ -194,7 +224,12 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
     single = all(len(c.chunks) == 1 for c in cotiles)
     # bias groups (and weight groups inside them)
     bgroups = [list(range(s, min(n_co, s + arch.b_depth))) for s in range(0, n_co, arch.b_depth)]
-    pix = [(b, p0, min(R, oh * ow - p0)) for b in range(batch) for p0 in range(0, oh * ow, R)]
+    use_diag = diag and diag_tiles(op, cotiles, arch)
+    if use_diag:
+        # window reuse: a pixel tile is min(R, OW - ow0) pixels of one output row
+        pix = [(b, y * ow + o0, min(R, ow - o0)) for b in range(batch) for y in range(oh) for o0 in range(0, ow, R)]
+    else:
+        pix = [(b, p0, min(R, oh * ow - p0)) for b in range(batch) for p0 in range(0, oh * ow, R)]
     items: list[Item] = []
     wgroups: dict = {}
 
@@ -275,4 +310,4 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                             wgroups[wkey] = [(j, k)]
                         items.append(Item(b, p0, npix, j, k, k == 0, k == len(chs) - 1, akey(b, p0, j, ch),
                                           wkey, 0, j - bg[0], bgi))
-    return Plan(cotiles, items, bgroups, wgroups, len(pix))
+    return Plan(cotiles, items, bgroups, wgroups, len(pix), use_diag)

@@ -17,12 +17,19 @@ the line index by one when the next word would not fit or the pixel ends; the
 data phase keeps the word's low G bytes, shifts them to the offset and ORs them
 into a line register, which is written whole (and cleared) when the line is
 complete.  Gather off is the same datapath with G = C: every word is a line.
+
+Window reuse (A_DIAG): the walk is (kh, j, cb) over the input columns
+j = 0 .. SW*(npix-1)+KW-1 of one row, one read per word.  Bank r takes the
+word when SW*r <= j < SW*r + KW (SW*r from an adder chain at issue, no
+multiplier); the lines a bank receives are consecutive (dst, dst+1, ...), so
+each bank has its own line counter, advanced when it takes a word (per-bank
+write addresses and enables, registered with the word).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from f8hw import isa
@@ -52,7 +59,7 @@ class LoadUnit(wiring.Component):
             "w_wen": Out(1), "w_waddr": Out(clog2(cfg.w_depth)), "w_wdata": Out(8 * C),
             "s_wen": Out(1), "s_waddr": Out(clog2(cfg.s_depth)), "s_wdata": Out(8 * C),
             "b_wen": Out(4 * C), "b_waddr": Out(clog2(cfg.b_depth)), "b_wdata": Out(32 * C),
-            "a_wen": Out(R), "a_waddr": Out(clog2(cfg.a_depth)), "a_wdata": Out(8 * C),
+            "a_wen": Out(R), "a_waddr": Out(data.ArrayLayout(clog2(cfg.a_depth), R)), "a_wdata": Out(8 * C),
         })
 
     def elaborate(self, platform):
@@ -95,6 +102,16 @@ class LoadUnit(wiring.Component):
         pa = Signal(ADDR_BITS)
         row_addr = Signal(ADDR_BITS)
         col_addr = Signal(ADDR_BITS)
+        # window reuse (A_DIAG) state
+        LW = 56                         # wide enough for any line index (no wrap)
+        JW = 17 + clog2(R + 1) + 1      # relative column: < SW*npix + KW <= 2^16*(R+1)
+        diag = Signal()
+        jc = Signal(JW)                 # relative input column
+        j_last = Signal(JW)             # SW*(npix-1) + KW - 1
+        lo = [Signal(JW, name=f"la_lo{r}") for r in range(R)]   # SW*r
+        hi = [Signal(JW, name=f"la_hi{r}") for r in range(R)]   # SW*r + KW
+        np_mask = Signal(R)             # banks r < npix
+        bline = [Signal(LW, name=f"la_bline{r}") for r in range(R)]  # bank r's next line
 
         in_image = Signal()
         m.d.comb += in_image.eq((ihk >= 0) & (ihk < r_["in_h"]) & (iwk >= 0) & (iwk < r_["in_w"]))
@@ -116,6 +133,11 @@ class LoadUnit(wiring.Component):
         d_pad = Signal()
         d_bank = Signal(R)
         d_boff = Signal(OW_)
+        d_diag = Signal()
+        d_hit = Signal(R)
+        d_line = [Signal(LW, name=f"d_line{r}") for r in range(R)]
+        hit = Signal(R)
+        m.d.comb += hit.eq(Cat(*[np_mask[r] & (jc >= lo[r]) & (jc < hi[r]) for r in range(R)]))
         d_wr = Signal()                 # the word completes its line
         pix_end = Signal()
         line_full = Signal()
@@ -133,7 +155,10 @@ class LoadUnit(wiring.Component):
             d_bank.eq(bank),
             d_boff.eq(boff),
             d_wr.eq(~is_a | line_full | pix_end),
+            d_diag.eq(diag),
+            d_hit.eq(hit),
         ]
+        m.d.sync += [d_line[r].eq(bline[r]) for r in range(R)]
 
         # ---- address phase: advance
         with m.If(active):
@@ -141,6 +166,18 @@ class LoadUnit(wiring.Component):
                 m.d.sync += [addr.eq(addr + stride), dest.eq(dest + 1), left.eq(left - 1)]
                 with m.If(left == 1):
                     m.d.sync += active.eq(0)
+            with m.Elif(diag):
+                m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1)]
+                m.d.sync += [bline[r].eq(bline[r] + hit[r]) for r in range(R)]
+                with m.If(cb == cb_last):
+                    ncol = (col_addr + r_["step_kw"])[:ADDR_BITS]
+                    m.d.sync += [cb.eq(0), jc.eq(jc + 1), iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
+                    with m.If(jc == j_last):
+                        nrow = (row_addr + r_["step_kh"])[:ADDR_BITS]
+                        m.d.sync += [jc.eq(0), kh.eq(kh + 1), ihk.eq(ihk + 1), iwk.eq(iw),
+                                     row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow)]
+                        with m.If(kh == kh_last):
+                            m.d.sync += active.eq(0)
             with m.Else():
                 m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1)]
                 with m.If(line_full):
@@ -207,12 +244,36 @@ class LoadUnit(wiring.Component):
                     boff.eq(0),
                     g_bytes.eq(Mux((g.a_gather >= 1) & (g.a_gather <= C), g.a_gather[:OW_], C)),
                 ]
+                # window reuse: A_DIAG != 0, gather off (G = C) and 1 <= STRIDE_W <= KW
+                kwn = Signal(17)
+                swv = Signal(17)
+                npix_f = field(ins, "LOAD_A", "npix")
+                dst_f = field(ins, "LOAD_A", "dst")
+                m.d.comb += [kwn.eq((g.kw - 1)[:16] + 1), swv.eq(g.stride_w[:17])]
+                los = [Signal(JW, name=f"la_lo_n{r}") for r in range(R)]   # SW*r: adder chain
+                m.d.comb += los[0].eq(0)
+                m.d.comb += [los[r].eq(los[r - 1] + swv) for r in range(1, R)]
+                lo_last = Signal(JW)                                        # SW*(npix-1)
+                for r in range(R):
+                    with m.If(npix_f == r + 1):
+                        m.d.comb += lo_last.eq(los[r])
+                m.d.sync += [
+                    diag.eq((g.a_diag != 0) & ~((g.a_gather >= 1) & (g.a_gather < C))
+                            & (g.stride_w >= 1) & (g.stride_w <= kwn)),
+                    jc.eq(0),
+                    j_last.eq(lo_last + kwn - 1),
+                    np_mask.eq(Cat(*[npix_f > r for r in range(R)])),
+                ]
+                m.d.sync += [lo[r].eq(los[r]) for r in range(R)]
+                m.d.sync += [hi[r].eq(los[r] + kwn) for r in range(R)]
+                m.d.sync += [bline[r].eq(dst_f) for r in range(R)]
                 m.d.sync += [r_[n].eq(getattr(g, n)) for n in r_]
 
         # ---- data phase: scratchpad writes
         wv = d_valid & ~d_is_a
         a_err = Signal()
-        m.d.comb += a_err.eq(d_valid & d_is_a & (d_dest >= cfg.a_depth))
+        d_bad = Cat(*[d_hit[r] & (d_line[r] >= cfg.a_depth) for r in range(R)])
+        m.d.comb += a_err.eq(d_valid & d_is_a & Mux(d_diag, d_bad.any(), d_dest >= cfg.a_depth))
         m.d.comb += [
             self.w_wen.eq(wv & (d_target == isa.LoadTarget.W)),
             self.w_waddr.eq(d_dest),
@@ -222,9 +283,9 @@ class LoadUnit(wiring.Component):
             self.s_wdata.eq(self.mem_rdata),
             self.b_waddr.eq(d_dest[2:]),
             self.b_wdata.eq(Cat(*[replicate(self.mem_rdata[8 * c:8 * c + 8], 4) for c in range(C)])),
-            self.a_waddr.eq(d_dest),
-            self.a_wen.eq(Mux(d_valid & d_is_a & ~a_err & d_wr, d_bank, 0)),
+            self.a_wen.eq(Mux(d_valid & d_is_a & ~a_err, Mux(d_diag, d_hit, Mux(d_wr, d_bank, 0)), 0)),
         ]
+        m.d.comb += [self.a_waddr[r].eq(Mux(d_diag, d_line[r], d_dest)) for r in range(R)]
         # tap gather: low G bytes of the word, shifted to the byte offset, ORed into the line register
         word = Signal(8 * C)
         keep = Signal(8 * C)

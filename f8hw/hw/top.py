@@ -99,7 +99,7 @@ class Accelerator(wiring.Component):
         ]
         for r, sp in enumerate(a_banks):
             m.d.comb += [
-                sp.wen.eq(ld.a_wen[r]), sp.waddr.eq(ld.a_waddr), sp.wdata.eq(ld.a_wdata),
+                sp.wen.eq(ld.a_wen[r]), sp.waddr.eq(ld.a_waddr[r]), sp.wdata.eq(ld.a_wdata),
                 sp.raddr.eq(cu.a_raddr[r]), cu.a_rdata[r].eq(sp.rdata),
             ]
         return m
