@@ -192,3 +192,13 @@ def test_sim_pack_input_is_opt_in(capsys):
     code, nogather, err = run_json(capsys, DEFAULT_MODEL, "--array", "4x4", "--no-gather")
     assert code == 0, err
     assert nogather["bit_exact"] is True and nogather["cycles"] > plain["cycles"]  # the 1-channel stem gathers
+
+
+def test_sim_no_diag(capsys):
+    """The bundled MobileNet's depthwise layers use LOAD_A window reuse unless --no-diag."""
+    mobilenet = REPO / "models" / "mobilenet.pt"
+    code, diag, err = run_json(capsys, mobilenet, "--array", "4x4")
+    assert code == 0, err
+    code, nodiag, err = run_json(capsys, mobilenet, "--array", "4x4", "--no-diag")
+    assert code == 0, err
+    assert diag["bit_exact"] is True and nodiag["bit_exact"] is True and diag["cycles"] < nodiag["cycles"]

@@ -24,14 +24,14 @@ def run(args) -> int:
     import os
 
     from f8hw.arch import ArchConfig, parse_array
+    from f8hw.commands.sim import compiler_options
     from f8hw.compiler import compile_file
 
     rows, cols = parse_array(args.array)
     extra = {k: v for k, v in (("imem_depth", args.imem_depth), ("mem_words", args.mem_words)) if v is not None}
     arch = ArchConfig(rows=rows, cols=cols, **extra)
     out = args.output or os.path.join("build", os.path.splitext(os.path.basename(args.model))[0])
-    compiled = compile_file(args.model, arch, batch=args.batch, pack_input=args.pack_input,
-                            gather=not args.no_gather, diag=not args.no_diag)
+    compiled = compile_file(args.model, arch, batch=args.batch, **compiler_options(args))
     paths = compiled.save(out)
     macs = sum(li.macs for li in compiled.layers)
     packed = (compiled.symbols.get("input_packing") or {}).get("layer")

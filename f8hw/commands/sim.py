@@ -61,12 +61,19 @@ def register(sub) -> None:
                    help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
     p.add_argument("--no-gather", action="store_true",
                    help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
+    p.add_argument("--no-diag", action="store_true",
+                   help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
     p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
     p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
     p.set_defaults(func=run)
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def compiler_options(args) -> dict:
+    """Keyword options of f8hw.compiler.compile_model from the command line (shared with f8hw compile)."""
+    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag)
 
 
 def default_model_path() -> Path:
@@ -94,26 +101,27 @@ def _compiler_fingerprint() -> str:
     return h.hexdigest()
 
 
-def compile_key(model_bytes: bytes, arch, batch: int, pack_input: bool = False, gather: bool = True) -> str:
+def compile_key(model_bytes: bytes, arch, batch: int, options: dict | None = None) -> str:
     h = hashlib.sha256()
     h.update(model_bytes)
     h.update(json.dumps(arch.to_dict(), sort_keys=True).encode())
-    h.update(f"batch={batch} pack_input={pack_input} gather={gather}".encode())
+    h.update(f"batch={batch} options={json.dumps(options or {}, sort_keys=True)}".encode())
     h.update(_compiler_fingerprint().encode())
     return h.hexdigest()[:24]
 
 
-def compile_model(graph, arch, batch: int, pack_input: bool = False, gather: bool = True):
-    """The compiler's entry point (a separate function so tests can substitute it)."""
+def compile_model(graph, arch, batch: int, options: dict | None = None):
+    """The compiler's entry point; ``options``: keyword options of f8hw.compiler.compile_model
+    (pack_input, gather, diag)."""
     from f8hw.compiler import compile_model as cm
 
-    return cm(graph, arch, batch=batch, pack_input=pack_input, gather=gather)
+    return cm(graph, arch, batch=batch, **(options or {}))
 
 
-def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, log=None, pack_input: bool = False,
-                   gather: bool = True):
-    """compile_model with an on-disk cache keyed by model bytes + arch + batch + packing + compiler sources."""
-    key = compile_key(model_bytes, arch, batch, pack_input, gather)
+def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, log=None,
+                   options: dict | None = None):
+    """compile_model with an on-disk cache keyed by model bytes + arch + batch + options + compiler sources."""
+    key = compile_key(model_bytes, arch, batch, options)
     d = cache_dir() / "compiled" / key
     if use_cache and (d / ".complete").exists():
         try:
@@ -125,7 +133,7 @@ def compile_cached(graph, arch, batch: int, model_bytes: bytes, use_cache: bool,
             return comp, True
         except Exception:  # a stale/foreign cache entry: recompile
             pass
-    comp = compile_model(graph, arch, batch, pack_input, gather)
+    comp = compile_model(graph, arch, batch, options)
     if use_cache and hasattr(comp, "save"):
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -309,7 +317,7 @@ def next_pow2(n: int) -> int:
 
 
 def compile_fitting(graph, arch, batch: int, model_bytes: bytes, use_cache: bool, grow: set[str], log=None,
-                    pack_input: bool = False, gather: bool = True):
+                    options: dict | None = None):
     """compile_cached; when the model does not fit and ``grow`` names memories the user left at their
     defaults ("mem_words", "imem_depth"), grow those to the next power of two that fits and compile again.
     Returns (compiled, cached)."""
@@ -319,23 +327,23 @@ def compile_fitting(graph, arch, batch: int, model_bytes: bytes, use_cache: bool
     from f8hw.compiler import CompileError
 
     try:
-        return compile_cached(graph, arch, batch, model_bytes, use_cache, log, pack_input, gather)
+        return compile_cached(graph, arch, batch, model_bytes, use_cache, log, options)
     except CompileError:
         if not grow:
             raise
         limits = {"mem_words": 1 << ADDR_BITS, "imem_depth": 1 << 24}
-        probe = compile_model(graph, replace(arch, **{k: limits[k] for k in grow}), batch, pack_input, gather)
+        probe = compile_model(graph, replace(arch, **{k: limits[k] for k in grow}), batch, options)
         need = {"mem_words": next_pow2(len(probe.memory)), "imem_depth": next_pow2(len(probe.program) + 1)}
         bigger = replace(arch, **{k: max(getattr(arch, k), need[k]) for k in grow})
         if log:
             log("model does not fit the default memories: " +
                 ", ".join(f"{k} {getattr(arch, k)} -> {getattr(bigger, k)}" for k in sorted(grow)))
-        return compile_cached(graph, bigger, batch, model_bytes, use_cache, log, pack_input, gather)
+        return compile_cached(graph, bigger, batch, model_bytes, use_cache, log, options)
 
 
 def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_cache=True, race_check=True,
              progress_console=None, log=None, waves: str | None = None, isa_check: bool = True,
-             grow: set[str] = frozenset({"mem_words", "imem_depth"}), pack_input: bool = False, gather: bool = True
+             grow: set[str] = frozenset({"mem_words", "imem_depth"}), options: dict | None = None
              ) -> tuple[SimReport, object]:
     from f8hw import golden
     from f8hw.engines import get_engine
@@ -350,7 +358,7 @@ def simulate(model_path, arch, engine_name: str, input_path, batch: int, *, use_
         raise F8Error(f"--waves {waves}: waveforms come from an RTL engine (verilator, icarus), not {engine_name!r}")
     t0 = time.perf_counter()
     compiled, cached = compile_fitting(graph, arch, batch, model_path.read_bytes(), use_cache, set(grow), log,
-                                       pack_input, gather)
+                                       options)
     arch = compiled.arch
     compile_time = time.perf_counter() - t0
     isa_res = None
@@ -559,8 +567,7 @@ def run(args) -> int:
     rep, _res = simulate(model, arch, args.engine, args.input, args.batch, use_cache=not args.no_cache,
                          race_check=not args.no_race_check, progress_console=None if quiet else err,
                          log=None if quiet else (lambda s: err.print(f"[dim]{s}[/]")),
-                         waves=args.waves, isa_check=not args.no_isa_check, grow=grow, pack_input=args.pack_input,
-                         gather=not args.no_gather)
+                         waves=args.waves, isa_check=not args.no_isa_check, grow=grow, options=compiler_options(args))
     if args.plot:
         write_plot(rep, args.plot)
     if args.report:
