@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from f8hw.commands.sim import add_compiler_options
+
     p = sub.add_parser("compile", help="compile an integer model file for an accelerator configuration")
     p.add_argument("model", help="f8hw model file (.pt)")
     p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
@@ -11,12 +13,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default=None, help="output directory (default: build/<model name>)")
     p.add_argument("--imem-depth", type=int, default=None, help="instruction memory words of the target (default: ArchConfig's)")
     p.add_argument("--mem-words", type=int, default=None, help="main-memory words of the target (default: ArchConfig's)")
-    p.add_argument("--pack-input", action="store_true",
-                   help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
-    p.add_argument("--no-gather", action="store_true",
-                   help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
-    p.add_argument("--no-diag", action="store_true",
-                   help="do not use LOAD_A window reuse (A_DIAG) for depthwise layers (on by default where it is faster)")
+    add_compiler_options(p)
     p.set_defaults(func=run)
 
 

@@ -57,18 +57,24 @@ def register(sub) -> None:
     p.add_argument("--imem-depth", type=int, default=None,
                    help="instruction-memory words of the sim-only top (power of two; default: the ArchConfig default, "
                         "grown to fit the program)")
-    p.add_argument("--pack-input", action="store_true",
-                   help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col matrix: fewer A loads for the stem, the input image itself is then not readable back (docs/compiler.md)")
-    p.add_argument("--no-gather", action="store_true",
-                   help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
-    p.add_argument("--no-diag", action="store_true",
-                   help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
+    add_compiler_options(p)
     p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
     p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
     p.set_defaults(func=run)
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def add_compiler_options(p) -> None:
+    """The compiler's options on the command line (f8hw sim and f8hw compile)."""
+    p.add_argument("--pack-input", action="store_true",
+                   help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col "
+                        "matrix: fewer A loads for the stem; the input itself is then not readable back")
+    p.add_argument("--no-gather", action="store_true",
+                   help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
+    p.add_argument("--no-diag", action="store_true",
+                   help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
 
 
 def compiler_options(args) -> dict:
