@@ -507,6 +507,15 @@ def _load(m: _Machine, pc: int, f: dict, t: int) -> None:
         m.races.add(_Access(pc, what, True, 0, 1, l0, l1, t + 2, 0, t + n + 1, 0))
 
 
+def _load_a_first_error(pc: int, i_mem: int | None, i_line: int | None, mem_msg, line_msg) -> None:
+    """Raise LOAD_A's first error in access order: word i's memory read fails at t+1+i, a write of
+    word i past a_depth at t+2+i, so the memory error wins a tie (i_mem <= i_line + 1)."""
+    if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
+        raise _err(ERR_MEM, pc, "LOAD_A", mem_msg())
+    if i_line is not None:
+        raise _err(ERR_SPAD, pc, "LOAD_A", line_msg())
+
+
 def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
     regs = m.regs
     arch = m.arch
@@ -552,12 +561,11 @@ def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:
     i_line = None
     if dst + NL > arch.a_depth:
         i_line = max(0, arch.a_depth - dst) * P   # first word whose line is past a_depth
-    if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
-        raise _err(ERR_MEM, pc, "LOAD_A", f"access {i_mem} (pixel {i_mem // L}) reads main-memory word "
-                   f"{int(addrs.reshape(-1)[i_mem])} >= mem_words {arch.mem_words}")
-    if i_line is not None:
-        raise _err(ERR_SPAD, pc, "LOAD_A", f"dst {dst} + {NL} lines (KH*KW*ncb = {KH}*{KW}*{ncb} words, "
-                   f"{P} per line) > a_depth {arch.a_depth}")
+    _load_a_first_error(
+        pc, i_mem, i_line,
+        lambda: f"access {i_mem} (pixel {i_mem // L}) reads main-memory word "
+                f"{int(addrs.reshape(-1)[i_mem])} >= mem_words {arch.mem_words}",
+        lambda: f"dst {dst} + {NL} lines (KH*KW*ncb = {KH}*{KW}*{ncb} words, {P} per line) > a_depth {arch.a_depth}")
     if all_valid:
         m._ensure(int(addrs.max()) + 1)
         data = m.mem[addrs]                                                   # (npix, L, C)
@@ -610,12 +618,11 @@ def _load_a_diag(m: _Machine, pc: int, f: dict, t: int, KH: int, KW: int, ncb: i
     i_mem = int(np.flatnonzero(bad_mem)[0]) if bad_mem.any() else None
     bad_line = (hit & (lines >= arch.a_depth)).any(axis=1)
     i_line = int(np.flatnonzero(bad_line)[0]) if bad_line.any() else None
-    if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
-        raise _err(ERR_MEM, pc, "LOAD_A", f"access {i_mem} (A_DIAG) reads main-memory word "
-                   f"{int(addrs[i_mem])} >= mem_words {arch.mem_words}")
-    if i_line is not None:
-        raise _err(ERR_SPAD, pc, "LOAD_A", f"A_DIAG word {i_line} writes a line past a_depth {arch.a_depth} "
-                   f"(dst {dst} + KH*KW*ncb = {KH}*{KW}*{ncb} lines)")
+    _load_a_first_error(
+        pc, i_mem, i_line,
+        lambda: f"access {i_mem} (A_DIAG) reads main-memory word {int(addrs[i_mem])} >= mem_words {arch.mem_words}",
+        lambda: f"A_DIAG word {i_line} writes a line past a_depth {arch.a_depth} "
+                f"(dst {dst} + KH*KW*ncb = {KH}*{KW}*{ncb} lines)")
     data = np.full((n, C), regs[Reg.PAD_VALUE] & 0xFF, np.uint8)
     if valid.any():
         m._ensure(int(addrs[valid].max()) + 1)
