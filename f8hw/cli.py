@@ -2,8 +2,8 @@
 
 Each subcommand lives in ``f8hw.commands.<name>`` and provides
 ``register(subparsers)``, which adds its parser and sets ``func(args) -> int | None``.
+Commands parse arguments, call the library (``f8hw.flow`` and friends) and print.
 To add a command, write its module and append its name to COMMANDS.
-Errors of type F8Error are printed as one line ``error: ...``, exit code 2.
 """
 
 from __future__ import annotations
@@ -17,12 +17,21 @@ from f8hw.errors import F8Error
 
 COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench", "build"]
 
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_CODES = f"""exit status:
+  {EXIT_OK}  ok
+  {EXIT_CHECK_FAILED}  a check failed (a simulated layer differs from the golden model, RTL differs from the ISA
+     simulator, a benchmark measurement failed)
+  {EXIT_USAGE}  usage error (bad command line)
+  {EXIT_ERROR}  bad input or tool failure (one line "error: ..." naming the file, layer or field)"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered subcommand."""
     parser = argparse.ArgumentParser(
         prog="f8hw",
         description="Generator, compiler and bit-exact simulator for F8Net 8-bit fixed-point accelerators.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"f8hw {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -32,17 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code (EXIT_CODES)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except F8Error as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

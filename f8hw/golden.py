@@ -114,3 +114,9 @@ def run(graph: Graph, images: np.ndarray) -> dict[str, np.ndarray]:
         else:
             t[node.refs()[0]] = out
     return {ref: arr.astype(np.int32) for ref, arr in t.items()}
+
+
+def classify(graph: Graph, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, K) int32: the graph output flattened per image, predictions (N,): their argmax)."""
+    logits = run(graph, images)[graph.output].reshape(len(images), -1)
+    return logits, logits.argmax(axis=1)

@@ -7,20 +7,20 @@ import json
 import pytest
 
 from f8hw import cli
-from f8hw.bench import MODES, SECTIONS, markdown, next_pow2, sized_compile, summary
+from f8hw.bench import MODES, SECTIONS, markdown, summary
+from f8hw.flow import compile as f8_compile, next_pow2
 
 
 def test_next_pow2():
     assert [next_pow2(n) for n in (0, 1, 2, 3, 4, 5, 1023, 1024, 1025)] == [2, 2, 2, 4, 4, 8, 1024, 1024, 2048]
 
 
-def test_sized_compile_fits_program():
+def test_fitted_memories_fit_the_program():
+    from f8hw.arch import ArchConfig
     from f8hw.compiler import compile_model
-    from f8hw.modelfile import load_model
-    from f8hw.bench import BUNDLED_DIR
 
-    graph, _ = load_model(BUNDLED_DIR / "cnn.pt")
-    comp, arch, _ = sized_compile(graph, 8, 8)
+    prog = f8_compile("cnn", ArchConfig(rows=8, cols=8), memories="fit", use_cache=False)
+    comp, arch, graph = prog.compiled, prog.arch, prog.model.graph
     assert arch.mem_words >= len(comp.memory) and arch.mem_words < 2 * max(len(comp.memory), 2)
     assert arch.imem_depth > len(comp.program) and arch.imem_depth <= 2 * (len(comp.program) + 1)
     # the sized configuration compiles to the same program as a roomy one
@@ -101,7 +101,7 @@ def test_bench_summary_and_markdown(bench_json):
 
 
 def test_bench_rejects_unknown_section(tmp_path, capsys):
-    assert cli.main(["bench", "--quick", "--only", "nope", "-o", str(tmp_path)]) == 2
+    assert cli.main(["bench", "--quick", "--only", "nope", "-o", str(tmp_path)]) == 3
     assert "nope" in capsys.readouterr().err
     assert "rtl" in SECTIONS
 

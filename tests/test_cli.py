@@ -1,4 +1,4 @@
-"""The f8hw command line: help lists commands, errors are one line with exit code 2."""
+"""The f8hw command line: help lists commands, errors are one line with exit code 3 (2: usage)."""
 
 import subprocess
 import sys
@@ -29,11 +29,11 @@ def test_no_command_prints_usage_and_fails(capsys):
     assert "usage" in capsys.readouterr().err
 
 
-def test_error_is_one_line_exit_2(tmp_path):
+def test_error_is_one_line_exit_3(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_text("not a model")
     r = run_cli("demo", "--model", str(bad))
-    assert r.returncode == 2
+    assert r.returncode == 3
     assert r.stderr.startswith("error: ") and str(bad) in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
@@ -47,9 +47,9 @@ def test_analyze_fl_cli(tmp_path, capsys):
 
 def test_demo_missing_model_is_a_one_line_error(tmp_path, capsys):
     missing = tmp_path / "missing.pt"
-    assert main(["demo", "--model", str(missing), "-n", "3"]) == 2
+    assert main(["demo", "--model", str(missing), "-n", "3"]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(missing) in err and "no such file" in err
+    assert err.startswith("error: ") and str(missing) in err and "no such model file" in err
 
 
 @pytest.mark.parametrize("argv", [["nosuch"], ["analyze"]])

@@ -335,7 +335,7 @@ def test_compile_cli(tmp_path, capsys):
     assert "instructions" in out and "conv1" in out
     d = Compiled.load(tmp_path / "out")
     assert d.arch.rows == 4 and d.arch.cols == 8
-    assert main(["compile", str(tmp_path / "nope.pt")]) == 2
+    assert main(["compile", str(tmp_path / "nope.pt")]) == 3
 
 
 # ---------------------------------------------------------------- cycles

@@ -140,7 +140,7 @@ def test_malicious_pickle_is_refused_by_every_loader(tmp_path, capsys):
     for path in files:
         with pytest.raises(ModelFileError):
             load_model(path)
-        assert cli_main(["inspect", str(path)]) == 2
+        assert cli_main(["inspect", str(path)]) == 3
         assert "error:" in capsys.readouterr().err
         with pytest.raises(pickle.UnpicklingError):
             load_checkpoint(path)

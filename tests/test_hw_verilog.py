@@ -159,7 +159,7 @@ def test_manifest_contents(tmp_path):
 def test_cli_errors(args, msg, tmp_path, capsys):
     from f8hw.cli import main
 
-    assert main(["build", "-o", str(tmp_path)] + args) == 2
+    assert main(["build", "-o", str(tmp_path)] + args) == 3
     err = capsys.readouterr().err
     assert err.startswith("error: ") and msg in err and err.count("\n") == 1
 

@@ -97,7 +97,7 @@ compiler = pytest.importorskip("f8hw.compiler", reason="the compiler (f8hw.compi
 @pytest.mark.parametrize("seed,arch", [(0, (16, 16)), (1, (4, 4)), (2, (8, 4)), (3, (3, 5)), (4, (16, 8))])
 def test_compiled_random_networks_bit_exact(seed, arch):
     from f8hw import golden
-    from f8hw.commands.sim import compare_layers
+    from f8hw.flow.run import compare_layers
     from f8hw.engines import get_engine
     from f8hw.testing import random_conv_graph, random_images
 

@@ -2,7 +2,7 @@
 
 Every layer's tensor in simulated main memory must equal the golden model's, and the
 cycle count must respect the ideal-cycle lower bound MACs / (R*C).  Through
-``f8hw.commands.sim.simulate``: the same path as ``f8hw sim --engine isa``, incl.
+``f8hw.compile`` + ``f8hw.simulate``: the same path as ``f8hw sim --engine isa``, incl.
 the memories growing to fit (ResNet-50 needs 2^22 words and 2^18 instructions).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from f8hw.arch import ArchConfig
-from f8hw.commands.sim import simulate
+import f8hw
 from f8hw.models import export_random
 
 
@@ -26,7 +26,7 @@ def test_zoo_network_bit_exact_on_16x16(arch, tmp_path):
     path = tmp_path / f"{arch}.pt"
     export_random(arch, path, 1, 1, 0)
     cfg = ArchConfig()
-    rep, _ = simulate(path, cfg, "isa", None, 1, race_check=False)
+    rep = f8hw.simulate(f8hw.compile(path, cfg), engine="isa", race_check=False)
     assert rep.bit_exact, rep.first_mismatch
     checked = [lr for lr in rep.layers if lr.bit_exact is not None]
     assert len(checked) >= len(rep.layers) // 2, "too few layers were checkable (buffer reuse)"

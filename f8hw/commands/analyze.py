@@ -11,6 +11,7 @@ def register(sub) -> None:
     fl = what.add_parser("fl", help="relative quantization error per FL vs sigma; fit the 40/70 thresholds")
     fl.add_argument("-o", "--outdir", default="build/analyze", help="output directory (default: %(default)s)")
     fl.add_argument("--samples", type=int, default=10000, help="Gaussian samples per sigma (paper: 10000)")
+    fl.add_argument("--json", action="store_true", help="print the fitted thresholds as JSON")
     fl.set_defaults(func=run_fl)
 
 
@@ -18,6 +19,15 @@ def run_fl(args) -> int:
     from f8hw.analyze import write_fl_analysis
 
     png, csv_path, results = write_fl_analysis(args.outdir, n_samples=args.samples)
+    if args.json:
+        import json
+
+        print(json.dumps({"plot": str(png), "csv": str(csv_path), "results": [
+            dict(kind="signed" if r.signed else "unsigned", constant=r.constant, paper_constant=r.paper_constant,
+                 rule_excess=r.rule_excess,
+                 switches=[dict(fl_from=hi, fl_to=lo, sigma=s, c=c) for hi, lo, s, c in r.switches])
+            for r in results]}, indent=2))
+        return 0
     for r in results:
         kind = "signed" if r.signed else "unsigned"
         print(f"{kind}: optimum switches (FL from -> to at sigma, c = sigma * 2^(to+1)):")

@@ -32,6 +32,7 @@ def register(sub) -> None:
                    help="comma-separated networks for the util/rtl sections (default: the mode's list)")
     p.add_argument("--seed", type=int, default=0, help="seed of zoo weights and input images (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print bench.json's summary and errors as JSON (no progress)")
     p.set_defaults(func=run)
 
 
@@ -44,7 +45,13 @@ def run(args) -> int:
     sections = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     nets = [s.strip() for s in args.networks.split(",") if s.strip()] if args.networks else None
     res = run_bench(args.output, mode=mode, rtl=args.rtl, sections=sections, networks=nets, seed=args.seed,
-                    progress=not args.no_progress)
+                    progress=not (args.no_progress or args.json))
+    if args.json:
+        import json
+
+        print(json.dumps({"output": args.output, "summary": res["summary"], "errors": res["errors"],
+                          "total_s": res["total_s"]}, indent=2))
+        return 1 if res["errors"] else 0
     out = Console()
     print_summary(res, out)
     out.print(f"wrote {args.output}/bench.json, {args.output}/bench.md ({res['total_s']} s)")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
-
 DEPTH_OPTS = ("a_depth", "w_depth", "b_depth", "s_depth", "o_depth", "mem_words", "imem_depth", "mark_depth")
 
 
@@ -45,23 +42,16 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from f8hw.hw.build import synth_report, write_rtl
+    import f8hw
 
     cfg = config_from_args(args)
-    t0 = time.monotonic()
-    manifest = write_rtl(cfg, args.outdir)
-    gen_s = time.monotonic() - t0
-    report = None
+    hw = f8hw.build(cfg, args.outdir)
     if args.report or args.report_full:
-        report = synth_report(cfg, Path(args.outdir) / "report", full=args.report_full)
-        (Path(args.outdir) / "report" / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        hw.area(full=args.report_full)
     if args.json:
-        print(json.dumps({"manifest": manifest, "report": report, "generate_seconds": round(gen_s, 2)},
-                         indent=2, sort_keys=True))
+        print(hw.to_json())
         return 0
-    _print(cfg, manifest, report, args.outdir, gen_s)
+    _print(cfg, hw.manifest, hw.report, args.outdir, hw.generate_time)
     return 0
 
 

