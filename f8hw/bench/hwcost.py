@@ -79,7 +79,6 @@ def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: 
     returns the 'Max frequency' nextpnr reports for the clock, its LC count and the seconds taken.
     Cached by a hash of the Verilog, the device and the seed (like the area section)."""
     import re
-    import shutil
 
     from f8hw.hw.build import run_yosys
     from f8hw.paths import cache_dir
