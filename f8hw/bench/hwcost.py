@@ -33,6 +33,7 @@ def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
 
 
 def run_area(workdir: Path, full_arrays: list[int], log=None) -> dict:
+    """Requantizer lane areas (shift vs dyadic) and, per array size in full_arrays, the whole accelerator."""
     from f8hw.arch import ArchConfig
     from f8hw.hw.build import synth_report
 

@@ -57,6 +57,7 @@ def _cpu_model() -> str:
 
 
 def annotation(meta: dict) -> dict:
+    """The {machine, commit, date} stamp every benchmark record carries."""
     commit = meta.get("commit") or "unknown"
     if meta.get("dirty"):
         commit += "+dirty"

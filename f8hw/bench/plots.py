@@ -10,6 +10,7 @@ __all__ = ["plot_layers", "plot_scaling"]
 
 
 def plot_layers(rec: dict, path: Path) -> None:
+    """Per-layer utilization and cycles of one network's run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,6 +40,7 @@ def plot_layers(rec: dict, path: Path) -> None:
 
 
 def plot_scaling(recs: list[dict], path: Path) -> None:
+    """Cycles and utilization of ResNet-20 against the array size."""
     import matplotlib
 
     matplotlib.use("Agg")

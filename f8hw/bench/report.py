@@ -8,10 +8,12 @@ __all__ = ["markdown", "print_summary"]
 
 
 def pct(u) -> str:
+    """A fraction as a percentage, "-" for None."""
     return "-" if u is None else f"{100 * u:.1f}%"
 
 
 def markdown(result: dict) -> str:
+    """bench.md from a bench result."""
     m = result["meta"]
     commit = (m.get("commit") or "unknown") + ("+dirty" if m.get("dirty") else "")
     L = [f"# f8hw bench ({m['mode']} mode)", "",
@@ -131,6 +133,7 @@ def _yn(v) -> str:
 
 
 def print_summary(result: dict, console) -> None:
+    """The brief targets and the headline figures as rich tables."""
     from rich.table import Table
 
     if result["util"]:

@@ -25,6 +25,7 @@ class Hardware:
 
     @property
     def files(self) -> list[Path]:
+        """The generated files, sorted by name."""
         return [self.outdir / n for n in sorted(self.manifest["files"])]
 
     def area(self, full: bool = False, quick: bool = False) -> dict:
@@ -53,9 +54,11 @@ class Hardware:
         return self.report
 
     def to_dict(self) -> dict:
+        """Manifest, area report (None until area() ran) and generator time, as plain data."""
         return {"manifest": self.manifest, "report": self.report, "generate_seconds": round(self.generate_time, 2)}
 
     def to_json(self) -> str:
+        """to_dict() as JSON text (what f8hw build --json prints)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def __repr__(self) -> str:

@@ -48,6 +48,7 @@ class NodeFormats:
     outputs: list                 # TensorFormat per output
 
     def to_dict(self) -> dict:
+        """Name, op, shape and formats as plain data."""
         fmt = lambda f: dict(bits=f.bits, signed=f.signed, fl=f.fl)
         return dict(name=self.name, op=self.op, shape=list(self.shape), inputs=[fmt(f) for f in self.inputs],
                     w_fl=self.w_fl, outputs=[fmt(f) for f in self.outputs])

@@ -55,10 +55,12 @@ class Program:
 
     @property
     def instructions(self) -> int:
+        """Number of instruction words."""
         return len(self.compiled.program)
 
     @property
     def macs(self) -> int:
+        """Multiply-accumulates of the whole batch."""
         return sum(int(li.macs) for li in self.compiled.layers)
 
     def save(self, outdir) -> dict[str, str]:
@@ -78,6 +80,7 @@ class Program:
                             for li in self.compiled.layers])
 
     def to_json(self) -> str:
+        """to_dict() as JSON text."""
         return json.dumps(self.to_dict(), indent=2)
 
     def __repr__(self) -> str:

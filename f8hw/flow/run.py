@@ -30,6 +30,7 @@ class LayerResult:
     isa_cycles: int | None = None  # RTL engines: the ISA simulator's cycles for this layer
 
     def to_dict(self) -> dict:
+        """Plain data (what the run's JSON lists per layer)."""
         d = dict(name=self.name, macs=self.macs, cycles=self.cycles, utilization=self.utilization,
                  bit_exact=self.bit_exact)
         if self.isa_cycles is not None:
@@ -77,10 +78,12 @@ class Run:
 
     @property
     def isa_agrees(self) -> bool | None:
+        """RTL engines: whether the RTL equals the ISA simulator; None when it was not run."""
         return None if self.isa_cycles is None else self.isa_check is None
 
     @property
     def ok(self) -> bool:
+        """Bit-exact, and equal to the ISA simulator where it ran."""
         return self.bit_exact and self.isa_agrees is not False
 
     def to_dict(self, timing: bool = True) -> dict:
