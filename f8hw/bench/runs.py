@@ -7,7 +7,7 @@ import time
 from f8hw.bench.accounting import classify_layer, layer_accounting
 from f8hw.bench.networks import input_images, model_path
 
-__all__ = ["run_util", "run_rtl"]
+__all__ = ["run_util", "run_rtl", "run_sweep_throughput", "SWEEP_GRID"]
 
 
 def _program(name: str, rows: int, cols: int, seed: int, log, pack_input: bool = False):
@@ -69,3 +69,24 @@ def run_rtl(name: str, rows: int, cols: int, seed: int, log=None) -> dict:
                 build_cached=extra.get("build_cached"), sim_cycles=extra.get("sim_cycles"),
                 simulated_cycles_per_s=round(float(extra.get("simulated_cycles_per_second")
                                                    or run.cycles_per_second), 1))
+
+
+SWEEP_GRID = dict(networks=["cnn", "mobilenet", "resnet20"], arrays=["4x4..16x16"], synth={"mode": "none"})
+"""The benchmark's sweep: 9 points, compile + ISA simulation each (no synthesis)."""
+
+
+def run_sweep_throughput(workdir, workers: int) -> dict:
+    """Points per minute of a fresh ``f8hw sweep`` of SWEEP_GRID on a local Ray instance with ``workers`` CPUs
+    (Ray's start-up included: what a user waits for)."""
+    import shutil
+
+    from f8hw.sweeps import run_sweep, spec_from_dict
+
+    shutil.rmtree(workdir, ignore_errors=True)
+    spec = spec_from_dict(SWEEP_GRID)
+    t0 = time.perf_counter()
+    res = run_sweep(spec, workdir, workers=workers)
+    dt = time.perf_counter() - t0
+    return dict(workers=workers, points=len(res.rows), seconds=round(dt, 2),
+                points_per_minute=round(60 * len(res.rows) / dt, 2),
+                errors=sum(r["error"] is not None for r in res.rows))
