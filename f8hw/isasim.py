@@ -11,7 +11,7 @@ on the scratchpads is applied in program order, the result equals the RTL's
 for every program without races; races (two instructions whose accesses to a
 scratchpad location or main-memory word, at least one a write, are not
 strictly ordered in time the way program order says) are detected and
-reported as an ``IsaSimError`` with code ``ERR_RACE``.
+reported as an ``IsaSimError`` with code ``ErrorCode.RACE``.
 
 Usage::
 
@@ -61,28 +61,9 @@ from f8hw.errors import F8Error
 Reg = isa.Reg
 Mode = isa.Mode
 LoadTarget = isa.LoadTarget
-
-# error codes of docs/architecture.md "Errors" (the hardware's error_code)
-ERR_OPCODE = 1
-ERR_SPAD = 2
-ERR_MEM = 3
-ERR_FETCH = 4
-# simulator-only codes (outside the hardware's 3-bit error code range)
-ERR_RACE = 16
-ERR_TIMEOUT = 17
-
-ERROR_NAMES = {
-    ERR_OPCODE: "illegal opcode",
-    ERR_SPAD: "scratchpad range",
-    ERR_MEM: "main-memory range",
-    ERR_FETCH: "instruction fetch past imem_depth",
-    ERR_RACE: "race",
-    ERR_TIMEOUT: "cycle limit",
-}
+ErrorCode = isa.ErrorCode
 
 _M32 = 0xFFFFFFFF
-_MAC_MASK = (1 << isa.MAC_MASK_BITS) - 1
-_DRAIN_MASK = ((1 << isa.MASK_BITS) - 1) & ~_MAC_MASK
 _LSHIFT_MASK = 15      # ACC_LSHIFT / SKIP_LSHIFT: low 4 bits (requantizer lane)
 _MAX_LEFT = 9          # a left shift by >= 9 saturates every non-zero 8-bit result
 _MAX_RIGHT = 62        # int64 path: |v| < 2**48, every right shift >= 49 gives 0
@@ -90,13 +71,13 @@ _SHIFT_MAG_MAX = 127   # |SHIFT| as the hardware clamps it
 
 
 class IsaSimError(F8Error):
-    """The program stops with an error: ``code`` (see ERROR_NAMES), ``pc`` (instruction index)."""
+    """The program stops with an error: ``code`` (an isa.ErrorCode), ``pc`` (instruction index)."""
 
-    def __init__(self, code: int, pc: int, message: str):
-        self.code = code
+    def __init__(self, code: ErrorCode, pc: int, message: str):
+        self.code = ErrorCode(code)
         self.pc = pc
         self.message = message
-        super().__init__(f"error {code} ({ERROR_NAMES.get(code, '?')}) at instruction {pc}: {message}")
+        super().__init__(f"error {int(code)} ({self.code.label}) at instruction {pc}: {message}")
 
 
 @dataclass
@@ -181,7 +162,7 @@ class _RaceChecker:
                 lo, hi = max(old.l0, acc.l0), min(old.l1, acc.l1) - 1
                 where = f"{acc.what} lines {lo}..{hi}" if acc.what != "A" else f"A bank {bank} lines {lo}..{hi}"
                 raise IsaSimError(
-                    ERR_RACE, acc.pc,
+                    ErrorCode.RACE, acc.pc,
                     f"race on {where}: instruction {old.pc} {'writes' if old.write else 'reads'} it until cycle "
                     f"{old.e0 + bank * old.de}, instruction {acc.pc} {'writes' if acc.write else 'reads'} it from cycle "
                     f"{acc.s0 + bank * acc.ds} (the masks do not order them)")
@@ -200,7 +181,7 @@ class _RaceChecker:
         if bad.any():
             k = int(bad.argmax())
             raise IsaSimError(
-                ERR_RACE, acc.pc,
+                ErrorCode.RACE, acc.pc,
                 f"race on main-memory word {int(common[k])}: instruction {old.pc} "
                 f"{'writes' if old.write else 'reads'} it at cycle {int(ot[io][k])}, instruction {acc.pc} "
                 f"{'writes' if acc.write else 'reads'} it at cycle {int(nt[inew][k])} (the masks do not order them)")
@@ -255,7 +236,7 @@ class _Machine:
             bad &= valid
         if bad.any():
             k = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise IsaSimError(ERR_MEM, pc, f"{what}: access {k} at main-memory word {int(addrs.reshape(-1)[k])} "
+            raise IsaSimError(ErrorCode.MEM, pc, f"{what}: access {k} at main-memory word {int(addrs.reshape(-1)[k])} "
                                            f">= mem_words {self.arch.mem_words}")
         top = int(addrs.max() if valid is None else (addrs[valid].max() if valid.any() else -1)) + 1
         self._ensure(top)
@@ -285,8 +266,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
     """Execute ``program`` on ``memory`` (words x cols uint8, not modified) until END.
 
     Raises IsaSimError (code, pc, message) on the error conditions of the spec,
-    on a race (ERR_RACE, unless check_races=False) and when an instruction would
-    issue after ``max_cycles`` (ERR_TIMEOUT).  ``progress(done, total)`` is
+    on a race (ErrorCode.RACE, unless check_races=False) and when an instruction would
+    issue after ``max_cycles`` (ErrorCode.TIMEOUT).  ``progress(done, total)`` is
     called every ``progress_every`` instructions.
     """
     wall0 = time.perf_counter()
@@ -313,7 +294,7 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
 
     while True:
         if pc >= imem:
-            raise IsaSimError(ERR_FETCH, pc, f"instruction fetch at {pc} past imem_depth {imem} (no END)")
+            raise IsaSimError(ErrorCode.FETCH, pc, f"instruction fetch at {pc} past imem_depth {imem} (no END)")
         word = program[pc] if pc < n_prog else 0
         d = decoded.get(word)
         if d is None:
@@ -321,7 +302,7 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                 op, f = isa.decode(word)
             except isa.IsaError:
                 code = word & ((1 << isa.OPCODE_BITS) - 1)
-                raise IsaSimError(ERR_OPCODE, pc, f"illegal opcode {code}"
+                raise IsaSimError(ErrorCode.OPCODE, pc, f"illegal opcode {code}"
                                   + (" (past the end of the program, no END)" if pc >= n_prog else "")) from None
             d = (op.name, f)
             if len(decoded) < 65536:
@@ -333,21 +314,21 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         # ------------------------------------------------ decode checks + issue time
         if name == "SET" or name == "MARK":
             if name == "MARK" and f["slot"] >= arch.mark_depth:
-                raise _err(ERR_SPAD, pc, "MARK", f"slot {f['slot']} >= mark_depth {arch.mark_depth}")
+                raise _err(ErrorCode.SPAD, pc, "MARK", f"slot {f['slot']} >= mark_depth {arch.mark_depth}")
         elif name == "LOAD" or name == "LOAD_A":
             mask = f["mask"]
             if name == "LOAD":
                 tgt = f["target"]
                 if tgt not in (0, 1, 2):
-                    raise _err(ERR_OPCODE, pc, "LOAD", f"illegal target {tgt}")
+                    raise _err(ErrorCode.OPCODE, pc, "LOAD", f"illegal target {tgt}")
                 depth = (arch.w_depth, 4 * arch.b_depth, arch.s_depth)[tgt]
                 if f["dst"] + f["count"] > depth:
-                    raise _err(ERR_SPAD, pc, "LOAD", f"target {LoadTarget(tgt).name} dst {f['dst']} + count "
+                    raise _err(ErrorCode.SPAD, pc, "LOAD", f"target {LoadTarget(tgt).name} dst {f['dst']} + count "
                                f"{f['count']} > {depth} ({'4 x b_depth words' if tgt == 1 else 'depth'})")
                 words = f["count"]
             else:
                 if not 1 <= f["npix"] <= R:
-                    raise _err(ERR_SPAD, pc, "LOAD_A", f"npix {f['npix']} not in 1..{R}")
+                    raise _err(ErrorCode.SPAD, pc, "LOAD_A", f"npix {f['npix']} not in 1..{R}")
                 KH = _eff16(regs[Reg.KH])
                 KW = _eff16(regs[Reg.KW])
                 sw = _diag(regs, KW, C)
@@ -368,22 +349,22 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             mask = f["mask"]
             mode = f["mode"]
             if mode not in (0, 1, 2):
-                raise _err(ERR_OPCODE, pc, "COMPUTE", f"illegal mode {mode}")
+                raise _err(ErrorCode.OPCODE, pc, "COMPUTE", f"illegal mode {mode}")
             nl, last = f["nlines"], f["last"]
             steps = nl * C if mode == Mode.DENSE else nl
             raw = regs[Reg.RQ_RAW] != 0
             if nl == 0:
-                raise _err(ERR_SPAD, pc, "COMPUTE", "nlines 0 (must be >= 1)")
+                raise _err(ErrorCode.SPAD, pc, "COMPUTE", "nlines 0 (must be >= 1)")
             if f["a_base"] + nl > arch.a_depth:
-                raise _err(ERR_SPAD, pc, "COMPUTE", f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}")
+                raise _err(ErrorCode.SPAD, pc, "COMPUTE", f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}")
             if mode != Mode.MAX and f["w_base"] + steps > arch.w_depth:
-                raise _err(ERR_SPAD, pc, "COMPUTE", f"w_base {f['w_base']} + {steps} steps > w_depth {arch.w_depth}")
+                raise _err(ErrorCode.SPAD, pc, "COMPUTE", f"w_base {f['w_base']} + {steps} steps > w_depth {arch.w_depth}")
             if f["o_dst"] + R > arch.o_depth:
-                raise _err(ERR_SPAD, pc, "COMPUTE", f"o_dst {f['o_dst']} + rows {R} > o_depth {arch.o_depth}")
+                raise _err(ErrorCode.SPAD, pc, "COMPUTE", f"o_dst {f['o_dst']} + rows {R} > o_depth {arch.o_depth}")
             if last and not raw and regs[Reg.USE_SKIP] != 0 and f["s_src"] + R > arch.s_depth:
-                raise _err(ERR_SPAD, pc, "COMPUTE", f"s_src {f['s_src']} + rows {R} > s_depth {arch.s_depth}")
+                raise _err(ErrorCode.SPAD, pc, "COMPUTE", f"s_src {f['s_src']} + rows {R} > s_depth {arch.s_depth}")
             if last and regs[Reg.USE_BIAS] != 0 and f["b_src"] >= arch.b_depth:
-                raise _err(ERR_SPAD, pc, "COMPUTE", f"b_src {f['b_src']} >= b_depth {arch.b_depth}")
+                raise _err(ErrorCode.SPAD, pc, "COMPUTE", f"b_src {f['b_src']} >= b_depth {arch.b_depth}")
             t = max(t, mac_end)
             if mask & load_mask and load_end > t:
                 t = max(t, load_end)
@@ -394,18 +375,18 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             if last and capture is not None:
                 t = max(t, capture + R - steps - lat)
             mac_end = t + steps
-            mac_mask = mask & _MAC_MASK
+            mac_mask = mask & isa.MAC_MASK
             busy += steps
             if last:
                 # the drain holder covers every drain in flight: bits of a drain that has not
                 # ended stay set (the new drain ends last: drain_end only grows)
-                drain_mask = (drain_mask if drain_end > t else 0) | (mask & _DRAIN_MASK)
+                drain_mask = (drain_mask if drain_end > t else 0) | (mask & isa.DRAIN_MASK)
                 capture = t + steps + lat
                 drain_end = capture + R + REQUANT_LATENCY
         elif name == "STORE":
             mask = f["mask"]
             if f["src"] + f["count"] > arch.o_depth:
-                raise _err(ERR_SPAD, pc, "STORE", f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}")
+                raise _err(ErrorCode.SPAD, pc, "STORE", f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}")
             words = f["count"] * (4 if f["wide"] else 1)
             t = max(t, store_end)
             if mask & load_mask and load_end > t:
@@ -419,10 +400,10 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         elif name == "END":
             t = max(t, load_end, store_end, mac_end, drain_end)
         else:  # pragma: no cover - isa.OPS and this simulator disagree
-            raise _err(ERR_OPCODE, pc, name, "opcode not implemented by the ISA simulator")
+            raise _err(ErrorCode.OPCODE, pc, name, "opcode not implemented by the ISA simulator")
 
         if max_cycles is not None and t >= max_cycles:
-            raise IsaSimError(ERR_TIMEOUT, pc, f"{name} would issue at cycle {t} >= max_cycles {max_cycles}")
+            raise IsaSimError(ErrorCode.TIMEOUT, pc, f"{name} would issue at cycle {t} >= max_cycles {max_cycles}")
         stall += t - earliest
         t_prev = t
         issue.append(t)
@@ -511,9 +492,9 @@ def _load_a_first_error(pc: int, i_mem: int | None, i_line: int | None, mem_msg,
     """Raise LOAD_A's first error in access order: word i's memory read fails at t+1+i, a write of
     word i past a_depth at t+2+i, so the memory error wins a tie (i_mem <= i_line + 1)."""
     if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
-        raise _err(ERR_MEM, pc, "LOAD_A", mem_msg())
+        raise _err(ErrorCode.MEM, pc, "LOAD_A", mem_msg())
     if i_line is not None:
-        raise _err(ERR_SPAD, pc, "LOAD_A", line_msg())
+        raise _err(ErrorCode.SPAD, pc, "LOAD_A", line_msg())
 
 
 def _load_a(m: _Machine, pc: int, f: dict, t: int) -> None:

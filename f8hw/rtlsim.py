@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from f8hw.errors import F8Error
+from f8hw.isa import error_label
 
 SIMULATORS = ("verilator", "icarus")
 BUILD_VERSION = 4  # bump to invalidate every cached build (harness / build flags change)
@@ -600,18 +601,14 @@ class RtlResult:
         return self.sim_cycles / self.wall_time if self.wall_time > 0 else float("inf")
 
 
-ERROR_NAMES = {1: "illegal opcode", 2: "scratchpad range", 3: "main-memory range",
-               4: "instruction fetch past imem_depth"}
-
-
 class RtlRunError(RtlSimError):
     """The accelerator raised its error flag; ``code`` is its error_code."""
 
     def __init__(self, code: int, result: RtlResult):
         self.code = code
         self.result = result
-        super().__init__(f"the accelerator stopped with error code {code} "
-                         f"({ERROR_NAMES.get(code, 'unknown')}) at cycle {result.cycles}")
+        super().__init__(f"the accelerator stopped with error code {code} ({error_label(code)}) "
+                         f"at cycle {result.cycles}")
 
 
 def cycle_bound(program, arch) -> int:
@@ -620,31 +617,14 @@ def cycle_bound(program, arch) -> int:
     from f8hw import isa
     from f8hw.arch import LOAD_LATENCY, REQUANT_LATENCY, STORE_LATENCY, array_latency
 
-    regs = {int(isa.Reg.KH): 0, int(isa.Reg.KW): 0}
-    total = 0
     drain = array_latency(arch.rows, arch.cols) + arch.rows + REQUANT_LATENCY
-    for word in program:
-        try:
-            op, f = isa.decode(int(word))
-        except isa.IsaError:
-            total += 1
-            continue
-        n = op.name
-        if n == "SET":
-            regs[f["reg"]] = f["value"]
-            total += 1
-        elif n == "LOAD":
-            total += f["count"] + LOAD_LATENCY + 1
-        elif n == "LOAD_A":
-            total += f["npix"] * max(regs.get(int(isa.Reg.KH), 0), 0) * max(regs.get(int(isa.Reg.KW), 0), 0) \
-                * f["ncb"] + LOAD_LATENCY + 1
-        elif n == "STORE":
-            total += f["count"] * (4 if f["wide"] else 1) + STORE_LATENCY + 1
-        elif n == "COMPUTE":
-            steps = f["nlines"] * (arch.cols if f["mode"] == int(isa.Mode.DENSE) else 1)
-            total += steps + drain + 1
-        else:
-            total += 1
+    unit_time = {"load": lambda w: w.load_words + LOAD_LATENCY, "store": lambda w: w.store_words + STORE_LATENCY,
+                 "compute": lambda w: w.steps + drain}
+    total = 0
+    for _pc, op, _f, work in isa.walk(program, arch.cols):
+        total += 1
+        if op is not None and op.unit in unit_time:
+            total += unit_time[op.unit](work)
     return 2 * total + 10_000
 
 
