@@ -36,8 +36,8 @@ Details (all in docs/architecture.md; the RTL in f8hw/hw does the same):
   ncb makes LOAD_A move no word.
 - The drain holder is the OR of the drain bits of every last-COMPUTE whose
   drain is in flight (busy until the latest drain ends).
-- Dyadic build: RQ_MULT multiplies acc + bias before the residual alignment
-  (``requant``).
+- The requantizer is ``f8hw.numerics.requant_lane`` (dyadic build: RQ_MULT
+  multiplies acc + bias before the residual alignment).
 """
 
 from __future__ import annotations
@@ -64,10 +64,6 @@ LoadTarget = isa.LoadTarget
 ErrorCode = isa.ErrorCode
 
 _M32 = 0xFFFFFFFF
-_LSHIFT_MASK = 15      # ACC_LSHIFT / SKIP_LSHIFT: low 4 bits (requantizer lane)
-_MAX_LEFT = 9          # a left shift by >= 9 saturates every non-zero 8-bit result
-_MAX_RIGHT = 62        # int64 path: |v| < 2**48, every right shift >= 49 gives 0
-_SHIFT_MAG_MAX = 127   # |SHIFT| as the hardware clamps it
 
 
 class IsaSimError(F8Error):
@@ -623,10 +619,6 @@ def _load_a_diag(m: _Machine, pc: int, f: dict, t: int, KH: int, KW: int, ncb: i
                             t + 1 + ((KH - 1) * J + KW) * ncb, d))
 
 
-def _wrap32(v: np.ndarray) -> np.ndarray:
-    return ((v + (1 << 31)) & _M32) - (1 << 31)
-
-
 def _compute(m: _Machine, pc: int, f: dict, t: int, steps: int) -> None:
     regs = m.regs
     R, C = m.R, m.C
@@ -639,11 +631,11 @@ def _compute(m: _Machine, pc: int, f: dict, t: int, steps: int) -> None:
         w = m.W[w_base:w_base + steps].view(np.int8)
         # exact: |a*w| <= 2**15, steps <= 2**22 -> |sum| < 2**37 < 2**53
         val = (a.reshape(R, steps).astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
-        m.P = _wrap32(val if not f["acc"] else m.P + val)
+        m.P = numerics.wrap_int32(val if not f["acc"] else m.P + val)
     elif mode == Mode.DEPTHWISE:
         w = m.W[w_base:w_base + nl].view(np.int8)
         val = np.einsum("rlc,lc->rc", a.astype(np.int64), w.astype(np.int64))
-        m.P = _wrap32(val if not f["acc"] else m.P + val)
+        m.P = numerics.wrap_int32(val if not f["acc"] else m.P + val)
     else:  # MAX
         val = a.max(axis=1).astype(np.int64)
         m.P = val if not f["acc"] else np.maximum(m.P, val)
@@ -672,41 +664,13 @@ def _compute(m: _Machine, pc: int, f: dict, t: int, steps: int) -> None:
         return
     v = m.P
     if use_bias:
-        v = _wrap32(v + m.B8[f["b_src"]].view("<i4").reshape(C).astype(np.int64))
+        v = numerics.wrap_int32(v + m.B8[f["b_src"]].view("<i4").reshape(C).astype(np.int64))
     o_dst = f["o_dst"]
     skip = m.S[f["s_src"]:f["s_src"] + R] if use_skip else None
-    m.O[o_dst:o_dst + R] = requant(v, skip, regs, m.arch.requant == "dyadic")
-
-
-def requant(v: np.ndarray, skip, regs: dict, dyadic: bool = False) -> np.ndarray:
-    """The requantizer lanes (docs/architecture.md, COMPUTE with last = 1) on v = acc + bias (int32
-    values, already wrapped), skip = the S bytes (uint8, same shape as v; ignored unless USE_SKIP and
-    not RQ_RAW), regs = SET register values by number.  Returns the O lane values (int64).
-
-    dyadic: x = v * RQ_MULT *before* the residual alignment -- the multiplier sits on the
-    accumulator path (f8hw/hw/requant.py); the residual is an already-requantized int8 tensor that
-    is only aligned:  out = saturate(round_shift((x << ACC_LSHIFT) + (skip << SKIP_LSHIFT), SHIFT)).
-    """
-    v = np.asarray(v, dtype=np.int64)
-    if regs[Reg.RQ_RAW] != 0:
-        return v.copy()
-    use_skip = regs[Reg.USE_SKIP] != 0
-    shift = max(-_SHIFT_MAG_MAX, min(_SHIFT_MAG_MAX, regs[Reg.SHIFT]))
-    out_signed = regs[Reg.OUT_SIGNED] != 0
-    if dyadic:
-        # x = (acc + bias) * RQ_MULT is up to 64 bits, up to 80 after the alignment: exact Python
-        # integers (this baseline is not the fast path)
-        v = v.astype(object) * int(regs[Reg.RQ_MULT])
-    if use_skip:
-        sk = np.asarray(skip, dtype=np.uint8)
-        sk = (sk.view(np.int8) if regs[Reg.SKIP_SIGNED] != 0 else sk).astype(object if dyadic else np.int64)
-        v = (v << (regs[Reg.ACC_LSHIFT] & _LSHIFT_MASK)) + (sk << (regs[Reg.SKIP_LSHIFT] & _LSHIFT_MASK))
-    if dyadic:
-        s = max(-_MAX_LEFT, shift)
-        q = [numerics.saturate(numerics.round_shift(int(x), s), out_signed) for x in v.reshape(-1)]
-        return np.asarray(q, dtype=np.int64).reshape(v.shape)
-    s = max(-_MAX_LEFT, min(_MAX_RIGHT, shift))
-    return numerics.saturate(numerics.round_shift(v, s), out_signed)
+    m.O[o_dst:o_dst + R] = numerics.requant_lane(
+        v, skip, raw=raw, out_signed=regs[Reg.OUT_SIGNED] != 0, shift=regs[Reg.SHIFT],
+        skip_signed=regs[Reg.SKIP_SIGNED] != 0, acc_lshift=regs[Reg.ACC_LSHIFT], skip_lshift=regs[Reg.SKIP_LSHIFT],
+        mult=regs[Reg.RQ_MULT] if m.arch.requant == "dyadic" else None)
 
 
 def _store(m: _Machine, pc: int, f: dict, t: int) -> None:
