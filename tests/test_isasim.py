@@ -634,7 +634,7 @@ def test_load_a_tap_gather_layout():
     np.testing.assert_array_equal(A[0, 7], [M] * 8)
     np.testing.assert_array_equal(A[2:, :8], np.full((2, 8, 8), M, np.uint8))        # banks >= npix
     # words read (timing) are unchanged: the load unit ends at issue + words + LOAD_LATENCY
-    assert r.units_end["load"] == r.issue[-2] + 3 + isasim.LOAD_LATENCY
+    assert r.units_end["load"] == r.issue[-2] + 3 + LOAD_LATENCY
 
 
 @pytest.mark.parametrize("g", [0, -1, 9, 1 << 20])
@@ -715,7 +715,7 @@ def test_load_a_diag_layout(sw, KH, KW, npix, ncb):
         np.testing.assert_array_equal(A[2, 3 + (3 + 2) * 2 + 0], [PV] * 4)         # bank 2 kw 2: column 5
         np.testing.assert_array_equal(A[2, 3 + (3 + 1) * 2 + 1], [18, 19, 20, 21])  # bank 2 kw 1 cb 1: (0, 4)
     words = KH * ncb * (sw * (npix - 1) + KW)
-    assert r.units_end["load"] == r.issue[-2] + words + isasim.LOAD_LATENCY
+    assert r.units_end["load"] == r.issue[-2] + words + LOAD_LATENCY
 
 
 @pytest.mark.parametrize("case", ["gather", "sw0", "sw_gt_kw", "off"])
@@ -732,7 +732,7 @@ def test_load_a_diag_not_applicable(case):
     ref = run(c, base + la, mem)
     r = run(c, base + [SET(Reg.A_DIAG, 0 if case == "off" else -5)] + la, mem)
     np.testing.assert_array_equal(r.state["A"], ref.state["A"])
-    assert r.units_end["load"] - r.issue[-2] == ref.units_end["load"] - ref.issue[-2] == 3 * 4 + isasim.LOAD_LATENCY
+    assert r.units_end["load"] - r.issue[-2] == ref.units_end["load"] - ref.issue[-2] == 3 * 4 + LOAD_LATENCY
 
 
 @pytest.mark.parametrize("dst,ok", [(60, True), (61, False)])
