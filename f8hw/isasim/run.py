@@ -87,13 +87,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                 if not 1 <= f["npix"] <= R:
                     raise op_error(ErrorCode.SPAD, pc, "LOAD_A", f"npix {f['npix']} not in 1..{R}")
                 words = load_a_words(regs, f, C)
-            t = max(t, load_end)
-            if mask & store_mask and store_end > t:
-                t = max(t, store_end)
-            if mask & mac_mask and mac_end > t:
-                t = max(t, mac_end)
-            if mask & drain_mask and drain_end > t:
-                t = max(t, drain_end)
+            t = _after_holders(max(t, load_end), mask, (store_mask, store_end), (mac_mask, mac_end),
+                               (drain_mask, drain_end))
             load_end = t + words + LOAD_LATENCY
             load_mask = mask
         elif name == "COMPUTE":
@@ -116,13 +111,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"s_src {f['s_src']} + rows {R} > s_depth {arch.s_depth}")
             if last and regs[Reg.USE_BIAS] != 0 and f["b_src"] >= arch.b_depth:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"b_src {f['b_src']} >= b_depth {arch.b_depth}")
-            t = max(t, mac_end)
-            if mask & load_mask and load_end > t:
-                t = max(t, load_end)
-            if mask & store_mask and store_end > t:
-                t = max(t, store_end)
-            if mask & drain_mask and drain_end > t:
-                t = max(t, drain_end)
+            t = _after_holders(max(t, mac_end), mask, (load_mask, load_end), (store_mask, store_end),
+                               (drain_mask, drain_end))
             if last and capture is not None:
                 t = max(t, capture + R - steps - lat)
             mac_end = t + steps
@@ -139,13 +129,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             if f["src"] + f["count"] > arch.o_depth:
                 raise op_error(ErrorCode.SPAD, pc, "STORE", f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}")
             words = f["count"] * (4 if f["wide"] else 1)
-            t = max(t, store_end)
-            if mask & load_mask and load_end > t:
-                t = max(t, load_end)
-            if mask & mac_mask and mac_end > t:
-                t = max(t, mac_end)
-            if mask & drain_mask and drain_end > t:
-                t = max(t, drain_end)
+            t = _after_holders(max(t, store_end), mask, (load_mask, load_end), (mac_mask, mac_end),
+                               (drain_mask, drain_end))
             store_end = t + words + STORE_LATENCY
             store_mask = mask
         elif name == "END":
@@ -191,3 +176,11 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         state=dict(A=m.A, W=m.W, B=m.B8.view("<i4").reshape(arch.b_depth, C), S=m.S, O=m.O, P=m.P,
                    regs=dict(regs)),
     )
+
+
+def _after_holders(t: int, mask: int, *holders: tuple[int, int]) -> int:
+    """The first cycle >= t at which no holder (mask, end) of another unit that shares a bit with mask is busy."""
+    for held, end in holders:
+        if mask & held and end > t:
+            t = end
+    return t
