@@ -63,7 +63,7 @@ class Machine:
             bad &= valid
         if bad.any():
             k = int(np.flatnonzero(bad.reshape(-1))[0])
-            raise IsaSimError(ErrorCode.MEM, pc, f"{what}: access {k} at main-memory word {int(addrs.reshape(-1)[k])} "
-                                           f">= mem_words {self.arch.mem_words}")
+            raise IsaSimError(ErrorCode.MEM, pc, f"{what}: access {k} at main-memory word "
+                                                 f"{int(addrs.reshape(-1)[k])} >= mem_words {self.arch.mem_words}")
         top = int(addrs.max() if valid is None else (addrs[valid].max() if valid.any() else -1)) + 1
         self.ensure(top)

@@ -81,7 +81,7 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                 depth = (arch.w_depth, 4 * arch.b_depth, arch.s_depth)[tgt]
                 if f["dst"] + f["count"] > depth:
                     raise op_error(ErrorCode.SPAD, pc, "LOAD", f"target {LoadTarget(tgt).name} dst {f['dst']} + count "
-                               f"{f['count']} > {depth} ({'4 x b_depth words' if tgt == 1 else 'depth'})")
+                                   f"{f['count']} > {depth} ({'4 x b_depth words' if tgt == 1 else 'depth'})")
                 words = f["count"]
             else:
                 if not 1 <= f["npix"] <= R:
@@ -102,9 +102,11 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             if nl == 0:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE", "nlines 0 (must be >= 1)")
             if f["a_base"] + nl > arch.a_depth:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
+                               f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}")
             if mode != Mode.MAX and f["w_base"] + steps > arch.w_depth:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"w_base {f['w_base']} + {steps} steps > w_depth {arch.w_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
+                               f"w_base {f['w_base']} + {steps} steps > w_depth {arch.w_depth}")
             if f["o_dst"] + R > arch.o_depth:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"o_dst {f['o_dst']} + rows {R} > o_depth {arch.o_depth}")
             if last and not raw and regs[Reg.USE_SKIP] != 0 and f["s_src"] + R > arch.s_depth:
@@ -127,7 +129,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         elif name == "STORE":
             mask = f["mask"]
             if f["src"] + f["count"] > arch.o_depth:
-                raise op_error(ErrorCode.SPAD, pc, "STORE", f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "STORE",
+                               f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}")
             words = f["count"] * (4 if f["wide"] else 1)
             t = _after_holders(max(t, store_end), mask, (load_mask, load_end), (mac_mask, mac_end),
                                (drain_mask, drain_end))
