@@ -1,12 +1,12 @@
 """Pass 5 (emit): scheduled layers -> instruction stream with resource masks.
 
-Resource-mask convention (docs/architecture.md): bits 0/1 = A halves, 2/3 = W
-halves, 4/5 = S slots, 6/7 = O slots.  Double buffering:
+Resource-mask convention (``f8hw.isa.Resource``, docs/architecture.md): bits
+0/1 = A halves, 2/3 = W halves, 4/5 = S slots, 6/7 = O slots.  Double buffering:
 
-* A and W: loads alternate halves.  A load into a half is placed in program
-  order right after the last COMPUTE that reads the half's previous contents,
-  so it overlaps the COMPUTEs of the other half; the hazard check (MAC phase
-  holds bits 0..3) makes it wait for that COMPUTE's MAC phase only.
+* A and W: loads alternate halves (planned in loads.py).  A load into a half is
+  placed in program order right after the last COMPUTE that reads the half's
+  previous contents, so it overlaps the COMPUTEs of the other half; the hazard
+  check (MAC phase holds bits 0..3) makes it wait for that COMPUTE's MAC phase only.
 * Drains: a DENSE tile's last COMPUTE is split in two (all lines but one with
   last = 0, then one line with last = 1).  The STOREs of the previous tile and
   the skip (S) load of the tile after next are emitted between the two halves

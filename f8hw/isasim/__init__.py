@@ -11,7 +11,12 @@ on the scratchpads is applied in program order, the result equals the RTL's
 for every program without races; races (two instructions whose accesses to a
 scratchpad location or main-memory word, at least one a write, are not
 strictly ordered in time the way program order says) are detected and
-reported as an ``IsaSimError`` with code ``ErrorCode.RACE``.
+reported as an ``IsaSimError`` with code ``isa.ErrorCode.RACE``.
+
+Modules: ``run`` (issue loop and decode checks), ``load`` (LOAD, LOAD_A address
+generation incl. tap gather and window reuse), ``compute`` (MAC array and drain),
+``store``, ``races`` (race checker), ``machine`` (state), ``result``
+(SimResult, IsaSimError), ``trace`` (format_trace).
 
 Usage::
 
