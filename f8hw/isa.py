@@ -4,20 +4,33 @@ The compiler encodes with it, the ISA simulator and the RTL decoder decode with
 it, and docs/isa.md is generated from it (``python -m f8hw.isa > docs/isa.md``).
 Instructions are INSTR_BITS wide; the opcode sits in the low OPCODE_BITS and the
 fields of each opcode follow it upwards in the order listed, little-endian.
+Beside the encodings: the error codes (``ErrorCode``), the resource-mask bits
+of the compiler's convention (``Resource`` and its helpers) and ``walk``, the
+one decode loop that says what each instruction of a program moves.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from f8hw.errors import F8Error
+
+__all__ = [
+    "ISA_VERSION", "INSTR_BITS", "OPCODE_BITS", "MASK_BITS", "MAC_MASK_BITS", "ERROR_CODE_BITS",
+    "IsaError", "Field", "Op", "LoadTarget", "Mode", "Reg", "ErrorCode", "error_label", "Resource",
+    "MAC_MASK", "DRAIN_MASK", "BARRIER", "W_BOTH_HALVES", "a_half_mask", "w_half_mask", "s_slot_mask",
+    "o_slot_mask", "OPS", "OP_BY_NAME", "OP_BY_CODE", "encode", "decode", "to_bytes", "from_bytes",
+    "Work", "walk", "isa_markdown",
+]
 
 ISA_VERSION = 3  # 2: Reg.A_GATHER (LOAD_A tap gather); 3: Reg.A_DIAG (LOAD_A window reuse)
 INSTR_BITS = 128
 OPCODE_BITS = 4
 MASK_BITS = 8
 MAC_MASK_BITS = 4  # mask bits 0..3 are held by a COMPUTE's MAC phase, 4..7 by its drain
+ERROR_CODE_BITS = 3  # width of the hardware's error_code port
 
 
 class IsaError(F8Error):
@@ -102,6 +115,90 @@ class Reg(enum.IntEnum):
     ACC_LSHIFT = 23   # align acc + bias to the residual FL (left shift)
     SKIP_LSHIFT = 24  # align the skip to the accumulator FL (left shift)
     RQ_MULT = 25      # dyadic baseline only: int32 multiplier (1 reproduces shift mode)
+
+
+class ErrorCode(enum.IntEnum):
+    """Why a run stopped with an error: the hardware's error_code, and the ISA simulator's codes."""
+
+    OPCODE = 1    # illegal opcode, LOAD target or COMPUTE mode
+    SPAD = 2      # scratchpad range
+    MEM = 3       # main-memory range
+    FETCH = 4     # instruction fetch past imem_depth
+    # simulator-only (outside the hardware's ERROR_CODE_BITS range)
+    RACE = 16     # two accesses the masks do not order
+    TIMEOUT = 17  # cycle limit
+
+    @property
+    def label(self) -> str:
+        """Short name, for messages."""
+        return _ERROR_TEXT[self][0]
+
+    @property
+    def description(self) -> str:
+        """What raises it."""
+        return _ERROR_TEXT[self][1]
+
+    @property
+    def in_hardware(self) -> bool:
+        """True for the codes the accelerator itself reports."""
+        return self < 1 << ERROR_CODE_BITS
+
+
+_ERROR_TEXT = {
+    ErrorCode.OPCODE: ("illegal opcode", "an illegal opcode, LOAD target or COMPUTE mode"),
+    ErrorCode.SPAD: ("scratchpad range", "lines or entries outside a scratchpad, npix not in 1..rows, "
+                                         "COMPUTE nlines = 0, a MARK slot >= mark_depth"),
+    ErrorCode.MEM: ("main-memory range", "an access at a word >= mem_words"),
+    ErrorCode.FETCH: ("instruction fetch past imem_depth", "no END before the end of the instruction memory"),
+    ErrorCode.RACE: ("race", "ISA simulator only: two accesses to one location, one a write, "
+                             "that the masks do not order"),
+    ErrorCode.TIMEOUT: ("cycle limit", "ISA simulator only: an instruction would issue at or after max_cycles"),
+}
+
+
+def error_label(code: int) -> str:
+    """The short name of an error code; "unknown" for a number that is none."""
+    try:
+        return ErrorCode(code).label
+    except ValueError:
+        return "unknown"
+
+
+class Resource(enum.IntFlag):
+    """The compiler's resource-mask bits (docs/architecture.md "Timing"): one per scratchpad half or slot."""
+
+    A0 = 1 << 0   # activation banks, half 0
+    A1 = 1 << 1
+    W0 = 1 << 2   # weight scratchpad, half 0
+    W1 = 1 << 3
+    S0 = 1 << 4   # skip (and bias) slot 0
+    S1 = 1 << 5
+    O0 = 1 << 6   # output slot 0
+    O1 = 1 << 7
+
+
+MAC_MASK = (1 << MAC_MASK_BITS) - 1                 # the bits a COMPUTE's MAC phase holds
+DRAIN_MASK = ((1 << MASK_BITS) - 1) & ~MAC_MASK     # the bits its drain holds
+BARRIER = Resource.O0 | Resource.O1
+"""A load with both O bits waits for the last STORE and the last drain: a layer boundary."""
+W_BOTH_HALVES = Resource.W0 | Resource.W1
+"""A "big" weight load that takes the whole W scratchpad."""
+
+
+def a_half_mask(half: int) -> Resource:
+    return Resource(Resource.A0 << half)
+
+
+def w_half_mask(half: int) -> Resource:
+    return Resource(Resource.W0 << half)
+
+
+def s_slot_mask(slot: int) -> Resource:
+    return Resource(Resource.S0 << slot)
+
+
+def o_slot_mask(slot: int) -> Resource:
+    return Resource(Resource.O0 << slot)
 
 
 OPS: tuple[Op, ...] = (
@@ -210,6 +307,51 @@ def from_bytes(data: bytes) -> list[int]:
     return [int.from_bytes(data[i:i + n], "little") for i in range(0, len(data), n)]
 
 
+@dataclass(frozen=True)
+class Work:
+    """What one decoded instruction moves or computes."""
+
+    load_words: int = 0    # main-memory words read by LOAD / LOAD_A
+    store_words: int = 0   # main-memory words written by STORE (wide: 4 per count)
+    steps: int = 0         # array steps of COMPUTE (DENSE: nlines*cols, else nlines)
+
+
+_NO_WORK = Work()
+
+
+def walk(program: Iterable[int], cols: int) -> Iterator[tuple[int, Op | None, dict, Work]]:
+    """(pc, op, fields, work) per instruction word, tracking SET KH/KW for LOAD_A; op None for an undecodable word.
+
+    A LOAD_A counts npix*KH*KW*ncb words (its windows; A_DIAG window reuse reads fewer), so the
+    totals are what the program asks for, an upper bound of what the load unit reads.
+    """
+    kh = kw = 0
+    for pc, word in enumerate(program):
+        try:
+            op, f = decode(int(word))
+        except IsaError:
+            yield pc, None, {}, _NO_WORK
+            continue
+        name = op.name
+        if name == "SET":
+            if f["reg"] == Reg.KH:
+                kh = max(f["value"], 0)
+            elif f["reg"] == Reg.KW:
+                kw = max(f["value"], 0)
+            work = _NO_WORK
+        elif name == "LOAD":
+            work = Work(load_words=f["count"])
+        elif name == "LOAD_A":
+            work = Work(load_words=f["npix"] * kh * kw * f["ncb"])
+        elif name == "STORE":
+            work = Work(store_words=f["count"] * (4 if f["wide"] else 1))
+        elif name == "COMPUTE":
+            work = Work(steps=f["nlines"] * (cols if f["mode"] == Mode.DENSE else 1))
+        else:
+            work = _NO_WORK
+        yield pc, op, f, work
+
+
 def isa_markdown() -> str:
     """docs/isa.md, generated from the tables above."""
     lines = [
@@ -242,6 +384,18 @@ def isa_markdown() -> str:
         lines += ["", f"## {title}", "", "| value | name |", "|---|---|"]
         for e in enum_cls:
             lines.append(f"| {int(e)} | `{e.name}` |")
+    lines += ["", "## Error codes (`ErrorCode`)", "",
+              f"The accelerator's `error_code` is {ERROR_CODE_BITS} bits; the codes above that are the ISA "
+              "simulator's own.", "", "| code | name | label | raised by |", "|---|---|---|---|"]
+    for e in ErrorCode:
+        lines.append(f"| {int(e)} | `{e.name}` | {e.label} | {e.description} |")
+    lines += ["", "## Resource-mask bits (`Resource`)", "",
+              f"The compiler's convention for the {MASK_BITS}-bit `mask` (the hardware only compares bits): "
+              f"a COMPUTE's MAC phase holds bits 0..{MAC_MASK_BITS - 1}, its drain bits "
+              f"{MAC_MASK_BITS}..{MASK_BITS - 1}; a load with `BARRIER` = O0|O1 waits for every earlier result.",
+              "", "| bit | name |", "|---|---|"]
+    for e in Resource:
+        lines.append(f"| {int(e).bit_length() - 1} | `{e.name}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from f8hw import golden, rtlsim, testing
+from f8hw import golden, isa, rtlsim, testing
 from f8hw.arch import ArchConfig
 from f8hw.ir import Graph, Node
 from f8hw.numerics import TensorFormat
@@ -118,7 +118,7 @@ def _compare(comp, res, ref, gold, batch) -> list[str]:
     problems = []
     if res.error:
         problems.append(f"the RTL stopped with error code {res.error_code} "
-                        f"({rtlsim.ERROR_NAMES.get(res.error_code, '?')}) at cycle {res.cycles}; "
+                        f"({isa.error_label(res.error_code)}) at cycle {res.cycles}; "
                         f"the ISA simulator ran the program to END at cycle {ref.cycles}")
     mm = first_mismatch(comp, res.memory, gold, batch)
     if mm is not None:

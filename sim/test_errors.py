@@ -17,21 +17,21 @@ def _programs(arch):
     set1 = encode("SET", reg=int(Reg.A_SIGNED), value=1)
     return {
         # opcode 0 and 15 are not defined
-        "illegal_opcode": ([set1, 15, encode("END")], isasim.ERR_OPCODE),
+        "illegal_opcode": ([set1, 15, encode("END")], isa.ErrorCode.OPCODE),
         # a program without END runs into the zero words after it: opcode 0, illegal
-        "missing_end": ([set1, set1], isasim.ERR_OPCODE),
+        "missing_end": ([set1, set1], isa.ErrorCode.OPCODE),
         # LOAD with an illegal target (3)
         "illegal_load_target": ([encode("LOAD", target=3, dst=0, count=1, addr=0, stride=1), encode("END")],
-                                isasim.ERR_OPCODE),
+                                isa.ErrorCode.OPCODE),
         # main-memory read past mem_words
         "mem_read_range": ([encode("LOAD", target=int(LoadTarget.W), dst=0, count=4, addr=arch.mem_words - 2,
-                                   stride=1), encode("END")], isasim.ERR_MEM),
+                                   stride=1), encode("END")], isa.ErrorCode.MEM),
         # W entries past w_depth
         "spad_range": ([encode("LOAD", target=int(LoadTarget.W), dst=arch.w_depth - 1, count=4, addr=0, stride=1),
-                        encode("END")], isasim.ERR_SPAD),
+                        encode("END")], isa.ErrorCode.SPAD),
         # STORE past mem_words
         "mem_write_range": ([encode("STORE", wide=0, src=0, count=2, addr=arch.mem_words - 1, stride=1),
-                             encode("END")], isasim.ERR_MEM),
+                             encode("END")], isa.ErrorCode.MEM),
     }
 
 
@@ -65,7 +65,7 @@ def test_fetch_past_imem(simulator, size, tmp_path):
         isasim.run(program, mem, arch)
     with pytest.raises(rtlsim.RtlRunError) as e:
         rtlsim.simulate(arch, program, mem, simulator, max_cycles=4 * arch.imem_depth, workdir=tmp_path)
-    assert e.value.code == isa_err.value.code == isasim.ERR_FETCH
+    assert e.value.code == isa_err.value.code == isa.ErrorCode.FETCH
 
 
 @pytest.mark.parametrize("simulator,size", CONFIGS, ids=[f"{s}-{z}" for s, z in CONFIGS])

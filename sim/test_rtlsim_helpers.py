@@ -6,6 +6,7 @@ import numpy as np
 
 from accel_lib import LAYER_KINDS, random_single_layer, small_arch
 from f8hw import isa, isasim, rtlsim, testing
+from f8hw.rtlsim.simbuild import build_key
 
 
 def test_hex_roundtrip(tmp_path, seed):
@@ -41,8 +42,8 @@ def test_cycle_bound_covers_isasim(seed):
 
 
 def test_build_key_depends_on_inputs():
-    k = rtlsim._build_key("module a; endmodule", "a", "icarus", False, [])
-    assert k == rtlsim._build_key("module a; endmodule", "a", "icarus", False, [])
-    assert k != rtlsim._build_key("module a; endmodule ", "a", "icarus", False, [])
-    assert k != rtlsim._build_key("module a; endmodule", "a", "icarus", True, [])
-    assert k != rtlsim._build_key("module a; endmodule", "a", "icarus", False, ["-DX"])
+    k = build_key("module a; endmodule", "a", "icarus", False, [])
+    assert k == build_key("module a; endmodule", "a", "icarus", False, [])
+    assert k != build_key("module a; endmodule ", "a", "icarus", False, [])
+    assert k != build_key("module a; endmodule", "a", "icarus", True, [])
+    assert k != build_key("module a; endmodule", "a", "icarus", False, ["-DX"])

@@ -1,7 +1,7 @@
 """Unit level: requantizer lanes, the PE and MAC arrays of the generator, on Verilator and Icarus.
 
 Stimulus and expected values are computed here (the requantizer's from
-f8hw.isasim.requant, the spec's executable model; the PE's and arrays' from
+f8hw.numerics.requant_lane, the spec's executable model; the PE's and arrays' from
 plain integer arithmetic); the RTL is driven cycle by cycle by
 tb_stream.py.  Seeds are printed; on a mismatch the first differing vector is
 named and a waveform is written (its path is in the failure message).
@@ -33,16 +33,15 @@ def _wrap32(v: int) -> int:
 
 def rq_expected(acc, bias, skip, raw=0, out_signed=0, use_bias=0, use_skip=0, skip_signed=0, acc_lshift=0,
                 skip_lshift=0, shift=0, mult=1, dyadic=False):
-    """docs/architecture.md COMPUTE requantization: f8hw.isasim.requant (the spec's executable model;
+    """docs/architecture.md COMPUTE requantization: f8hw.numerics.requant_lane (the spec's executable model;
     dyadic: RQ_MULT multiplies acc + bias before the residual alignment)."""
-    from f8hw import isasim
-    from f8hw.isa import Reg
+    from f8hw.numerics import requant_lane
 
     v = _wrap32(acc + (bias if use_bias else 0))
-    regs = {int(r): 0 for r in Reg}
-    regs.update({Reg.RQ_RAW: raw, Reg.OUT_SIGNED: out_signed, Reg.USE_SKIP: use_skip, Reg.SKIP_SIGNED: skip_signed,
-                 Reg.ACC_LSHIFT: acc_lshift, Reg.SKIP_LSHIFT: skip_lshift, Reg.SHIFT: shift, Reg.RQ_MULT: mult})
-    return int(isasim.requant(np.array([v]), np.array([skip & 0xFF], np.uint8), regs, dyadic)[0])
+    out = requant_lane(np.array([v]), np.array([skip & 0xFF], np.uint8) if use_skip else None, raw=raw,
+                       out_signed=out_signed, skip_signed=skip_signed, acc_lshift=acc_lshift,
+                       skip_lshift=skip_lshift, shift=shift, mult=mult if dyadic else None)
+    return int(out[0])
 
 
 def rq_vectors(rng: np.random.Generator, dyadic: bool) -> list[dict]:

@@ -12,9 +12,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from f8hw import isasim
 from f8hw import numerics as N
-from f8hw.isa import Reg
 from f8hw.arch import ArchConfig, ArchError
 from f8hw.hw.array import MacArray
 from f8hw.hw.pe import PE
@@ -24,17 +22,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def lane_ref(c, dyadic=False):
-    """The lane's expected output from the ISA simulator's requantizer (f8hw.isasim.requant: the
-    spec's one executable model), with the SET registers rebuilt from the lane configuration."""
+    """The lane's expected output from f8hw.numerics.requant_lane (the spec's one executable model,
+    also the ISA simulator's), with the SET register values rebuilt from the lane configuration."""
     cfg = c["cfg"]
-    v = c["acc"] + (c["bias"] if cfg["use_bias"] else 0)
-    v = ((v + 2**31) % 2**32) - 2**31
-    regs = {int(r): 0 for r in Reg}
-    regs.update({Reg.RQ_RAW: cfg["raw"], Reg.OUT_SIGNED: cfg["out_signed"], Reg.USE_SKIP: cfg["use_skip"],
-                 Reg.SKIP_SIGNED: cfg["skip_signed"], Reg.ACC_LSHIFT: cfg["acc_lshift"],
-                 Reg.SKIP_LSHIFT: cfg["skip_lshift"], Reg.RQ_MULT: cfg["mult"],
-                 Reg.SHIFT: -cfg["shift_mag"] if cfg["shift_neg"] else cfg["shift_mag"]})
-    out = isasim.requant(np.array([v]), np.array([c["skip"]], np.uint8), regs, dyadic)
+    v = N.wrap_int32(c["acc"] + (c["bias"] if cfg["use_bias"] else 0))
+    out = N.requant_lane(np.array([v]), np.array([c["skip"]], np.uint8) if cfg["use_skip"] else None,
+                         raw=cfg["raw"], out_signed=cfg["out_signed"], skip_signed=cfg["skip_signed"],
+                         acc_lshift=cfg["acc_lshift"], skip_lshift=cfg["skip_lshift"],
+                         shift=-cfg["shift_mag"] if cfg["shift_neg"] else cfg["shift_mag"],
+                         mult=cfg["mult"] if dyadic else None)
     return int(out[0])
 
 
@@ -140,9 +136,9 @@ def test_dyadic_lane_random_mult():
     assert not bad, bad[:3]
 
 
-def test_dyadic_lane_residual_matches_isasim():
+def test_dyadic_lane_residual_matches_numerics():
     """Dyadic lane with the residual add on (RQ_MULT != 1, every alignment): the RTL multiplies
-    acc + bias by RQ_MULT *before* the alignment; f8hw.isasim must do the same (the two orders give
+    acc + bias by RQ_MULT *before* the alignment; f8hw.numerics.requant_lane must do the same (the two orders give
     different results here, so they cannot drift apart again)."""
     rng = random.Random(5)
     cases = []

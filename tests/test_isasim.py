@@ -465,7 +465,7 @@ def test_race_scratchpad_disjoint_masks_lie():
             LOAD_A(5, 2, 4, 0, 0, 0, 0, mask=0b10), E("END")]
     with pytest.raises(IsaSimError) as e:
         run(c, prog)
-    assert e.value.code == isasim.ERR_RACE and e.value.pc == 6 and "A bank" in str(e.value)
+    assert e.value.code == isa.ErrorCode.RACE and e.value.pc == 6 and "A bank" in str(e.value)
     run(c, prog, check_races=False)  # the check can be switched off
     # the same program with an honest mask waits and is race-free
     prog[6] = LOAD_A(5, 2, 4, 0, 0, 0, 0, mask=0b1)
@@ -477,7 +477,7 @@ def test_race_on_drain_outputs_and_skip():
     c = cfg(rows=2, cols=2)
     with pytest.raises(IsaSimError, match="race on O lines") as e:
         run(c, [COMPUTE(Mode.DEPTHWISE, 1, o_dst=0, mask=0b1000000), STORE(1, 1, 50, mask=0b10000000), E("END")])
-    assert e.value.code == isasim.ERR_RACE
+    assert e.value.code == isa.ErrorCode.RACE
     # a LOAD into S while the previous drain still reads it (skip): race
     with pytest.raises(IsaSimError, match="race on S lines"):
         run(c, [SET(Reg.USE_SKIP, 1), COMPUTE(Mode.DEPTHWISE, 1, s_src=0, mask=0b1000000),
@@ -557,13 +557,13 @@ def test_error_fetch_no_end_and_timeout():
     c = cfg(imem_depth=16)
     with pytest.raises(IsaSimError) as e:
         run(c, [SET(Reg.KH, 1)] * 16)
-    assert e.value.code == isasim.ERR_FETCH and e.value.pc == 16
+    assert e.value.code == isa.ErrorCode.FETCH and e.value.pc == 16
     with pytest.raises(IsaSimError) as e:
         run(c, [SET(Reg.KH, 1)] * 3)          # past the end of the program: word 0, illegal
-    assert e.value.code == isasim.ERR_OPCODE and e.value.pc == 3 and "no END" in str(e.value)
+    assert e.value.code == isa.ErrorCode.OPCODE and e.value.pc == 3 and "no END" in str(e.value)
     with pytest.raises(IsaSimError) as e:
         run(c, [STORE(0, 16, 0, wide=1, mask=0), E("END")], max_cycles=50)
-    assert e.value.code == isasim.ERR_TIMEOUT and e.value.pc == 1
+    assert e.value.code == isa.ErrorCode.TIMEOUT and e.value.pc == 1
 
 
 def test_bytes_program_and_bad_memory():
@@ -634,7 +634,7 @@ def test_load_a_tap_gather_layout():
     np.testing.assert_array_equal(A[0, 7], [M] * 8)
     np.testing.assert_array_equal(A[2:, :8], np.full((2, 8, 8), M, np.uint8))        # banks >= npix
     # words read (timing) are unchanged: the load unit ends at issue + words + LOAD_LATENCY
-    assert r.units_end["load"] == r.issue[-2] + 3 + isasim.LOAD_LATENCY
+    assert r.units_end["load"] == r.issue[-2] + 3 + LOAD_LATENCY
 
 
 @pytest.mark.parametrize("g", [0, -1, 9, 1 << 20])
@@ -660,7 +660,7 @@ def test_load_a_gather_line_range_error():
     run(c, base + [LOAD_A(11, 1, 1, 0, 0, 0, 0), E("END")])
     with pytest.raises(IsaSimError) as ei:
         run(c, base + [LOAD_A(12, 1, 1, 0, 0, 0, 0), E("END")])
-    assert ei.value.code == isasim.ERR_SPAD
+    assert ei.value.code == isa.ErrorCode.SPAD
 
 
 def _diag_mem(c, H, W, ncb, base=10):
@@ -715,7 +715,7 @@ def test_load_a_diag_layout(sw, KH, KW, npix, ncb):
         np.testing.assert_array_equal(A[2, 3 + (3 + 2) * 2 + 0], [PV] * 4)         # bank 2 kw 2: column 5
         np.testing.assert_array_equal(A[2, 3 + (3 + 1) * 2 + 1], [18, 19, 20, 21])  # bank 2 kw 1 cb 1: (0, 4)
     words = KH * ncb * (sw * (npix - 1) + KW)
-    assert r.units_end["load"] == r.issue[-2] + words + isasim.LOAD_LATENCY
+    assert r.units_end["load"] == r.issue[-2] + words + LOAD_LATENCY
 
 
 @pytest.mark.parametrize("case", ["gather", "sw0", "sw_gt_kw", "off"])
@@ -732,7 +732,7 @@ def test_load_a_diag_not_applicable(case):
     ref = run(c, base + la, mem)
     r = run(c, base + [SET(Reg.A_DIAG, 0 if case == "off" else -5)] + la, mem)
     np.testing.assert_array_equal(r.state["A"], ref.state["A"])
-    assert r.units_end["load"] - r.issue[-2] == ref.units_end["load"] - ref.issue[-2] == 3 * 4 + isasim.LOAD_LATENCY
+    assert r.units_end["load"] - r.issue[-2] == ref.units_end["load"] - ref.issue[-2] == 3 * 4 + LOAD_LATENCY
 
 
 @pytest.mark.parametrize("dst,ok", [(60, True), (61, False)])
@@ -747,4 +747,4 @@ def test_load_a_diag_line_range_error(dst, ok):
     else:
         with pytest.raises(IsaSimError) as ei:
             run(c, prog)
-        assert ei.value.code == isasim.ERR_SPAD
+        assert ei.value.code == isa.ErrorCode.SPAD

@@ -86,7 +86,7 @@ def test_random_programs_match_rtl_amaranth(seed):
     try:
         isasim.run(prog, mem, c)
     except isasim.IsaSimError as e:
-        assert e.code == isasim.ERR_RACE
+        assert e.code == isa.ErrorCode.RACE
         return
     np.testing.assert_array_equal(res.memory[:c.mem_words], hw.mem)
 
@@ -144,7 +144,7 @@ def test_random_programs_match_rtl():
             isasim.run(prog, mem, c)
             race = False
         except isasim.IsaSimError as e:
-            assert e.code == isasim.ERR_RACE
+            assert e.code == isa.ErrorCode.RACE
             race = True
         b = rtlsim.simulate(c, prog, mem, "verilator", read_words=c.mem_words)
         assert (a.cycles, a.busy, a.stall) == (b.cycles, b.busy, b.stall), seed

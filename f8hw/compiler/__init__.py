@@ -102,12 +102,12 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
         raise CompileError(f"{len(ops)} layers need {len(ops) + 1} MARK slots, mark_depth is {arch.mark_depth}")
     em.start(mem)
     infos = []
-    ctxs = [em.prepare(li, op, plan, mem) for li, (op, plan) in enumerate(zip(ops, plans))]
+    ctxs = [em.loads.prepare(li, op, plan, mem) for li, (op, plan) in enumerate(zip(ops, plans))]
     if prefetch:
         for cur, nxt in zip(ctxs, ctxs[1:]):
-            em.prefetch(cur, nxt)
+            em.loads.prefetch(cur, nxt)
     for ctx in ctxs:
-        em.place(ctx)
+        em.loads.place(ctx)
     for li, (op, ctx) in enumerate(zip(ops, ctxs)):
         tiles = em.layer(ctx)
         infos.append(LayerInfo(op.name, op.op, op.kind, op.macs * batch, li, [o.ref for o in op.outputs], tiles))

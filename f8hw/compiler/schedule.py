@@ -47,8 +47,10 @@ class CoTile:
     chunks: list[Chunk]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Item:
+    """One COMPUTE (or split COMPUTE) of the layer: a pixel tile x co-tile x K-chunk."""
+
     b: int
     p0: int
     npix: int

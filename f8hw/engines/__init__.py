@@ -10,8 +10,8 @@ docs/architecture.md (cycles, busy, stall), the MARK slots, and its speed.
     res = engine.run(compiled, images)
 
 Engines are looked up by name in ENGINES (name -> module defining ``ENGINE``,
-an Engine instance or class).  An engine whose module does not exist yet is
-reported as not available -- never replaced by another engine.
+an Engine instance or class), imported only when asked for (the RTL engines
+pull in cocotb).
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ import numpy as np
 from f8hw.errors import F8Error
 
 
+__all__ = ["EngineError", "EngineResult", "Engine", "ENGINES", "engine_names", "get_engine", "prepare_memory"]
+
+
 class EngineError(F8Error):
-    """An engine is unknown or unavailable, or failed to run; the message names it."""
+    """An engine is unknown or failed to run; the message names it."""
 
 
 @dataclass
@@ -66,19 +69,11 @@ def engine_names() -> list[str]:
 
 
 def get_engine(name: str, **options) -> Engine:
-    """The engine called ``name``; EngineError if unknown or not available yet."""
+    """The engine called ``name`` (options go to its constructor); EngineError if unknown."""
     mod_name = ENGINES.get(name)
     if mod_name is None:
         raise EngineError(f"unknown engine {name!r} (choose from {', '.join(ENGINES)})")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        if e.name == mod_name:
-            raise EngineError(f"engine {name!r} is not available yet") from None
-        raise
-    obj = getattr(mod, "ENGINE", None)
-    if obj is None:
-        raise EngineError(f"engine {name!r} is not available yet ({mod_name} defines no ENGINE)")
+    obj = importlib.import_module(mod_name).ENGINE
     return obj(**options) if isinstance(obj, type) else obj
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from f8hw import isa
 from f8hw.arch import (FIRST_ISSUE, LOAD_LATENCY, REQUANT_LATENCY, STORE_LATENCY, ArchConfig, ArchError,
                        array_latency)
 from f8hw.errors import F8Error
+from f8hw.paths import cache_dir
 
 ACCEL_FILE = "f8hw_accel.v"
 SIMTOP_FILE = "f8hw_simtop.v"
@@ -191,15 +191,19 @@ def synth_component(name: str, verilog_text: str, top: str, workdir: Path, flows
     return out
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("F8HW_CACHE_DIR", Path.home() / ".cache" / "f8hw")) / "synth"
+def synth_cache_dir() -> Path:
+    """Where synthesis reports are memoized: f8hw.paths.cache_dir("synth")."""
+    return cache_dir("synth")
+
+
+_cache_dir = synth_cache_dir  # f8hw.bench still imports the old name
 
 
 def cached_synth(name: str, verilog_text: str, top: str, workdir: Path, **kw) -> dict:
     """synth_component, memoized on disk by a hash of the Verilog and the flow settings
     (the component reports do not depend on the array size, and the dyadic lane takes minutes)."""
     key = _sha((verilog_text + json.dumps(kw, sort_keys=True, default=str)).encode())[:24]
-    cache = _cache_dir() / f"{name}-{key}.json"
+    cache = synth_cache_dir() / f"{name}-{key}.json"
     if cache.exists():
         r = json.loads(cache.read_text())
         r["cached"] = True
@@ -273,4 +277,4 @@ def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox
     return out
 
 
-__all__ = ["generate", "write_rtl", "synth_report", "count_multipliers", "BuildError", "ArchError"]
+__all__ = ["generate", "write_rtl", "synth_report", "synth_cache_dir", "count_multipliers", "BuildError", "ArchError"]

@@ -26,7 +26,8 @@ from f8hw.hw.array import MacArray, row_ctl_layout
 from f8hw.hw.common import clog2
 from f8hw.hw.isadec import field
 from f8hw.hw.regs import REGS
-from f8hw.hw.requant import LATENCY, MAG_BITS, RQ_CFG, RequantLane
+from f8hw.hw.requant import LATENCY, RQ_CFG, RequantLane
+from f8hw.numerics import LSHIFT_BITS, SHIFT_MAG_BITS
 
 
 def rq_cfg_from_regs(m: Module, regs) -> Signal:
@@ -34,15 +35,15 @@ def rq_cfg_from_regs(m: Module, regs) -> Signal:
     c = Signal(RQ_CFG)
     mag = Signal(32)
     m.d.comb += mag.eq(Mux(regs.shift < 0, -regs.shift, regs.shift))
-    lim = (1 << MAG_BITS) - 1
+    lim = (1 << SHIFT_MAG_BITS) - 1
     m.d.comb += [
         c.raw.eq(regs.rq_raw != 0),
         c.out_signed.eq(regs.out_signed != 0),
         c.use_bias.eq(regs.use_bias != 0),
         c.use_skip.eq(regs.use_skip != 0),
         c.skip_signed.eq(regs.skip_signed != 0),
-        c.acc_lshift.eq(regs.acc_lshift[:4]),
-        c.skip_lshift.eq(regs.skip_lshift[:4]),
+        c.acc_lshift.eq(regs.acc_lshift[:LSHIFT_BITS]),
+        c.skip_lshift.eq(regs.skip_lshift[:LSHIFT_BITS]),
         c.shift_neg.eq(regs.shift < 0),
         c.shift_mag.eq(Mux(mag > lim, lim, mag)),
         c.mult.eq(regs.rq_mult),

@@ -33,11 +33,6 @@ from f8hw.hw.regs import REGS
 
 COUNTER_BITS = 32
 
-ERR_OPCODE = 1
-ERR_SPAD = 2
-ERR_MEM = 3
-ERR_FETCH = 4
-
 
 class FrontEnd(wiring.Component):
     def __init__(self, cfg: ArchConfig):
@@ -62,13 +57,13 @@ class FrontEnd(wiring.Component):
             "drain_wait": In(range(R + 1)),
             "step": In(1),
             "unit_err": In(1),
-            "unit_err_code": In(3),
+            "unit_err_code": In(isa.ERROR_CODE_BITS),
             "mark_en": Out(1),
             "mark_slot": Out(isa.OP_BY_NAME["MARK"].fields[0].width),
             "mark_value": Out(COUNTER_BITS),
             "done": Out(1),
             "error": Out(1),
-            "error_code": Out(3),
+            "error_code": Out(isa.ERROR_CODE_BITS),
             "cycles": Out(COUNTER_BITS),
             "busy": Out(COUNTER_BITS),
             "stall": Out(COUNTER_BITS),
@@ -82,7 +77,7 @@ class FrontEnd(wiring.Component):
         pc = Signal(self.pcw)
         ivalid = Signal()
         done, error = Signal(), Signal()
-        error_code = Signal(3)
+        error_code = Signal(isa.ERROR_CODE_BITS)
         cycles, busy, stall = (Signal(COUNTER_BITS, name=n) for n in ("cycles", "busy_ctr", "stall"))
         halted = done | error
         head = Signal()
@@ -107,7 +102,7 @@ class FrontEnd(wiring.Component):
         H_drain = (drain_mask, self.drain_busy)
 
         # ---- per-op decode, checks and conditions
-        err_code_now = Signal(3)
+        err_code_now = Signal(isa.ERROR_CODE_BITS)
         can = Signal()
         # LOAD
         l_mask = field(ins, "LOAD", "mask")
@@ -155,16 +150,16 @@ class FrontEnd(wiring.Component):
         mk_range = mk_slot >= cfg.mark_depth
 
         with m.If(pc >= cfg.imem_depth):
-            m.d.comb += err_code_now.eq(ERR_FETCH)
+            m.d.comb += err_code_now.eq(int(isa.ErrorCode.FETCH))
         with m.Elif(~legal_op):
-            m.d.comb += err_code_now.eq(ERR_OPCODE)
+            m.d.comb += err_code_now.eq(int(isa.ErrorCode.OPCODE))
         with m.Elif(is_["LOAD"] & l_bad_tgt):
-            m.d.comb += err_code_now.eq(ERR_OPCODE)
+            m.d.comb += err_code_now.eq(int(isa.ErrorCode.OPCODE))
         with m.Elif(is_["COMPUTE"] & c_bad_mode):
-            m.d.comb += err_code_now.eq(ERR_OPCODE)
+            m.d.comb += err_code_now.eq(int(isa.ErrorCode.OPCODE))
         with m.Elif((is_["LOAD"] & l_range) | (is_["LOAD_A"] & la_range) | (is_["STORE"] & st_range)
                     | (is_["COMPUTE"] & c_range) | (is_["MARK"] & mk_range)):
-            m.d.comb += err_code_now.eq(ERR_SPAD)
+            m.d.comb += err_code_now.eq(int(isa.ErrorCode.SPAD))
 
         with m.If(is_["END"]):
             m.d.comb += can.eq(~(self.load_busy | self.store_busy | self.mac_busy | self.drain_busy))

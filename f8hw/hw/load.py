@@ -55,7 +55,7 @@ class LoadUnit(wiring.Component):
             "mem_ren": Out(1),
             "busy": Out(1),
             "err": Out(1),
-            "err_code": Out(3),
+            "err_code": Out(isa.ERROR_CODE_BITS),
             "w_wen": Out(1), "w_waddr": Out(clog2(cfg.w_depth)), "w_wdata": Out(8 * C),
             "s_wen": Out(1), "s_waddr": Out(clog2(cfg.s_depth)), "s_wdata": Out(8 * C),
             "b_wen": Out(4 * C), "b_waddr": Out(clog2(cfg.b_depth)), "b_wdata": Out(32 * C),
@@ -306,6 +306,6 @@ class LoadUnit(wiring.Component):
         m.d.comb += [
             self.busy.eq(pulse | active | d_valid),
             self.err.eq(mem_err | a_err),
-            self.err_code.eq(Mux(mem_err, 3, 2)),
+            self.err_code.eq(Mux(mem_err, int(isa.ErrorCode.MEM), int(isa.ErrorCode.SPAD))),
         ]
         return m

@@ -15,7 +15,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-ACC_BITS = 32
+from f8hw.numerics import ACC_BITS
+
 A_BITS = 9   # int8 or uint8 activation, sign/zero extended by A_SIGNED
 W_BITS = 8
 PROD_BITS = A_BITS + W_BITS

@@ -25,12 +25,12 @@ from amaranth.lib.wiring import In, Out
 
 from f8hw.arch import ArchError
 from f8hw.hw.common import clog2
+from f8hw.numerics import ACC_BITS, LSHIFT_BITS, MAX_LEFT_SHIFT, SHIFT_MAG_BITS
 
-ACC_BITS = 32
-LSHIFT_BITS = 4      # ACC_LSHIFT / SKIP_LSHIFT: 0..15 (the low 4 bits of the register)
-MAG_BITS = 7         # |SHIFT| clamped to 127 by the decoder (enough for any lane width)
-MAX_LEFT = 9         # a left shift by >= 9 saturates every non-zero value: same result as 9
+__all__ = ["LATENCY", "RQ_CFG", "lane_value_bits", "rq_cfg_value", "rshift_round_even", "RequantLane"]
+
 LATENCY = 3          # registers from lane input to lane output
+_LSHIFT_MASK = (1 << LSHIFT_BITS) - 1
 
 RQ_CFG = data.StructLayout({
     "raw": 1,
@@ -41,7 +41,7 @@ RQ_CFG = data.StructLayout({
     "acc_lshift": unsigned(LSHIFT_BITS),
     "skip_lshift": unsigned(LSHIFT_BITS),
     "shift_neg": 1,
-    "shift_mag": unsigned(MAG_BITS),
+    "shift_mag": unsigned(SHIFT_MAG_BITS),
     "mult": signed(32),
 })
 
@@ -58,8 +58,8 @@ def rq_cfg_value(*, raw=0, out_signed=0, use_bias=0, use_skip=0, skip_signed=0, 
     return {
         "raw": int(bool(raw)), "out_signed": int(bool(out_signed)), "use_bias": int(bool(use_bias)),
         "use_skip": int(bool(use_skip)), "skip_signed": int(bool(skip_signed)),
-        "acc_lshift": acc_lshift & 15, "skip_lshift": skip_lshift & 15,
-        "shift_neg": int(shift < 0), "shift_mag": min(abs(shift), (1 << MAG_BITS) - 1), "mult": mult,
+        "acc_lshift": acc_lshift & _LSHIFT_MASK, "skip_lshift": skip_lshift & _LSHIFT_MASK,
+        "shift_neg": int(shift < 0), "shift_mag": min(abs(shift), (1 << SHIFT_MAG_BITS) - 1), "mult": mult,
     }
 
 
@@ -140,10 +140,11 @@ class RequantLane(wiring.Component):
         ]
         # ---- stage 3: shift, round, saturate
         right = Signal(range(VW + 1))
-        left = Signal(range(MAX_LEFT + 1))
+        left = Signal(range(MAX_LEFT_SHIFT + 1))
         m.d.comb += [
             right.eq(Mux(c2.shift_neg | c2.raw, 0, Mux(c2.shift_mag > VW, VW, c2.shift_mag))),
-            left.eq(Mux(c2.shift_neg & ~c2.raw, Mux(c2.shift_mag > MAX_LEFT, MAX_LEFT, c2.shift_mag), 0)),
+            left.eq(Mux(c2.shift_neg & ~c2.raw,
+                        Mux(c2.shift_mag > MAX_LEFT_SHIFT, MAX_LEFT_SHIFT, c2.shift_mag), 0)),
         ]
         # right shift: q = q0 + up, saturated by comparing q0 (no wide increment)
         q0, up = rshift_round_even(m, v, right, VW, "rs")
@@ -153,10 +154,10 @@ class RequantLane(wiring.Component):
         r_under = (q0 < lo - 1) | ((q0 == lo - 1) & ~up)
         r_small = (q0[:10] + up)[:10]
         # saturating left shift by l <= 9: compare v with the exact thresholds, shift only 10 bits
-        t_hi = Array([Const(h >> k, 9) for h in (255, 127) for k in range(MAX_LEFT + 1)])
-        t_lo = Array([Const(-((-lo_) >> k), signed(9)) for lo_ in (0, -127) for k in range(MAX_LEFT + 1)])
-        idx = Signal(range(2 * (MAX_LEFT + 1)))
-        m.d.comb += idx.eq(Mux(c2.out_signed, MAX_LEFT + 1, 0) + left)
+        t_hi = Array([Const(h >> k, 9) for h in (255, 127) for k in range(MAX_LEFT_SHIFT + 1)])
+        t_lo = Array([Const(-((-lo_) >> k), signed(9)) for lo_ in (0, -127) for k in range(MAX_LEFT_SHIFT + 1)])
+        idx = Signal(range(2 * (MAX_LEFT_SHIFT + 1)))
+        m.d.comb += idx.eq(Mux(c2.out_signed, MAX_LEFT_SHIFT + 1, 0) + left)
         l_over = v > t_hi[idx]
         l_under = v < t_lo[idx]
         l_small = (v[:10] << left)[:10]

@@ -33,7 +33,7 @@ def port_list(cfg: ArchConfig) -> dict[str, tuple[str, int]]:
         "mem_raddr": ("out", ADDR_BITS), "mem_ren": ("out", 1), "mem_rdata": ("in", 8 * cfg.cols),
         "mem_waddr": ("out", ADDR_BITS), "mem_wdata": ("out", 8 * cfg.cols), "mem_wen": ("out", 1),
         "mark_en": ("out", 1), "mark_slot": ("out", mslot), "mark_value": ("out", COUNTER_BITS),
-        "done": ("out", 1), "error": ("out", 1), "error_code": ("out", 3),
+        "done": ("out", 1), "error": ("out", 1), "error_code": ("out", isa.ERROR_CODE_BITS),
         "cycles": ("out", COUNTER_BITS), "busy": ("out", COUNTER_BITS), "stall": ("out", COUNTER_BITS),
     }
 
@@ -75,7 +75,7 @@ class Accelerator(wiring.Component):
             fe.mac_busy.eq(cu.mac_busy), fe.drain_busy.eq(cu.drain_busy), fe.drain_wait.eq(cu.drain_wait),
             fe.step.eq(cu.step),
             fe.unit_err.eq(ld.err | st.err),
-            fe.unit_err_code.eq(ld.err_code | (st.err.replicate(3) & 3)),
+            fe.unit_err_code.eq(ld.err_code | (st.err.replicate(isa.ERROR_CODE_BITS) & int(isa.ErrorCode.MEM))),
             self.mark_en.eq(fe.mark_en), self.mark_slot.eq(fe.mark_slot), self.mark_value.eq(fe.mark_value),
             self.done.eq(fe.done), self.error.eq(fe.error), self.error_code.eq(fe.error_code),
             self.cycles.eq(fe.cycles), self.busy.eq(fe.busy), self.stall.eq(fe.stall),
