@@ -122,6 +122,8 @@ def test_exit_codes_are_documented_and_distinct(tmp_path, capsys):
     (["sim", "default", "--engine", "isa", "--plot", "p.txt"], "expected a .png file"),
     (["inspect", "default", "--plot", "/nonexistent/d/p.png"], "does not exist"),
     (["sim", "default", "--engine", "verilator", "--waves", "/nonexistent/d/w.vcd"], "does not exist"),
+    (["train", "--arch", "cnn", "-o", "/nonexistent/d/m.pt"], "does not exist"),
+    (["zoo", "resnet20", "-o", "m.txt"], "expected a .pt file"),
 ])
 def test_bad_output_paths_fail_before_the_work(argv, message, capsys):
     assert main(argv) == 3

@@ -13,38 +13,31 @@ def layer_accounting(compiled) -> list[dict]:
     cycle counts attribute their time."""
     from f8hw import isa
 
-    Reg, Mode = isa.Reg, isa.Mode
-    C = compiled.arch.cols
     slot_to_layer = {li.mark_slot: i for i, li in enumerate(compiled.layers)}
     acc = [dict(steps=0, dense_steps=0, dw_steps=0, max_steps=0, computes=0, drains=0, load_w=0, load_b=0,
                 load_s=0, load_a=0, store=0, instrs=0) for _ in compiled.layers]
-    regs = {int(Reg.KH): 0, int(Reg.KW): 0}
+    steps_key = {isa.Mode.DENSE: "dense_steps", isa.Mode.DEPTHWISE: "dw_steps"}
     cur = None
-    for word in compiled.program:
-        op, f = isa.decode(int(word))
+    for _pc, op, f, work in isa.walk(compiled.program, compiled.arch.cols):
         n = op.name
         if n == "MARK":
             cur = slot_to_layer.get(f["slot"])
             continue
-        if n == "SET":
-            regs[f["reg"]] = f["value"]
         if cur is None:
             continue
         a = acc[cur]
         a["instrs"] += 1
         if n == "LOAD":
-            a[("load_w", "load_b", "load_s")[f["target"]] if f["target"] < 3 else "load_w"] += f["count"]
+            a[("load_w", "load_b", "load_s")[f["target"]] if f["target"] < 3 else "load_w"] += work.load_words
         elif n == "LOAD_A":
-            a["load_a"] += f["npix"] * regs.get(int(Reg.KH), 0) * regs.get(int(Reg.KW), 0) * f["ncb"]
+            a["load_a"] += work.load_words
         elif n == "STORE":
-            a["store"] += f["count"] * (4 if f["wide"] else 1)
+            a["store"] += work.store_words
         elif n == "COMPUTE":
-            steps = f["nlines"] * (C if f["mode"] == int(Mode.DENSE) else 1)
-            a["steps"] += steps
+            a["steps"] += work.steps
             a["computes"] += 1
             a["drains"] += int(f["last"])
-            key = {int(Mode.DENSE): "dense_steps", int(Mode.DEPTHWISE): "dw_steps"}.get(f["mode"], "max_steps")
-            a[key] += steps
+            a[steps_key.get(f["mode"], "max_steps")] += work.steps
     return acc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from f8hw.commands.options import writable
 from f8hw.models import BUNDLED
 
 
@@ -22,6 +23,7 @@ def run(args) -> int:
 
     from f8hw import train
 
+    writable(args.output, "-o", (".pt",))  # before the long work, not after it
     recipe = replace(train.RECIPES[args.arch], seed=args.seed)
     if args.fp32_epochs is not None:
         recipe = replace(recipe, fp32_epochs=args.fp32_epochs)

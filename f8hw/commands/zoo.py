@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from f8hw.commands.options import writable
 from f8hw.models import ARCHS
 
 
@@ -20,6 +21,7 @@ def run(args) -> int:
 
     from f8hw.models import export_random
 
+    writable(args.output, "-o", (".pt",))  # before the long work, not after it
     graph = export_random(args.name, args.output, args.batches, args.batch_size, args.seed)
     layers = sum(n.op in ("conv2d", "linear") for n in graph.nodes)
     Console().print(f"{args.name}: {len(graph.nodes)} nodes, {layers} conv/linear layers -> {args.output}")

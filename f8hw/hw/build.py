@@ -196,9 +196,6 @@ def synth_cache_dir() -> Path:
     return cache_dir("synth")
 
 
-_cache_dir = synth_cache_dir  # f8hw.bench still imports the old name
-
-
 def cached_synth(name: str, verilog_text: str, top: str, workdir: Path, **kw) -> dict:
     """synth_component, memoized on disk by a hash of the Verilog and the flow settings
     (the component reports do not depend on the array size, and the dyadic lane takes minutes)."""
