@@ -157,3 +157,40 @@ def test_build_and_hardware_record(tmp_path):
     assert (tmp_path / "rtl" / "manifest.json").is_file() and all(p.is_file() for p in hw.files)
     assert json.loads(hw.to_json())["manifest"]["content_hash"] == hw.manifest["content_hash"]
     assert "2x2" in repr(hw)
+
+
+def test_huge_batch_is_refused_before_allocating(tmp_path):
+    """Under an address-space limit, a batch that cannot fit gets a one-line error naming the flag, not a kill."""
+    from f8hw.modelfile import save_model
+    from f8hw.testing import random_conv_graph
+
+    model = tmp_path / "m.pt"
+    save_model(random_conv_graph(np.random.default_rng(1), in_shape=(3, 16, 16), channels=16), model)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30)); "
+            "from f8hw.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "sim", str(model), "--engine", "isa", "--batch", "100000",
+                        "--max-memory", "2G"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: batch 100000 needs about") and "--max-memory" in last and "--batch" in last
+    assert "Traceback" not in r.stderr
+
+
+def test_sizes():
+    from f8hw.flow.resources import parse_size
+
+    assert parse_size("8G") == 8 << 30 and parse_size("512MB") == 512 << 20 and parse_size("1.5k") == 1536
+    with pytest.raises(f8hw.F8Error, match="--max-memory"):
+        parse_size("lots")
+
+
+def test_outputs_are_all_or_nothing(tmp_path, capsys):
+    out = tmp_path / "rtl"
+    (out / "f8hw_spad.v").mkdir(parents=True)
+    assert main(["build", "--array", "2x2", "-o", str(out)]) == 3
+    assert "f8hw_spad.v: is a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["f8hw_spad.v"]   # nothing else was written
+    from f8hw.fileio import write_text
+
+    write_text(tmp_path / "r.md", "x")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temporary left behind

@@ -29,10 +29,7 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise f8hw.F8Error(f"-o {out}: exists and is not a directory")
     prog = f8hw.compile(model, arch, batch=args.batch, memories=memories, **compiler_options(args))
-    try:
-        paths = prog.save(out)
-    except OSError as e:
-        raise f8hw.F8Error(f"-o {out}: cannot write ({e.strerror or e})") from None
+    paths = prog.save(out)
     if args.json:
         print(json.dumps({**prog.to_dict(), "output": str(out), "files": paths}, indent=2))
         return 0

@@ -8,7 +8,6 @@ MARK stamps and final memory.  Exit status 1 names the first mismatch.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from f8hw.commands.options import (add_compiler_options, add_memory_options, arch_and_policy, compiler_options,
                                    writable)
@@ -36,6 +35,9 @@ def register(sub) -> None:
     p.add_argument("--report", default=None, metavar="MD", help="write a markdown report")
     add_memory_options(p)
     add_compiler_options(p)
+    p.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory a run may use, e.g. 8G (default: half of the available memory); a larger batch "
+                        "is refused before anything big is allocated")
     p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
     p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
     p.set_defaults(func=run)
@@ -46,7 +48,9 @@ def run(args) -> int:
 
     import f8hw
     from f8hw.flow import RTL_ENGINES, markdown_report, mismatch_text, rich_table, summary_lines, write_plot
+    from f8hw.fileio import write_text
     from f8hw.flow.images import resolve_images
+    from f8hw.flow.resources import check_run_memory, parse_size
 
     writable(args.plot, "--plot", (".png",))
     writable(args.report, "--report")
@@ -59,6 +63,8 @@ def run(args) -> int:
     log = None if args.json else (lambda s: err.print(f"[dim]{s}[/]"))
     model = f8hw.load(args.model)
     images, desc = resolve_images(args.input, model.input_shape, args.batch)
+    check_run_memory(model, arch, args.batch, None if args.max_memory is None else parse_size(args.max_memory),
+                     compiler_options(args), log)
     prog = f8hw.compile(model, arch, batch=args.batch, memories=memories, use_cache=not args.no_cache, log=log,
                         **compiler_options(args))
     run_ = _simulate(prog, images, args, None if args.json else err, log)
@@ -66,7 +72,7 @@ def run(args) -> int:
     if args.plot:
         write_plot(run_, args.plot)
     if args.report:
-        Path(args.report).write_text(markdown_report(run_))
+        write_text(args.report, markdown_report(run_))
     if args.json:
         print(run_.to_json())
     else:

@@ -127,24 +127,27 @@ class Compiled:
 
     # ------------------------------------------------------------ files
     def save(self, outdir: str) -> dict[str, str]:
-        os.makedirs(outdir, exist_ok=True)
-        paths = {k: os.path.join(outdir, n) for k, n in (
-            ("program", "program.bin"), ("program_hex", "program.hex"), ("memory", "memory.npy"),
-            ("memory_hex", "memory.hex"), ("symbols", "symbols.json"), ("listing", "program.s"))}
-        with open(paths["program"], "wb") as f:
-            f.write(isa.to_bytes(self.program))
-        with open(paths["program_hex"], "w") as f:
-            f.write("".join(f"{w:0{isa.INSTR_BITS // 4}x}\n" for w in self.program))
-        np.save(paths["memory"], self.memory)
-        with open(paths["memory_hex"], "w") as f:
-            f.write(_hex_lines(self.memory))
+        """Program (bin, hex, listing), memory image (npy, hex) and symbols into outdir, all or nothing."""
+        import io
+
+        from f8hw.fileio import write_files
+
+        npy = io.BytesIO()
+        np.save(npy, self.memory)
         sym = dict(self.symbols, arch=self.arch.to_dict(), isa_version=isa.ISA_VERSION,
                    layers=[asdict(li) for li in self.layers])
-        with open(paths["symbols"], "w") as f:
-            json.dump(sym, f, indent=1)
-        with open(paths["listing"], "w") as f:
-            f.write(self.listing)
-        return paths
+        files = {
+            "program.bin": isa.to_bytes(self.program),
+            "program.hex": "".join(f"{w:0{isa.INSTR_BITS // 4}x}\n" for w in self.program).encode(),
+            "memory.npy": npy.getvalue(),
+            "memory.hex": _hex_lines(self.memory).encode(),
+            "symbols.json": json.dumps(sym, indent=1).encode(),
+            "program.s": self.listing.encode(),
+        }
+        paths = write_files(outdir, files)
+        return {k: paths[n] for k, n in (("program", "program.bin"), ("program_hex", "program.hex"),
+                                         ("memory", "memory.npy"), ("memory_hex", "memory.hex"),
+                                         ("symbols", "symbols.json"), ("listing", "program.s"))}
 
     @classmethod
     def load(cls, outdir: str) -> "Compiled":

@@ -89,10 +89,7 @@ def write_plot(run, path) -> None:
     a2.set_ylabel("cycles")
     a2.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
     fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120, format="png")
-    finally:
-        plt.close(fig)
+    _save_png(fig, path)
 
 
 def rich_table(run):
@@ -164,7 +161,22 @@ def plot_fls(model, path) -> None:
     ax.set_title(f"{model.meta.get('arch', model.name)}: fractional lengths per layer")
     ax.legend()
     fig.tight_layout()
+    _save_png(fig, path)
+
+
+def _save_png(fig, path) -> None:
+    """Render the figure and write the PNG atomically (no half-written file on failure)."""
+    import io
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from f8hw.fileio import write_files
+
+    buf = io.BytesIO()
     try:
-        fig.savefig(path, dpi=120, format="png")
+        fig.savefig(buf, dpi=120, format="png")
     finally:
         plt.close(fig)
+    p = Path(path)
+    write_files(p.parent, {p.name: buf.getvalue()})

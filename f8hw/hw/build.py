@@ -110,14 +110,10 @@ def generate(cfg: ArchConfig) -> dict[str, bytes]:
 
 def write_rtl(cfg: ArchConfig, outdir) -> dict:
     """Write the RTL of cfg into outdir; returns the manifest."""
-    outdir = Path(outdir)
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BuildError(f"cannot create output directory {outdir}: {e.strerror}") from None
+    from f8hw.fileio import write_files
+
     files = generate(cfg)
-    for name, data in files.items():
-        (outdir / name).write_bytes(data)
+    write_files(outdir, files)   # all files or none
     return json.loads(files[MANIFEST])
 
 

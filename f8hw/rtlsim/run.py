@@ -143,6 +143,8 @@ def run_top(sim: SimBuild, imem_hex: Path, mem_hex: Path, workdir: Path, max_cyc
         "reset_cycles": RESET_CYCLES,
         "ports": dict(TOP_PORTS, **(ports or {})),
     }
+    if waves_file is not None and not Path(waves_file).resolve().parent.is_dir():
+        raise RtlSimError(f"waves {waves_file}: directory {Path(waves_file).resolve().parent} does not exist")
     cfg_path = workdir / "tb_config.json"
     cfg_path.write_text(json.dumps(cfg))
     plusargs = [f"+imem={Path(imem_hex).resolve()}", f"+mem={Path(mem_hex).resolve()}"]
@@ -158,6 +160,8 @@ def run_top(sim: SimBuild, imem_hex: Path, mem_hex: Path, workdir: Path, max_cyc
     r = json.loads(result.read_text())
     if failed:
         raise RtlSimError(f"testbench failed: {r.get('message', '')}; log {workdir / 'sim.log'}")
+    if waves_file is not None and not (Path(waves_file).is_file() and Path(waves_file).stat().st_size > 0):
+        raise RtlSimError(f"waves {waves_file}: the simulator wrote no waveform; log {workdir / 'sim.log'}")
     return TopRun(
         done=bool(r["done"]), error=bool(r["error"]), error_code=int(r["error_code"]), timeout=bool(r["timeout"]),
         cycles=int(r["cycles"]), busy=int(r["busy"]), stall=int(r["stall"]), sim_cycles=int(r["sim_cycles"]),
