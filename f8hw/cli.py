@@ -15,7 +15,8 @@ import sys
 from f8hw import __version__
 from f8hw.errors import F8Error
 
-COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench", "build"]
+COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench", "build", "import_onnx",
+            "export_onnx"]
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_CODES = f"""exit status:

@@ -1,0 +1,177 @@
+"""QONNX import of Brevitas models: bit-exact against qonnx's executor on every quantized tensor, on the
+golden model, the ISA simulator and (4x4) the RTL; the CLI and f8hw.load; every refusal with its message.
+
+The comparison is exact equality of q * 2**-fl with QONNX's float32 values.  float32 holds every
+accumulator exactly below 2**24; each test asserts that bound (numerics.accumulator_bound) so an
+equality here is a proof, not luck.  Larger accumulators are covered by the IR's own tests (the
+importer copies integers; golden, ISA simulator and RTL are compared in integers there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("brevitas")
+pytest.importorskip("qonnx")
+
+import qonnx_cases as qc  # noqa: E402
+from torch import nn  # noqa: E402
+
+import f8hw  # noqa: E402
+from f8hw import golden  # noqa: E402
+from f8hw.cli import main  # noqa: E402
+from f8hw.interop import import_qonnx, qonnx_execute  # noqa: E402
+from f8hw.numerics import accumulator_bound  # noqa: E402
+
+CASES = {"convnet": qc.ConvNet, "resnet": qc.ResNet, "signed": qc.SignedNet}
+FLOAT32_EXACT = 2**24
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Each Brevitas case exported once: name -> path."""
+    root = tmp_path_factory.mktemp("qonnx")
+    paths = {}
+    for name, cls in CASES.items():
+        paths[name] = root / f"{name}.onnx"
+        qc.export(cls(), paths[name])
+    return paths
+
+
+def assert_matches_qonnx(path, result, images):
+    """golden(imported) == execute_onnx(original) on every quantized tensor and the output, exactly."""
+    g = result.graph
+    for node in g.nodes:
+        if node.op in ("conv2d", "linear"):
+            acc, acc_b = accumulator_bound(node.weight, node.bias, g.format(node.inputs[0]))
+            assert max(np.max(acc), np.max(acc_b)) < FLOAT32_EXACT, node.name
+    ref = qonnx_execute(path, images, result.input_fl)
+    out = golden.run(g, images)
+    assert len(result.tensors) >= 3
+    for name, tm in result.tensors.items():
+        ours = out[tm.ref].astype(np.float64) * 2.0**-tm.fl
+        theirs = ref[name].astype(np.float64).reshape(ours.shape)
+        assert np.array_equal(ours, theirs), f"{name} -> {tm.ref}: max diff {np.abs(ours - theirs).max()}"
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_import_bit_exact_golden_and_isa(exported, case):
+    path = exported[case]
+    result = import_qonnx(path)
+    assert result.exact and result.input_fl == 8
+    images = qc.digits_images(6, seed=7)
+    out = assert_matches_qonnx(path, result, images)
+    ops = {n.op for n in result.graph.nodes}
+    assert {"input", "conv2d", "linear"} <= ops
+    run = f8hw.simulate(result.graph, images, arch=f8hw.ArchConfig(rows=4, cols=4))
+    assert run.bit_exact
+    assert np.array_equal(np.array(run.logits), out[result.graph.output].reshape(len(images), -1))
+
+
+def test_ops_covered(exported):
+    """The cases together exercise every mapped op and format."""
+    seen = set()
+    for path in exported.values():
+        for n in import_qonnx(path).graph.nodes:
+            a = n.attrs
+            seen.add(n.op)
+            if n.op == "conv2d":
+                seen.add("strided" if a["stride"] != [1, 1] else "dense")
+                seen.add("padded" if a["padding"] != [0, 0] else "unpadded")
+                seen.add("depthwise" if a["groups"] == a["in_channels"] else "grouped" if a["groups"] > 1 else "")
+            if len(n.inputs) == 2:
+                seen.add("residual")
+            seen.update("signed" if f.signed and f.bits == 8 else "unsigned" for f in n.outputs)
+    assert {"maxpool", "avgpool_global", "flatten", "linear", "strided", "padded", "depthwise", "grouped",
+            "residual", "signed", "unsigned"} <= seen
+
+
+def test_rtl_verilator_4x4(exported):
+    result = import_qonnx(exported["resnet"])
+    images = qc.digits_images(2, seed=3)
+    run = f8hw.simulate(result.graph, images, engine="verilator", arch=f8hw.ArchConfig(rows=4, cols=4))
+    assert run.bit_exact and run.isa_agrees
+
+
+def test_cli_import_load_and_sim(exported, tmp_path, capsys):
+    path = exported["convnet"]
+    out = tmp_path / "convnet.pt"
+    assert main(["import", str(path), "-o", str(out)]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+    from_pt, from_onnx = f8hw.load(out), f8hw.load(path)
+    assert from_pt.meta["input_fl"] == 8 and from_onnx.meta["exact"] is True
+    images = qc.digits_images(3)
+    assert np.array_equal(golden.classify(from_pt.graph, images)[0], golden.classify(from_onnx.graph, images)[0])
+    assert main(["sim", str(path), "--engine", "isa", "--array", "4x4", "--batch", "2", "--json"]) == 0
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def _refusal(tmp_path, model, match):
+    path = tmp_path / "m.onnx"
+    qc.export(model, path)
+    with pytest.raises(f8hw.F8Error, match=match) as info:
+        import_qonnx(path)
+    assert "\n" not in str(info.value)
+    assert main(["import", str(path), "-o", str(tmp_path / "m.pt")]) == 3
+    return str(info.value)
+
+
+def test_refuses_non_power_of_two_scale_and_rounds_it(tmp_path, capsys):
+    from brevitas.quant import Uint8ActPerTensorFloat
+
+    import brevitas.nn as qnn
+
+    model = qc.Tiny(act=qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True))
+    msg = _refusal(tmp_path, model, r"node 'Quant_\d+': scale [\d.e-]+ is not a power of two .*--round-scales")
+    assert "2^" in msg
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "r.pt"), "--round-scales"]) == 0
+    text = capsys.readouterr().out
+    assert "NOT bit-exact" in text and "--round-scales on 64 images (digits)" in text
+    acc = f8hw.load(tmp_path / "r.pt").meta["round_scales_accuracy"]
+    assert 0 <= acc["after"] <= 1 and acc["images"] == 64
+
+
+def test_refuses_unsupported_op(tmp_path):
+    _refusal(tmp_path, qc.Tiny(extra=nn.Sequential(nn.Sigmoid(), qc.uact())), r"node .Sigmoid_0.: unsupported op Sigmoid")
+
+
+def test_refuses_4bit_activation(tmp_path):
+    import brevitas.nn as qnn
+
+    act = qnn.QuantReLU(act_quant=qc.UAct, bit_width=4, return_quant_tensor=True)
+    _refusal(tmp_path, qc.Tiny(act=act), r"node 'Quant_\d+': 4-bit activation quantizer; f8hw activations are 8-bit")
+
+
+def test_refuses_missing_activation_quantizer(tmp_path):
+    _refusal(tmp_path, qc.Tiny(act=nn.ReLU()), r"node 'Gemm_0': its input has no activation quantizer")
+
+
+def test_refuses_signed_128_range(tmp_path):
+    import brevitas.nn as qnn
+
+    act = qnn.QuantIdentity(act_quant=qc.SAct, return_quant_tensor=True)     # narrow_range False: [-128, 127]
+    _refusal(tmp_path, qc.Tiny(act=act), r"signed range \[-128, 127\]; f8hw's signed 8-bit range is \[-127, 127\]")
+
+
+def test_refuses_signed_input(tmp_path):
+    _refusal(tmp_path, qc.Tiny(input_quant=qc.sact()), r"the input quantizer is signed")
+
+
+def test_load_without_onnx_packages_is_one_line(monkeypatch, tmp_path):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_onnx(name, *a, **k):
+        if name.split(".")[0] in ("onnx", "qonnx"):
+            raise ImportError(name=name.split(".")[0])
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    with pytest.raises(f8hw.F8Error, match=r"pip install 'f8hw\[onnx\]'"):
+        f8hw.load(tmp_path / "x.onnx")
