@@ -1,8 +1,10 @@
 """f8hw IR -> QONNX: an integer graph as Quant/Conv/Gemm/... nodes that FINN, hls4ml and onnxruntime open.
 
 Every tensor becomes the float value q * 2**-fl behind a Quant node with scale 2**-fl and zero point 0
-(weights: signed narrow 8-bit; biases: signed 32-bit at the accumulator's FL; activations: signed narrow
-or unsigned 8-bit, ROUND = round half to even, whose clamp is the IR's saturation).  The float graph
+(weights: signed narrow 8-bit; activations: signed narrow or unsigned 8-bit, ROUND = round half to even,
+whose clamp is the IR's saturation).  Biases are float initializers holding b * 2**-fl_a exactly (the
+importer reads them back exactly), so qonnx's QuantToQCDQ turns the file into plain ONNX
+(QuantizeLinear/Clip/DequantizeLinear) that onnxruntime runs.  The float graph
 computes the IR exactly while accumulators stay below 2**24 (float32).  The input is the image
 times 2**-8.  ``f8hw.interop.import_qonnx`` reads the file back to the same IR, node names included.
 """
@@ -71,8 +73,7 @@ def _layer(b: _Builder, node, graph: Graph) -> dict[str, str]:
     _exact_float32(node.name, "bias", node.bias)
     w = b.const(f"{node.name}_weight", node.weight.astype(np.float64) * 2.0**-a["w_fl"])
     wq = b.quant(w, f"{node.name}_weight_q", f"{node.name}_weight_quant", a["w_fl"], 8, True, True)
-    bias = b.const(f"{node.name}_bias", node.bias.astype(np.float64) * 2.0**-fl_a)
-    bq = b.quant(bias, f"{node.name}_bias_q", f"{node.name}_bias_quant", fl_a, 32, True, False)
+    bq = b.const(f"{node.name}_bias", node.bias.astype(np.float64) * 2.0**-fl_a)   # exact: |b| < 2^24
     x = _tensor(canonical_ref(node.inputs[0]))
     if node.op == "conv2d":
         (ph, pw) = a["padding"]

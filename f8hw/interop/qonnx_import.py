@@ -63,8 +63,11 @@ def _attrs(node) -> dict:
     return out
 
 
-def read_qonnx(path) -> "object":
-    """The cleaned-up qonnx ModelWrapper of a file (one-line errors name the file)."""
+def read_qonnx(path, shapes: bool = False) -> "object":
+    """The cleaned-up qonnx ModelWrapper of a file (one-line errors name the file).
+
+    A file written by export_qonnx is already clean and kept as is (node order and names: the IR's);
+    ``shapes`` adds shape inference (which reorders nodes), as qonnx's executor needs."""
     require_onnx("importing a QONNX model")
     import onnx
     from qonnx.core.modelwrapper import ModelWrapper
@@ -78,11 +81,13 @@ def read_qonnx(path) -> "object":
     except Exception as e:
         raise F8Error(f"{path}: not an ONNX file ({type(e).__name__}: {str(e)[:100]})") from None
     try:
-        if model.producer_name == "f8hw":   # written clean by export_qonnx: keep its names (and the IR's)
-            from qonnx.transformation.infer_shapes import InferShapes
+        if model.producer_name != "f8hw":
+            return cleanup_model(ModelWrapper(model))
+        if not shapes:
+            return ModelWrapper(model)
+        from qonnx.transformation.infer_shapes import InferShapes
 
-            return ModelWrapper(model).transform(InferShapes())
-        return cleanup_model(ModelWrapper(model))
+        return ModelWrapper(model).transform(InferShapes())
     except Exception as e:
         raise F8Error(f"{path}: qonnx cannot clean up the graph ({type(e).__name__}: {str(e)[:120]})") from None
 

@@ -20,7 +20,7 @@ def qonnx_execute(path, images: np.ndarray, input_fl: int, outputs_only: bool = 
 
     from f8hw.interop.qonnx_import import read_qonnx
 
-    mw = read_qonnx(path)
+    mw = read_qonnx(path, shapes=True)
     inp, out = mw.graph.input[0].name, mw.graph.output[0].name
     batch = mw.graph.input[0].type.tensor_type.shape.dim[0].dim_value
     x = np.asarray(images, np.float32) * np.float32(2.0**-input_fl)
