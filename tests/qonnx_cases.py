@@ -143,3 +143,32 @@ class Tiny(nn.Module):
     def forward(self, x):
         x = self.extra(self.act(self.c1(self.inp(x))))
         return self.fc(torch.flatten(x, 1))
+
+
+class MixedNet(nn.Module):
+    """BatchNorm folded exactly (gain 1/2, offsets on the grid), padded maxpool, ReduceMean, non-narrow weights."""
+
+    def __init__(self, exact_bn: bool = True):
+        super().__init__()
+        self.inp = image_quant()
+        self.c1 = qnn.QuantConv2d(1, 8, 3, padding=1, bias=False, weight_quant=W8, weight_narrow_range=False,
+                                  return_quant_tensor=True)
+        self.bn = nn.BatchNorm2d(8, eps=2.0**-10, momentum=0.0)
+        with torch.no_grad():
+            if exact_bn:
+                self.bn.running_var.fill_(4.0 - 2.0**-10)      # var + eps = 4 exactly: a = 1/2
+                self.bn.running_mean.copy_(torch.arange(8) * 0.5 - 2)
+                self.bn.bias.copy_(torch.arange(8) * 0.25)
+            else:
+                self.bn.running_var.uniform_(0.5, 2.0)
+                self.bn.weight.uniform_(0.5, 1.5)
+                self.bn.bias.uniform_(-0.5, 0.5)
+        self.r1 = uact()
+        self.pool = nn.MaxPool2d(3, 2, padding=1)
+        self.q = sact()
+        self.fc = linear(8, 10)
+
+    def forward(self, x):
+        x = self.pool(self.r1(self.bn(self.c1(self.inp(x)))))
+        x = self.q(torch.mean(x, dim=(2, 3), keepdim=True))
+        return self.fc(torch.flatten(x, 1))

@@ -81,9 +81,40 @@ def test_zoo_resnet20_round_trip_and_execution(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenetv2"])
-def test_zoo_round_trip(name, tmp_path):
+def test_zoo_resnet18_round_trip(tmp_path):
+    _round_trip(_zoo_graph("resnet18"), tmp_path / "resnet18.onnx")
+
+
+@pytest.mark.heavy      # ~25 s each at 224x224 (model build + calibration): excluded by default, run with -m heavy
+@pytest.mark.parametrize("name", ["resnet50", "mobilenetv2"])
+def test_zoo_round_trip_224(name, tmp_path):
     _round_trip(_zoo_graph(name), tmp_path / f"{name}.onnx")
+
+
+def test_global_sum_not_a_power_of_two_exports_as_reducesum_mul(tmp_path):
+    """avgpool_global over 6x6 = 36 positions with shift 5: ReduceSum then Mul(2^-5), exact both ways."""
+    from f8hw.ir import Graph, Node
+    from f8hw.numerics import TensorFormat
+    from f8hw.testing import conv_node
+
+    rng = np.random.default_rng(3)
+    u8 = TensorFormat(4, False)
+    nodes = [Node("input", "input", [], {"shape": [1, 6, 6]}, [TensorFormat(8, False)]),
+             conv_node(rng, "c1", "input", TensorFormat(8, False), 1, 4, w_fl=6, outputs=[u8]),
+             Node("gap", "avgpool_global", ["c1"], {"shift": 5}, [TensorFormat(3, True)]),
+             Node("flat", "flatten", ["gap"], {}, [TensorFormat(3, True)])]
+    w = rng.integers(-127, 128, (10, 4)).astype(np.int8)
+    nodes.append(Node("fc", "linear", ["flat"], {"in_features": 4, "out_features": 10, "w_fl": 6},
+                      [TensorFormat(9, True, 32)], w, rng.integers(-500, 500, 10).astype(np.int32)))
+    graph = Graph(nodes, "fc").validate()
+    path = tmp_path / "gap.onnx"
+    _round_trip(graph, path)
+    import onnx
+
+    assert {"ReduceSum", "Mul"} <= {n.op_type for n in onnx.load(path).graph.node}
+    images = rng.integers(0, 256, (3, 1, 6, 6), dtype=np.uint8)
+    ours = _logits_real(graph, images)
+    assert np.array_equal(ours, qonnx_execute(path, images, 8, outputs_only=True).astype(np.float64).reshape(ours.shape))
 
 
 def test_cli_export_onnx_then_import(tmp_path, capsys):
