@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 from pathlib import Path
 
 import pytest
+from doc_blocks import python_blocks, run_blocks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "interop.md"
 
 
-def blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-
-
 def test_doc_covers_the_three_paths():
-    text = "\n".join(blocks())
+    text = "\n".join(python_blocks(DOC))
     for call in ("export_qonnx(", '"import"', '"sim", "brevitas.onnx"', '"export-onnx"', "InferenceSession(",
                  "f8nn.quantize(", "f8hw.export("):
         assert call in text
@@ -25,13 +20,7 @@ def test_doc_covers_the_three_paths():
 def test_walk_throughs_run(monkeypatch, capsys):
     pytest.importorskip("brevitas")
     pytest.importorskip("onnxruntime")
-    work = DOC.parents[1] / "build" / "test_interop_doc"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    monkeypatch.chdir(work)
-    ns: dict = {}
-    for i, code in enumerate(blocks()):
-        exec(compile(code, f"{DOC.name} block {i + 1}", "exec"), ns)
+    work = run_blocks(DOC, "test_interop_doc", monkeypatch)
     out = capsys.readouterr().out
     assert "quantized tensors equal to QONNX execution" in out and "integer model accuracy" in out
     assert (work / "brevitas.pt").is_file() and (work / "plain.pt").is_file()

@@ -253,3 +253,6 @@ def test_load_without_onnx_packages_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_onnx)
     with pytest.raises(f8hw.F8Error, match=r"pip install 'f8hw\[onnx\]'"):
         f8hw.load(tmp_path / "x.onnx")
+    assert main(["import", str(tmp_path / "x.onnx"), "-o", str(tmp_path / "x.pt")]) == 3
+    assert main(["export-onnx", "default", "-o", str(tmp_path / "x.onnx")]) == 3
+    assert f8hw.load("default").graph.nodes          # the core works without them

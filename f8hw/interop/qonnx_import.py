@@ -98,6 +98,7 @@ def import_qonnx(path, round_scales: bool = False, calibration: np.ndarray | Non
     round_scales: round every non-power-of-two scale to the nearest power of two (not exact);
     the accuracy change is then measured on ``calibration`` (uint8 images; default: digits or random).
     """
+    require_onnx("importing a QONNX model")
     import onnx
 
     from f8hw.interop import ops
