@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def python_blocks(doc: Path) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    return re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.DOTALL)
 
 
 def run_blocks(doc: Path, name: str, monkeypatch) -> Path:

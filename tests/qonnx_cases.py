@@ -6,16 +6,15 @@ activation quantizers on a few digits batches and writes the QONNX file (dynamo=
 
 from __future__ import annotations
 
+import brevitas.nn as qnn
 import numpy as np
 import torch
-from torch import nn
-
-import brevitas.nn as qnn
 from brevitas.export import export_qonnx
 from brevitas.quant import Int8ActPerTensorFixedPoint as SAct
 from brevitas.quant import Int8WeightPerTensorFixedPoint as W8
 from brevitas.quant import Int16Bias, Int32Bias
 from brevitas.quant import Uint8ActPerTensorFixedPoint as UAct
+from torch import nn
 
 from f8hw import digits
 

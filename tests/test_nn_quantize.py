@@ -91,7 +91,7 @@ def _compare(arch, data, fp32_epochs, qat_epochs):
 
 @pytest.mark.parametrize("arch", PAIRS)
 def test_ptq_qat_matches_f8hw_nn_fast(arch, data, tmp_path):
-    q, (ptq, qat) = _compare(arch, data, fp32_epochs=2, qat_epochs=1)
+    q, (_, qat) = _compare(arch, data, fp32_epochs=2, qat_epochs=1)
     assert qat > 0.5                      # it learned something in 2 + 1 epochs
     import f8hw
 
@@ -104,7 +104,7 @@ def test_ptq_qat_matches_f8hw_nn_fast(arch, data, tmp_path):
 @pytest.mark.heavy     # ~2 minutes per network: the full recipe (40 fp32 + 15 QAT epochs); run with -m heavy
 @pytest.mark.parametrize("arch", PAIRS)
 def test_ptq_qat_matches_f8hw_nn_full(arch, data):
-    _, (ptq, qat) = _compare(arch, data, fp32_epochs=40, qat_epochs=15)
+    _, (_, qat) = _compare(arch, data, fp32_epochs=40, qat_epochs=15)
     assert qat > 0.95
 
 

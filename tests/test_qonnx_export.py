@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("qonnx")
 pytest.importorskip("onnxruntime")
 
-import torch  # noqa: E402
+import torch
 
-import f8hw  # noqa: E402
-from f8hw import golden  # noqa: E402
-from f8hw.cli import main  # noqa: E402
-from f8hw.flow.model import graph_key  # noqa: E402
-from f8hw.interop import export_qonnx, import_qonnx, qonnx_execute  # noqa: E402
+import f8hw
+from f8hw import golden
+from f8hw.cli import main
+from f8hw.flow.model import graph_key
+from f8hw.interop import export_qonnx, import_qonnx, qonnx_execute
 
 
 def _logits_real(graph, images):

@@ -15,14 +15,14 @@ import pytest
 pytest.importorskip("brevitas")
 pytest.importorskip("qonnx")
 
-import qonnx_cases as qc  # noqa: E402
-from torch import nn  # noqa: E402
+import qonnx_cases as qc
+from torch import nn
 
-import f8hw  # noqa: E402
-from f8hw import golden  # noqa: E402
-from f8hw.cli import main  # noqa: E402
-from f8hw.interop import import_qonnx, qonnx_execute  # noqa: E402
-from f8hw.numerics import accumulator_bound  # noqa: E402
+import f8hw
+from f8hw import golden
+from f8hw.cli import main
+from f8hw.interop import import_qonnx, qonnx_execute
+from f8hw.numerics import accumulator_bound
 
 CASES = {"convnet": qc.ConvNet, "resnet": qc.ResNet, "signed": qc.SignedNet, "mixed": qc.MixedNet}
 FLOAT32_EXACT = 2**24
@@ -135,6 +135,22 @@ def test_matmul_add_and_input_scale_relabelled(tmp_path):
     assert_matches_qonnx(path, result, rng.integers(0, 256, (5, 1, 8, 8), dtype=np.uint8))
 
 
+def test_refuses_one_accumulator_in_two_forms(tmp_path):
+    """A conv output quantized directly and also after a residual add would need two accumulators."""
+    import onnx
+    from onnx import helper
+
+    inits = {"s": 2.0**-6, "s_in": 2.0**-8, "zero": 0.0, "b8": 8.0, "w": np.full((1, 1, 3, 3), 2.0**-6)}
+    nodes = [_quant("x", "xq", "s_in", "b8", 0, 0), _quant("w", "wq", "s", "b8", 1, 1),
+             helper.make_node("Conv", ["xq", "wq"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             _quant("c", "a", "s", "b8", 1, 1), helper.make_node("Add", ["c", "xq"], ["v"]),
+             _quant("v", "b", "s", "b8", 1, 1), helper.make_node("Add", ["a", "b"], ["y0"]),
+             _quant("y0", "y", "s", "b8", 1, 1)]
+    onnx.save(_onnx_model(nodes, inits, (1, 8, 8), "y"), tmp_path / "two.onnx")
+    with pytest.raises(f8hw.F8Error, match=r"node 'Conv_0': its accumulator is quantized both with and without"):
+        import_qonnx(tmp_path / "two.onnx")
+
+
 @pytest.mark.parametrize("change, match", [
     ({"rounding": "FLOOR"}, r"node 'Quant_\d+': rounding_mode FLOOR; f8hw rounds activations half to even"),
     ({"weight": -128}, r"node 'Gemm_0': weight integers reach \[-128, \d+\]; f8hw weights lie in \[-127, 127\]"),
@@ -199,9 +215,8 @@ def _refusal(tmp_path, model, match):
 
 
 def test_refuses_non_power_of_two_scale_and_rounds_it(tmp_path, capsys):
-    from brevitas.quant import Uint8ActPerTensorFloat
-
     import brevitas.nn as qnn
+    from brevitas.quant import Uint8ActPerTensorFloat
 
     model = qc.Tiny(act=qnn.QuantReLU(act_quant=Uint8ActPerTensorFloat, return_quant_tensor=True))
     msg = _refusal(tmp_path, model, r"node 'Quant_\d+': scale [\d.e-]+ is not a power of two .*--round-scales")

@@ -13,4 +13,4 @@ from f8hw.interop.qonnx_export import export_qonnx
 from f8hw.interop.qonnx_import import ImportResult, TensorMap, import_qonnx
 from f8hw.interop.reference import qonnx_execute
 
-__all__ = ["import_qonnx", "export_qonnx", "ImportResult", "TensorMap", "qonnx_execute", "require_onnx"]
+__all__ = ["ImportResult", "TensorMap", "export_qonnx", "import_qonnx", "qonnx_execute", "require_onnx"]

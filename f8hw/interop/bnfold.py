@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from f8hw.interop.values import Const, ImportError_, Pending
+from f8hw.interop.values import Const, Pending, QonnxImportError
 from f8hw.numerics import INT32_MAX, INT32_MIN, WL
 
 __all__ = ["fold_batchnorm"]
@@ -22,7 +22,7 @@ def _consts(node, ins) -> list[np.ndarray]:
     out = []
     for c in ins[1:5]:
         if not isinstance(c, Const) or c.quantized:
-            raise ImportError_(f"node {node.name!r}: BatchNormalization parameters must be float constants")
+            raise QonnxImportError(f"node {node.name!r}: BatchNormalization parameters must be float constants")
         out.append(np.asarray(c.values, np.float64).reshape(-1))
     return out
 
@@ -31,8 +31,9 @@ def fold_batchnorm(st, node, ins, attrs):
     """Fold the BN into the Pending layer accumulator it reads (see the module docstring)."""
     p = ins[0]
     if not isinstance(p, Pending) or p.kind != "layer" or p.skip is not None or p.relu or "bn" in p.folded:
-        raise ImportError_(f"node {node.name!r}: BatchNormalization is folded only directly after a conv/linear "
-                           f"(before its ReLU, residual add and output Quant)")
+        raise QonnxImportError(f"node {node.name!r}: BatchNormalization is folded only directly after a conv/linear "
+                               f"(before its ReLU, residual add and output Quant)")
+    st.before_fold(node, p)
     gamma, beta, mean, var = _consts(node, ins)
     a = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
     c = beta - mean * a
@@ -49,7 +50,7 @@ def fold_batchnorm(st, node, ins, attrs):
     b_q = np.round(b_real * 2.0**fl_a)
     exact = np.array_equal(w_q * 2.0**-new_fl, w_real) and np.array_equal(b_q * 2.0**-fl_a, b_real)
     if np.abs(w_q).max(initial=0) > 127 or b_q.size and (b_q.min() < INT32_MIN or b_q.max() > INT32_MAX):
-        raise ImportError_(f"node {node.name!r}: the folded weights or bias do not fit 8/32 bits")
+        raise QonnxImportError(f"node {node.name!r}: the folded weights or bias do not fit 8/32 bits")
     ir.weight, ir.bias, ir.attrs["w_fl"] = w_q.astype(np.int8), b_q.astype(np.int32), new_fl
     if not exact:
         st.inexact = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from f8hw.errors import F8Error
 
-__all__ = ["require_onnx", "INSTALL_HINT"]
+__all__ = ["INSTALL_HINT", "require_onnx"]
 
 INSTALL_HINT = "pip install 'f8hw[onnx]'"
 

@@ -15,12 +15,20 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from f8hw.interop.values import (QT, RAW, Const, ImportError_, Pending, activation_format, quant_spec,
-                                 quantize_const)
+from f8hw.interop.values import (
+    QT,
+    RAW,
+    Const,
+    Pending,
+    QonnxImportError,
+    activation_format,
+    quant_spec,
+    quantize_const,
+)
 from f8hw.ir import Node, make_ref
 from f8hw.numerics import INT32_MAX, INT32_MIN, TensorFormat
 
-__all__ = ["State", "HANDLERS", "final_output"]
+__all__ = ["HANDLERS", "State", "final_output"]
 
 
 @dataclass
@@ -40,11 +48,18 @@ class State:
     raw_shape: tuple = ()
     _emitted: set = field(default_factory=set)
     _flat: dict = field(default_factory=dict)
+    _forms: dict = field(default_factory=dict)        # id(IR node) -> the one accumulator form its outputs use
 
     def emit(self, node: Node) -> None:
         if id(node) not in self._emitted:
             self._emitted.add(id(node))
             self.nodes.append(node)
+
+    def before_fold(self, onnx_node, p: Pending) -> None:
+        """Folding into p's IR node (bias, BatchNorm, scale) changes it in place: only before it is quantized."""
+        if id(p.node) in self._emitted:
+            raise QonnxImportError(f"node {onnx_node.name!r}: folds into {p.onnx!r}, whose accumulator is also "
+                                   f"quantized without it (f8hw computes one accumulator per layer)")
 
 
 def _ir_name(name: str) -> str:
@@ -58,17 +73,21 @@ def _qt(st: State, node, v, what: str = "input") -> QT:
     if isinstance(v, Pending) and v.kind == "identity" and v.relu and v.skip is None and v.flatten is None:
         return materialize(st, v, TensorFormat(v.fl_v, False))   # ReLU of a quantized tensor: exactly unsigned
     if v is RAW or isinstance(v, Pending):
-        raise ImportError_(f"node {node.name!r}: its {what} has no activation quantizer "
-                           f"(f8hw layers read 8-bit tensors: add a Quant, e.g. QuantIdentity/QuantReLU)")
-    raise ImportError_(f"node {node.name!r}: its {what} is a constant; f8hw layers read activations")
+        raise QonnxImportError(f"node {node.name!r}: its {what} has no activation quantizer "
+                               f"(f8hw layers read 8-bit tensors: add a Quant, e.g. QuantIdentity/QuantReLU)")
+    raise QonnxImportError(f"node {node.name!r}: its {what} is a constant; f8hw layers read activations")
 
 
 def materialize(st: State, p: Pending, fmt: TensorFormat) -> QT:
     """Make fmt one of p's IR node outputs (emitting the node on first use); the resulting tensor."""
     if p.relu and fmt.signed:
-        raise ImportError_(f"node {p.onnx!r}: a ReLU output quantized as signed; f8hw realizes ReLU as unsigned "
-                           f"saturation (quantize it unsigned, e.g. Uint8ActPerTensorFixedPoint)")
+        raise QonnxImportError(f"node {p.onnx!r}: a ReLU output quantized as signed; f8hw realizes ReLU as unsigned "
+                               f"saturation (quantize it unsigned, e.g. Uint8ActPerTensorFixedPoint)")
     node = p.node
+    form = (p.skip.ref if p.skip is not None else None, p.fl_v, frozenset(p.folded))
+    if st._forms.setdefault(id(node), form) != form:
+        raise QonnxImportError(f"node {p.onnx!r}: its accumulator is quantized both with and without a residual add "
+                               f"or fold (f8hw computes one accumulator per layer)")
     if p.skip is not None and len(node.inputs) == 1:
         node.inputs.append(p.skip.ref)
     st.emit(node)
@@ -99,7 +118,7 @@ def _identity(st: State, node, base: QT, skip: QT | None = None, relu: bool = Fa
         ir = Node(name, "linear", [base.ref], {"in_features": f, "out_features": f, "w_fl": 0}, [],
                   np.eye(f, dtype=np.int8), np.zeros(f, np.int32))
     else:
-        raise ImportError_(f"node {node.name!r}: cannot requantize a tensor of shape {base.shape}")
+        raise QonnxImportError(f"node {node.name!r}: cannot requantize a tensor of shape {base.shape}")
     fl_v = base.fmt.fl if skip is None else max(base.fmt.fl, skip.fmt.fl)
     return Pending("identity", ir, fl_v, base.shape, node.name, relu=relu, skip=skip)
 
@@ -115,15 +134,15 @@ def quant(st: State, node, ins, attrs):
     x = ins[0]
     if isinstance(x, Const):
         if x.quantized:
-            raise ImportError_(f"node {node.name!r}: a Quant of an already quantized constant")
+            raise QonnxImportError(f"node {node.name!r}: a Quant of an already quantized constant")
         return quantize_const(spec, x.values)
     fmt = activation_format(spec)
     if x is RAW:
         if fmt.signed:
-            raise ImportError_(f"node {node.name!r}: the input quantizer is signed; f8hw's input is an unsigned "
-                               f"8-bit image (use Uint8ActPerTensorFixedPoint)")
+            raise QonnxImportError(f"node {node.name!r}: the input quantizer is signed; f8hw's input is an unsigned "
+                                   f"8-bit image (use Uint8ActPerTensorFixedPoint)")
         if st.input_qt is not None:
-            raise ImportError_(f"node {node.name!r}: a second quantizer of the graph input")
+            raise QonnxImportError(f"node {node.name!r}: a second quantizer of the graph input")
         ir = Node("input", "input", [], {"shape": list(st.raw_shape)}, [fmt])
         st.emit(ir)
         st.input_qt = QT("input", fmt, st.raw_shape)
@@ -133,7 +152,7 @@ def quant(st: State, node, ins, attrs):
             return x
         x = _identity(st, node, x)
     if not isinstance(x, Pending):
-        raise ImportError_(f"node {node.name!r}: cannot quantize this input")
+        raise QonnxImportError(f"node {node.name!r}: cannot quantize this input")
     return materialize(st, x, fmt)
 
 
@@ -142,10 +161,10 @@ def quant(st: State, node, ins, attrs):
 
 def _weight(node, w) -> np.ndarray:
     if not isinstance(w, Const) or not w.quantized:
-        raise ImportError_(f"node {node.name!r}: the weight has no Quant node (f8hw weights are 8-bit fixed point)")
+        raise QonnxImportError(f"node {node.name!r}: the weight has no Quant node (f8hw weights are 8-bit fixed point)")
     if w.values.size and (w.values.min() < -127 or w.values.max() > 127):
-        raise ImportError_(f"node {node.name!r}: weight integers reach [{w.values.min()}, {w.values.max()}]; "
-                           f"f8hw weights lie in [-127, 127] (use a narrow-range 8-bit weight quantizer)")
+        raise QonnxImportError(f"node {node.name!r}: weight integers reach [{w.values.min()}, {w.values.max()}]; "
+                               f"f8hw weights lie in [-127, 127] (use a narrow-range 8-bit weight quantizer)")
     return w.values
 
 
@@ -154,41 +173,41 @@ def _bias(node, b, fl_a: int, n: int) -> np.ndarray:
     if b is None:
         return np.zeros(n, np.int32)
     if not isinstance(b, Const):
-        raise ImportError_(f"node {node.name!r}: the bias is not a constant")
+        raise QonnxImportError(f"node {node.name!r}: the bias is not a constant")
     v = np.asarray(b.values).reshape(-1)
     if v.size != n:
-        raise ImportError_(f"node {node.name!r}: bias has {v.size} values for {n} outputs")
+        raise QonnxImportError(f"node {node.name!r}: bias has {v.size} values for {n} outputs")
     if b.quantized:
         if b.fl > fl_a:
-            raise ImportError_(f"node {node.name!r}: bias scale 2^-{b.fl} is finer than the accumulator's 2^-{fl_a}")
+            raise QonnxImportError(f"node {node.name!r}: bias scale 2^-{b.fl} is finer than the accumulator's 2^-{fl_a}")
         q = v.astype(np.int64) << (fl_a - b.fl)
     else:
         q = np.asarray(v, np.float64) * 2.0**fl_a
         if not np.array_equal(q, np.round(q)):
-            raise ImportError_(f"node {node.name!r}: the float bias is not a multiple of the accumulator scale "
-                               f"2^-{fl_a} (quantize it, e.g. bias_quant=Int32Bias)")
+            raise QonnxImportError(f"node {node.name!r}: the float bias is not a multiple of the accumulator scale "
+                                   f"2^-{fl_a} (quantize it, e.g. bias_quant=Int32Bias)")
         q = q.astype(np.int64)
     if q.size and (q.min() < INT32_MIN or q.max() > INT32_MAX):
-        raise ImportError_(f"node {node.name!r}: bias does not fit int32 at fl {fl_a}")
+        raise QonnxImportError(f"node {node.name!r}: bias does not fit int32 at fl {fl_a}")
     return q.astype(np.int32)
 
 
 def _pairs(node, attrs, key, default) -> list[int]:
     v = list(attrs.get(key, default))
     if len(v) != 2:
-        raise ImportError_(f"node {node.name!r}: {key} {v} is not 2-D")
+        raise QonnxImportError(f"node {node.name!r}: {key} {v} is not 2-D")
     return [int(i) for i in v]
 
 
 def _window(node, attrs, kernel) -> tuple[list[int], list[int]]:
     """(stride, symmetric padding) of a Conv/MaxPool; refuses what the IR has not."""
     if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
-        raise ImportError_(f"node {node.name!r}: auto_pad {attrs['auto_pad']} (export with explicit pads)")
+        raise QonnxImportError(f"node {node.name!r}: auto_pad {attrs['auto_pad']} (export with explicit pads)")
     if any(int(v) != 1 for v in attrs.get("dilations", [1, 1])):
-        raise ImportError_(f"node {node.name!r}: dilations {list(attrs['dilations'])}; f8hw has no dilation")
+        raise QonnxImportError(f"node {node.name!r}: dilations {list(attrs['dilations'])}; f8hw has no dilation")
     pads = [int(p) for p in attrs.get("pads", [0, 0, 0, 0])]
     if len(pads) != 4 or pads[0] != pads[2] or pads[1] != pads[3]:
-        raise ImportError_(f"node {node.name!r}: asymmetric pads {pads}; f8hw pads symmetrically")
+        raise QonnxImportError(f"node {node.name!r}: asymmetric pads {pads}; f8hw pads symmetrically")
     return _pairs(node, attrs, "strides", [1, 1]), pads[:2]
 
 
@@ -196,10 +215,13 @@ def conv(st: State, node, ins, attrs):
     x = _qt(st, node, ins[0])
     w = _weight(node, ins[1])
     if len(x.shape) != 3 or w.ndim != 4:
-        raise ImportError_(f"node {node.name!r}: f8hw convolutions are 2-D (input {x.shape}, weight {w.shape})")
+        raise QonnxImportError(f"node {node.name!r}: f8hw convolutions are 2-D (input {x.shape}, weight {w.shape})")
     stride, pad = _window(node, attrs, w.shape[2:])
     groups = int(attrs.get("group", 1))
     cout, cg, kh, kw = w.shape
+    if cg * groups != x.shape[0] or cout % groups:
+        raise QonnxImportError(f"node {node.name!r}: weight {w.shape} with group {groups} does not fit "
+                               f"{x.shape[0]} input channels")
     fl_a = x.fmt.fl + ins[1].fl
     ir = Node(_ir_name(node.name), "conv2d", [x.ref],
               {"in_channels": x.shape[0], "out_channels": cout, "kernel": [kh, kw], "stride": stride,
@@ -212,7 +234,7 @@ def conv(st: State, node, ins, attrs):
 
 def _linear(st: State, node, x: QT, wc: Const, w: np.ndarray, b) -> Pending:
     if len(x.shape) != 1 or w.shape[1] != x.shape[0]:
-        raise ImportError_(f"node {node.name!r}: a linear layer reads (N, {w.shape[1]}), got per-sample {x.shape}")
+        raise QonnxImportError(f"node {node.name!r}: a linear layer reads (N, {w.shape[1]}), got per-sample {x.shape}")
     fl_a = x.fmt.fl + wc.fl
     ir = Node(_ir_name(node.name), "linear", [x.ref],
               {"in_features": w.shape[1], "out_features": w.shape[0], "w_fl": wc.fl}, [], w.astype(np.int8),
@@ -222,7 +244,7 @@ def _linear(st: State, node, x: QT, wc: Const, w: np.ndarray, b) -> Pending:
 
 def gemm(st: State, node, ins, attrs):
     if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-        raise ImportError_(f"node {node.name!r}: Gemm with alpha/beta != 1 or transA; f8hw maps x @ W.T + b")
+        raise QonnxImportError(f"node {node.name!r}: Gemm with alpha/beta != 1 or transA; f8hw maps x @ W.T + b")
     w = _weight(node, ins[1])
     w = w if attrs.get("transB", 0) else w.T
     return _linear(st, node, _qt(st, node, ins[0]), ins[1], w, ins[2] if len(ins) > 2 else None)
@@ -231,7 +253,7 @@ def gemm(st: State, node, ins, attrs):
 def matmul(st: State, node, ins, attrs):
     w = _weight(node, ins[1])
     if w.ndim != 2:
-        raise ImportError_(f"node {node.name!r}: MatMul weight must be 2-D, has shape {w.shape}")
+        raise QonnxImportError(f"node {node.name!r}: MatMul weight must be 2-D, has shape {w.shape}")
     return _linear(st, node, _qt(st, node, ins[0]), ins[1], w.T, None)
 
 
@@ -250,7 +272,7 @@ def relu(st: State, node, ins, attrs):
         return replace(x, relu=True)
     if isinstance(x, QT):
         return x if not x.fmt.signed else _identity(st, node, x, relu=True)
-    raise ImportError_(f"node {node.name!r}: Relu of an unquantized input")
+    raise QonnxImportError(f"node {node.name!r}: Relu of an unquantized input")
 
 
 def add(st: State, node, ins, attrs):
@@ -258,8 +280,9 @@ def add(st: State, node, ins, attrs):
     if isinstance(b, Pending) and not isinstance(a, Pending):
         a, b = b, a
     if isinstance(a, Pending) and isinstance(b, Const) and a.kind == "layer" and "bias" not in a.folded:
+        st.before_fold(node, a)
         if np.any(a.node.bias):
-            raise ImportError_(f"node {node.name!r}: a second bias on {a.onnx!r}")
+            raise QonnxImportError(f"node {node.name!r}: a second bias on {a.onnx!r}")
         a.node.bias = _bias(node, b, a.fl_v, len(a.node.bias))
         return replace(a, folded=a.folded | {"bias"})
     if isinstance(a, Pending) and isinstance(b, Pending) and a.kind == "identity" and a.relu:
@@ -269,12 +292,12 @@ def add(st: State, node, ins, attrs):
     if isinstance(a, QT) and isinstance(b, QT):
         return _identity(st, node, a, skip=b)
     if not isinstance(a, Pending) or not isinstance(b, QT):
-        raise ImportError_(f"node {node.name!r}: Add of these operands is not a residual f8hw can map")
+        raise QonnxImportError(f"node {node.name!r}: Add of these operands is not a residual f8hw can map")
     if a.kind == "avgpool" or a.skip is not None or a.relu or a.flatten is not None:
-        raise ImportError_(f"node {node.name!r}: a residual add must directly follow a conv/linear (before any "
-                           f"ReLU or second add)")
+        raise QonnxImportError(f"node {node.name!r}: a residual add must directly follow a conv/linear (before any "
+                               f"ReLU or second add)")
     if tuple(b.shape) != tuple(a.shape):
-        raise ImportError_(f"node {node.name!r}: residual shapes {a.shape} and {b.shape} differ")
+        raise QonnxImportError(f"node {node.name!r}: residual shapes {a.shape} and {b.shape} differ")
     return replace(a, skip=b, fl_v=max(a.fl_v, b.fmt.fl))
 
 
@@ -286,9 +309,10 @@ def mul(st: State, node, ins, attrs):
         v = np.unique(np.asarray(b.values, np.float64))
         k = -math.log2(v[0]) if v.size == 1 and v[0] > 0 else 0.5
         if k == int(k) and k >= 0:
+            st.before_fold(node, a)
             a.node.attrs["shift"] += int(k)
             return replace(a, fl_v=a.fl_v + int(k))
-    raise ImportError_(f"node {node.name!r}: Mul is only mapped as a power-of-two scale of a global sum")
+    raise QonnxImportError(f"node {node.name!r}: Mul is only mapped as a power-of-two scale of a global sum")
 
 
 # ---------------------------------------------------------------- pooling and shapes
@@ -297,11 +321,11 @@ def mul(st: State, node, ins, attrs):
 def maxpool(st: State, node, ins, attrs):
     x = _qt(st, node, ins[0])
     if attrs.get("ceil_mode", 0) or attrs.get("storage_order", 0):
-        raise ImportError_(f"node {node.name!r}: MaxPool ceil_mode/storage_order are not supported")
+        raise QonnxImportError(f"node {node.name!r}: MaxPool ceil_mode/storage_order are not supported")
     k = _pairs(node, attrs, "kernel_shape", [])
     stride, pad = _window(node, attrs, k)
     if 2 * pad[0] > k[0] or 2 * pad[1] > k[1]:
-        raise ImportError_(f"node {node.name!r}: MaxPool padding {pad} exceeds half the kernel {k}")
+        raise QonnxImportError(f"node {node.name!r}: MaxPool padding {pad} exceeds half the kernel {k}")
     ir = Node(_ir_name(node.name), "maxpool", [x.ref], {"kernel": k, "stride": stride, "padding": pad}, [x.fmt])
     st.emit(ir)
     shape = (x.shape[0], (x.shape[1] + 2 * pad[0] - k[0]) // stride[0] + 1,
@@ -312,12 +336,12 @@ def maxpool(st: State, node, ins, attrs):
 def _global(st: State, node, ins, mean: bool) -> Pending:
     x = _qt(st, node, ins[0])
     if len(x.shape) != 3:
-        raise ImportError_(f"node {node.name!r}: a global pool reads (N, C, H, W)")
+        raise QonnxImportError(f"node {node.name!r}: a global pool reads (N, C, H, W)")
     n = x.shape[1] * x.shape[2]
     m = int(math.log2(n)) if mean else 0
     if mean and 2**m != n:
-        raise ImportError_(f"node {node.name!r}: the mean over {x.shape[1]}x{x.shape[2]} = {n} positions is not a "
-                           f"division by a power of two (f8hw divides by 2^shift)")
+        raise QonnxImportError(f"node {node.name!r}: the mean over {x.shape[1]}x{x.shape[2]} = {n} positions is not a "
+                               f"division by a power of two (f8hw divides by 2^shift)")
     ir = Node(_ir_name(node.name), "avgpool_global", [x.ref], {"shift": m}, [])
     return Pending("avgpool", ir, x.fmt.fl + m, (x.shape[0], 1, 1), node.name)
 
@@ -327,7 +351,7 @@ def _spatial_axes(st: State, node, ins, attrs) -> None:
     if axes is None and len(ins) > 1 and isinstance(ins[1], Const):
         axes = ins[1].values.tolist()
     if sorted(int(a) for a in (axes or [])) != [2, 3] or not attrs.get("keepdims", 1):
-        raise ImportError_(f"node {node.name!r}: {node.op_type} is mapped over axes [2, 3] with keepdims only")
+        raise QonnxImportError(f"node {node.name!r}: {node.op_type} is mapped over axes [2, 3] with keepdims only")
 
 
 def global_avg(st: State, node, ins, attrs):
@@ -347,20 +371,20 @@ def reduce_sum(st: State, node, ins, attrs):
 def flatten(st: State, node, ins, attrs):
     x = ins[0]
     if node.op_type == "Flatten" and int(attrs.get("axis", 1)) != 1:
-        raise ImportError_(f"node {node.name!r}: Flatten axis {attrs['axis']}; f8hw flattens (N, C, H, W) to (N, CHW)")
+        raise QonnxImportError(f"node {node.name!r}: Flatten axis {attrs['axis']}; f8hw flattens (N, C, H, W) to (N, CHW)")
     shape = x.shape if isinstance(x, (QT, Pending)) else None
     if shape is None:
-        raise ImportError_(f"node {node.name!r}: cannot flatten this input")
+        raise QonnxImportError(f"node {node.name!r}: cannot flatten this input")
     if node.op_type == "Reshape":
         target = ins[1].values.tolist() if isinstance(ins[1], Const) else None
         if not target or len(target) != 2 or target[1] not in (-1, int(np.prod(shape))):
-            raise ImportError_(f"node {node.name!r}: Reshape to {target} is not a flatten to (N, {int(np.prod(shape))})")
+            raise QonnxImportError(f"node {node.name!r}: Reshape to {target} is not a flatten to (N, {int(np.prod(shape))})")
     flat = (int(np.prod(shape)),)
     if len(shape) == 1:
         return x
     if isinstance(x, Pending):
-        if x.flatten is not None or x.skip is not None and x.kind != "layer":
-            raise ImportError_(f"node {node.name!r}: cannot flatten this unquantized value")
+        if x.flatten is not None:
+            raise QonnxImportError(f"node {node.name!r}: a second flatten of an unquantized value")
         return replace(x, flatten=node.name, shape=flat)
     ir = Node(_ir_name(node.name), "flatten", [x.ref], {}, [x.fmt])
     st.emit(ir)
@@ -375,8 +399,8 @@ def final_output(st: State, name: str) -> QT:
     if isinstance(v, Pending) and v.kind == "layer" and v.skip is None and not v.relu and v.flatten is None:
         fmt = TensorFormat(v.fl_v, True, 32)
         return materialize(st, v, fmt)
-    raise ImportError_(f"node {v.onnx if isinstance(v, Pending) else name!r}: the graph output must be a Quant "
-                       f"output or a conv/linear without a ReLU or residual (the int32 logits)")
+    raise QonnxImportError(f"node {v.onnx if isinstance(v, Pending) else name!r}: the graph output must be a Quant "
+                           f"output or a conv/linear without a ReLU or residual (the int32 logits)")
 
 
 HANDLERS = {

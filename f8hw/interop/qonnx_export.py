@@ -21,7 +21,7 @@ from f8hw.interop.deps import require_onnx
 from f8hw.ir import Graph, canonical_ref, make_ref
 from f8hw.numerics import TensorFormat
 
-__all__ = ["export_qonnx", "PRODUCER", "INPUT_NAME"]
+__all__ = ["INPUT_NAME", "PRODUCER", "export_qonnx"]
 
 PRODUCER = "f8hw"
 INPUT_NAME = "image"

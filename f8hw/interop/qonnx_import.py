@@ -4,7 +4,7 @@ The graph is cleaned up with qonnx (constant folding, shape inference), then rea
 (f8hw.interop.ops maps each op).  The result is an ordinary, validated f8hw graph: the golden model
 on it equals qonnx's execute_onnx on every quantized tensor (the image fed to f8hw is the integer
 of the input Quant; QONNX sees it times the input scale).  Anything that cannot be mapped exactly is
-a one-line ImportError_ naming the node and the reason.
+a one-line QonnxImportError naming the node and the reason.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 
 from f8hw.errors import F8Error
 from f8hw.interop.deps import require_onnx
-from f8hw.interop.values import QT, RAW, Const, ImportError_, Pending
+from f8hw.interop.values import QT, RAW, Const, QonnxImportError
 
-__all__ = ["ImportResult", "TensorMap", "import_qonnx", "read_qonnx", "ImportError_"]
+__all__ = ["ImportResult", "QonnxImportError", "TensorMap", "import_qonnx", "read_qonnx"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _attrs(node) -> dict:
     return out
 
 
-def read_qonnx(path, shapes: bool = False) -> "object":
+def read_qonnx(path, shapes: bool = False) -> object:
     """The cleaned-up qonnx ModelWrapper of a file (one-line errors name the file).
 
     A file written by export_qonnx is already clean and kept as is (node order and names: the IR's);
@@ -124,26 +124,26 @@ def import_qonnx(path, round_scales: bool = False, calibration: np.ndarray | Non
             node.name = f"{node.op_type}_{len(st.nodes)}"
         handler = ops.HANDLERS.get(node.op_type)
         if handler is None:
-            raise ImportError_(f"node {node.name!r}: unsupported op {node.op_type} "
-                               f"(f8hw imports: {', '.join(sorted(ops.HANDLERS))})")
+            raise QonnxImportError(f"node {node.name!r}: unsupported op {node.op_type} "
+                                   f"(f8hw imports: {', '.join(sorted(ops.HANDLERS))})")
         ins = []
         for name in node.input:
             if name and name not in st.values:
-                raise ImportError_(f"node {node.name!r}: input {name!r} is not produced by an earlier node")
+                raise QonnxImportError(f"node {node.name!r}: input {name!r} is not produced by an earlier node")
             ins.append(st.values.get(name) if name else None)
         out = handler(st, node, ins, _attrs(node))
         st.values[node.output[0]] = out
         if isinstance(out, QT) and node.op_type == "Quant":
             st.quantized[node.output[0]] = out
     if st.input_qt is None:
-        raise ImportError_(f"{path}: the graph input {inp.name!r} has no Quant node (f8hw reads an 8-bit image)")
+        raise QonnxImportError(f"{path}: the graph input {inp.name!r} has no Quant node (f8hw reads an 8-bit image)")
     out = ops.final_output(st, g.output[0].name)
     graph = Graph(st.nodes, out.ref)
     try:
         offsets = relabel(graph)
         graph.validate()
     except F8Error as e:
-        raise ImportError_(f"{path}: {e}") from None
+        raise QonnxImportError(f"{path}: {e}") from None
     tensors = {name: TensorMap(q.ref, q.fmt.fl) for name, q in st.quantized.items()}
     tensors[g.output[0].name] = TensorMap(out.ref, out.fmt.fl)
     for name, tm in tensors.items():
@@ -175,6 +175,6 @@ def _round_scales_accuracy(path, result: ImportResult, calibration) -> dict:
     before = ref.reshape(len(calibration), -1).argmax(axis=1)
     _, after = golden.classify(result.graph, calibration)
     truth = before if labels is None else np.asarray(labels)
-    return {"images": int(len(calibration)), "labels": "digits" if labels is not None else "original predictions",
+    return {"images": len(calibration), "labels": "digits" if labels is not None else "original predictions",
             "before": float((before == truth).mean()), "after": float((after == truth).mean()),
             "agreement": float((before == after).mean())}

@@ -22,11 +22,11 @@ from f8hw.errors import F8Error
 from f8hw.ir import Node
 from f8hw.numerics import TensorFormat
 
-__all__ = ["ImportError_", "Const", "QT", "Pending", "RAW", "QuantSpec", "quant_spec", "quantize_const", "activation_format"]
+__all__ = ["QT", "RAW", "Const", "Pending", "QonnxImportError", "QuantSpec", "activation_format", "quant_spec", "quantize_const"]
 
 
-class ImportError_(F8Error):
-    """A QONNX graph f8hw cannot map exactly; the message names the node and the reason."""
+class QonnxImportError(F8Error):
+        """A QONNX graph f8hw cannot map exactly; the message names the node and the reason."""
 
 
 @dataclass
@@ -96,10 +96,10 @@ class QuantSpec:
 
 def _scalar(node: str, what: str, c) -> float:
     if not isinstance(c, Const) or c.quantized:
-        raise ImportError_(f"node {node!r}: Quant {what} must be a constant")
+        raise QonnxImportError(f"node {node!r}: Quant {what} must be a constant")
     v = np.unique(np.asarray(c.values, np.float64))
     if v.size != 1:
-        raise ImportError_(f"node {node!r}: Quant {what} is per-channel ({v.size} values); f8hw needs one per tensor")
+        raise QonnxImportError(f"node {node!r}: Quant {what} is per-channel ({v.size} values); f8hw needs one per tensor")
     return float(v[0])
 
 
@@ -110,19 +110,19 @@ def quant_spec(node, inputs, attrs, round_scales: bool) -> QuantSpec:
     zp = _scalar(name, "zero point", inputs[2])
     bits = _scalar(name, "bit width", inputs[3])
     if zp != 0:
-        raise ImportError_(f"node {name!r}: zero point {zp:g}; f8hw's fixed point needs zero point 0")
+        raise QonnxImportError(f"node {name!r}: zero point {zp:g}; f8hw's fixed point needs zero point 0")
     if bits != int(bits) or not 2 <= bits <= 32:
-        raise ImportError_(f"node {name!r}: bit width {bits:g} is not an integer in 2..32")
+        raise QonnxImportError(f"node {name!r}: bit width {bits:g} is not an integer in 2..32")
     if not scale > 0:
-        raise ImportError_(f"node {name!r}: scale {scale:g} is not positive")
+        raise QonnxImportError(f"node {name!r}: scale {scale:g} is not positive")
     exp = math.log2(scale)
     rounded = None
     if exp != round(exp):
         if not round_scales:
-            raise ImportError_(f"node {name!r}: scale {scale:.6g} is not a power of two "
-                               f"(f8hw is fixed point; --round-scales rounds it to 2^{round(exp)})")
+            raise QonnxImportError(f"node {name!r}: scale {scale:.6g} is not a power of two "
+                                   f"(f8hw is fixed point; --round-scales rounds it to 2^{round(exp)})")
         rounded = scale
-    return QuantSpec(name, -int(round(exp)), int(bits), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0)),
+    return QuantSpec(name, -round(exp), int(bits), bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0)),
                      attrs.get("rounding_mode", "ROUND"), rounded)
 
 
@@ -133,8 +133,8 @@ def quantize_const(spec: QuantSpec, values: np.ndarray) -> Const:
     """Quantize an initializer exactly as QONNX does (scale a power of two, so x / scale is exact)."""
     fn = _ROUNDING.get(spec.rounding)
     if fn is None:
-        raise ImportError_(f"node {spec.node!r}: rounding_mode {spec.rounding} is not supported "
-                           f"(known: {', '.join(_ROUNDING)})")
+        raise QonnxImportError(f"node {spec.node!r}: rounding_mode {spec.rounding} is not supported "
+                               f"(known: {', '.join(_ROUNDING)})")
     lo, hi = spec.range
     q = np.clip(fn(np.asarray(values, np.float64) * 2.0**spec.fl), lo, hi)
     return Const(q.astype(np.int64), spec.fl, spec.bits)
@@ -144,12 +144,12 @@ def activation_format(spec: QuantSpec) -> TensorFormat:
     """The IR format of an activation Quant, or a one-line refusal where QONNX and f8hw differ."""
     where = f"node {spec.node!r}"
     if spec.bits != 8:
-        raise ImportError_(f"{where}: {spec.bits}-bit activation quantizer; f8hw activations are 8-bit")
+        raise QonnxImportError(f"{where}: {spec.bits}-bit activation quantizer; f8hw activations are 8-bit")
     if spec.rounding != "ROUND":
-        raise ImportError_(f"{where}: rounding_mode {spec.rounding}; f8hw rounds activations half to even (ROUND)")
+        raise QonnxImportError(f"{where}: rounding_mode {spec.rounding}; f8hw rounds activations half to even (ROUND)")
     if spec.signed and not spec.narrow:
-        raise ImportError_(f"{where}: signed range [-128, 127]; f8hw's signed 8-bit range is [-127, 127] "
-                           f"(quantize with narrow_range=True)")
+        raise QonnxImportError(f"{where}: signed range [-128, 127]; f8hw's signed 8-bit range is [-127, 127] "
+                               f"(quantize with narrow_range=True)")
     if not spec.signed and spec.narrow:
-        raise ImportError_(f"{where}: unsigned narrow range [0, 254]; f8hw's unsigned range is [0, 255]")
+        raise QonnxImportError(f"{where}: unsigned narrow range [0, 254]; f8hw's unsigned range is [0, 255]")
     return TensorFormat(spec.fl, spec.signed)
