@@ -88,7 +88,7 @@ class ResNet(nn.Module):
 
 
 class SignedNet(nn.Module):
-    """Signed activations (narrow range), a ReLU of a signed tensor, a requantizing Quant, MLP, Int16 bias."""
+    """Signed activations (narrow range), a ReLU of a signed tensor, a requantizing Quant, Reshape, MLP, Int16 bias."""
 
     def __init__(self):
         super().__init__()
@@ -103,7 +103,7 @@ class SignedNet(nn.Module):
     def forward(self, x):
         x = self.s1(self.c1(self.inp(x)))
         x = self.s3(self.s2(self.c2(self.relu(x))))           # Relu of signed -> conv; a Quant of a Quant
-        return self.fc2(self.s4(self.fc1(torch.flatten(x, 1))))
+        return self.fc2(self.s4(self.fc1(x.view(x.shape[0], -1))))    # exports Reshape
 
 
 def digits_images(n: int, seed: int = 0) -> np.ndarray:

@@ -72,6 +72,11 @@ def test_import_bit_exact_golden_and_isa(exported, case):
 
 def test_ops_covered(exported):
     """The cases together exercise every mapped op and format."""
+    from f8hw.interop.qonnx_import import read_qonnx
+
+    onnx_ops = {n.op_type for path in exported.values() for n in read_qonnx(path).graph.node}
+    assert {"Quant", "Conv", "Gemm", "Relu", "Add", "MaxPool", "GlobalAveragePool", "ReduceMean", "Flatten",
+            "Reshape", "BatchNormalization"} <= onnx_ops
     seen = set()
     for path in exported.values():
         for n in import_qonnx(path).graph.nodes:
@@ -155,6 +160,7 @@ def test_refuses_one_accumulator_in_two_forms(tmp_path):
     ({"rounding": "FLOOR"}, r"node 'Quant_\d+': rounding_mode FLOOR; f8hw rounds activations half to even"),
     ({"weight": -128}, r"node 'Gemm_0': weight integers reach \[-128, \d+\]; f8hw weights lie in \[-127, 127\]"),
     ({"zero": 3.0}, r"node 'Quant_\d+': zero point 3; f8hw's fixed point needs zero point 0"),
+    ({"per_channel": True}, r"node 'Quant_\d+': Quant scale is per-channel \(2 values\); f8hw needs one per tensor"),
 ])
 def test_refuses_mutated_quantizers(tmp_path, change, match):
     """Brevitas cannot be asked for these directly: edit its QONNX file."""
@@ -171,6 +177,11 @@ def test_refuses_mutated_quantizers(tmp_path, change, match):
         next(a for a in act.attribute if a.name == "rounding_mode").s = change["rounding"].encode()
     if "zero" in change:
         inits[act.input[2]].CopyFrom(numpy_helper.from_array(np.array(change["zero"], np.float32), act.input[2]))
+    if "per_channel" in change:
+        wq = next(n for n in quants if n.input[0] == "c1.weight")
+        scale = np.array([2.0**-7, 2.0**-8] * 2, np.float32).reshape(4, 1, 1, 1)
+        wq.input[1] = "per_channel_scale"
+        m.graph.initializer.append(numpy_helper.from_array(scale, "per_channel_scale"))
     if "weight" in change:
         wq = next(n for n in quants if n.input[0] == "fc.weight")
         next(a for a in wq.attribute if a.name == "narrow").i = 0
