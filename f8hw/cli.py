@@ -3,7 +3,8 @@
 Each subcommand lives in ``f8hw.commands.<name>`` and provides
 ``register(subparsers)``, which adds its parser and sets ``func(args) -> int | None``.
 Commands parse arguments, call the library (``f8hw.flow`` and friends) and print.
-To add a command, write its module and append its name to COMMANDS.
+To add a command, write its module and append its name to COMMANDS (and to _MODULES when the
+module is named differently).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 from f8hw import __version__
 from f8hw.errors import F8Error
 
-COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench", "build", "sweep"]
+COMMANDS = ["analyze", "demo", "train", "zoo", "inspect", "compile", "sim", "bench", "build", "sweep", "import", "export-onnx"]
+_MODULES = {"import": "import_onnx", "export-onnx": "export_onnx"}
+"""Commands whose module name is not the command name (``import`` is a keyword)."""
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 EXIT_CODES = f"""exit status:
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"f8hw {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"f8hw.commands.{name}").register(sub)
+        importlib.import_module(f"f8hw.commands.{_MODULES.get(name, name)}").register(sub)
     return parser
 
 

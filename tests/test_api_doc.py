@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 from pathlib import Path
 
 import pytest
+from doc_blocks import python_blocks, run_blocks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
 def blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    return python_blocks(DOC)
 
 
 def test_doc_has_a_walk_through():
@@ -23,14 +22,8 @@ def test_doc_has_a_walk_through():
 
 @pytest.mark.slow
 def test_walk_through_runs(monkeypatch, capsys):
-    work = DOC.parents[1] / "build" / "test_api_doc"   # not under /tmp: YoWASP's yosys cannot see /tmp
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    monkeypatch.chdir(work)
     # the shared cache: the RTL build is the 16x16 default, cached by Verilog hash beside the other RTL tests
-    ns: dict = {}
-    for i, code in enumerate(blocks()):
-        exec(compile(code, f"{DOC.name} block {i + 1}", "exec"), ns)
+    work = run_blocks(DOC, "test_api_doc", monkeypatch)
     out = capsys.readouterr().out
     assert "Run(default.pt on 16x16 (isa), batch 4" in out and "equal to the ISA simulator: True" in out
     assert (work / "out" / "rtl" / "manifest.json").is_file()

@@ -2,7 +2,8 @@
 
 ``load`` accepts a model file, a bundled model's name (``"default"``, ``"cnn"``,
 ``"resnet"``, ``"mobilenet"``: the trained digits models shipped inside the
-package) or an ``ir.Graph`` already in memory.
+package), a QONNX file (``*.onnx``, e.g. a Brevitas export: imported exactly, see docs/interop.md)
+or an ``ir.Graph`` already in memory.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def graph_key(graph) -> str:
 
 
 def load(source) -> Model:
-    """A Model from a file path, a bundled model's name, an ``ir.Graph`` or a Model (returned as is).
+    """A Model from a file path (``.pt`` model file or ``.onnx`` QONNX), a bundled model's name, an
+    ``ir.Graph`` or a Model (returned as is).
 
     Files are read with ``torch.load(weights_only=True)`` only and validated; errors name the file."""
     from f8hw.ir import Graph
@@ -136,7 +138,16 @@ def load(source) -> Model:
                       f"or an ir.Graph)")
     text = os.fspath(source)
     path = Path(text)
-    if not path.exists() and os.sep not in text and not text.endswith(".pt"):
+    if not path.exists() and os.sep not in text and not text.endswith((".pt", ".onnx")):
         path = bundled_path(text)
-    graph, meta = load_model(path)
+    if path.suffix.lower() == ".onnx":
+        from f8hw.interop.deps import require_onnx
+
+        require_onnx(f"{text}: loading a QONNX model")
+        from f8hw.interop.qonnx_import import import_qonnx
+
+        result = import_qonnx(path)
+        graph, meta = result.graph, result.meta(text)
+    else:
+        graph, meta = load_model(path)
     return Model(graph, source=text, meta=meta, path=path, key=hashlib.sha256(path.read_bytes()).hexdigest())

@@ -11,6 +11,9 @@ Typical use::
     model.eval(); f8nn.integer_forward(model, images)   # exactly what the exported graph computes
     import f8hw; f8hw.export(model, example_images, "model.pt")
 
+A plain torch.nn model (Conv2d+BatchNorm2d, ReLU/ReLU6, Linear, pooling, residual +) becomes such a
+model with ``f8nn.quantize(plain_model, example_images)`` (prepared, float mode: then as above).
+
 Inputs are uint8 images (N, C, H, W); the first layer reads them at unsigned FL 8.
 """
 
@@ -18,6 +21,7 @@ from f8hw.nn.calibrate import calibrate, reestimate_bn
 from f8hw.nn.graph import Plan, UnsupportedOpError, integer_forward, prepare, set_quantized, trace
 from f8hw.nn.layers import F8Module, QAdd, QConv2d, QGlobalAvgPool2d, QLinear
 from f8hw.nn.quant import ActQuant, fix_quant
+from f8hw.nn.quantize import quantize
 
 __all__ = [
     "ActQuant",
@@ -32,6 +36,7 @@ __all__ = [
     "fix_quant",
     "integer_forward",
     "prepare",
+    "quantize",
     "reestimate_bn",
     "set_quantized",
     "trace",
