@@ -45,7 +45,7 @@ def test_spec_errors_name_the_key(tmp_path):
     p.write_text("networks = [")
     with pytest.raises(SpecError, match="s.toml: not valid TOML"):
         load_spec(p)
-    assert len(load_spec(REPO / "examples" / "sweep.toml").points()) == 3 * 5 * 2
+    assert len(load_spec(REPO / "examples" / "sweep.toml").points()) == 3 * 5 * 2  # 2x2, 4x4, 8x8, 4x8, 8x4
 
 
 @pytest.fixture(scope="module")

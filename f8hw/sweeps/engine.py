@@ -95,8 +95,10 @@ def run_sweep(spec, outdir, *, address: str | None = None, workers: int | None =
     store = ResultStore(outdir)
     hw_keys = {p: json.dumps(p.hardware(), sort_keys=True) for p in points}
     sim_todo = [p for p in points if not store.has("sim", p.key(commit))]
-    synth_todo = [] if spec.synth == "none" else \
-        sorted({h for h in hw_keys.values() if not store.has("synth", _synth_key(h, spec.synth, commit))})
+    # smallest configurations first: their areas arrive early
+    synth_todo = [] if spec.synth == "none" else sorted(
+        {h for h in hw_keys.values() if not store.has("synth", _synth_key(h, spec.synth, commit))},
+        key=lambda h: (json.loads(h)["rows"] * json.loads(h)["cols"], h))
     total = len(sim_todo) + len(synth_todo)
     skipped = len(points) - len(sim_todo) + (0 if spec.synth == "none" else len(set(hw_keys.values())) - len(synth_todo))
     computed = 0
