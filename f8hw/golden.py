@@ -65,7 +65,8 @@ def _check_int32(node: Node, what: str, v: np.ndarray) -> None:
 
 def _layer(node: Node, graph: Graph, t: dict[str, np.ndarray]) -> np.ndarray | list[np.ndarray]:
     fx = graph.format(node.inputs[0])
-    x = int_form(t[canonical_ref(node.inputs[0])], fx)
+    stored = t[canonical_ref(node.inputs[0])]
+    x = int_form(stored, fx)
     a = node.attrs
     if node.op in ("conv2d", "linear"):
         fw = weight_format(node)
@@ -94,7 +95,7 @@ def _layer(node: Node, graph: Graph, t: dict[str, np.ndarray]) -> np.ndarray | l
         v = x.sum(axis=(2, 3), keepdims=True)
         return [requantize(v, fx.unit + a["shift"], f) for f in node.outputs]
     if node.op == "flatten":
-        return x.reshape(len(x), -1)
+        return stored.reshape(len(stored), -1)
     raise AssertionError(f"unhandled op {node.op}")  # validate() rejects unknown ops
 
 
