@@ -16,7 +16,14 @@ import numpy as np
 
 from f8hw.errors import AccumulatorOverflowError, F8Error
 from f8hw.ir import Graph, Node, canonical_ref, weight_format
-from f8hw.numerics import INT32_MAX, INT32_MIN, align_add, encode_int, int_form, requantize
+from f8hw.numerics import (
+    INT32_MAX,
+    INT32_MIN,
+    align_add,
+    encode_int,
+    int_form,
+    requantize,
+)
 
 
 class GoldenInputError(F8Error):

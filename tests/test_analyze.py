@@ -63,3 +63,17 @@ def test_fp8_analysis_fits_the_sigma_rule(tmp_path):
               for k in ("int", "e2m5", "e3m4", "e4m3", "e5m2")}
     assert growth["int"] > 1.3 * max(v for k, v in growth.items() if k != "int")
     assert by["int", "student-t3"].best_error > max(by[k, "student-t3"].best_error for k in ("e3m4", "e4m3"))
+
+
+def test_analyze_fp8_cli(tmp_path, capsys):
+    import json
+
+    from f8hw.cli import main
+
+    assert main(["analyze", "fp8", "-o", str(tmp_path), "--samples", "500", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert {(r["format"], r["distribution"]) for r in rep["results"]} == {
+        (k, d) for k in ("int8", "e2m5", "e3m4", "e4m3", "e5m2") for d in ("gaussian", "student-t3")}
+    assert (tmp_path / "fp8_analysis.png").is_file() and (tmp_path / "fp8_analysis.csv").is_file()
+    assert main(["analyze", "fp8", "-o", str(tmp_path), "--samples", "500"]) == 0
+    assert "e4m3    gaussian" in capsys.readouterr().out

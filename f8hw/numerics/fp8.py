@@ -16,7 +16,7 @@ saturate to the largest finite value and never produce -0, NaN or Inf.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 
 import numpy as np
 
@@ -47,17 +47,17 @@ class Fp8Format:
         """Unit exponent: every finite value is an integer multiple of 2**-q (the smallest subnormal)."""
         return self.bias - 1 + self.man_bits
 
-    @property
+    @cached_property
     def max_code(self) -> int:
         """Positive code of the largest finite value."""
         return int(np.flatnonzero(finite_mask(self)[:128])[-1])
 
-    @property
+    @cached_property
     def max_exponent(self) -> int:
         """Exponent of the largest finite value's integer form (significand << exponent)."""
         return max((self.max_code >> self.man_bits) - 1, 0)
 
-    @property
+    @cached_property
     def max_int(self) -> int:
         """Integer form of the largest finite value."""
         return int(to_integer(np.array([self.max_code]), self)[0])

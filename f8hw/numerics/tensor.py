@@ -15,7 +15,6 @@ import numpy as np
 
 from f8hw.errors import AccumulatorOverflowError, FormatError
 from f8hw.numerics.fixed import (
-    INT32_MAX,
     WL,
     dequantize,
     qrange,
@@ -23,7 +22,16 @@ from f8hw.numerics.fixed import (
     round_shift,
     saturate,
 )
-from f8hw.numerics.fp8 import FORMATS, FP8_FL_MAX, FP8_FL_MIN, decode, encode, encode_int, fp8_format, to_integer
+from f8hw.numerics.fp8 import (
+    FORMATS,
+    FP8_FL_MAX,
+    FP8_FL_MIN,
+    decode,
+    encode,
+    encode_int,
+    fp8_format,
+    to_integer,
+)
 
 __all__ = ["KINDS", "ACC_BITS", "TensorFormat", "fl_range", "check_kind", "unit_exponent", "int_form",
            "requantize", "accumulator_bound", "check_accumulator", "quantize_format", "dequantize_format",
