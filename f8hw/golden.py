@@ -6,7 +6,7 @@ their integer forms, conv2d is im2col plus an integer matmul, requantization
 is f8hw.numerics.requantize (INT8 round_shift + saturate, FP8 encode_int).
 Every accumulator of an INT8 x INT8 layer is checked against int32 at run
 time in addition to the static proof in Graph.validate(); layers with an FP8
-operand rely on that proof (every partial sum fits ACC_BITS = 64, so int64
+operand rely on that proof (every partial sum fits MIXED_ACC_BITS = 64, so int64
 numpy is exact).
 """
 

@@ -4,7 +4,7 @@ See docs/ir.md for the contract.  A Graph is a list of Nodes in topological
 order; tensors are referred to as "node" (output 0) or "node:k" (output k).
 Graph.validate() is the gate every producer and consumer relies on: it checks
 ops, arity, references, shapes, formats, shift ranges and proves that no
-accumulator can overflow (int32 for INT8 x INT8 layers, ACC_BITS for layers
+accumulator can overflow (int32 for INT8 x INT8 layers, MIXED_ACC_BITS for layers
 with an FP8 operand), raising GraphError naming the node.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from f8hw.errors import AccumulatorOverflowError, FormatError, GraphError
 from f8hw.numerics import (
-    ACC_BITS,
+    MIXED_ACC_BITS,
     INT32_MAX,
     KINDS,
     SHIFT_MAX,
@@ -339,7 +339,7 @@ class Graph:
             w = int_form(node.weight, fw)
         except FormatError as e:
             raise GraphError(f"node {node.name!r}: weight: {e}") from None
-        check_accumulator(node.name, w, node.bias, fx, 32 if int_layer else ACC_BITS,
+        check_accumulator(node.name, w, node.bias, fx, 32 if int_layer else MIXED_ACC_BITS,
                           "" if int_layer else f"activation {fx.kind} x weight {fw.kind}")
         fl_v = fl_a = fx.unit + fw.unit
         v_bound = 0 if int_layer else int(accumulator_bound(w, node.bias, fx)[1].max(initial=0))
@@ -354,10 +354,10 @@ class Graph:
             if not (int_layer and ins[1].kind == "int"):
                 skip_max = max(abs(x) for x in ins[1].qrange)
                 v_bound = (v_bound << (fl_v - fl_a)) + (skip_max << (fl_v - ins[1].unit))
-                if v_bound > 2 ** (ACC_BITS - 1) - 1:
+                if v_bound > 2 ** (MIXED_ACC_BITS - 1) - 1:
                     raise AccumulatorOverflowError(
                         f"node {node.name!r}: the residual sum aligned to unit 2^-{fl_v} can reach {v_bound}, "
-                        f"exceeding the {ACC_BITS}-bit accumulator (skip {ins[1]})"
+                        f"exceeding the {MIXED_ACC_BITS}-bit accumulator (skip {ins[1]})"
                     )
         self._check_requant(node, fl_v, len(ins) == 2, int_layer and all(f.kind == "int" for f in ins), v_bound)
 
@@ -373,7 +373,7 @@ class Graph:
         c, h, w = shapes[canonical_ref(node.inputs[0])]
         lo, hi = ins[0].qrange
         worst = h * w * max(abs(lo), hi)
-        bits = 32 if ins[0].kind == "int" else ACC_BITS
+        bits = 32 if ins[0].kind == "int" else MIXED_ACC_BITS
         if worst > 2 ** (bits - 1) - 1:
             raise AccumulatorOverflowError(
                 f"node {node.name!r}: sum over {h}x{w} positions can reach {worst}, exceeding int{bits}")

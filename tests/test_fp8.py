@@ -11,7 +11,7 @@ import torch
 
 from f8hw.errors import AccumulatorOverflowError, FormatError
 from f8hw.numerics import (
-    ACC_BITS,
+    MIXED_ACC_BITS,
     FORMATS,
     TensorFormat,
     accumulator_bound,
@@ -230,8 +230,8 @@ def test_accumulator_bound_is_tight_for_fp8(x_kind, w_kind):
 def test_e5m2_products_overflow_the_64_bit_accumulator():
     n = FORMATS["e5m2"].max_int
     x = TensorFormat(0, True, 8, "e5m2")
-    k_ok = (2 ** (ACC_BITS - 1) - 1) // (n * n)
-    check_accumulator("fc", np.full((1, k_ok), n), None, x, ACC_BITS, "activation e5m2 x weight e5m2")
+    k_ok = (2 ** (MIXED_ACC_BITS - 1) - 1) // (n * n)
+    check_accumulator("fc", np.full((1, k_ok), n), None, x, MIXED_ACC_BITS, "activation e5m2 x weight e5m2")
     with pytest.raises(AccumulatorOverflowError, match=r"^node 'fc': accumulator can reach \d+ in output channel 0, "
                        r"exceeding the 64-bit exact accumulator of activation e5m2 x weight e5m2$"):
-        check_accumulator("fc", np.full((1, k_ok + 1), n), None, x, ACC_BITS, "activation e5m2 x weight e5m2")
+        check_accumulator("fc", np.full((1, k_ok + 1), n), None, x, MIXED_ACC_BITS, "activation e5m2 x weight e5m2")

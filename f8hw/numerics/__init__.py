@@ -14,7 +14,7 @@ an exact integer form n * 2**-unit.
 Integer inference of a conv2d/linear layer, bit for bit (golden model, ISA
 simulator and RTL all compute exactly this):
 
-    acc = sum_k n_x[k] * n_w[k]   integer forms; INT8 x INT8: must fit int32, else ACC_BITS
+    acc = sum_k n_x[k] * n_w[k]   integer forms; INT8 x INT8: must fit int32, else MIXED_ACC_BITS
     v   = acc + bias  at fl_a = x.unit + w.unit (INT8: fl_x + w_fl)
     v, fl_v = align_add(v, fl_a, n_skip, skip.unit)          optional residual
     out = requantize(v, fl_v, out)   INT8: saturate(round_shift(v, fl_v - out.fl), out.signed)

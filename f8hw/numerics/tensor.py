@@ -33,14 +33,14 @@ from f8hw.numerics.fp8 import (
     to_integer,
 )
 
-__all__ = ["KINDS", "ACC_BITS", "TensorFormat", "fl_range", "check_kind", "unit_exponent", "int_form",
+__all__ = ["KINDS", "MIXED_ACC_BITS", "TensorFormat", "fl_range", "check_kind", "unit_exponent", "int_form",
            "requantize", "accumulator_bound", "check_accumulator", "quantize_format", "dequantize_format",
            "FL_SIGMA_CONSTANT", "FP8_SIGMA_CONSTANT", "fl_from_sigma", "fl_grid_search"]
 
 KINDS = ("int", *FORMATS)
 """Every tensor format kind: "int" (INT8 fixed point, raw INT32/INT64) and the FP8 formats."""
 
-ACC_BITS = 64
+MIXED_ACC_BITS = 64
 """Width of the exact accumulator of a layer with an FP8 operand (signed); INT8 x INT8 layers keep int32."""
 
 
@@ -178,7 +178,7 @@ def accumulator_bound(weight, bias, in_fmt: TensorFormat):
 
 def check_accumulator(node_name: str, weight, bias, in_fmt: TensorFormat, bits: int = 32, formats: str = "") -> None:
     """Raise AccumulatorOverflowError (naming the node, and the formats if given) if acc or
-    acc + bias can exceed a signed bits-wide accumulator (32: the INT8 layer's, ACC_BITS: mixed)."""
+    acc + bias can exceed a signed bits-wide accumulator (32: the INT8 layer's, MIXED_ACC_BITS: mixed)."""
     acc, acc_bias = accumulator_bound(weight, bias, in_fmt)
     limit = 2 ** (bits - 1) - 1
     for what, bound in (("accumulator", acc), ("accumulator + bias", acc_bias)):
