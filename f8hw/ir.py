@@ -16,9 +16,9 @@ import numpy as np
 
 from f8hw.errors import AccumulatorOverflowError, FormatError, GraphError
 from f8hw.numerics import (
-    MIXED_ACC_BITS,
     INT32_MAX,
     KINDS,
+    MIXED_ACC_BITS,
     SHIFT_MAX,
     SHIFT_MIN,
     TensorFormat,

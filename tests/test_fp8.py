@@ -11,8 +11,8 @@ import torch
 
 from f8hw.errors import AccumulatorOverflowError, FormatError
 from f8hw.numerics import (
-    MIXED_ACC_BITS,
     FORMATS,
+    MIXED_ACC_BITS,
     TensorFormat,
     accumulator_bound,
     check_accumulator,
