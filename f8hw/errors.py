@@ -20,3 +20,7 @@ class AccumulatorOverflowError(GraphError):
 
 class ModelFileError(F8Error):
     """A model file cannot be loaded or saved; the message names the file."""
+
+
+class FormatError(F8Error):
+    """An unknown number format, a code that is not a finite value, or a scale out of range."""

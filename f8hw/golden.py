@@ -1,10 +1,13 @@
 """Golden model: integer-only numpy executor of an f8hw Graph.
 
 This is the reference the ISA simulator and the RTL are checked against, bit
-for bit.  All arithmetic is numpy int64 (no float): conv2d is im2col plus an
-integer matmul, requantization is f8hw.numerics.requantize.  Every produced
-accumulator is checked against int32 at run time in addition to the static
-proof in Graph.validate().
+for bit.  All arithmetic is numpy int64 (no float): FP8 codes are turned into
+their integer forms, conv2d is im2col plus an integer matmul, requantization
+is f8hw.numerics.requantize (INT8 round_shift + saturate, FP8 encode_int).
+Every accumulator of an INT8 x INT8 layer is checked against int32 at run
+time in addition to the static proof in Graph.validate(); layers with an FP8
+operand rely on that proof (every partial sum fits MIXED_ACC_BITS = 64, so int64
+numpy is exact).
 """
 
 from __future__ import annotations
@@ -12,8 +15,15 @@ from __future__ import annotations
 import numpy as np
 
 from f8hw.errors import AccumulatorOverflowError, F8Error
-from f8hw.ir import Graph, Node, canonical_ref
-from f8hw.numerics import INT32_MAX, INT32_MIN, align_add, requantize
+from f8hw.ir import Graph, Node, canonical_ref, weight_format
+from f8hw.numerics import (
+    INT32_MAX,
+    INT32_MIN,
+    align_add,
+    encode_int,
+    int_form,
+    requantize,
+)
 
 
 class GoldenInputError(F8Error):
@@ -61,30 +71,38 @@ def _check_int32(node: Node, what: str, v: np.ndarray) -> None:
 
 
 def _layer(node: Node, graph: Graph, t: dict[str, np.ndarray]) -> np.ndarray | list[np.ndarray]:
-    x = t[canonical_ref(node.inputs[0])]
     fx = graph.format(node.inputs[0])
+    stored = t[canonical_ref(node.inputs[0])]
+    x = int_form(stored, fx)
     a = node.attrs
     if node.op in ("conv2d", "linear"):
+        fw = weight_format(node)
+        w = int_form(node.weight, fw)
         if node.op == "conv2d":
-            acc = conv2d_acc(x, node.weight, a["stride"], a["padding"], a["groups"])
+            acc = conv2d_acc(x, w, a["stride"], a["padding"], a["groups"])
             bias = np.asarray(node.bias, np.int64).reshape(1, -1, 1, 1)
         else:
-            acc = linear_acc(x, node.weight)
+            acc = linear_acc(x, w)
             bias = np.asarray(node.bias, np.int64).reshape(1, -1)
-        _check_int32(node, "accumulator", acc)
+        int_layer = fx.kind == fw.kind == "int"
+        if int_layer:
+            _check_int32(node, "accumulator", acc)
         v = acc + bias
-        _check_int32(node, "accumulator + bias", v)
-        fl_v = fx.fl + a["w_fl"]
+        if int_layer:
+            _check_int32(node, "accumulator + bias", v)
+        fl_v = fx.unit + fw.unit
         if len(node.inputs) == 2:
-            v, fl_v = align_add(v, fl_v, t[canonical_ref(node.inputs[1])], graph.format(node.inputs[1]).fl)
+            fs = graph.format(node.inputs[1])
+            v, fl_v = align_add(v, fl_v, int_form(t[canonical_ref(node.inputs[1])], fs), fs.unit)
         return [requantize(v, fl_v, f) for f in node.outputs]
     if node.op == "maxpool":
-        return maxpool(x, a["kernel"], a["stride"], a["padding"])
+        m = maxpool(x, a["kernel"], a["stride"], a["padding"])  # compares integer forms
+        return m if fx.kind == "int" else encode_int(m, fx.unit, fx.kind, fx.fl)  # exact: back to the codes
     if node.op == "avgpool_global":
-        v = x.astype(np.int64).sum(axis=(2, 3), keepdims=True)
-        return [requantize(v, fx.fl + a["shift"], f) for f in node.outputs]
+        v = x.sum(axis=(2, 3), keepdims=True)
+        return [requantize(v, fx.unit + a["shift"], f) for f in node.outputs]
     if node.op == "flatten":
-        return x.reshape(len(x), -1)
+        return stored.reshape(len(stored), -1)
     raise AssertionError(f"unhandled op {node.op}")  # validate() rejects unknown ops
 
 
@@ -92,7 +110,8 @@ def run(graph: Graph, images: np.ndarray) -> dict[str, np.ndarray]:
     """Run the graph on uint8 images (N, C, H, W).
 
     Returns every tensor by canonical ref ("node" or "node:k"), including the
-    input, as int32 arrays (8-bit values and 32-bit logits alike).
+    input: int32 arrays of the stored values (INT8 integers, FP8 codes 0..255,
+    32-bit logits), int64 for a 64-bit output.
     """
     graph.validate()
     inp = graph.input_node
@@ -113,10 +132,16 @@ def run(graph: Graph, images: np.ndarray) -> dict[str, np.ndarray]:
                 t[ref] = arr
         else:
             t[node.refs()[0]] = out
-    return {ref: arr.astype(np.int32) for ref, arr in t.items()}
+    fmts = {ref: f for n in graph.nodes for ref, f in zip(n.refs(), n.outputs)}
+    return {ref: arr.astype(np.int64 if fmts[ref].bits == 64 else np.int32) for ref, arr in t.items()}
 
 
 def classify(graph: Graph, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(logits (N, K) int32: the graph output flattened per image, predictions (N,): their argmax)."""
+    """(logits (N, K): the graph output flattened per image, predictions (N,): their argmax).
+
+    The output must be an INT tensor (FP8 codes do not order like their values)."""
+    if graph.format(graph.output).kind != "int":
+        raise F8Error(f"node {graph.output!r}: the graph output is {graph.format(graph.output)}; "
+                      f"classify needs an INT output")
     logits = run(graph, images)[graph.output].reshape(len(images), -1)
     return logits, logits.argmax(axis=1)

@@ -4,7 +4,8 @@ See docs/ir.md for the contract.  A Graph is a list of Nodes in topological
 order; tensors are referred to as "node" (output 0) or "node:k" (output k).
 Graph.validate() is the gate every producer and consumer relies on: it checks
 ops, arity, references, shapes, formats, shift ranges and proves that no
-accumulator can overflow int32, raising GraphError naming the node.
+accumulator can overflow (int32 for INT8 x INT8 layers, MIXED_ACC_BITS for layers
+with an FP8 operand), raising GraphError naming the node.
 """
 
 from __future__ import annotations
@@ -13,8 +14,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from f8hw.errors import AccumulatorOverflowError, GraphError
-from f8hw.numerics import SHIFT_MAX, SHIFT_MIN, TensorFormat, check_accumulator
+from f8hw.errors import AccumulatorOverflowError, FormatError, GraphError
+from f8hw.numerics import (
+    INT32_MAX,
+    KINDS,
+    MIXED_ACC_BITS,
+    SHIFT_MAX,
+    SHIFT_MIN,
+    TensorFormat,
+    accumulator_bound,
+    check_accumulator,
+    finite_mask,
+    fl_range,
+    int_form,
+)
 
 OPS = ("input", "conv2d", "linear", "maxpool", "avgpool_global", "flatten")
 """Every op of IR v1."""
@@ -51,7 +64,7 @@ def canonical_ref(ref: str) -> str:
 
 @dataclass
 class Node:
-    """One operation; weight int8 (values in [-127, 127]), bias int32 at fl_a."""
+    """One operation; weight int8 in [-127, 127] (or uint8 FP8 codes, attrs w_kind), bias int32 (int64 mixed) at fl_a."""
 
     name: str
     op: str
@@ -82,6 +95,20 @@ def _int(node: Node, key: str, minimum: int) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
         raise GraphError(f"node {node.name!r}: attr {key!r} must be an int >= {minimum}, got {v!r}")
     return v
+
+
+def weight_format(node: Node) -> TensorFormat:
+    """The signed format of a conv2d/linear node's weight: attrs w_fl and w_kind (absent: "int")."""
+    return TensorFormat(node.attrs.get("w_fl"), True, 8, node.attrs.get("w_kind", "int"))
+
+
+def _check_w_format(node: Node) -> None:
+    kind = node.attrs.get("w_kind", "int")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise GraphError(f"node {node.name!r}: unknown weight format kind {kind!r} (known: {', '.join(KINDS)})")
+    fl, r = node.attrs.get("w_fl"), fl_range(True, kind)
+    if not isinstance(fl, int) or isinstance(fl, bool) or fl not in r:
+        raise GraphError(f"node {node.name!r}: w_fl {fl!r} out of range {r.start}..{r.stop - 1} for {kind} weights")
 
 
 def _window_out(node: Node, size: int, k: int, s: int, p: int, axis: str) -> int:
@@ -181,17 +208,27 @@ class Graph:
 
     def _check_weight(self, node: Node, shape: tuple[int, ...]) -> None:
         w, b = node.weight, node.bias
+        kind = node.attrs.get("w_kind", "int")
         if not isinstance(w, np.ndarray) or not np.issubdtype(w.dtype, np.integer):
             raise GraphError(f"node {node.name!r}: weight must be an integer numpy array")
         if w.shape != shape:
             raise GraphError(f"node {node.name!r}: weight shape {w.shape} does not match expected {shape}")
-        if w.size and (w.min() < -127 or w.max() > 127):
+        if kind == "int" and w.size and (w.min() < -127 or w.max() > 127):
             raise GraphError(f"node {node.name!r}: weight values must lie in [-127, 127]")
+        if kind != "int" and w.size:
+            if w.min() < 0 or w.max() > 255:
+                raise GraphError(f"node {node.name!r}: {kind} weight codes must lie in 0..255")
+            bad = ~finite_mask(kind)[w.astype(np.int64)]
+            if bad.any():
+                raise GraphError(f"node {node.name!r}: weight holds code 0x{int(w[bad].flat[0]):02x}, "
+                                 f"not a finite {kind} value (NaN/Inf)")
         if not isinstance(b, np.ndarray) or not np.issubdtype(b.dtype, np.integer):
             raise GraphError(f"node {node.name!r}: bias must be an integer numpy array (use zeros for no bias)")
         if b.shape != (shape[0],):
             raise GraphError(f"node {node.name!r}: bias shape {b.shape} does not match expected {(shape[0],)}")
-        if b.size and (b.min() < -(2**31) or b.max() > 2**31 - 1):
+        if b.dtype.itemsize > 8 or (b.dtype.kind == "u" and b.dtype.itemsize == 8):
+            raise GraphError(f"node {node.name!r}: bias must fit int64")
+        if self._int_layer(node) and b.size and (b.min() < -(2**31) or b.max() > 2**31 - 1):
             raise GraphError(f"node {node.name!r}: bias values must fit int32")
 
     def _shape_conv2d(self, node: Node, ins) -> tuple[int, ...]:
@@ -203,7 +240,7 @@ class Graph:
         kh, kw = _pair(node, "kernel", 1)
         sh, sw = _pair(node, "stride", 1)
         ph, pw = _pair(node, "padding", 0)
-        _int(node, "w_fl", 0)
+        _check_w_format(node)
         if x[0] != cin:
             raise GraphError(f"node {node.name!r}: in_channels {cin} but input has {x[0]} channels")
         if cin % g or cout % g:
@@ -219,7 +256,7 @@ class Graph:
     def _shape_linear(self, node: Node, ins) -> tuple[int, ...]:
         x = ins[0]
         fin, fout = _int(node, "in_features", 1), _int(node, "out_features", 1)
-        _int(node, "w_fl", 0)
+        _check_w_format(node)
         if x != (fin,):
             raise GraphError(f"node {node.name!r}: in_features {fin} but input shape is {x}")
         self._check_weight(node, (fout, fin))
@@ -271,26 +308,41 @@ class Graph:
         if node.outputs != [TensorFormat(8, False)]:
             raise GraphError(f"node {node.name!r}: input must have exactly one output, unsigned fl 8")
 
-    def _check_requant(self, node: Node, fl_v: int, skip: bool) -> None:
+    def _int_layer(self, node: Node) -> bool:
+        """INT8 x INT8: the layer of IR v1, whose accumulator and bias are int32."""
+        return node.attrs.get("w_kind", "int") == "int" and self.format(node.inputs[0]).kind == "int"
+
+    def _check_requant(self, node: Node, fl_v: int, skip: bool, all_int: bool, v_bound: int) -> None:
+        """Raw outputs need fl_v and must hold v_bound; INT8 outputs of all-INT layers keep IR v1's shifts."""
         for k, fmt in enumerate(node.outputs):
-            if fmt.bits == 32:
+            if fmt.bits != 8:
                 if skip or fmt.fl != fl_v or node.op not in ("conv2d", "linear"):
                     raise GraphError(
-                        f"node {node.name!r}: output {k} is 32-bit: needs a conv2d/linear without skip "
+                        f"node {node.name!r}: output {k} is {fmt.bits}-bit: needs a conv2d/linear without skip "
                         f"and fl == {fl_v}, got fl {fmt.fl}"
                     )
-            elif not SHIFT_MIN <= fl_v - fmt.fl <= SHIFT_MAX:
+                if fmt.bits == 32 and v_bound > INT32_MAX:
+                    raise AccumulatorOverflowError(
+                        f"node {node.name!r}: output {k}: the raw value can reach {v_bound}, exceeding int32 "
+                        f"(use a 64-bit output)"
+                    )
+            elif fmt.kind == "int" and all_int and not SHIFT_MIN <= fl_v - fmt.fl <= SHIFT_MAX:
                 raise GraphError(
                     f"node {node.name!r}: output {k}: requantization shift {fl_v - fmt.fl} "
                     f"(fl {fl_v} -> {fmt.fl}) outside [{SHIFT_MIN}, {SHIFT_MAX}]"
                 )
 
     def _formats_conv2d(self, node: Node, ins, shapes) -> None:
-        fl_a = ins[0].fl + node.attrs["w_fl"]
-        if node.attrs["w_fl"] > 7:
-            raise GraphError(f"node {node.name!r}: w_fl {node.attrs['w_fl']} out of range 0..7")
-        check_accumulator(node.name, node.weight, node.bias, ins[0])
-        fl_v = fl_a
+        fx, fw = ins[0], weight_format(node)
+        int_layer = fx.kind == fw.kind == "int"
+        try:
+            w = int_form(node.weight, fw)
+        except FormatError as e:
+            raise GraphError(f"node {node.name!r}: weight: {e}") from None
+        check_accumulator(node.name, w, node.bias, fx, 32 if int_layer else MIXED_ACC_BITS,
+                          "" if int_layer else f"activation {fx.kind} x weight {fw.kind}")
+        fl_v = fl_a = fx.unit + fw.unit
+        v_bound = 0 if int_layer else int(accumulator_bound(w, node.bias, fx)[1].max(initial=0))
         if len(ins) == 2:
             skip_shape = shapes[canonical_ref(node.inputs[1])]
             if skip_shape != shapes[node.refs()[0]]:
@@ -298,8 +350,16 @@ class Graph:
                     f"node {node.name!r}: skip {node.inputs[1]!r} shape {skip_shape} "
                     f"does not match output shape {shapes[node.refs()[0]]}"
                 )
-            fl_v = max(fl_a, ins[1].fl)
-        self._check_requant(node, fl_v, len(ins) == 2)
+            fl_v = max(fl_a, ins[1].unit)
+            if not (int_layer and ins[1].kind == "int"):
+                skip_max = max(abs(x) for x in ins[1].qrange)
+                v_bound = (v_bound << (fl_v - fl_a)) + (skip_max << (fl_v - ins[1].unit))
+                if v_bound > 2 ** (MIXED_ACC_BITS - 1) - 1:
+                    raise AccumulatorOverflowError(
+                        f"node {node.name!r}: the residual sum aligned to unit 2^-{fl_v} can reach {v_bound}, "
+                        f"exceeding the {MIXED_ACC_BITS}-bit accumulator (skip {ins[1]})"
+                    )
+        self._check_requant(node, fl_v, len(ins) == 2, int_layer and all(f.kind == "int" for f in ins), v_bound)
 
     _formats_linear = _formats_conv2d
 
@@ -313,9 +373,11 @@ class Graph:
         c, h, w = shapes[canonical_ref(node.inputs[0])]
         lo, hi = ins[0].qrange
         worst = h * w * max(abs(lo), hi)
-        if worst > 2**31 - 1:
-            raise AccumulatorOverflowError(f"node {node.name!r}: sum over {h}x{w} positions can reach {worst}, exceeding int32")
-        self._check_requant(node, ins[0].fl + node.attrs["shift"], False)
+        bits = 32 if ins[0].kind == "int" else MIXED_ACC_BITS
+        if worst > 2 ** (bits - 1) - 1:
+            raise AccumulatorOverflowError(
+                f"node {node.name!r}: sum over {h}x{w} positions can reach {worst}, exceeding int{bits}")
+        self._check_requant(node, ins[0].unit + node.attrs["shift"], False, ins[0].kind == "int", worst)
 
 
 def graph_to_state(graph: Graph, tensors: str = "torch") -> dict:
@@ -339,13 +401,51 @@ def graph_to_state(graph: Graph, tensors: str = "torch") -> dict:
                 "op": n.op,
                 "inputs": list(n.inputs),
                 "attrs": _plain(n.attrs),
-                "outputs": [{"fl": f.fl, "signed": f.signed, "bits": f.bits} for f in n.outputs],
-                "weight": conv(n.weight, np.int8),
-                "bias": conv(n.bias, np.int32),
+                "outputs": [format_to_state(f) for f in n.outputs],
+                "weight": conv(n.weight, np.int8 if n.attrs.get("w_kind", "int") == "int" else np.uint8),
+                "bias": conv(n.bias, np.int32 if n.bias is None or _bias_is_int32(graph, n) else np.int64),
             }
             for n in graph.nodes
         ],
     }
+
+
+def format_to_state(f: TensorFormat) -> dict:
+    """A format as primitives; "kind" only for non-INT kinds, so INT graphs keep IR v1's state."""
+    d = {"fl": f.fl, "signed": f.signed, "bits": f.bits}
+    if f.kind != "int":
+        d["kind"] = f.kind
+    return d
+
+
+def format_from_state(d: dict) -> TensorFormat:
+    """Inverse of format_to_state, strict about types (a bool is not an int); GraphError says what is wrong."""
+    fl, signed, bits, kind = d["fl"], d["signed"], d.get("bits", 8), d.get("kind", "int")
+    if not isinstance(fl, int) or isinstance(fl, bool):
+        raise GraphError(f"fl must be an int, got {fl!r}")
+    if not isinstance(bits, int) or isinstance(bits, bool):
+        raise GraphError(f"bits must be an int, got {bits!r}")
+    if not isinstance(signed, bool):
+        raise GraphError(f"signed must be a bool, got {signed!r}")
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise GraphError(f"unknown format kind {kind!r} (known: {', '.join(KINDS)})")
+    return TensorFormat(fl, signed, bits, kind)
+
+
+def _bias_is_int32(graph: Graph, node: Node) -> bool:
+    """INT8 x INT8 layers store int32 biases (IR v1); layers with an FP8 operand store int64."""
+    if node.attrs.get("w_kind", "int") != "int":
+        return False
+    try:
+        return graph.format(node.inputs[0]).kind == "int"
+    except (GraphError, IndexError):
+        return True
+
+
+def uses_v2(graph: Graph) -> bool:
+    """Whether the graph needs model file version 2: an FP8 tensor or weight, or a 64-bit output."""
+    return any(n.attrs.get("w_kind", "int") != "int" or any(f.kind != "int" or f.bits == 64 for f in n.outputs)
+               for n in graph.nodes)
 
 
 def _plain(v):
@@ -370,18 +470,16 @@ def _to_numpy(a):
 def graph_from_state(state: dict) -> Graph:
     """Inverse of graph_to_state (accepts torch or numpy arrays). Does not validate."""
     try:
-        nodes = [
-            Node(
-                name=d["name"],
-                op=d["op"],
-                inputs=list(d["inputs"]),
-                attrs=dict(d["attrs"]),
-                outputs=[TensorFormat(int(f["fl"]), bool(f["signed"]), int(f.get("bits", 8))) for f in d["outputs"]],
-                weight=_to_numpy(d.get("weight")),
-                bias=_to_numpy(d.get("bias")),
-            )
-            for d in state["nodes"]
-        ]
+        nodes = []
+        for d in state["nodes"]:
+            outputs = []
+            for k, f in enumerate(d["outputs"]):
+                try:
+                    outputs.append(format_from_state(f))
+                except GraphError as e:
+                    raise GraphError(f"node {d['name']!r}: output {k}: {e}") from None
+            nodes.append(Node(name=d["name"], op=d["op"], inputs=list(d["inputs"]), attrs=dict(d["attrs"]),
+                              outputs=outputs, weight=_to_numpy(d.get("weight")), bias=_to_numpy(d.get("bias"))))
         return Graph(nodes, state["output"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise GraphError(f"node <state>: malformed graph state ({type(e).__name__}: {e})") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from f8hw.ir import Graph, Node
-from f8hw.numerics import TensorFormat, fl_range
+from f8hw.numerics import TensorFormat, fl_grid_search, fl_range, quantize_format
 
 
 def random_format(rng: np.random.Generator, signed: bool | None = None) -> TensorFormat:
@@ -134,3 +134,61 @@ def random_images(rng: np.random.Generator, graph: Graph, n: int) -> np.ndarray:
     x[rng.random(size=shape) < 0.05] = 255
     x[rng.random(size=shape) < 0.05] = 0
     return x.astype(np.uint8)
+
+
+def float_weight(w, kind: str, fl: int | None = None) -> tuple[np.ndarray, int]:
+    """Float weights -> (stored weights, w_fl): int8 for "int", uint8 codes for an FP8 kind; fl by grid search."""
+    w = np.asarray(w, dtype=np.float64)
+    fl = fl_grid_search(w, True, kind) if fl is None else fl
+    stored = quantize_format(w, TensorFormat(fl, True, 8, kind))
+    return stored.astype(np.int8 if kind == "int" else np.uint8), fl
+
+
+def float_layer(name: str, op: str, inputs: list[str], x_fmt: TensorFormat, weight, bias, w_kind: str,
+                outputs: list[TensorFormat], w_fl: int | None = None, stride=(1, 1), padding=(1, 1),
+                groups: int = 1) -> Node:
+    """A conv2d/linear node from float weight and bias in any weight format (bias rounded at the accumulator's unit)."""
+    stored, w_fl = float_weight(weight, w_kind, w_fl)
+    unit = x_fmt.unit + TensorFormat(w_fl, True, 8, w_kind).unit
+    int_layer = x_fmt.kind == w_kind == "int"
+    b = np.round(np.asarray(bias, np.float64) * 2.0**unit)
+    b = np.clip(b, -(2**31), 2**31 - 1).astype(np.int32) if int_layer else b.astype(np.int64)
+    attrs = dict(w_fl=w_fl) if w_kind == "int" else dict(w_fl=w_fl, w_kind=w_kind)
+    if op == "linear":
+        attrs.update(in_features=stored.shape[1], out_features=stored.shape[0])
+    else:
+        attrs.update(in_channels=stored.shape[1] * groups, out_channels=stored.shape[0], kernel=list(stored.shape[2:]),
+                     stride=list(stride), padding=list(padding), groups=groups)
+    return Node(name, op, inputs, attrs, outputs, stored, b)
+
+
+def mixed_layer_graph(rng: np.random.Generator, op: str, x_fmt: TensorFormat, w_kind: str,
+                      outputs: list[TensorFormat], skip_fmt: TensorFormat | None = None,
+                      channels: int = 4, size: int = 5) -> Graph:
+    """input -> "pre" (INT8 1x1 conv giving x in x_fmt, and the skip in skip_fmt) -> "layer" under test.
+
+    op is "conv" (3x3), "depthwise" (3x3, groups = channels) or "linear" (on the
+    flattened tensor); the layer's float weights/bias are random and quantized
+    to w_kind, with a residual add of the skip tensor when skip_fmt is given.
+    """
+    img = TensorFormat(8, False)
+    pre_outs = [x_fmt] + ([skip_fmt] if skip_fmt is not None and skip_fmt != x_fmt else [])
+    nodes = [Node("input", "input", [], {"shape": [3, size, size]}, [img]),
+             float_layer("pre", "conv2d", ["input"], img, rng.normal(0, 0.5, (channels, 3, 1, 1)),
+                         rng.normal(0, 0.5, channels), "int", pre_outs, padding=(0, 0))]
+    x, skip = "pre", None if skip_fmt is None else "pre" if skip_fmt == x_fmt else "pre:1"
+    n_in = channels
+    if op == "linear":
+        nodes.append(Node("flat", "flatten", ["pre"], {}, [x_fmt]))
+        x, n_in = "flat", channels * size * size
+        if skip == "pre:1":
+            nodes.append(Node("flat_skip", "flatten", ["pre:1"], {}, [skip_fmt]))
+        skip = {None: None, "pre": "flat", "pre:1": "flat_skip"}[skip]
+        shape = (n_in, n_in)
+    else:
+        shape = (channels, 1 if op == "depthwise" else channels, 3, 3)
+    w = rng.normal(0, 1 / np.sqrt(np.prod(shape[1:])), shape)
+    nodes.append(float_layer("layer", "linear" if op == "linear" else "conv2d", [x] + ([skip] if skip else []),
+                             x_fmt, w, rng.normal(0, 0.5, shape[0]), w_kind, outputs,
+                             groups=channels if op == "depthwise" else 1))
+    return Graph(nodes, "layer").validate()

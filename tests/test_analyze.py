@@ -34,3 +34,46 @@ def test_fl_analysis_thresholds(tmp_path):
     # and away from the clamped ends the rule is the optimum for most sigmas
     mid = (signed.sigma > 0.3) & (signed.sigma < 20)
     assert np.mean(signed.rule_fl[mid] == signed.optimal_fl[mid]) > 0.95
+
+
+def test_fp8_analysis_fits_the_sigma_rule(tmp_path):
+    """`f8hw analyze fp8`: the fitted constants are the ones f8hw.numerics uses, and the rule costs little."""
+    from f8hw.analyze import write_fp8_analysis
+    from f8hw.numerics import FP8_SIGMA_CONSTANT
+
+    png, csv_path, results = write_fp8_analysis(tmp_path, n_samples=3000, per_octave=8)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader(open(csv_path)))
+    assert {r["format"] for r in rows} == {"int", "e2m5", "e3m4", "e4m3", "e5m2"}
+    assert {r["distribution"] for r in rows} == {"gaussian", "student-t3"}
+    by = {(r.kind, r.distribution): r for r in results}
+    # INT8 with this method reproduces the paper's 40
+    assert abs(math.log2(by["int", "gaussian"].constant / 40)) < 0.15
+    for kind, c in FP8_SIGMA_CONSTANT.items():
+        g = by[kind, "gaussian"]
+        # the optimum walks down one fl per octave of sigma
+        assert all(hi == lo + 1 for hi, lo, _, _ in g.switches) and len(g.switches) >= 19
+        if kind in ("e2m5", "e3m4"):  # a sharp optimum: the constant is pinned down
+            assert abs(math.log2(g.constant / c)) < 0.25
+        assert g.rule_excess < 0.01
+    # more mantissa bits, less error on the Gaussian; outliers hurt INT8 most and it loses to E3M4/E4M3
+    errs = [by[k, "gaussian"].best_error for k in ("e2m5", "e3m4", "e4m3", "e5m2")]
+    assert errs == sorted(errs)
+    growth = {k: by[k, "student-t3"].best_error / by[k, "gaussian"].best_error
+              for k in ("int", "e2m5", "e3m4", "e4m3", "e5m2")}
+    assert growth["int"] > 1.3 * max(v for k, v in growth.items() if k != "int")
+    assert by["int", "student-t3"].best_error > max(by[k, "student-t3"].best_error for k in ("e3m4", "e4m3"))
+
+
+def test_analyze_fp8_cli(tmp_path, capsys):
+    import json
+
+    from f8hw.cli import main
+
+    assert main(["analyze", "fp8", "-o", str(tmp_path), "--samples", "500", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert {(r["format"], r["distribution"]) for r in rep["results"]} == {
+        (k, d) for k in ("int8", "e2m5", "e3m4", "e4m3", "e5m2") for d in ("gaussian", "student-t3")}
+    assert (tmp_path / "fp8_analysis.png").is_file() and (tmp_path / "fp8_analysis.csv").is_file()
+    assert main(["analyze", "fp8", "-o", str(tmp_path), "--samples", "500"]) == 0
+    assert "e4m3    gaussian" in capsys.readouterr().out

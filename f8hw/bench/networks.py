@@ -23,7 +23,8 @@ def _zoo_fingerprint() -> str:
 
     h = hashlib.sha256(f8hw.__version__.encode())
     root = Path(f8hw.__file__).parent
-    for f in [root / "models.py", root / "exporter.py", root / "ir.py", root / "numerics.py",
+    for f in [root / "models.py", root / "exporter.py", root / "ir.py",
+              *sorted((root / "numerics").glob("*.py")),
               *sorted((root / "nn").glob("*.py"))]:
         if f.is_file():
             h.update(f.name.encode())

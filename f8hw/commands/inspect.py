@@ -1,4 +1,4 @@
-"""f8hw inspect: per-layer weight and activation fractional lengths of a model file."""
+"""f8hw inspect: per-layer weight and activation formats and scales of a model file."""
 
 from __future__ import annotations
 
@@ -6,17 +6,11 @@ from f8hw.commands.options import writable
 
 
 def register(sub) -> None:
-    p = sub.add_parser("inspect", help="per-layer table of weight/activation FLs of a model file")
+    p = sub.add_parser("inspect", help="per-layer table of weight/activation formats and FLs of a model file")
     p.add_argument("model", help="f8hw model file or bundled model name")
     p.add_argument("--plot", metavar="PNG", help="also plot the FLs per layer (like F8Net Fig. 2b)")
     p.add_argument("--json", action="store_true", help="print the formats of every node as JSON")
     p.set_defaults(func=run)
-
-
-def _fmt(f) -> str:
-    if f.bits == 32:
-        return f"int32 fl{f.fl}"
-    return f"{'s' if f.signed else 'u'}8 fl{f.fl}"
 
 
 def run(args) -> int:
@@ -39,8 +33,8 @@ def run(args) -> int:
     for col in ("node", "op", "output shape", "input formats", "w_fl", "output formats"):
         table.add_column(col)
     for n in model.layers():
-        table.add_row(n.name, n.op, "x".join(map(str, n.shape)), ", ".join(_fmt(f) for f in n.inputs),
-                      "" if n.w_fl is None else str(n.w_fl), ", ".join(_fmt(f) for f in n.outputs))
+        table.add_row(n.name, n.op, "x".join(map(str, n.shape)), ", ".join(map(str, n.inputs)),
+                      n.weight_text, ", ".join(map(str, n.outputs)))
     con = Console()
     con.print(table)
     for key in ("fp32_test_accuracy", "f8_test_accuracy"):

@@ -4,6 +4,8 @@ Rejects, with a CompileError naming the layer and the reason (never a silent
 host fallback):
 - ops the accelerator has no lowering for (anything outside IR v1's
   input/conv2d/linear/maxpool/avgpool_global/flatten);
+- number formats other than INT8 (and the INT32 logits): FP8 activations or
+  weights and 64-bit outputs are golden-model only for now;
 - layers whose 32-bit accumulator (or accumulator + bias, or GAP sum) could
   overflow (proof: f8hw.numerics.accumulator_bound, valid for any
   accumulation order, so also for the K-split order of the schedule);
@@ -29,12 +31,29 @@ def _field_hi(op: str, name: str) -> int:
     return next(f.hi for f in OP_BY_NAME[op].fields if f.name == name)
 
 
+def _check_formats(node) -> None:
+    """INT8 only: FP8 activations/weights and 64-bit raw outputs have no lowering yet."""
+    w_kind = node.attrs.get("w_kind", "int")
+    if w_kind != "int":
+        raise CompileError(f"layer {node.name!r}: weight format {w_kind} is not supported by this accelerator "
+                           f"(INT8 only)")
+    for f in node.outputs:
+        kind = getattr(f, "kind", "int")
+        if kind != "int":
+            raise CompileError(f"layer {node.name!r}: activation format {kind} is not supported by this "
+                               f"accelerator (INT8 only)")
+        if getattr(f, "bits", 8) == 64:
+            raise CompileError(f"layer {node.name!r}: a 64-bit output is not supported by this accelerator "
+                               f"(INT8 with int32 logits only)")
+
+
 def legalize(graph: Graph, arch: ArchConfig) -> Graph:
     """Check graph against arch; returns the graph (validated) or raises CompileError."""
     for node in graph.nodes:
         if node.op not in SUPPORTED:
             known = ", ".join(o for o in OPS if o in SUPPORTED)
             raise CompileError(f"layer {node.name!r}: unsupported op {node.op!r} (the accelerator lowers {known})")
+        _check_formats(node)
     # accumulator overflow proof, per layer, before anything else can complain
     try:
         shapes = graph.shapes()

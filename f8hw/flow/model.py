@@ -47,12 +47,20 @@ class NodeFormats:
     inputs: list                  # TensorFormat per input
     w_fl: int | None
     outputs: list                 # TensorFormat per output
+    w_kind: str | None = None     # weight format kind ("int" or an FP8 format), None without weights
+
+    @property
+    def weight_text(self) -> str:
+        """The weight column of inspect: the INT8 w_fl as before, "e4m3 fl4" for FP8 weights."""
+        if self.w_fl is None:
+            return ""
+        return str(self.w_fl) if self.w_kind == "int" else f"{self.w_kind} fl{self.w_fl}"
 
     def to_dict(self) -> dict:
         """Name, op, shape and formats as plain data."""
-        fmt = lambda f: dict(bits=f.bits, signed=f.signed, fl=f.fl)
+        fmt = lambda f: dict(bits=f.bits, signed=f.signed, fl=f.fl, kind=f.kind)
         return dict(name=self.name, op=self.op, shape=list(self.shape), inputs=[fmt(f) for f in self.inputs],
-                    w_fl=self.w_fl, outputs=[fmt(f) for f in self.outputs])
+                    w_fl=self.w_fl, w_kind=self.w_kind, outputs=[fmt(f) for f in self.outputs])
 
 
 @dataclass
@@ -76,11 +84,12 @@ class Model:
         return tuple(int(v) for v in self.graph.input_node.attrs["shape"])
 
     def layers(self) -> list["NodeFormats"]:
-        """One record per node: op, output shape, input formats, weight FL, output formats."""
+        """One record per node: op, output shape, input formats, weight format, output formats."""
         g = self.graph
         shapes = g.shapes()
         return [NodeFormats(n.name, n.op, tuple(shapes[n.refs()[0]]), [g.format(r) for r in n.inputs],
-                            n.attrs.get("w_fl"), list(n.outputs)) for n in g.nodes]
+                            n.attrs.get("w_fl"), list(n.outputs),
+                            n.attrs.get("w_kind", "int") if "w_fl" in n.attrs else None) for n in g.nodes]
 
     def to_dict(self) -> dict:
         """What ``f8hw inspect --json`` prints: the source, metadata and every node's formats."""

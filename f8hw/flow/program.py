@@ -94,7 +94,8 @@ def _compiler_fingerprint() -> str:
 
     h = hashlib.sha256(f8hw.__version__.encode())
     root = Path(f8hw.__file__).parent
-    for f in sorted((root / "compiler").glob("*.py")) + [root / "isa.py", root / "arch.py", root / "numerics.py"]:
+    for f in sorted((root / "compiler").glob("*.py")) + [root / "isa.py", root / "arch.py",
+                                                      *sorted((root / "numerics").glob("*.py"))]:
         if f.is_file():
             h.update(f.name.encode())
             h.update(f.read_bytes())

@@ -42,7 +42,7 @@ def _generator_fingerprint() -> str:
     hw_dir = Path(f8hw.hw.__file__).parent
     files = sorted(p for p in hw_dir.rglob("*") if p.suffix in (".py", ".v", ".sv") and "__pycache__" not in p.parts)
     pkg = Path(__file__).parent.parent
-    files += [pkg / "isa.py", pkg / "arch.py", pkg / "numerics.py"]
+    files += [pkg / "isa.py", pkg / "arch.py", *sorted((pkg / "numerics").glob("*.py"))]
     for p in files:
         h.update(str(p.relative_to(p.parent.parent)).encode())
         h.update(p.read_bytes())
