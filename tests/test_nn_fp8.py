@@ -47,3 +47,139 @@ def test_format_names():
     assert format_kind("int8") == "int" and format_kind("e3m4") == "e3m4"
     with pytest.raises(FormatError, match="conv1: unknown format 'fp8'"):
         format_kind("fp8", "conv1")
+
+
+# ---------------------------------------------------------------- QAT model with mixed formats, export
+
+import f8hw  # noqa: E402
+import f8hw.nn as f8nn  # noqa: E402
+from f8hw import digits, golden  # noqa: E402
+from f8hw.modelfile import load_model  # noqa: E402
+
+
+class Mixed(torch.nn.Module):
+    """A residual CNN whose layers use different formats (input / weight); a and b share a clipping group."""
+
+    def __init__(self, fmts):
+        super().__init__()
+        self.stem = f8nn.QConv2d(1, 8, 3, 1, 1, w_format=fmts[0])
+        self.a = f8nn.QConv2d(8, 8, 3, 1, 1, format=fmts[1], w_format=fmts[2])
+        self.add = f8nn.QAdd()
+        self.b = f8nn.QConv2d(8, 8, 3, 2, 1, format=fmts[3])
+        self.pool = f8nn.QGlobalAvgPool2d()
+        self.flat = torch.nn.Flatten()
+        self.fc = f8nn.QLinear(8, 10, format=fmts[4], w_format=fmts[5])
+
+    def forward(self, img):
+        x = self.stem(img)
+        y = self.add(self.a(x), x)
+        return self.fc(self.flat(self.pool(self.b(y))))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.from_numpy(digits.load()["test"][0][:48])
+
+
+def _mixed_model(fmts, images, method="grid"):
+    torch.manual_seed(3)
+    model = Mixed(fmts)
+    f8nn.prepare(model, images[:2])
+    f8nn.calibrate(model, [images[:24], images[24:]], method=method, bn=True)
+    return model.eval()
+
+
+@pytest.mark.parametrize("fmts", [
+    ("e4m3", "e2m5", "e3m4", "e2m5", "e5m2", "e2m5"),
+    ("int8", "int8", "e5m2", "int8", "e3m4", "e4m3"),
+    ("e2m5", "e4m3", "int8", "e4m3", "int8", "e5m2"),
+])
+def test_mixed_model_exports_and_integer_forward_equals_golden(tmp_path, images, fmts):
+    model = _mixed_model(fmts, images)
+    assert model.a.formats == (fmts[1], fmts[2])
+    graph = f8hw.export(model, images[:1], tmp_path / "m.pt")
+    loaded, _ = load_model(tmp_path / "m.pt")
+    a = loaded.node("a")
+    assert loaded.format(a.inputs[0]).kind == ("int" if fmts[1] == "int8" else fmts[1])
+    assert a.attrs.get("w_kind", "int8") == fmts[2]
+    assert a.weight.dtype == (np.int8 if fmts[2] == "int8" else np.uint8)
+    assert a.bias.dtype == (np.int32 if fmts[1] == fmts[2] == "int8" else np.int64)
+    assert len(a.inputs) == 2  # the residual, fused
+    logits, unit = f8nn.integer_forward(model, images)
+    out = golden.run(loaded, images.numpy())[loaded.output]
+    assert loaded.format(loaded.output).fl == unit
+    np.testing.assert_array_equal(out, logits.numpy())
+    with torch.no_grad():  # the F8-mode float forward is the same computation
+        f = model(images).double() * 2.0**unit
+    np.testing.assert_allclose(f.numpy(), logits.numpy(), rtol=1e-5, atol=2.0 ** max(unit - 16, 0))
+    assert [n.name for n in graph.nodes] == [n.name for n in loaded.nodes]
+
+
+def test_fp8_qat_step_trains(images):
+    model = _mixed_model(("e4m3", "e3m4", "e2m5", "e3m4", "e5m2", "e4m3"), images, method="sigma")
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss = torch.nn.functional.cross_entropy(model(images), torch.zeros(len(images), dtype=torch.long))
+    loss.backward()
+    assert model.a.conv.weight.grad.abs().sum() > 0
+    opt.step()
+    assert model.b.act.fl_buffer.item() != 6.0  # the FP8 scale buffer tracks the batch
+
+
+def test_sibling_formats_must_agree(images):
+    model = Mixed(("int8",) * 6)
+    model.a.set_format("e4m3")  # a and the stem's other reader (the skip) share one clipping group with b
+    model.b.set_format("e2m5")
+    with pytest.raises(f8hw.errors.F8Error, match="layer 'b': input format e2m5 differs from e4m3 of 'a'"):
+        f8nn.prepare(model, images[:2])
+    with pytest.raises(FormatError, match="input format: unknown format 'e6m1'"):
+        model.a.set_format("e6m1")
+
+
+# ---------------------------------------------------------------- format selection
+
+
+def test_select_formats_scores_applies_and_overrides(tmp_path, images):
+    model = _mixed_model(("int8",) * 6, images)
+    report = f8nn.select_formats(model, [images[:24]], cost={"e5m2": 4.0}, override={"fc:weight": "e3m4"})
+    assert report.formats() == f8nn.model_formats(model)  # applied
+    by = {(c.layer, c.tensor): c for c in report.choices}
+    assert by["stem", "input"].choice == "int8" and by["stem", "input"].reason == "image input"
+    assert by["fc", "weight"].choice == "e3m4" and by["fc", "weight"].reason == "override"
+    assert by["a", "input"].choice == by["b", "input"].choice and by["a", "input"].reason == "group"
+    w = by["stem", "weight"]
+    assert w.choice == min(w.candidates, key=lambda c: c.score).format
+    assert [c.format for c in w.candidates] == list(f8nn.FORMAT_NAMES)
+    e5m2 = next(c for c in w.candidates if c.format == "e5m2")
+    assert e5m2.cost == 4.0 and e5m2.score == 4.0 * e5m2.rel_mse
+    # each candidate's error is that of its best scale: recompute one from scratch
+    x = _float_weight_of(model.stem)
+    c = next(c for c in w.candidates if c.format == "e4m3")
+    fmt = TensorFormat(c.fl, True, 8, "e4m3")
+    assert c.rel_mse == pytest.approx(np.mean((dequantize_format(quantize_format(x, fmt), fmt) - x) ** 2) / np.mean(x**2))
+    table = report.table()
+    assert table.splitlines()[0].split() == ["layer", "tensor", *f8nn.FORMAT_NAMES, "choice", "reason"]
+    assert len(table.splitlines()) == 1 + 2 * 4 and "x4" in table
+    # the selected model calibrates, exports and stays bit exact
+    f8nn.prepare(model, images[:2])
+    f8nn.calibrate(model, [images[:24]], method="grid")
+    loaded = f8hw.export(model.eval(), images[:1], tmp_path / "sel.pt")
+    np.testing.assert_array_equal(golden.run(loaded, images.numpy())[loaded.output],
+                                  f8nn.integer_forward(model, images)[0].numpy())
+
+
+def _float_weight_of(m):
+    scale = m.bn.weight / torch.sqrt(m.bn.running_var + m.bn.eps)
+    return (scale[:, None, None, None] * m.conv.weight).detach().double().numpy().reshape(-1)
+
+
+def test_select_formats_errors(images):
+    model = _mixed_model(("int8",) * 6, images)
+    with pytest.raises(f8hw.errors.F8Error, match="format override 'nope': no layer 'nope'"):
+        f8nn.select_formats(model, [images[:8]], override={"nope": "e4m3"})
+    with pytest.raises(FormatError, match="format override 'a': unknown format 'fp16'"):
+        f8nn.select_formats(model, [images[:8]], override={"a": "fp16"})
+    with pytest.raises(f8hw.errors.F8Error, match="conflict: layers a, b share one input format"):
+        f8nn.select_formats(model, [images[:8]], override={"a": "e4m3", "b:input": "e2m5"})
+    with pytest.raises(FormatError, match="candidate: unknown format 'int4'"):
+        f8nn.select_formats(model, [images[:8]], candidates=("int8", "int4"))

@@ -56,7 +56,7 @@ def calibrate(model: nn.Module, batches, method: str = "grid", bn: bool = False)
     method "grid": the FL of least quantization error (post-training use);
     "sigma": paper eq. 1, the rule QAT uses for each batch, so QAT starts
     where its FL buffers are at rest.  The FL comes from the group master's
-    values.  bn=True first re-estimates the BN statistics (random-weight models).
+    values, in each quantizer's format (INT8 or FP8).  bn=True first re-estimates the BN statistics (random-weight models).
     """
     if method not in ("grid", "sigma"):
         raise F8Error(f"calibration method must be 'grid' or 'sigma', not {method!r}")
@@ -101,12 +101,12 @@ def calibrate(model: nn.Module, batches, method: str = "grid", bn: bool = False)
     for owner, members in groups.items():
         values = np.concatenate(seen[owner] if owner in seen else [v for a in members for v in seen[a]])
         if method == "grid":
-            fl = fl_grid_search(values, owner.signed)
+            fl = fl_grid_search(values, owner.signed, owner.kind)
         else:
-            fl = fl_from_sigma(values.std(ddof=1) if values.size > 1 else 0.0, owner.signed)
-        if owner.alpha is not None:
+            fl = fl_from_sigma(values.std(ddof=1) if values.size > 1 else 0.0, owner.signed, owner.kind)
+        if owner.alpha is not None and owner.kind == "int":
             owner.alpha.fill_(owner.qmax / 2.0**fl)
         for a in members:
-            r = fl_range(a.signed)
+            r = fl_range(a.signed, a.kind)
             a.fl_buffer.fill_(float(min(max(fl, r.start), r.stop - 1)))
     set_quantized(model, True)
