@@ -183,3 +183,36 @@ def test_select_formats_errors(images):
         f8nn.select_formats(model, [images[:8]], override={"a": "e4m3", "b:input": "e2m5"})
     with pytest.raises(FormatError, match="candidate: unknown format 'int4'"):
         f8nn.select_formats(model, [images[:8]], candidates=("int8", "int4"))
+
+
+# ---------------------------------------------------------------- training with formats
+
+
+def test_train_flexible_cli_and_uniform_api(tmp_path, capsys):
+    from f8hw import train
+    from f8hw.cli import main
+
+    out = tmp_path / "flex.pt"
+    assert main(["train", "--arch", "cnn", "-o", str(out), "--formats", "flexible",
+                 "--fp32-epochs", "1", "--qat-epochs", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "choice" in printed and "reason" in printed  # the selection table
+    model = f8hw.load(str(out))
+    xt, yt = (torch.from_numpy(a) for a in digits.load()["test"])
+    logits, _ = golden.classify(model.graph, xt.numpy())
+    qat = train.load_checkpoint(train.checkpoint_path(str(out)))  # formats restored from the checkpoint
+    np.testing.assert_array_equal(logits, f8nn.integer_forward(qat, xt)[0].numpy().reshape(len(xt), -1))
+    assert main(["sim", str(out), "--engine", "isa", "--array", "4x4"]) == 3
+    assert "not supported by this accelerator (INT8 only)" in capsys.readouterr().err
+
+    recipe = train.Recipe(fp32_epochs=1, qat_epochs=0, calibration_batches=2)
+    m, report = train.train("cnn", recipe, formats="e3m4")
+    assert report["formats"] == "e3m4" and "selection" not in report
+    assert {w for _, w in report["layer_formats"].values()} == {"e3m4"}
+    assert {i for i, _ in report["layer_formats"].values()} == {"int8", "e3m4"}  # the image input stays u8
+    g = f8hw.exporter.build_graph(m.eval())
+    assert {g.format(n.inputs[0]).kind for n in g.nodes if n.op in ("conv2d", "linear")} == {"int", "e3m4"}
+    _, report8 = train.train("cnn", recipe)
+    assert "formats" not in report8 and "layer_formats" not in report8
+    with pytest.raises(f8hw.errors.F8Error, match="train formats must be one of flexible, int8, .* not 'fp8'"):
+        train.train("cnn", recipe, formats="fp8")

@@ -62,8 +62,8 @@ class _QLayer(F8Module):
 
     @property
     def formats(self) -> tuple[str, str]:
-        """(input format name, weight format name)."""
-        return format_name(self.act.kind), format_name(self.w_kind)
+        """(input format name, weight format name); the image input reads as int8."""
+        return format_name(self.act.read_kind), format_name(self.w_kind)
 
     def _fused_float(self, x_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
