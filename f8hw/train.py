@@ -110,14 +110,8 @@ def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module
     f8nn.prepare(model, x[:8])
     _epochs(model, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
     fp32 = float_accuracy(model, xt, yt)
-    calib = [x[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)]
-    selection = None
-    if formats == "flexible":
-        selection = f8nn.select_formats(model, calib)
-    elif formats != "int8":
-        for layer in f8nn.model_formats(model):
-            model.get_submodule(layer).set_format(formats, formats)
-    f8nn.prepare(model, x[:8])  # checks that every clipping group reads one format
+    calib = calibration_batches(x, recipe)
+    selection = set_train_formats(model, formats, calib, x[:8])
     f8nn.calibrate(model, calib, method=recipe.calibration)
     _epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen, progress, f"{arch} f8 qat")
     report = {
@@ -133,6 +127,24 @@ def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module
     if selection is not None:
         report["selection"] = selection.table()
     return model, report
+
+
+def calibration_batches(images: torch.Tensor, recipe: Recipe) -> list[torch.Tensor]:
+    """The recipe's calibration batches: the first 128-image slices of the training set."""
+    return [images[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)]
+
+
+def set_train_formats(model: nn.Module, formats: str, calib, example: torch.Tensor):
+    """Give a float-trained prepared model its formats ("int8", one FP8 format for every layer, or
+    "flexible": f8hw.nn.select_formats on calib) and re-prepare it; returns the selection report or None."""
+    selection = None
+    if formats == "flexible":
+        selection = f8nn.select_formats(model, calib)
+    elif formats != "int8":
+        for layer in f8nn.model_formats(model):
+            model.get_submodule(layer).set_format(formats, formats)
+    f8nn.prepare(model, example)  # checks that every clipping group reads one format
+    return selection
 
 
 def checkpoint_path(model_path: str) -> str:

@@ -216,3 +216,25 @@ def test_train_flexible_cli_and_uniform_api(tmp_path, capsys):
     assert "formats" not in report8 and "layer_formats" not in report8
     with pytest.raises(f8hw.errors.F8Error, match="train formats must be one of flexible, int8, .* not 'fp8'"):
         train.train("cnn", recipe, formats="fp8")
+
+
+def test_format_study_rows():
+    from f8hw import train
+    from f8hw.format_study import format_study
+
+    study = format_study("cnn", train.Recipe(fp32_epochs=1, qat_epochs=0, calibration_batches=1), ("int8", "e4m3"))
+    assert [r.formats for r in study.rows] == ["int8", "e4m3"]
+    assert all(r.ptq == r.qat and 0 <= r.qat <= 1 for r in study.rows)  # no QAT epoch: QAT = PTQ
+    assert {w for _, w in study.rows[1].layer_formats.values()} == {"e4m3"}
+    assert set(study.rows[0].layer_formats.values()) == {("int8", "int8")}
+    assert study.markdown().splitlines()[3].startswith("| int8 |")
+
+
+@pytest.mark.parametrize("kind", list(FORMATS))
+def test_qat_sigma_constant_is_the_low_end_of_the_gaussian_optimum(kind):
+    from f8hw.nn.fp8quant import flat_grid_fl, scale_fl
+
+    x = np.random.default_rng(0).standard_normal(20000)
+    for signed, v in ((True, x), (False, np.abs(x))):
+        for sigma in (1.0, 2.0**-5):
+            assert scale_fl(sigma, signed, kind) == flat_grid_fl(v * sigma, signed, kind)
