@@ -61,13 +61,15 @@ def format_study(arch: str = "cnn", recipe: train.Recipe | None = None, formats=
         train._epochs(base, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
         fp32 = train.float_accuracy(base, xt, yt)
         calib = train.calibration_batches(x, recipe)
+        after_fp32 = gen.get_state()  # each QAT run continues the data order like f8hw train does
         rows = []
         for fmt in formats:
             model = copy.deepcopy(base)
             train.set_train_formats(model, fmt, calib, x[:8])
             f8nn.calibrate(model, calib, method=recipe.calibration)
             ptq = train.integer_accuracy(model, xt, yt)
-            gen_q = torch.Generator().manual_seed(recipe.seed)
+            gen_q = torch.Generator()
+            gen_q.set_state(after_fp32)
             train._epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen_q, progress, f"{fmt} qat")
             rows.append(StudyRow(fmt, ptq, train.integer_accuracy(model, xt, yt), f8nn.model_formats(model)))
         return Study(arch, fp32, tuple(rows), len(yt))

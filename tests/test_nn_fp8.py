@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+import f8hw
+import f8hw.nn as f8nn
+from f8hw import digits, golden
 from f8hw.errors import FormatError
+from f8hw.modelfile import load_model
 from f8hw.nn.fp8quant import format_kind, fp8_quant, fp8_round
 from f8hw.numerics import FORMATS, TensorFormat, code_table, decode, dequantize_format, encode, quantize_format
 
@@ -50,11 +54,6 @@ def test_format_names():
 
 
 # ---------------------------------------------------------------- QAT model with mixed formats, export
-
-import f8hw  # noqa: E402
-import f8hw.nn as f8nn  # noqa: E402
-from f8hw import digits, golden  # noqa: E402
-from f8hw.modelfile import load_model  # noqa: E402
 
 
 class Mixed(torch.nn.Module):
@@ -132,8 +131,10 @@ def test_sibling_formats_must_agree(images):
     model.b.set_format("e2m5")
     with pytest.raises(f8hw.errors.F8Error, match="layer 'b': input format e2m5 differs from e4m3 of 'a'"):
         f8nn.prepare(model, images[:2])
-    with pytest.raises(FormatError, match="input format: unknown format 'e6m1'"):
+    with pytest.raises(FormatError, match="^layer 'a' input format: unknown format 'e6m1' "):
         model.a.set_format("e6m1")
+    with pytest.raises(FormatError, match="^weight format: unknown format 'int4' "):
+        f8nn.QLinear(4, 2, w_format="int4")
 
 
 # ---------------------------------------------------------------- format selection
@@ -198,7 +199,7 @@ def test_train_flexible_cli_and_uniform_api(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "choice" in printed and "reason" in printed  # the selection table
     model = f8hw.load(str(out))
-    xt, yt = (torch.from_numpy(a) for a in digits.load()["test"])
+    xt = torch.from_numpy(digits.load()["test"][0])
     logits, _ = golden.classify(model.graph, xt.numpy())
     qat = train.load_checkpoint(train.checkpoint_path(str(out)))  # formats restored from the checkpoint
     np.testing.assert_array_equal(logits, f8nn.integer_forward(qat, xt)[0].numpy().reshape(len(xt), -1))

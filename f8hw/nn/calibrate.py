@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from f8hw.errors import F8Error
+from f8hw.nn.fp8quant import flat_grid_fl, scale_fl
 from f8hw.nn.graph import set_quantized
 from f8hw.nn.layers import QAdd, QGlobalAvgPool2d
 from f8hw.nn.quant import ActQuant
-from f8hw.nn.fp8quant import flat_grid_fl, scale_fl
 from f8hw.numerics import fl_grid_search, fl_range
 
 SAMPLES_PER_QUANTIZER = 1 << 17

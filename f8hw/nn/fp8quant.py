@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from f8hw.errors import FormatError
-import numpy as np
-
 from f8hw.numerics import FORMATS, TensorFormat, dequantize_format, fl_from_sigma, fl_range, fp8_format, quantize_format
 
 FORMAT_NAMES = ("int8", *FORMATS)

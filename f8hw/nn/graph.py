@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from f8hw.errors import F8Error
-from f8hw.nn.layers import F8Module, QAdd, QConv2d, QGlobalAvgPool2d, QLinear
 from f8hw.golden import conv2d_acc, linear_acc
 from f8hw.nn.fp8quant import format_name
+from f8hw.nn.layers import F8Module, QAdd, QConv2d, QGlobalAvgPool2d, QLinear
 from f8hw.nn.quant import IMAGE_FL, ActQuant
 from f8hw.numerics import TensorFormat, align_add, int_form, requantize
 

@@ -55,10 +55,11 @@ class _QLayer(F8Module):
 
     def set_format(self, format: str | None = None, w_format: str | None = None) -> None:
         """Set the input activation format and/or the weight format by name ("int8", "e4m3", ...)."""
+        layer = f"layer {self.links['name']!r} " if "name" in self.links else ""
         if format is not None:
-            self.act.kind = format_kind(format, "input format")
+            self.act.kind = format_kind(format, f"{layer}input format")
         if w_format is not None:
-            self.w_kind = format_kind(w_format, "weight format")
+            self.w_kind = format_kind(w_format, f"{layer}weight format")
 
     @property
     def formats(self) -> tuple[str, str]:

@@ -8,12 +8,11 @@ value passes gradient when |r| < 127, an unsigned one when 0 < r < 255.
 
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 
 from f8hw.nn.fp8quant import format_kind, fp8_quant, sigma_fl
-from f8hw.numerics import fl_range, qrange, quantize_torch, unit_exponent
+from f8hw.numerics import fl_range, qrange, quantize_torch
 
 FL_MOMENTUM = 0.1
 """Weight of a batch's FL in the activation FL buffer (buf = 0.9 buf + 0.1 FL_batch)."""
@@ -101,10 +100,6 @@ class ActQuant(nn.Module):
         """The kind this quantizer reads its tensor in: "int" for the image input."""
         return "int" if self.image_input else self.kind
 
-    @property
-    def unit(self) -> int:
-        """Exponent of the integer form of the quantized input (eval): fl + q."""
-        return self.eval_fl() + unit_exponent(self.read_kind)
 
     @property
     def qmax(self) -> int:

@@ -204,4 +204,4 @@ def apply_formats(model: nn.Module, formats: dict[str, tuple[str, str]]) -> None
         layers[name].set_format(fmt_in, fmt_w)
 
 
-__all__ = ["Candidate", "TensorChoice", "FormatReport", "select_formats", "model_formats", "apply_formats"]
+__all__ = ["Candidate", "FormatReport", "TensorChoice", "apply_formats", "model_formats", "select_formats"]
