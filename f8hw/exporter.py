@@ -2,7 +2,9 @@
 
 The graph comes from the model's torch.fx trace (f8hw.nn.prepare), so any
 topology made of f8hw.nn layers exports.  Formats are demand driven: every
-reader asks its input for the format it reads (its eval FL and signedness);
+reader asks its input for the format it reads (its eval FL, signedness and
+kind: INT8 or an FP8 format, whose weights are written as uint8 codes with an
+int64 bias at the accumulator unit);
 a producer gets one output per distinct requested format, and a maxpool or
 flatten is duplicated per format (they never change a format).  A residual
 QAdd is fused into its main layer as that node's skip input.
@@ -64,8 +66,7 @@ def build_graph(model: nn.Module) -> Graph:
             f"model output {plan.output.name!r} ({plan.output.kind}) must be a QLinear/QConv2d output (the int32 logits)"
         )
     params = {n: n.module.integer_params() for n in plan.layers()}
-    _, out_w_fl, _, out_fl_x = params[plan.output]
-    wanted = _requests(plan, TensorFormat(out_fl_x + out_w_fl, True, 32))
+    wanted = _requests(plan, _logits_format(plan.output, params[plan.output][1]))
     refs: dict[tuple[PNode, TensorFormat], str] = {}
     nodes: list[Node] = []
     fused_add = {n.inputs[0]: n for n in plan.nodes if n.kind == "add"}
@@ -102,17 +103,27 @@ def build_graph(model: nn.Module) -> Graph:
     return Graph(nodes, refs[plan.output, wanted[plan.output][0]]).validate()
 
 
+def _logits_format(layer: PNode, w_fl: int) -> TensorFormat:
+    """Raw accumulator output of the final layer: int32 for INT8 x INT8, int64 with an FP8 operand."""
+    x_fmt = input_format(layer.module.act)
+    w_fmt = TensorFormat(w_fl, True, 8, layer.module.w_kind)
+    return TensorFormat(x_fmt.unit + w_fmt.unit, True, 32 if x_fmt.kind == w_fmt.kind == "int" else 64)
+
+
 def _layer_node(n: PNode, params, refs, add: PNode | None, formats) -> Node:
     m = n.module
     w, w_fl, b, _ = params
-    inputs = [refs[n.inputs[0], input_format(m.act)]]
+    x_fmt = input_format(m.act)
+    inputs = [refs[n.inputs[0], x_fmt]]
     if add is not None:
         inputs.append(refs[add.inputs[1], input_format(add.module.skip_quant())])
-    weight = w.numpy().astype(np.int8)
+    weight = w.numpy().astype(np.int8 if m.w_kind == "int" else np.uint8)
     bias = b.numpy().astype(np.int64)
-    if bias.size and (bias.min() < -(2**31) or bias.max() > 2**31 - 1):
-        raise F8Error(f"layer {n.name!r}: bias does not fit int32 (max |b| = {int(np.abs(bias).max())})")
-    bias = bias.astype(np.int32)
+    if x_fmt.kind == m.w_kind == "int":
+        if bias.size and (bias.min() < -(2**31) or bias.max() > 2**31 - 1):
+            raise F8Error(f"layer {n.name!r}: bias does not fit int32 (max |b| = {int(np.abs(bias).max())})")
+        bias = bias.astype(np.int32)
+    w_attrs = {"w_fl": w_fl} if m.w_kind == "int" else {"w_fl": w_fl, "w_kind": m.w_kind}
     if isinstance(m, QConv2d):
         c = m.conv
         attrs = {
@@ -122,14 +133,14 @@ def _layer_node(n: PNode, params, refs, add: PNode | None, formats) -> Node:
             "stride": list(c.stride),
             "padding": list(c.padding),
             "groups": c.groups,
-            "w_fl": w_fl,
+            **w_attrs,
         }
         if c.dilation != (1, 1) or c.padding_mode != "zeros":
             raise UnsupportedOpError(f"layer {n.name!r}: dilation and non-zero padding modes are not supported")
         return Node(n.name, "conv2d", inputs, attrs, formats, weight, bias)
     assert isinstance(m, QLinear)
     lin = m.linear
-    attrs = {"in_features": lin.in_features, "out_features": lin.out_features, "w_fl": w_fl}
+    attrs = {"in_features": lin.in_features, "out_features": lin.out_features, **w_attrs}
     return Node(n.name, "linear", inputs, attrs, formats, weight, bias)
 
 

@@ -20,6 +20,10 @@ import f8hw.nn as f8nn
 from f8hw import digits, models
 from f8hw.errors import F8Error
 from f8hw.exporter import export
+from f8hw.nn.fp8quant import FORMAT_NAMES
+
+TRAIN_FORMATS = ("flexible", *FORMAT_NAMES)
+"""What train(formats=...) takes: one format for every layer, or "flexible" (f8hw.nn.select_formats)."""
 
 
 @dataclass(frozen=True)
@@ -78,20 +82,25 @@ def integer_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return (logits.argmax(1) == labels).double().mean().item()
 
 
-def train(arch: str, recipe: Recipe | None = None, progress=None) -> tuple[nn.Module, dict]:
-    """Train arch on digits: FP32, calibration, then F8 QAT (default: RECIPES[arch]).  Returns (model, report)."""
+def train(arch: str, recipe: Recipe | None = None, progress=None, formats: str = "int8") -> tuple[nn.Module, dict]:
+    """Train arch on digits: FP32, calibration, then F8 QAT (default: RECIPES[arch]).  Returns (model, report).
+
+    formats: "int8" (F8Net), one FP8 format for every layer, or "flexible": each layer's input and weight
+    format chosen by f8hw.nn.select_formats after FP32 training, before calibration and QAT."""
     if arch not in models.BUNDLED:
         raise F8Error(f"train supports the digits architectures {', '.join(models.BUNDLED)}, not {arch!r}")
+    if formats not in TRAIN_FORMATS:
+        raise F8Error(f"train formats must be one of {', '.join(TRAIN_FORMATS)}, not {formats!r}")
     recipe = recipe or RECIPES[arch]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny nets: a second OpenMP thread only adds barrier spinning on a busy machine
     try:
-        return _train(arch, recipe, progress)
+        return _train(arch, recipe, progress, formats)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(arch: str, recipe: Recipe, progress) -> tuple[nn.Module, dict]:
+def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module, dict]:
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     data = digits.load()
@@ -101,7 +110,9 @@ def _train(arch: str, recipe: Recipe, progress) -> tuple[nn.Module, dict]:
     f8nn.prepare(model, x[:8])
     _epochs(model, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
     fp32 = float_accuracy(model, xt, yt)
-    f8nn.calibrate(model, [x[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)], method=recipe.calibration)
+    calib = calibration_batches(x, recipe)
+    selection = set_train_formats(model, formats, calib, x[:8])
+    f8nn.calibrate(model, calib, method=recipe.calibration)
     _epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen, progress, f"{arch} f8 qat")
     report = {
         "arch": arch,
@@ -110,7 +121,30 @@ def _train(arch: str, recipe: Recipe, progress) -> tuple[nn.Module, dict]:
         "test_images": len(yt),
         "recipe": recipe.__dict__,
     }
+    if formats != "int8":  # INT8 runs keep exactly the report (and model file meta) they always had
+        report["formats"] = formats
+        report["layer_formats"] = {k: list(v) for k, v in f8nn.model_formats(model).items()}
+    if selection is not None:
+        report["selection"] = selection.table()
     return model, report
+
+
+def calibration_batches(images: torch.Tensor, recipe: Recipe) -> list[torch.Tensor]:
+    """The recipe's calibration batches: the first 128-image slices of the training set."""
+    return [images[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)]
+
+
+def set_train_formats(model: nn.Module, formats: str, calib, example: torch.Tensor):
+    """Give a float-trained prepared model its formats ("int8", one FP8 format for every layer, or
+    "flexible": f8hw.nn.select_formats on calib) and re-prepare it; returns the selection report or None."""
+    selection = None
+    if formats == "flexible":
+        selection = f8nn.select_formats(model, calib)
+    elif formats != "int8":
+        for layer in f8nn.model_formats(model):
+            model.get_submodule(layer).set_format(formats, formats)
+    f8nn.prepare(model, example)  # checks that every clipping group reads one format
+    return selection
 
 
 def checkpoint_path(model_path: str) -> str:
@@ -123,7 +157,10 @@ def save_run(model: nn.Module, report: dict, path: str) -> None:
     """Write the integer model file, the QAT checkpoint, and the accuracy entry (accuracy.json beside)."""
     example = torch.from_numpy(digits.load()["test"][0][:1])
     export(model, example, path, meta={"arch": report["arch"], "dataset": "sklearn-digits", **_plain(report)})
-    torch.save({"arch": report["arch"], "state_dict": model.state_dict()}, checkpoint_path(path))
+    state = {"arch": report["arch"], "state_dict": model.state_dict()}
+    if "layer_formats" in report:
+        state["layer_formats"] = report["layer_formats"]
+    torch.save(state, checkpoint_path(path))
     table_path = os.path.join(os.path.dirname(os.path.abspath(path)), "accuracy.json")
     table = {}
     if os.path.exists(table_path):
@@ -141,6 +178,9 @@ def load_checkpoint(path: str) -> nn.Module:
     model = models.build(state["arch"])
     f8nn.prepare(model, torch.zeros((1, *models.ARCHS[state["arch"]].input_shape), dtype=torch.uint8))
     model.load_state_dict(state["state_dict"])
+    if "layer_formats" in state:
+        f8nn.apply_formats(model, state["layer_formats"])
+        f8nn.prepare(model, torch.zeros((1, *models.ARCHS[state["arch"]].input_shape), dtype=torch.uint8))
     f8nn.set_quantized(model, True)
     return model.eval()
 

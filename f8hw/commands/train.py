@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from f8hw.commands.options import writable
 from f8hw.models import BUNDLED
+from f8hw.numerics.fp8 import FORMATS
+
+TRAIN_FORMATS = ("flexible", "int8", *FORMATS)  # f8hw.train.TRAIN_FORMATS, without importing torch here
 
 
 def register(sub) -> None:
@@ -13,6 +16,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--fp32-epochs", type=int, help="FP32 epochs (default: the recipe's)")
     p.add_argument("--qat-epochs", type=int, help="F8 QAT epochs (default: the recipe's)")
+    p.add_argument("--formats", default="int8", choices=TRAIN_FORMATS,
+                   help="8-bit format of every layer, or flexible: chosen per layer from calibration error "
+                        "(default: %(default)s; FP8 models run on the golden model, not the INT8 accelerator)")
     p.set_defaults(func=run)
 
 
@@ -30,8 +36,10 @@ def run(args) -> int:
     if args.qat_epochs is not None:
         recipe = replace(recipe, qat_epochs=args.qat_epochs)
     with train.progress_bar() as progress:
-        model, report = train.train(args.arch, recipe, progress)
+        model, report = train.train(args.arch, recipe, progress, args.formats)
     train.save_run(model, report, args.output)
+    if "selection" in report:
+        Console().print(report["selection"], markup=False, highlight=False)
     Console().print(
         f"{args.arch}: test accuracy FP32 {100 * report['fp32_test_accuracy']:.2f}%  "
         f"F8 (integer) {100 * report['f8_test_accuracy']:.2f}%  -> {args.output}"

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from f8hw.errors import F8Error
+from f8hw.nn.fp8quant import flat_grid_fl, scale_fl
 from f8hw.nn.graph import set_quantized
 from f8hw.nn.layers import QAdd, QGlobalAvgPool2d
 from f8hw.nn.quant import ActQuant
-from f8hw.numerics import fl_from_sigma, fl_grid_search, fl_range
+from f8hw.numerics import fl_grid_search, fl_range
 
 SAMPLES_PER_QUANTIZER = 1 << 17
 """Activation values kept per quantizer for the grid search (a deterministic subsample)."""
@@ -53,10 +54,11 @@ def _subsample(values: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
 def calibrate(model: nn.Module, batches, method: str = "grid", bn: bool = False) -> None:
     """Set alphas and FL buffers from float activations on batches (uint8 images); leaves F8 eval mode.
 
-    method "grid": the FL of least quantization error (post-training use);
+    method "grid": the FL of least quantization error (post-training use; FP8: the smallest FL within
+    1 % of it, f8hw.nn.fp8quant.flat_grid_fl);
     "sigma": paper eq. 1, the rule QAT uses for each batch, so QAT starts
     where its FL buffers are at rest.  The FL comes from the group master's
-    values.  bn=True first re-estimates the BN statistics (random-weight models).
+    values, in each quantizer's format (INT8 or FP8).  bn=True first re-estimates the BN statistics (random-weight models).
     """
     if method not in ("grid", "sigma"):
         raise F8Error(f"calibration method must be 'grid' or 'sigma', not {method!r}")
@@ -101,12 +103,13 @@ def calibrate(model: nn.Module, batches, method: str = "grid", bn: bool = False)
     for owner, members in groups.items():
         values = np.concatenate(seen[owner] if owner in seen else [v for a in members for v in seen[a]])
         if method == "grid":
-            fl = fl_grid_search(values, owner.signed)
+            fl = fl_grid_search(values, owner.signed) if owner.kind == "int" else \
+                flat_grid_fl(values, owner.signed, owner.kind)
         else:
-            fl = fl_from_sigma(values.std(ddof=1) if values.size > 1 else 0.0, owner.signed)
-        if owner.alpha is not None:
+            fl = scale_fl(values.std(ddof=1) if values.size > 1 else 0.0, owner.signed, owner.kind)
+        if owner.alpha is not None and owner.kind == "int":
             owner.alpha.fill_(owner.qmax / 2.0**fl)
         for a in members:
-            r = fl_range(a.signed)
+            r = fl_range(a.signed, a.kind)
             a.fl_buffer.fill_(float(min(max(fl, r.start), r.stop - 1)))
     set_quantized(model, True)

@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from f8hw.errors import F8Error
+from f8hw.golden import conv2d_acc, linear_acc
+from f8hw.nn.fp8quant import format_name
 from f8hw.nn.layers import F8Module, QAdd, QConv2d, QGlobalAvgPool2d, QLinear
 from f8hw.nn.quant import IMAGE_FL, ActQuant
-from f8hw.numerics import TensorFormat, align_add, requantize
+from f8hw.numerics import TensorFormat, align_add, int_form, requantize
 
 PASSTHROUGH = ("maxpool", "relu", "flatten")
 """Ops that move int8 values without changing their format."""
@@ -257,6 +259,7 @@ def prepare(model: nn.Module, example: torch.Tensor) -> Plan:
         if isinstance(n.module, F8Module):
             n.module.links.clear()
             n.module.links["next"] = None
+            n.module.links["name"] = n.name
         if n.kind in ("layer", "gap"):
             n.module.act.image_input = _source(n.inputs[0]).kind == "input"
             n.module.act.links.clear()
@@ -286,6 +289,11 @@ def prepare(model: nn.Module, example: torch.Tensor) -> Plan:
         master = groups.find(n)
         if master is not n:
             n.module.act.links["alpha_owner"] = master.module.act
+            if n.module.act.read_kind != master.module.act.read_kind:
+                raise F8Error(
+                    f"layer {n.name!r}: input format {format_name(n.module.act.read_kind)} differs from "
+                    f"{format_name(master.module.act.read_kind)} of {master.name!r}, which shares its clipping level"
+                )
         for u in n.users:
             if u.kind == "relu" and any(r.module.act.signed for r in readers(u)):
                 raise UnsupportedOpError(f"{u.name!r}: a ReLU output is read by a layer with signed input")
@@ -330,14 +338,15 @@ def set_quantized(model: nn.Module, quantized: bool = True) -> None:
 
 def input_format(act: ActQuant) -> TensorFormat:
     """The 8-bit format a quantizer reads its tensor in (eval)."""
-    return TensorFormat(act.eval_fl(), act.signed)
+    return TensorFormat(act.eval_fl(), act.signed, 8, act.read_kind)
 
 
 # ---------------------------------------------------------------- integer emulation
 
 
 def _requant(v: torch.Tensor, fl_v: int, fmt: TensorFormat) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(requantize(v.numpy(), fl_v, fmt), dtype=np.int64))
+    """Requantize to fmt and return the integer forms (at unit fmt.unit)."""
+    return torch.from_numpy(int_form(requantize(v.numpy(), fl_v, fmt), fmt))
 
 
 def _exact_float64_op(fn, *int_args, **kw) -> torch.Tensor:
@@ -350,9 +359,10 @@ def _exact_float64_op(fn, *int_args, **kw) -> torch.Tensor:
 def integer_forward(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Eval-mode F8 inference with integers only, from the model's own layers (not the exported file).
 
-    Each value is kept as (int64 tensor, FL) -- the 32-bit accumulator -- and
-    every reader requantizes it to its own format, as the accelerator's
-    per-reader int8 copies do.  Returns (int64 logits, FL of the logits).
+    Each value is kept as (int64 tensor, unit) -- the exact accumulator -- and
+    every reader requantizes it to its own format (INT8 or FP8, then taken as
+    integer forms), as the accelerator's per-reader copies do.  Returns
+    (int64 logits, unit of the logits).
     """
     plan: Plan | None = getattr(model, "f8_plan", None)
     if plan is None:
@@ -369,22 +379,29 @@ def integer_forward(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tenso
         v, fl = env[n.inputs[0]]
         if n.kind == "layer":
             m = n.module
-            w, w_fl, b, fl_x = m.integer_params()
-            x = _requant(v, fl, input_format(m.act))
+            w, w_fl, b, _ = m.integer_params()
+            x_fmt, w_fmt = input_format(m.act), TensorFormat(w_fl, True, 8, m.w_kind)
+            x, w = _requant(v, fl, x_fmt), torch.from_numpy(int_form(w.numpy(), w_fmt))
+            unit = x_fmt.unit + w_fmt.unit
+            exact = x_fmt.kind == w_fmt.kind == "int"  # int32 accumulators: exact in float64
             if isinstance(m, QConv2d):
                 c = m.conv
-                acc = _exact_float64_op(F.conv2d, x, w, stride=c.stride, padding=c.padding, groups=c.groups)
-                env[n] = (acc + b.view(1, -1, 1, 1), fl_x + w_fl)
+                if exact:
+                    acc = _exact_float64_op(F.conv2d, x, w, stride=c.stride, padding=c.padding, groups=c.groups)
+                else:
+                    acc = torch.from_numpy(conv2d_acc(x.numpy(), w.numpy(), c.stride, c.padding, c.groups))
+                env[n] = (acc + b.view(1, -1, 1, 1), unit)
             else:
-                env[n] = (_exact_float64_op(F.linear, x, w) + b, fl_x + w_fl)
+                acc = _exact_float64_op(F.linear, x, w) if exact else torch.from_numpy(linear_acc(x.numpy(), w.numpy()))
+                env[n] = (acc + b, unit)
         elif n.kind == "add":
             skip_v, skip_fl = env[n.inputs[1]]
             fmt = input_format(n.module.skip_quant())
-            total, fl_sum = align_add(v.numpy(), fl, _requant(skip_v, skip_fl, fmt).numpy(), fmt.fl)
+            total, fl_sum = align_add(v.numpy(), fl, _requant(skip_v, skip_fl, fmt).numpy(), fmt.unit)
             env[n] = (torch.from_numpy(np.asarray(total, dtype=np.int64)), fl_sum)
         elif n.kind == "gap":
             fmt = input_format(n.module.act)
-            env[n] = (_requant(v, fl, fmt).sum((2, 3), keepdim=True), fmt.fl + n.attrs["shift"])
+            env[n] = (_requant(v, fl, fmt).sum((2, 3), keepdim=True), fmt.unit + n.attrs["shift"])
         elif n.kind == "maxpool":
             a = n.attrs
             env[n] = (_exact_float64_op(F.max_pool2d, v, kernel_size=a["kernel"], stride=a["stride"], padding=a["padding"]), fl)

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from f8hw.errors import F8Error
-from f8hw.nn.quant import ActQuant, fix_quant, quantize_bias, weight_fl
+from f8hw.nn.fp8quant import format_kind, format_name
+from f8hw.nn.quant import ActQuant, fake_quant, quantize_bias, weight_fl
+from f8hw.numerics import encode, unit_exponent
 
 
 class F8Module(nn.Module):
@@ -48,28 +51,49 @@ class F8Module(nn.Module):
 
 
 class _QLayer(F8Module):
-    """Shared F8 path of QConv2d and QLinear."""
+    """Shared F8 path of QConv2d and QLinear: input format (act.kind) and weight format (w_kind)."""
+
+    def set_format(self, format: str | None = None, w_format: str | None = None) -> None:
+        """Set the input activation format and/or the weight format by name ("int8", "e4m3", ...)."""
+        layer = f"layer {self.links['name']!r} " if "name" in self.links else ""
+        if format is not None:
+            self.act.kind = format_kind(format, f"{layer}input format")
+        if w_format is not None:
+            self.w_kind = format_kind(w_format, f"{layer}weight format")
+
+    @property
+    def formats(self) -> tuple[str, str]:
+        """(input format name, weight format name); the image input reads as int8."""
+        return format_name(self.act.read_kind), format_name(self.w_kind)
 
     def _fused_float(self, x_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
     def quantized_params(self, x_q: torch.Tensor, fl_x: int) -> tuple[torch.Tensor, int, torch.Tensor]:
-        """(weight q/2**w_fl, w_fl, bias on the 2**-(fl_x + w_fl) grid), with straight-through gradients."""
+        """(fake-quantized weight, w_fl, bias on the accumulator grid 2**-(x.unit + w.unit)), straight-through."""
         self._require_wiring()
         w_eff, b_eff = self._fused_float(x_q)
-        w_fl = weight_fl(w_eff)
-        return fix_quant(w_eff, w_fl, True), w_fl, quantize_bias(b_eff, fl_x + w_fl)
+        w_fl = weight_fl(w_eff, self.w_kind)
+        unit = fl_x + unit_exponent(self.act.read_kind) + w_fl + unit_exponent(self.w_kind)
+        return fake_quant(w_eff, w_fl, True, self.w_kind), w_fl, quantize_bias(b_eff, unit)
 
     @torch.no_grad()
     def integer_params(self) -> tuple[torch.Tensor, int, torch.Tensor, int]:
-        """Eval-mode (int8 weight, w_fl, int32 bias at fl_a, input fl) as int64 tensors: what export writes."""
+        """Eval-mode (stored weight: int8 values or FP8 codes, w_fl, bias at the accumulator unit, input fl)
+        as int64 tensors: what export writes."""
         if self.training:
             raise F8Error(f"{type(self).__name__}.integer_params needs eval mode (model.eval())")
         fl_x = self.act.eval_fl()
         w_q, w_fl, b_q = self.quantized_params(None, fl_x)
-        w_int = torch.round(w_q * 2.0**w_fl).to(torch.int64)
-        b_int = torch.round(b_q.double() * 2.0 ** (fl_x + w_fl)).to(torch.int64)
-        return w_int, w_fl, b_int, fl_x
+        if self.w_kind == "int":
+            w_int = torch.round(w_q * 2.0**w_fl).to(torch.int64)
+        else:
+            w_int = torch.from_numpy(encode(w_q.double().numpy(), self.w_kind, w_fl).astype(np.int64))
+        b = b_q.double() * 2.0 ** (fl_x + unit_exponent(self.act.read_kind) + w_fl + unit_exponent(self.w_kind))
+        if b.numel() and b.abs().max().item() >= 2.0**63:
+            name = self.links.get("name", type(self).__name__)
+            raise F8Error(f"layer {name!r}: bias does not fit int64 with formats {'/'.join(self.formats)}")
+        return w_int, w_fl, torch.round(b).to(torch.int64), fl_x
 
 
 class QConv2d(_QLayer):
@@ -77,13 +101,17 @@ class QConv2d(_QLayer):
 
     signed_input: the input is a signed 8-bit tensor (e.g. MobileNetV2's
     linear bottleneck); otherwise unsigned, i.e. the layer applies ReLU.
+    format: the input's 8-bit format ("int8" or an FP8 name); w_format the
+    weight's (default: format).
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, signed_input=False):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, signed_input=False,
+                 format="int8", w_format=None):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
-        self.act = ActQuant(signed_input, learn_alpha=True)
+        self.act = ActQuant(signed_input, learn_alpha=True, format=format)
+        self.w_kind = format_kind(format if w_format is None else w_format, "weight format")
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
 
     def _conv(self, x, w, b=None):
@@ -123,10 +151,11 @@ class QConv2d(_QLayer):
 class QLinear(_QLayer):
     """Linear layer with F8Net quantization; as the classifier its output is the int32 logits at fl_in + w_fl."""
 
-    def __init__(self, in_features, out_features, signed_input=False):
+    def __init__(self, in_features, out_features, signed_input=False, format="int8", w_format=None):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
-        self.act = ActQuant(signed_input, learn_alpha=True)
+        self.act = ActQuant(signed_input, learn_alpha=True, format=format)
+        self.w_kind = format_kind(format if w_format is None else w_format, "weight format")
 
     def _fused_float(self, x_q):
         out_scale = 1.0 / self.next_eta()

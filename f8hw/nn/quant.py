@@ -8,12 +8,11 @@ value passes gradient when |r| < 127, an unsigned one when 0 < r < 255.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from f8hw.numerics import fl_from_sigma, fl_range, qrange, quantize_torch
+from f8hw.nn.fp8quant import format_kind, fp8_quant, sigma_fl
+from f8hw.numerics import fl_range, qrange, quantize_torch
 
 FL_MOMENTUM = 0.1
 """Weight of a batch's FL in the activation FL buffer (buf = 0.9 buf + 0.1 FL_batch)."""
@@ -58,10 +57,16 @@ def quantize_bias(b: torch.Tensor, fl_a: int) -> torch.Tensor:
     return _RoundSTE.apply(b * 2.0**fl_a) / 2.0**fl_a
 
 
-def weight_fl(w_eff: torch.Tensor) -> int:
-    """Signed FL of an effective weight from its whole-tensor sigma (paper eq. 1)."""
-    sigma = w_eff.detach().std().item() if w_eff.numel() > 1 else abs(w_eff.detach().item())
-    return fl_from_sigma(sigma if math.isfinite(sigma) else 0.0, True)
+def weight_fl(w_eff: torch.Tensor, kind: str = "int") -> int:
+    """Signed FL (scale) of an effective weight from its whole-tensor sigma (paper eq. 1 or its FP8 analogue)."""
+    return sigma_fl(w_eff, True, kind)
+
+
+def fake_quant(x: torch.Tensor, fl: int, signed: bool, kind: str = "int") -> torch.Tensor:
+    """fix_quant for INT8, fp8_quant (after the ReLU when unsigned) for an FP8 kind."""
+    if kind == "int":
+        return fix_quant(x, fl, signed)
+    return fp8_quant(x if signed else torch.relu(x), kind, fl)
 
 
 class ActQuant(nn.Module):
@@ -72,18 +77,29 @@ class ActQuant(nn.Module):
     clamp(round(t * 2**FL)).  In training the FL of the batch comes from the
     batch's sigma and the buffer tracks it; in eval FL = round(buffer).
     Sibling readers delegate alpha to their master (prepare() wires it).
+    With an FP8 kind (``format``) there is no clipping level: eta is 1 and
+    the tensor is rounded onto the format's grid at scale FL.  The image input
+    is always read as u8 fl 8.
     """
 
-    def __init__(self, signed: bool, learn_alpha: bool):
+    def __init__(self, signed: bool, learn_alpha: bool, format: str = "int8"):
         super().__init__()
         self.signed = bool(signed)
+        self.kind = format_kind(format)
         self.register_buffer("fl_buffer", torch.tensor(FL_BUFFER_INIT))
         self.alpha = nn.Parameter(torch.tensor(ALPHA_INIT)) if learn_alpha else None
         self.image_input = False
         self.links: dict = {}  # "alpha_owner": ActQuant (not registered: shared, owned elsewhere)
 
     def extra_repr(self) -> str:
-        return f"signed={self.signed}, image_input={self.image_input}"
+        kind = "" if self.kind == "int" else f", format={self.kind}"
+        return f"signed={self.signed}, image_input={self.image_input}{kind}"
+
+    @property
+    def read_kind(self) -> str:
+        """The kind this quantizer reads its tensor in: "int" for the image input."""
+        return "int" if self.image_input else self.kind
+
 
     @property
     def qmax(self) -> int:
@@ -93,7 +109,7 @@ class ActQuant(nn.Module):
         """The FL used in eval and in the exported model: round(buffer), clamped to the range."""
         if self.image_input:
             return IMAGE_FL
-        r = fl_range(self.signed)
+        r = fl_range(self.signed, self.kind)
         return int(min(max(int(torch.round(self.fl_buffer).item()), r.start), r.stop - 1))
 
     def shared_alpha(self) -> torch.Tensor:
@@ -102,7 +118,7 @@ class ActQuant(nn.Module):
 
     def eta(self) -> torch.Tensor | float:
         """eta = 2**FL_buffered * |alpha| / (255 unsigned, 127 signed); 1 for the image input."""
-        if self.image_input:
+        if self.image_input or self.kind != "int":
             return 1.0
         return 2.0 ** self.eval_fl() * torch.abs(self.shared_alpha()) / self.qmax
 
@@ -117,14 +133,13 @@ class ActQuant(nn.Module):
         if self.image_input:
             return image_as_float(t), IMAGE_FL
         if self.training:
-            sigma = t.detach().std().item() if t.numel() > 1 else 0.0
-            fl = fl_from_sigma(sigma if math.isfinite(sigma) else 0.0, self.signed)
+            fl = sigma_fl(t, self.signed, self.kind) if t.numel() > 1 else fl_range(self.signed, self.kind)[-1]
             if update_buffer:
                 with torch.no_grad():
                     self.fl_buffer.mul_(1 - FL_MOMENTUM).add_(FL_MOMENTUM * fl)
         else:
             fl = self.eval_fl()
-        return fix_quant(t, fl, self.signed), fl
+        return fake_quant(t, fl, self.signed, self.kind), fl
 
 
 def image_as_float(x: torch.Tensor) -> torch.Tensor:
