@@ -37,6 +37,21 @@ def save_model(graph: Graph, path: str | os.PathLike, meta: dict | None = None) 
         raise ModelFileError(f"{path}: cannot write: {getattr(e, 'strerror', None) or e}") from None
 
 
+def _container(path) -> str:
+    """What kind of file this is, from its first bytes: "zip" (what torch.save writes) or a description."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"\x1f\x8b"):
+        return "a gzip-compressed file"
+    if head[:1] == b"\x80":
+        return "a plain pickle, not a torch zip archive"
+    return "not a zip archive"
+
+
 def load_model(path: str | os.PathLike) -> tuple[Graph, dict]:
     """Load and validate a model file; returns (graph, meta). ModelFileError names the file."""
     import pickle
@@ -44,20 +59,26 @@ def load_model(path: str | os.PathLike) -> tuple[Graph, dict]:
 
     import torch
 
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: is a directory, not a model file")
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: no such model file")
+    kind = _container(path)
+    if kind != "zip":
+        raise ModelFileError(f"{path}: not an f8hw model file ({kind}); f8hw model files are torch zip archives "
+                             f"written by f8hw (f8hw.export, f8hw train, f8hw import)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        why = [ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln]
-        raise ModelFileError(
-            f"{path}: refused: the file holds pickled objects other than plain data and tensors "
-            f"(loading it could execute code){': ' + why[0] if why else ''}"
-        ) from None
-    except Exception as e:  # torch raises RuntimeError/EOFError/IndexError/... for non-torch files
-        raise ModelFileError(f"{path}: not a torch model file ({type(e).__name__}: {str(e)[:100]})") from None
+    except pickle.UnpicklingError:
+        # never pass on torch's advice (allowlisting globals or weights_only=False): that would run the file's code
+        raise ModelFileError(f"{path}: this file holds Python objects; f8hw model files hold only tensors and "
+                             f"plain data (re-export it with f8hw); nothing in it was run") from None
+    except Exception as e:  # torch raises RuntimeError/EOFError/OSError/... for damaged archives
+        why = "a damaged or truncated zip archive" if isinstance(e, (RuntimeError, OSError, EOFError)) else \
+            f"{type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
+        raise ModelFileError(f"{path}: not a readable torch model file ({why})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an f8hw model file (expected format {FORMAT!r})")
     version = state.get("version")

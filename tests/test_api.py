@@ -194,3 +194,13 @@ def test_outputs_are_all_or_nothing(tmp_path, capsys):
 
     write_text(tmp_path / "r.md", "x")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temporary left behind
+
+
+def test_npy_with_objects_is_refused_without_unsafe_advice(tmp_path):
+    from f8hw.flow import resolve_images
+
+    p = tmp_path / "x.npy"
+    np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(f8hw.F8Error, match="holds Python objects, not a uint8 image array") as e:
+        resolve_images(str(p), (1, 8, 8), 1)
+    assert "allow_pickle" not in str(e.value)

@@ -38,8 +38,12 @@ def read_image_file(path, shape: tuple[int, int, int]) -> np.ndarray:
     if suffix == ".npy":
         try:
             x = np.load(p, allow_pickle=False)
+        except ValueError as e:
+            if "allow_pickle" in str(e):  # never pass on numpy's advice to load it unsafely
+                raise F8Error(f"input {path}: holds Python objects, not a uint8 image array") from None
+            raise F8Error(f"input {path}: cannot read .npy ({str(e).splitlines()[0]})") from None
         except Exception as e:
-            raise F8Error(f"input {path}: cannot read .npy ({e})") from None
+            raise F8Error(f"input {path}: cannot read .npy ({type(e).__name__})") from None
         if x.dtype != np.uint8:
             raise F8Error(f"input {path}: images must be uint8, got {x.dtype}")
         return x[None] if x.ndim == 3 else x
