@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 import f8hw.nn as f8nn
-from f8hw import digits, models, train
+from f8hw import models, train
 
 
 @dataclass(frozen=True)
@@ -48,33 +48,21 @@ def format_study(arch: str = "cnn", recipe: train.Recipe | None = None, formats=
                  progress=None) -> Study:
     """Run the study (see the module docstring) for the given format choices."""
     recipe = recipe or train.RECIPES[arch]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        torch.manual_seed(recipe.seed)
-        gen = torch.Generator().manual_seed(recipe.seed)
-        data = digits.load()
-        x, y = (torch.from_numpy(a) for a in data["train"])
-        xt, yt = (torch.from_numpy(a) for a in data["test"])
-        base = models.build(arch)
-        f8nn.prepare(base, x[:8])
-        train._epochs(base, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
-        fp32 = train.float_accuracy(base, xt, yt)
-        calib = train.calibration_batches(x, recipe)
-        after_fp32 = gen.get_state()  # each QAT run continues the data order like f8hw train does
+    with train.single_thread():
+        pre = train.pretrain(arch, recipe, progress)
+        after_fp32 = pre.gen.get_state()  # each QAT run continues the data order like f8hw train does
         rows = []
         for fmt in formats:
-            model = copy.deepcopy(base)
-            train.set_train_formats(model, fmt, calib, x[:8])
-            f8nn.calibrate(model, calib, method=recipe.calibration)
-            ptq = train.integer_accuracy(model, xt, yt)
+            model = copy.deepcopy(pre.model)
+            train.set_train_formats(model, fmt, pre.calib, pre.x[:8])
+            f8nn.calibrate(model, pre.calib, method=recipe.calibration)
+            ptq = train.integer_accuracy(model, pre.xt, pre.yt)
             gen_q = torch.Generator()
             gen_q.set_state(after_fp32)
-            train._epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen_q, progress, f"{fmt} qat")
-            rows.append(StudyRow(fmt, ptq, train.integer_accuracy(model, xt, yt), f8nn.model_formats(model)))
-        return Study(arch, fp32, tuple(rows), len(yt))
-    finally:
-        torch.set_num_threads(threads)
+            train._epochs(model, pre.x, pre.y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen_q, progress,
+                          f"{fmt} qat")
+            rows.append(StudyRow(fmt, ptq, train.integer_accuracy(model, pre.xt, pre.yt), f8nn.model_formats(model)))
+        return Study(arch, pre.fp32, tuple(rows), len(pre.yt))
 
 
 def main(argv=None) -> None:

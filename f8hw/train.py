@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -92,15 +92,37 @@ def train(arch: str, recipe: Recipe | None = None, progress=None, formats: str =
     if formats not in TRAIN_FORMATS:
         raise F8Error(f"train formats must be one of {', '.join(TRAIN_FORMATS)}, not {formats!r}")
     recipe = recipe or RECIPES[arch]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets: a second OpenMP thread only adds barrier spinning on a busy machine
-    try:
+    with single_thread():
         return _train(arch, recipe, progress, formats)
+
+
+@contextmanager
+def single_thread():
+    """torch on one thread: for these tiny nets a second OpenMP thread only adds barrier spinning."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module, dict]:
+@dataclass
+class Pretrained:
+    """A model after FP32 training on digits, with the data, the data-order generator and calibration batches."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    xt: torch.Tensor
+    yt: torch.Tensor
+    gen: torch.Generator
+    fp32: float
+    calib: list
+
+
+def pretrain(arch: str, recipe: Recipe, progress) -> Pretrained:
+    """Seeded FP32 training of arch (the first stage of every f8hw training run)."""
     torch.manual_seed(recipe.seed)
     gen = torch.Generator().manual_seed(recipe.seed)
     data = digits.load()
@@ -109,8 +131,12 @@ def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module
     model = models.build(arch)
     f8nn.prepare(model, x[:8])
     _epochs(model, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
-    fp32 = float_accuracy(model, xt, yt)
-    calib = calibration_batches(x, recipe)
+    return Pretrained(model, x, y, xt, yt, gen, float_accuracy(model, xt, yt), calibration_batches(x, recipe))
+
+
+def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module, dict]:
+    pre = pretrain(arch, recipe, progress)
+    model, x, y, xt, yt, gen, fp32, calib = (pre.model, pre.x, pre.y, pre.xt, pre.yt, pre.gen, pre.fp32, pre.calib)
     selection = set_train_formats(model, formats, calib, x[:8])
     f8nn.calibrate(model, calib, method=recipe.calibration)
     _epochs(model, x, y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen, progress, f"{arch} f8 qat")

@@ -61,17 +61,10 @@ def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
     """(name, Verilog, top) of the blocks whose Fmax is measured: the PE (the array's cell: 9x8-bit
     multiplier + 32-bit accumulator + shadow), a 2x2 MAC array (the PE plus its systolic weight / broadcast
     wiring) and the requantizer lanes."""
-    from f8hw.hw.array import MacArray
-    from f8hw.hw.build import _convert
-    from f8hw.hw.pe import PE
-    from f8hw.hw.requant import RequantLane
+    from f8hw.hw.build import block_verilog
 
-    out = [("pe", _convert(PE(), "f8hw_pe"), "f8hw_pe"),
-           ("array_2x2", _convert(MacArray(2, 2), "f8hw_array"), "f8hw_array"),
-           ("requant_shift", _convert(RequantLane(False), "f8hw_rq_shift"), "f8hw_rq_shift")]
-    if dyadic:
-        out.append(("requant_dyadic", _convert(RequantLane(True), "f8hw_rq_dyadic"), "f8hw_rq_dyadic"))
-    return out
+    names = ["pe", "array_2x2", "requant_shift"] + (["requant_dyadic"] if dyadic else [])
+    return [(n, *block_verilog(n)) for n in names]
 
 
 def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: int = 1) -> dict:
@@ -91,13 +84,10 @@ def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed
     """synth_ice40 + nextpnr of one block: its Fmax, LC count and the seconds taken."""
     import re
 
-    from f8hw.hw.build import run_yosys
+    from f8hw.hw.build import run_yosys, synth_workdir
     from f8hw.toolenv import tool_env
 
-    wd = Path(workdir).resolve() / name
-    if str(wd).startswith("/tmp"):
-        raise F8Error(f"Fmax work directory {wd} is under /tmp, which YoWASP tools cannot see")
-    wd.mkdir(parents=True, exist_ok=True)
+    wd = synth_workdir(Path(workdir) / name)
     (wd / f"{top}.v").write_text(verilog_text)
     t0 = time.perf_counter()
     run_yosys(f"read_verilog {top}.v\nsynth_ice40 -top {top} -json {top}.json\n", wd)

@@ -33,21 +33,12 @@ class Hardware:
         PE and both requantizer lanes, scratchpad bits; ``full``: also the whole accelerator (slow when large);
         ``quick``: only the PE and this configuration's lane, generic cells (seconds, not minutes).
         Written to ``outdir/report/report.json``."""
-        from f8hw.hw.build import cached_synth, synth_report
+        from f8hw.hw.build import block_verilog, cached_synth, synth_report, synth_workdir
 
-        d = (self.outdir / "report").resolve()
-        if str(d).startswith("/tmp"):
-            raise F8Error(f"synthesis work directory {d} is under /tmp, which YoWASP tools cannot see")
-        d.mkdir(parents=True, exist_ok=True)
+        d = synth_workdir(self.outdir / "report")
         if quick:
-            from f8hw.hw.build import _convert
-            from f8hw.hw.pe import PE
-            from f8hw.hw.requant import RequantLane
-
-            lane = f"requant_{self.arch.requant}"
-            parts = [("pe", PE(), "f8hw_pe"), (lane, RequantLane(self.arch.requant == "dyadic"), f"f8hw_rq_{self.arch.requant}")]
-            self.report = {"components": {n: cached_synth(n, _convert(c, top), top, d, flows=("generic",))
-                                          for n, c, top in parts}}
+            lanes = ("pe", f"requant_{self.arch.requant}")
+            self.report = {"components": {n: cached_synth(n, *block_verilog(n), d, flows=("generic",)) for n in lanes}}
         else:
             self.report = synth_report(self.arch, d, full=full)
         (d / "report.json").write_text(json.dumps(self.report, indent=2, sort_keys=True) + "\n")

@@ -8,13 +8,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from f8hw.engines import ENGINES as _ENGINE_MODULES
 from f8hw.errors import F8Error
 
 __all__ = ["Run", "LayerResult", "simulate", "compare_layers", "layer_cycles", "isa_agreement", "RTL_ENGINES",
            "ENGINES"]
 
-RTL_ENGINES = ("verilator", "icarus")
-ENGINES = ("isa",) + RTL_ENGINES
+ENGINES = tuple(_ENGINE_MODULES)
+"""Engine names, from the registry in f8hw.engines."""
+RTL_ENGINES = tuple(n for n in ENGINES if n != "isa")
+"""The engines that run the generated RTL (and are cross-checked against the ISA simulator)."""
 
 
 @dataclass

@@ -214,22 +214,42 @@ def memoized(cache: Path, compute) -> dict:
     return {**r, "cached": False}
 
 
+def memory_bits(cfg: ArchConfig) -> dict[str, int]:
+    """Bits of each scratchpad (synthesized as black boxes, so counted here): A banks, W, B, S, O."""
+    return {"a_banks": cfg.rows * cfg.a_depth * 8 * cfg.cols, "w": cfg.w_depth * 8 * cfg.cols,
+            "b": cfg.b_depth * 32 * cfg.cols, "s": cfg.s_depth * 8 * cfg.cols, "o": cfg.o_depth * 32 * cfg.cols}
+
+
+def synth_workdir(path) -> Path:
+    """A synthesis work directory, resolved and created; YoWASP tools cannot see /tmp, so it must not be there."""
+    d = Path(path).resolve()
+    if str(d).startswith("/tmp"):
+        raise BuildError(f"synthesis work directory {d} is under /tmp, which YoWASP tools cannot see")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def block_verilog(name: str) -> tuple[str, str]:
+    """(Verilog, top) of one block measured on its own: "pe", "array_2x2", "requant_shift", "requant_dyadic"."""
+    from f8hw.hw.array import MacArray
+    from f8hw.hw.pe import PE
+    from f8hw.hw.requant import RequantLane
+
+    blocks = {"pe": (PE, "f8hw_pe"), "array_2x2": (lambda: MacArray(2, 2), "f8hw_array"),
+              "requant_shift": (lambda: RequantLane(False), "f8hw_rq_shift"),
+              "requant_dyadic": (lambda: RequantLane(True), "f8hw_rq_dyadic")}
+    make, top = blocks[name]
+    return _convert(make(), top), top
+
+
 def synth_report(cfg: ArchConfig, workdir, full: bool = False, jobs: int = 2) -> dict:
     """Area of the PE, both requantizer lanes (side by side) and (full=True) the whole accelerator.
 
     Runs in workdir (must not be under /tmp: YoWASP tools cannot see /tmp)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from f8hw.hw.pe import PE
-    from f8hw.hw.requant import RequantLane
-
-    workdir = Path(workdir).resolve()
-    if str(workdir).startswith("/tmp"):
-        raise BuildError(f"synthesis work directory {workdir} is under /tmp, which YoWASP tools cannot see")
-    workdir.mkdir(parents=True, exist_ok=True)
-    jobs_l = [("pe", _convert(PE(), "f8hw_pe"), "f8hw_pe", {}),
-              ("requant_shift", _convert(RequantLane(False), "f8hw_rq_shift"), "f8hw_rq_shift", {}),
-              ("requant_dyadic", _convert(RequantLane(True), "f8hw_rq_dyadic"), "f8hw_rq_dyadic", {})]
+    workdir = synth_workdir(workdir)
+    jobs_l = [(n, *block_verilog(n), {}) for n in ("pe", "requant_shift", "requant_dyadic")]
     if full:
         name = f"accelerator_{cfg.array}_{cfg.requant}"
         jobs_l.append((name, accel_verilog(cfg), "f8hw_accel",
@@ -244,10 +264,7 @@ def synth_report(cfg: ArchConfig, workdir, full: bool = False, jobs: int = 2) ->
         rep["components"][name]["note"] = "logic only: scratchpads are black boxes (see memory_bits)"
     s, d = rep["components"]["requant_shift"], rep["components"]["requant_dyadic"]
     rep["shift_vs_dyadic"] = {k: round(s[k] / d[k], 3) if d[k] else None for k in ("cells", "ice40_lut", "ecp5_lut")}
-    rep["memory_bits"] = {
-        "a_banks": cfg.rows * cfg.a_depth * 8 * cfg.cols, "w": cfg.w_depth * 8 * cfg.cols,
-        "b": cfg.b_depth * 32 * cfg.cols, "s": cfg.s_depth * 8 * cfg.cols, "o": cfg.o_depth * 32 * cfg.cols,
-    }
+    rep["memory_bits"] = memory_bits(cfg)
     return rep
 
 
@@ -273,4 +290,4 @@ def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox
     return out
 
 
-__all__ = ["generate", "write_rtl", "synth_report", "synth_cache_dir", "memoized", "count_multipliers", "BuildError", "ArchError"]
+__all__ = ["generate", "write_rtl", "synth_report", "synth_cache_dir", "memoized", "memory_bits", "block_verilog", "synth_workdir", "count_multipliers", "BuildError", "ArchError"]

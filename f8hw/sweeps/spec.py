@@ -20,15 +20,19 @@ import itertools
 import json
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from f8hw.arch import ArchConfig
 from f8hw.errors import F8Error
 
 __all__ = ["Point", "SweepSpec", "SpecError", "load_spec", "spec_from_dict", "parse_arrays", "SYNTH_MODES", "DEPTHS"]
 
 SYNTH_MODES = ("none", "generic", "fpga")
-DEPTHS = ("a_depth", "w_depth", "b_depth", "s_depth", "o_depth")
+SIM_ONLY = ("mem_words", "imem_depth", "mark_depth")
+"""ArchConfig sizes of the sim-only top: sized to fit each program, not swept."""
+DEPTHS = tuple(f.name for f in fields(ArchConfig) if f.name.endswith("_depth") and f.name not in SIM_ONLY)
+"""The scratchpad depths a spec may sweep (derived from ArchConfig)."""
 
 
 class SpecError(F8Error):

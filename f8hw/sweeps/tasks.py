@@ -48,7 +48,7 @@ def synthesize_point(hardware: dict, mode: str, workdir: str) -> dict:
     """Area of the whole accelerator (scratchpads as black boxes, their bits counted): yosys generic cells, and
     with mode "fpga" also iCE40 / ECP5 LUTs; cached by the Verilog's hash.  Never raises."""
     from f8hw.arch import ArchConfig
-    from f8hw.hw.build import SPAD_FILE, _packaged, accel_verilog, cached_synth
+    from f8hw.hw.build import SPAD_FILE, _packaged, accel_verilog, cached_synth, memory_bits
 
     t0 = time.perf_counter()
     try:
@@ -59,10 +59,8 @@ def synthesize_point(hardware: dict, mode: str, workdir: str) -> dict:
                          blackbox=(SPAD_FILE,))
     except Exception as e:
         return dict(area_error=_error(e), synth_s=round(time.perf_counter() - t0, 3))
-    memory_bits = (arch.rows * arch.a_depth * 8 * arch.cols + arch.w_depth * 8 * arch.cols
-                   + arch.b_depth * 32 * arch.cols + arch.s_depth * 8 * arch.cols + arch.o_depth * 32 * arch.cols)
     return dict(area_error=None, area_cells=r["cells"], ice40_lut=r.get("ice40_lut"), ecp5_lut=r.get("ecp5_lut"),
-                memory_bits=memory_bits, synth_cached=bool(r.get("cached")),
+                memory_bits=sum(memory_bits(arch).values()), synth_cached=bool(r.get("cached")),
                 synth_s=round(time.perf_counter() - t0, 3))
 
 
