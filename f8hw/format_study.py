@@ -1,22 +1,29 @@
-"""Accuracy of a bundled digits model per 8-bit format: FP32, PTQ and QAT for INT8, each FP8 format, flexible.
+"""Accuracy of the bundled digits models per 8-bit format: FP32, PTQ and QAT for INT8, each FP8 format, flexible.
 
-One FP32 pre-training (the arch's recipe, seed 0); then for each format the
+One FP32 pre-training per model (its recipe, seed 0); then for each format the
 FP32 weights are quantized (f8hw.train.set_train_formats), calibrated (PTQ
 accuracy), fine-tuned with QAT (QAT accuracy).  Accuracies are the exact
 integer model's (f8hw.nn.integer_forward = the exported file on the golden
-model).  ``python -m f8hw.format_study --arch cnn`` prints the Markdown table.
+model).  ``python -m f8hw.format_study --json models/accuracy.json`` runs every
+bundled model, prints the Markdown table and records it under "format_study".
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
 from dataclasses import dataclass, replace
 
 import torch
 
 import f8hw.nn as f8nn
 from f8hw import models, train
+from f8hw.fileio import write_text
+
+STUDY_FORMATS = train.TRAIN_FORMATS[1:] + ("flexible",)
+"""int8, every FP8 format, then flexible."""
 
 
 @dataclass(frozen=True)
@@ -31,7 +38,7 @@ class StudyRow:
 
 @dataclass(frozen=True)
 class Study:
-    """The FP32 accuracy and one row per format."""
+    """The FP32 accuracy and one row per format, for one model."""
 
     arch: str
     fp32: float
@@ -39,12 +46,44 @@ class Study:
     test_images: int
 
     def markdown(self) -> str:
-        lines = [f"| {self.arch} | PTQ | QAT |", "|---|---|---|", f"| FP32 | {100 * self.fp32:.2f} % | |"]
-        lines += [f"| {r.formats} | {100 * r.ptq:.2f} % | {100 * r.qat:.2f} % |" for r in self.rows]
-        return "\n".join(lines)
+        return markdown_table([self])
+
+    def best_uniform(self, stage: str) -> float:
+        """The best accuracy of a one-format-for-every-layer row at stage "ptq" or "qat"."""
+        return max(getattr(r, stage) for r in self.rows if r.formats != "flexible")
+
+    @classmethod
+    def from_dict(cls, arch: str, d: dict) -> "Study":
+        """The inverse of to_dict (e.g. the "format_study" entries of models/accuracy.json)."""
+        rows = tuple(StudyRow(f, r["ptq_test_accuracy"], r["qat_test_accuracy"],
+                              {k: tuple(v) for k, v in r["layer_formats"].items()}) for f, r in d["formats"].items())
+        return cls(arch, d["fp32_test_accuracy"], rows, d["test_images"])
+
+    def to_dict(self) -> dict:
+        return {
+            "fp32_test_accuracy": round(self.fp32, 6),
+            "test_images": self.test_images,
+            "formats": {r.formats: {"ptq_test_accuracy": round(r.ptq, 6), "qat_test_accuracy": round(r.qat, 6),
+                                    "layer_formats": {k: list(v) for k, v in r.layer_formats.items()}}
+                        for r in self.rows},
+        }
 
 
-def format_study(arch: str = "cnn", recipe: train.Recipe | None = None, formats=train.TRAIN_FORMATS[1:] + ("flexible",),
+def markdown_table(studies: list[Study]) -> str:
+    """One row per format, a PTQ and a QAT column per model (rows in the first study's order)."""
+    head = "| format | " + " | ".join(f"{s.arch} PTQ | {s.arch} QAT" for s in studies) + " |"
+    lines = [head, "|---|" + "---:|---:|" * len(studies),
+             "| FP32 | " + " | ".join(f"{100 * s.fp32:.2f} % | " for s in studies) + " |"]
+    for i, row in enumerate(studies[0].rows):
+        cells = []
+        for s in studies:
+            r = s.rows[i]
+            cells += [f"{100 * r.ptq:.2f} %", f"{100 * r.qat:.2f} %"]
+        lines.append(f"| {row.formats} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_study(arch: str = "cnn", recipe: train.Recipe | None = None, formats=STUDY_FORMATS,
                  progress=None) -> Study:
     """Run the study (see the module docstring) for the given format choices."""
     recipe = recipe or train.RECIPES[arch]
@@ -60,27 +99,44 @@ def format_study(arch: str = "cnn", recipe: train.Recipe | None = None, formats=
             gen_q = torch.Generator()
             gen_q.set_state(after_fp32)
             train._epochs(model, pre.x, pre.y, recipe.qat_epochs, recipe.qat_lr, recipe.batch, gen_q, progress,
-                          f"{fmt} qat")
+                          f"{arch} {fmt} qat")
             rows.append(StudyRow(fmt, ptq, train.integer_accuracy(model, pre.xt, pre.yt), f8nn.model_formats(model)))
         return Study(arch, pre.fp32, tuple(rows), len(pre.yt))
 
 
+def record(studies: list[Study], path: str) -> None:
+    """Write the studies into the JSON file at path under "format_study" (other keys are kept)."""
+    table = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            table = json.load(f)
+    table["format_study"] = {**table.get("format_study", {}), **{s.arch: s.to_dict() for s in studies}}
+    write_text(path, json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--arch", default="cnn", choices=models.BUNDLED)
+    p.add_argument("--arch", nargs="+", default=models.BUNDLED, choices=models.BUNDLED,
+                   help="models (default: every bundled one)")
+    p.add_argument("--json", metavar="FILE", help="record the results in FILE under 'format_study'")
     p.add_argument("--fp32-epochs", type=int)
     p.add_argument("--qat-epochs", type=int)
     args = p.parse_args(argv)
-    recipe = train.RECIPES[args.arch]
-    if args.fp32_epochs is not None:
-        recipe = replace(recipe, fp32_epochs=args.fp32_epochs)
-    if args.qat_epochs is not None:
-        recipe = replace(recipe, qat_epochs=args.qat_epochs)
-    study = format_study(args.arch, recipe)
-    print(study.markdown())
-    for r in study.rows:
-        if r.formats == "flexible":
-            print("\nflexible:", ", ".join(f"{k} {i}/{w}" for k, (i, w) in r.layer_formats.items()))
+    studies = []
+    with train.progress_bar() as progress:
+        for arch in args.arch:
+            recipe = train.RECIPES[arch]
+            if args.fp32_epochs is not None:
+                recipe = replace(recipe, fp32_epochs=args.fp32_epochs)
+            if args.qat_epochs is not None:
+                recipe = replace(recipe, qat_epochs=args.qat_epochs)
+            studies.append(format_study(arch, recipe, progress=progress))
+    print(markdown_table(studies))
+    for s in studies:
+        flex = next(r for r in s.rows if r.formats == "flexible")
+        print(f"\n{s.arch} flexible:", ", ".join(f"{k} {i}/{w}" for k, (i, w) in flex.layer_formats.items()))
+    if args.json:
+        record(studies, args.json)
 
 
 if __name__ == "__main__":

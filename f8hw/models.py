@@ -1,6 +1,7 @@
 """Model architectures built from f8hw.nn layers.
 
-Bundled (trained on scikit-learn digits, 1x8x8): ``cnn``, ``resnet``, ``mobilenet``.
+Bundled (trained on scikit-learn digits, 1x8x8): ``cnn``, ``resnet``, ``mobilenet``, and ``outlier``
+(the cnn with outlier channels, add_outlier_channels: where the choice of 8-bit format matters).
 Benchmark zoo (random weights, calibrated on random images): ``resnet20``
 (3x32x32), ``resnet18``, ``resnet50`` and ``mobilenetv2`` (3x224x224).
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 from torch import nn
 
 from f8hw.errors import F8Error
@@ -137,6 +139,34 @@ class MobileNetV2(nn.Module):
         return self.head(self.last(self.blocks(self.stem(x))))
 
 
+OUTLIER_GAIN = 64.0
+"""Gain of the outlier channels of the ``outlier`` model (2**6; 2**5 barely hurt INT8, 2**7 also hurt the FP8 formats: docs/qat.md)."""
+OUTLIER_EVERY = 8
+"""Every 8th channel is an outlier channel (4 of the 32 channels that feed the cnn's third conv)."""
+
+
+@torch.no_grad()
+def add_outlier_channels(model: "PlainCNN", gain: float = OUTLIER_GAIN, every: int = OUTLIER_EVERY) -> None:
+    """Give a float-trained PlainCNN outlier channels, without changing its function.
+
+    Channel c of the second conv's output (c % every == 0) is multiplied by gain
+    (its BN scale and shift) and the third conv's weights reading it are divided
+    by gain; the ReLU and the max pool between them commute with a positive
+    per-channel scale, so the float model computes the same logits (up to float
+    rounding).  The third conv's input then has a few channels `gain` times
+    larger than the rest, and its weights the inverse spread: the per-tensor
+    outliers (as in networks without normalization before a signed stream, or
+    the outlier features of large models) that one 8-bit grid per tensor handles
+    badly and a floating-point format handles well.
+    """
+    producer, reader = model.features[1], model.features[3]
+    g = torch.ones(producer.bn.num_features)
+    g[::every] = gain
+    producer.bn.weight.mul_(g)
+    producer.bn.bias.mul_(g)
+    reader.conv.weight.div_(g[None, :, None, None])
+
+
 @dataclass(frozen=True)
 class Arch:
     """A named architecture and the input it expects."""
@@ -153,6 +183,7 @@ def _stem(cin, cout, k, stride, pool):
 
 ARCHS: dict[str, Arch] = {
     "cnn": Arch(PlainCNN, (1, 8, 8), True),
+    "outlier": Arch(PlainCNN, (1, 8, 8), True),
     "resnet": Arch(
         lambda: ResNet(BasicBlock, _stem(1, 16, 3, 1, False), 16, [(16, 1, 1), (32, 2, 2)], 10), (1, 8, 8), True
     ),

@@ -38,6 +38,8 @@ class Recipe:
     calibration_batches: int = 4
     calibration: str = "sigma"
     seed: int = 0
+    formats: str = "int8"
+    outlier_channels: bool = False  # models.add_outlier_channels after FP32 training
 
 
 RECIPES = {
@@ -45,6 +47,8 @@ RECIPES = {
     "resnet": Recipe(),
     # QAT from a sigma calibration lost 2-3 test images here; grid calibration and a gentler fine-tune did not
     "mobilenet": Recipe(calibration="grid", qat_lr=3e-5),
+    # the cnn's recipe on the cnn with outlier channels; the bundled file is the flexible choice
+    "outlier": Recipe(formats="flexible", outlier_channels=True),
 }
 """The recipe each bundled model file was trained with (f8hw train's defaults)."""
 
@@ -82,16 +86,18 @@ def integer_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return (logits.argmax(1) == labels).double().mean().item()
 
 
-def train(arch: str, recipe: Recipe | None = None, progress=None, formats: str = "int8") -> tuple[nn.Module, dict]:
+def train(arch: str, recipe: Recipe | None = None, progress=None, formats: str | None = None) -> tuple[nn.Module, dict]:
     """Train arch on digits: FP32, calibration, then F8 QAT (default: RECIPES[arch]).  Returns (model, report).
 
-    formats: "int8" (F8Net), one FP8 format for every layer, or "flexible": each layer's input and weight
-    format chosen by f8hw.nn.select_formats after FP32 training, before calibration and QAT."""
+    formats (default: the recipe's): "int8" (F8Net), one FP8 format for every layer, or "flexible": each
+    layer's input and weight format chosen by f8hw.nn.select_formats after FP32 training, before
+    calibration and QAT."""
     if arch not in models.BUNDLED:
         raise F8Error(f"train supports the digits architectures {', '.join(models.BUNDLED)}, not {arch!r}")
+    recipe = recipe or RECIPES[arch]
+    formats = formats or recipe.formats
     if formats not in TRAIN_FORMATS:
         raise F8Error(f"train formats must be one of {', '.join(TRAIN_FORMATS)}, not {formats!r}")
-    recipe = recipe or RECIPES[arch]
     with single_thread():
         return _train(arch, recipe, progress, formats)
 
@@ -131,6 +137,8 @@ def pretrain(arch: str, recipe: Recipe, progress) -> Pretrained:
     model = models.build(arch)
     f8nn.prepare(model, x[:8])
     _epochs(model, x, y, recipe.fp32_epochs, recipe.fp32_lr, recipe.batch, gen, progress, f"{arch} fp32")
+    if recipe.outlier_channels:
+        models.add_outlier_channels(model)
     return Pretrained(model, x, y, xt, yt, gen, float_accuracy(model, xt, yt), calibration_batches(x, recipe))
 
 
@@ -145,7 +153,7 @@ def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module
         "fp32_test_accuracy": round(fp32, 6),
         "f8_test_accuracy": round(integer_accuracy(model, xt, yt), 6),
         "test_images": len(yt),
-        "recipe": recipe.__dict__,
+        "recipe": _recipe_meta(recipe, formats),
     }
     if formats != "int8":  # INT8 runs keep exactly the report (and model file meta) they always had
         report["formats"] = formats
@@ -153,6 +161,14 @@ def _train(arch: str, recipe: Recipe, progress, formats: str) -> tuple[nn.Module
     if selection is not None:
         report["selection"] = selection.table()
     return model, report
+
+
+def _recipe_meta(recipe: Recipe, formats: str) -> dict:
+    """The recipe as the model file records it; plain INT8 runs without the later fields, as before."""
+    meta = {**vars(recipe), "formats": formats}
+    if formats == "int8" and not recipe.outlier_channels:
+        del meta["formats"], meta["outlier_channels"]
+    return meta
 
 
 def calibration_batches(images: torch.Tensor, recipe: Recipe) -> list[torch.Tensor]:
@@ -171,6 +187,12 @@ def set_train_formats(model: nn.Module, formats: str, calib, example: torch.Tens
             model.get_submodule(layer).set_format(formats, formats)
     f8nn.prepare(model, example)  # checks that every clipping group reads one format
     return selection
+
+
+def bundled_file(arch: str) -> str:
+    """Where arch's bundled model file lives, relative to models/: NAME.pt for the INT8 models (the
+    accelerator runs every top-level file), flexible/NAME.pt for a recipe with FP8 formats."""
+    return f"{arch}.pt" if RECIPES[arch].formats == "int8" else f"flexible/{arch}.pt"
 
 
 def checkpoint_path(model_path: str) -> str:
@@ -216,9 +238,10 @@ def _plain(report: dict) -> dict:
 
 
 def progress_bar():
-    """A rich progress bar, or a no-op context when rich is unavailable."""
+    """A rich progress bar on stderr (stdout is for results), or a no-op context when rich is unavailable."""
     try:
+        from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     except ImportError:  # pragma: no cover
         return nullcontext(None)
-    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    return Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=Console(stderr=True))

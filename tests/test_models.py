@@ -23,21 +23,23 @@ def test_split():
     return images, labels
 
 
-@pytest.fixture(scope="module")
-def table():
-    with open(MODELS / "accuracy.json") as f:
-        return json.load(f)
+def accuracy_entry(arch: str) -> dict:
+    """arch's entry in the accuracy.json beside its bundled file."""
+    path = MODELS / train.bundled_file(arch)
+    with open(path.parent / "accuracy.json") as f:
+        return json.load(f)[path.name]
 
 
 @pytest.mark.parametrize("arch", models.BUNDLED)
 def test_bundled_model_is_bit_exact_with_its_qat_model(arch, test_split, tmp_path):
     """golden(exported file) == the QAT model's integer emulation, on the whole test split; top-1 == float QAT."""
     images, labels = test_split
-    model = train.load_checkpoint(str(MODELS / f"{arch}.qat.pt"))
+    path = MODELS / train.bundled_file(arch)
+    model = train.load_checkpoint(train.checkpoint_path(str(path)))
     x = torch.from_numpy(images)
     logits, fl = f8nn.integer_forward(model, x)
     fresh = export(model, x[:1], tmp_path / f"{arch}.pt")
-    committed, _ = load_model(MODELS / f"{arch}.pt")
+    committed, _ = load_model(path)
     for graph in (fresh, committed):
         out = golden.run(graph, images)[graph.output]
         assert graph.format(graph.output) .fl == fl
@@ -50,15 +52,33 @@ def test_bundled_model_is_bit_exact_with_its_qat_model(arch, test_split, tmp_pat
 
 
 @pytest.mark.parametrize("arch", models.BUNDLED)
-def test_committed_accuracy_table_matches_the_model_files(arch, test_split, table):
+def test_committed_accuracy_table_matches_the_model_files(arch, test_split):
     images, labels = test_split
-    graph, meta = load_model(MODELS / f"{arch}.pt")
+    graph, meta = load_model(MODELS / train.bundled_file(arch))
     pred = golden.run(graph, images)[graph.output].argmax(1)
-    entry = table[f"{arch}.pt"]
+    entry = accuracy_entry(arch)
     assert entry["f8_test_accuracy"] == pytest.approx((pred == labels).mean(), abs=1e-6)
     assert meta["f8_test_accuracy"] == entry["f8_test_accuracy"]
     assert meta["fp32_test_accuracy"] == entry["fp32_test_accuracy"]
     assert entry["f8_test_accuracy"] >= entry["fp32_test_accuracy"] - 0.003  # F8 within 0.3 points of FP32
+
+
+def test_readme_format_table_is_the_recorded_study():
+    """The README's accuracy table per format is models/accuracy.json's "format_study", and the outlier
+    model shows what it is there for: INT8 loses to every FP8 format, the flexible choice keeps FP8 accuracy."""
+    from f8hw.format_study import Study, markdown_table
+
+    with open(MODELS / "accuracy.json") as f:
+        recorded = json.load(f)["format_study"]
+    assert set(recorded) == set(models.BUNDLED)
+    studies = [Study.from_dict(a, recorded[a]) for a in ("cnn", "resnet", "mobilenet", "outlier")]
+    readme = (MODELS.parent / "README.md").read_text()
+    assert markdown_table(studies) in readme
+    out = {r.formats: r for r in studies[-1].rows}
+    assert all(out[f].ptq > out["int8"].ptq + 0.03 for f in ("e2m5", "e3m4", "e4m3"))
+    assert out["flexible"].qat > out["int8"].qat and out["flexible"].qat >= out["e4m3"].qat
+    assert "e4m3" in out["flexible"].layer_formats["features.3"]
+    assert accuracy_entry("outlier")["f8_test_accuracy"] == out["flexible"].qat  # the bundled file is that run
 
 
 def test_default_model_is_the_plain_cnn():

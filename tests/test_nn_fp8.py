@@ -1,5 +1,7 @@
 """FP8 QAT in f8hw.nn: fake quantization, per-layer formats, export, format selection."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -142,7 +144,8 @@ def test_sibling_formats_must_agree(images):
 
 def test_select_formats_scores_applies_and_overrides(tmp_path, images):
     model = _mixed_model(("int8",) * 6, images)
-    report = f8nn.select_formats(model, [images[:24]], cost={"e5m2": 4.0}, override={"fc:weight": "e3m4"})
+    report = f8nn.select_formats(model, [images[:24]], cost={"e5m2": 4.0}, override={"fc:weight": "e3m4"},
+                                 criterion="tensor")
     assert report.formats() == f8nn.model_formats(model)  # applied
     by = {(c.layer, c.tensor): c for c in report.choices}
     assert by["stem", "input"].choice == "int8" and by["stem", "input"].reason == "image input"
@@ -167,6 +170,45 @@ def test_select_formats_scores_applies_and_overrides(tmp_path, images):
     loaded = f8hw.export(model.eval(), images[:1], tmp_path / "sel.pt")
     np.testing.assert_array_equal(golden.run(loaded, images.numpy())[loaded.output],
                                   f8nn.integer_forward(model, images)[0].numpy())
+
+
+def test_output_criterion_scores_the_layer_output_and_sees_outlier_channels(images):
+    """The outlier model's third conv: one INT8 grid fits its few large input channels and rounds the
+    others away, which only the layer output shows; FP8 keeps both.  The float function is unchanged."""
+    import torch.nn.functional as F
+
+    from f8hw import models
+
+    torch.manual_seed(0)
+    model = models.build("outlier")
+    f8nn.prepare(model, images[:8])
+    model.train()
+    with torch.no_grad():
+        model(images[:64])  # realistic BN statistics
+    model.eval()
+    with torch.no_grad():
+        before = model(images[:32])
+        models.add_outlier_channels(model)
+        after = model(images[:32])
+        torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+        h = torch.relu(model.features[:3](images[:32])).amax((0, 2, 3))
+    assert h[:: models.OUTLIER_EVERY].min() > 8 * h[1:8].max()  # the outlier channels stand out
+    out = f8nn.select_formats(model, [images[:32]], apply=False)
+    assert out.criterion == "output"
+    by = {(c.layer, c.tensor): c for c in out.choices}
+    err = {c.format: c.rel_mse for c in by["features.3", "input"].candidates}
+    assert out.formats()["features.3"][0] != "int8" and err["int8"] > 4 * min(err.values()), err
+    # a weight candidate of the image reader: the output error with the exact image input, from scratch
+    c = next(c for c in by["features.0", "weight"].candidates if c.format == "e4m3")
+    w = _float_weight_of(model.features[0]).reshape(model.features[0].conv.weight.shape)
+    fmt = TensorFormat(c.fl, True, 8, "e4m3")
+    wq = dequantize_format(quantize_format(w, fmt), fmt)
+    x = images[:16].double() / 256
+    conv = model.features[0].conv
+    exact, got = (F.conv2d(x, torch.from_numpy(v), None, conv.stride, conv.padding).numpy() for v in (w, wq))
+    assert c.rel_mse == pytest.approx(np.mean((got - exact) ** 2) / np.mean(exact**2))
+    with pytest.raises(f8hw.errors.F8Error, match="criterion must be one of output, tensor, not 'l1'"):
+        f8nn.select_formats(model, [images[:8]], criterion="l1")
 
 
 def _float_weight_of(m):
@@ -217,7 +259,7 @@ def test_train_flexible_cli_and_uniform_api(tmp_path, capsys):
         train.train("cnn", recipe, formats="fp8")
 
 
-def test_format_study_rows():
+def test_format_study_rows(tmp_path):
     from f8hw import train
     from f8hw.format_study import format_study
 
@@ -227,6 +269,15 @@ def test_format_study_rows():
     assert {w for _, w in study.rows[1].layer_formats.values()} == {"e4m3"}
     assert set(study.rows[0].layer_formats.values()) == {("int8", "int8")}
     assert study.markdown().splitlines()[3].startswith("| int8 |")
+    from f8hw.format_study import Study, record
+
+    path = tmp_path / "accuracy.json"
+    path.write_text('{"cnn.pt": {"arch": "cnn"}}')
+    record([study], str(path))
+    table = json.loads(path.read_text())
+    assert table["cnn.pt"] == {"arch": "cnn"}  # other entries are kept
+    back = Study.from_dict("cnn", table["format_study"]["cnn"])
+    assert back.markdown() == study.markdown() and back.rows[1].layer_formats == study.rows[1].layer_formats
 
 
 @pytest.mark.parametrize("kind", list(FORMATS))

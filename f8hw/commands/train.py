@@ -16,9 +16,10 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--fp32-epochs", type=int, help="FP32 epochs (default: the recipe's)")
     p.add_argument("--qat-epochs", type=int, help="F8 QAT epochs (default: the recipe's)")
-    p.add_argument("--formats", default="int8", choices=TRAIN_FORMATS,
+    p.add_argument("--formats", choices=TRAIN_FORMATS,
                    help="8-bit format of every layer, or flexible: chosen per layer from calibration error "
-                        "(default: %(default)s; FP8 models run on the golden model, not the INT8 accelerator)")
+                        "(default: the recipe's: flexible for outlier, int8 for the others; FP8 models run on "
+                        "the golden model, not the INT8 accelerator)")
     p.set_defaults(func=run)
 
 
@@ -39,7 +40,7 @@ def run(args) -> int:
         model, report = train.train(args.arch, recipe, progress, args.formats)
     train.save_run(model, report, args.output)
     if "selection" in report:
-        Console().print(report["selection"], markup=False, highlight=False)
+        Console().print(report["selection"], markup=False, highlight=False, soft_wrap=True)
     Console().print(
         f"{args.arch}: test accuracy FP32 {100 * report['fp32_test_accuracy']:.2f}%  "
         f"F8 (integer) {100 * report['f8_test_accuracy']:.2f}%  -> {args.output}"
