@@ -159,8 +159,9 @@ def test_build_and_hardware_record(tmp_path):
     assert "2x2" in repr(hw)
 
 
-def test_huge_batch_is_refused_before_allocating(tmp_path):
-    """Under an address-space limit, a batch that cannot fit gets a one-line error naming the flag, not a kill."""
+def test_run_that_cannot_fit_is_refused_before_allocating(tmp_path):
+    """Under an address-space limit, a run that cannot fit even one image gets a one-line error naming the
+    flag, not a kill (a batch that only does not fit at once runs in chunks: test_huge_batch_runs_in_chunks)."""
     from f8hw.modelfile import save_model
     from f8hw.testing import random_conv_graph
 
@@ -169,11 +170,40 @@ def test_huge_batch_is_refused_before_allocating(tmp_path):
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (12 << 30, 12 << 30)); "
             "from f8hw.cli import main; sys.exit(main(sys.argv[1:]))")
     r = subprocess.run([sys.executable, "-c", code, "sim", str(model), "--engine", "isa", "--batch", "100000",
-                        "--max-memory", "2G"], capture_output=True, text=True, timeout=300)
+                        "--max-memory", "64K"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: batch 100000 needs about") and "--max-memory" in last and "--batch" in last
-    assert "Traceback" not in r.stderr
+    assert last.startswith("error: one image needs about") and "over the limit of" in last
+    assert "--max-memory" in last and "Traceback" not in r.stderr
+
+
+def test_huge_batch_runs_in_chunks(tmp_path, capsys):
+    """A batch over --max-memory runs as programs that fit; the merged result is the one-program result."""
+    from f8hw.flow.resources import SAFETY, memory_model
+    from f8hw.modelfile import save_model
+    from f8hw.testing import random_conv_graph, random_images
+
+    rng = np.random.default_rng(4)
+    graph = random_conv_graph(rng, in_shape=(1, 8, 8), channels=4)
+    model = tmp_path / "m.pt"
+    save_model(graph, model)
+    images = tmp_path / "x.npy"
+    np.save(images, random_images(rng, graph, 40))
+    peak, per_image = memory_model(f8hw.load(str(model)), f8hw.ArchConfig(rows=4, cols=4))
+    limit = int(SAFETY * (peak + per_image * 13.5))  # about 15 images fit (the CLI measures again)
+    args = ["sim", str(model), "--engine", "isa", "--array", "4x4", "--input", str(images), "--json"]
+    assert main([*args, "--batch", "40", "--max-memory", str(limit)]) == 0
+    chunked = json.loads(capsys.readouterr().out)
+    batches = [p["batch"] for p in chunked["programs"]]
+    assert len(batches) >= 2 and sum(batches) == 40, batches
+    assert len(set(batches[:-1])) == 1 and batches[-1] <= batches[0], batches
+    assert chunked["cycles"] == sum(p["cycles"] for p in chunked["programs"]) and chunked["bit_exact"]
+    assert main([*args, "--batch", "40"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert "programs" not in whole and chunked["batch"] == whole["batch"] == 40
+    assert chunked["logits"] == whole["logits"] and chunked["predictions"] == whole["predictions"]
+    assert [lr["macs"] for lr in chunked["layers"]] == [lr["macs"] for lr in whole["layers"]]
+    assert all(lr["bit_exact"] is not False for lr in chunked["layers"])
 
 
 def test_sizes():

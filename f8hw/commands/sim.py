@@ -37,7 +37,7 @@ def register(sub) -> None:
     add_compiler_options(p)
     p.add_argument("--max-memory", default=None, metavar="SIZE",
                    help="memory a run may use, e.g. 8G (default: half of the available memory); a larger batch "
-                        "is refused before anything big is allocated")
+                        "runs as several programs that fit, estimated before anything big is allocated")
     p.add_argument("--no-cache", action="store_true", help="compile even if a cached compilation exists")
     p.add_argument("--no-race-check", action="store_true", help="isa engine: skip race detection (faster)")
     p.set_defaults(func=run)
@@ -50,7 +50,8 @@ def run(args) -> int:
     from f8hw.flow import RTL_ENGINES, markdown_report, mismatch_text, rich_table, summary_lines, write_plot
     from f8hw.fileio import write_text
     from f8hw.flow.images import resolve_images
-    from f8hw.flow.resources import check_run_memory, parse_size
+    from f8hw.flow.chunks import simulate_in_chunks
+    from f8hw.flow.resources import fitting_batch, parse_size
 
     writable(args.plot, "--plot", (".png",))
     writable(args.report, "--report")
@@ -63,11 +64,19 @@ def run(args) -> int:
     log = None if args.json else (lambda s: err.print(f"[dim]{s}[/]"))
     model = f8hw.load(args.model)
     images, desc = resolve_images(args.input, model.input_shape, args.batch)
-    check_run_memory(model, arch, args.batch, None if args.max_memory is None else parse_size(args.max_memory),
-                     compiler_options(args), log)
-    prog = f8hw.compile(model, arch, batch=args.batch, memories=memories, use_cache=not args.no_cache, log=log,
-                        **compiler_options(args))
-    run_ = _simulate(prog, images, args, None if args.json else err, log)
+    chunk = fitting_batch(model, arch, args.batch, None if args.max_memory is None else parse_size(args.max_memory),
+                          compiler_options(args), log)
+    if chunk < args.batch:
+        if args.waves:
+            raise f8hw.F8Error(f"--waves {args.waves}: batch {args.batch} runs as several programs of {chunk} "
+                               f"images (--max-memory); waveforms need one program: use --batch {chunk}")
+        run_ = simulate_in_chunks(model, images, arch, chunk, compile_options=compiler_options(args),
+                                  memories=memories, use_cache=not args.no_cache, log=log, engine=args.engine,
+                                  isa_check=not args.no_isa_check, race_check=not args.no_race_check)
+    else:
+        prog = f8hw.compile(model, arch, batch=args.batch, memories=memories, use_cache=not args.no_cache, log=log,
+                            **compiler_options(args))
+        run_ = _simulate(prog, images, args, None if args.json else err, log)
     run_.input = desc if args.input is None else f"{args.input} images 0..{args.batch - 1}"
     if args.plot:
         write_plot(run_, args.plot)

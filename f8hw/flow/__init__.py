@@ -10,6 +10,7 @@ The command line, the benchmark and the tests all call these; results are
 dataclasses with ``to_dict()`` / ``to_json()``.
 """
 
+from f8hw.flow.chunks import merge_runs, simulate_in_chunks
 from f8hw.flow.hardware import Hardware, build
 from f8hw.flow.images import resolve_images
 from f8hw.flow.model import DEFAULT_MODEL as DEFAULT_MODEL_NAME, Model, bundled_models, bundled_path, load
@@ -19,4 +20,4 @@ from f8hw.flow.run import ENGINES, RTL_ENGINES, LayerResult, Run, simulate
 
 __all__ = ["load", "compile", "simulate", "build", "Model", "Program", "Run", "LayerResult", "Hardware",
            "bundled_models", "bundled_path", "DEFAULT_MODEL_NAME", "resolve_images", "next_pow2", "COMPILER_OPTIONS", "MEMORY_POLICIES",
-           "ENGINES", "RTL_ENGINES", "markdown_report", "mismatch_text", "rich_table", "summary_lines", "write_plot"]
+           "ENGINES", "RTL_ENGINES", "simulate_in_chunks", "merge_runs", "markdown_report", "mismatch_text", "rich_table", "summary_lines", "write_plot"]

@@ -128,6 +128,9 @@ def summary_lines(run) -> list[str]:
                  f"({run.cycles_per_second:,.0f} cycles/s), compile {run.compile_time:.2f} s"
                  f"{' (cached)' if run.cached else ''}"
                  + (f"; input packed by the host for {run.input_packing}" if run.input_packing else ""))
+    if run.programs:
+        lines.append(f"ran as {len(run.programs)} programs (--max-memory): batches "
+                     + ", ".join(f"{p['batch']} ({p['cycles']:,} cycles)" for p in run.programs))
     return lines
 
 

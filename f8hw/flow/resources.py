@@ -1,4 +1,5 @@
-"""Bounded resources: estimate the memory a run needs before allocating it, and refuse clearly when it would not fit.
+"""Bounded resources: estimate the memory a run needs before allocating it; a batch that would not fit runs in
+chunks that do (f8hw.flow.chunks), and a run that cannot fit even one image is refused clearly.
 
 The estimate is measured, not guessed: for a batch above PROBE_ABOVE the same model is
 compiled and simulated for two small batches under ``tracemalloc`` and the per-image
@@ -14,7 +15,7 @@ import tracemalloc
 
 from f8hw.errors import F8Error
 
-__all__ = ["default_max_memory", "parse_size", "estimate_run_bytes", "check_run_memory", "PROBE_ABOVE"]
+__all__ = ["default_max_memory", "parse_size", "memory_model", "fitting_batch", "PROBE_ABOVE"]
 
 PROBE_ABOVE = 32          # batches up to this size are not probed (they fit any machine f8hw runs on)
 SAFETY = 1.5              # headroom over the measured estimate (allocator overhead, Python objects)
@@ -48,8 +49,9 @@ def _gb(n: float) -> str:
     return f"{n / 2**30:.1f} GB" if n >= 2**30 else f"{n / 2**20:.1f} MB"
 
 
-def estimate_run_bytes(model, arch, batch: int, options: dict | None = None) -> int:
-    """Peak bytes of compile + ISA simulation + golden model for ``batch`` images (extrapolated from 2 and 4, after a warm-up run of 1)."""
+def memory_model(model, arch, options: dict | None = None) -> tuple[float, float]:
+    """(peak bytes at 2 images, growth per image) of compile + ISA simulation + golden model, measured at 2 and
+    4 images after a warm-up run of 1; a batch b needs about SAFETY * (peak + growth * (b - 2))."""
     from f8hw.flow.program import compile
     from f8hw.flow.run import simulate
 
@@ -64,23 +66,31 @@ def estimate_run_bytes(model, arch, batch: int, options: dict | None = None) -> 
             peaks.append(tracemalloc.get_traced_memory()[1])
         finally:
             tracemalloc.stop()
-    slope = max(peaks[1] - peaks[0], 0) / 2
-    return int(SAFETY * (peaks[0] + slope * (batch - 2)))
+    return float(peaks[0]), max(peaks[1] - peaks[0], 0) / 2
 
 
-def check_run_memory(model, arch, batch: int, max_bytes: int | None = None, options: dict | None = None,
-                     log=None) -> int | None:
-    """Refuse (ResourceError) a batch whose run would need more than ``max_bytes``; returns the estimate, or None
-    for batches too small to need one."""
+def fitting_batch(model, arch, batch: int, max_bytes: int | None = None, options: dict | None = None,
+                  log=None) -> int:
+    """The batch to run ``batch`` images in: ``batch`` itself when it fits ``max_bytes`` (default: half the
+    available memory) or is too small to need an estimate, else the largest that fits; ResourceError when
+    not even one image fits."""
     if batch <= PROBE_ABOVE:
-        return None
+        return batch
     limit = default_max_memory() if max_bytes is None else max_bytes
     if log:
         log(f"estimating the memory of a batch of {batch} (probe runs of 2 and 4 images)")
-    need = estimate_run_bytes(model, arch, batch, options)
-    if need > limit:
-        per = need / batch
-        fits = max(int(limit / per), 1)
-        raise ResourceError(f"batch {batch} needs about {_gb(need)} of memory, over the limit of {_gb(limit)} "
-                            f"(--max-memory); about {fits} images fit: use --batch {fits} or raise --max-memory")
-    return need
+    peak, per_image = memory_model(model, arch, options)
+
+    def need(b: int) -> float:
+        return SAFETY * (peak + per_image * (b - 2))
+
+    if need(batch) <= limit:
+        return batch
+    if need(1) > limit:
+        raise ResourceError(f"one image needs about {_gb(need(1))} of memory, over the limit of {_gb(limit)} "
+                            f"(--max-memory): raise --max-memory")
+    fits = min(batch, int((limit / SAFETY - peak) / per_image) + 2)
+    if log:
+        log(f"batch {batch} needs about {_gb(need(batch))}, over {_gb(limit)} (--max-memory): "
+            f"running it as programs of {fits} images")
+    return fits

@@ -77,6 +77,7 @@ class Run:
     logits: list[list[int]] = field(default_factory=list)   # per image: the simulated output tensor, flattened
     predictions: list[int] = field(default_factory=list)    # per image: argmax of the logits
     output_fl: int | None = None    # fractional length of the logits
+    programs: list[dict] = field(default_factory=list)  # a batch run in chunks: each program's batch and cycles
     engine_result: object = field(default=None, repr=False, compare=False)  # the engine's raw result
 
     @property
@@ -99,6 +100,8 @@ class Run:
         d["first_mismatch"] = self.first_mismatch
         d["logits"] = self.logits
         d["predictions"] = self.predictions
+        if self.programs:
+            d["programs"] = self.programs
         return d
 
     def to_json(self, timing: bool = True) -> str:
