@@ -26,7 +26,7 @@ ADDR_BITS = 32        # main-memory word address width
 FIRST_ISSUE = 1        # instruction 0 can issue at cycle 1 (cycle 0 fetches it)
 LOAD_LATENCY = 2       # a LOAD/LOAD_A of n words issued at t ends at t + n + LOAD_LATENCY
 STORE_LATENCY = 2      # a STORE of n words issued at t ends at t + n + STORE_LATENCY
-REQUANT_LATENCY = 3    # a drain captured at t ends at t + rows + REQUANT_LATENCY
+REQUANT_LATENCY = 4    # a drain captured at t ends at t + rows + REQUANT_LATENCY (the lane's pipeline registers)
 
 
 def array_latency(rows: int, cols: int) -> int:

@@ -1029,6 +1029,8 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   reg \$102 ;
   reg [5:0] \$103 ;
   reg \$104 ;
+  reg [5:0] \$105 ;
+  reg \$106 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -1811,13 +1813,15 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   reg [5:0] o_line0 = 6'h00;
   reg [5:0] o_line1 = 6'h00;
   reg [5:0] o_line2 = 6'h00;
+  reg [5:0] o_line3 = 6'h00;
   (* init = 6'h00 *)
-  wire [5:0] o_line3;
+  wire [5:0] o_line4;
   reg o_valid0 = 1'h0;
   reg o_valid1 = 1'h0;
   reg o_valid2 = 1'h0;
+  reg o_valid3 = 1'h0;
   (* init = 1'h0 *)
-  wire o_valid3;
+  wire o_valid4;
   output [5:0] o_waddr;
   reg [5:0] o_waddr = 6'h00;
   wire [511:0] o_wdata;
@@ -1965,7 +1969,7 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \$18  = lastf & is_last_step;
   assign \$19  = active & lastf;
   assign \$20  = \$19  | d_active;
-  assign \$21  = | { o_wen, o_valid2, o_valid1, o_valid0 };
+  assign \$21  = | { o_wen, o_valid3, o_valid2, o_valid1, o_valid0 };
   assign drain_busy = \$20  | \$21 ;
   assign \$22  = is_last_step & lastf;
   assign \$23  = d_active ? d_left : 4'h0;
@@ -2111,9 +2115,13 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   always @(posedge clk)
     o_valid2 <= \$102 ;
   always @(posedge clk)
-    o_waddr <= \$103 ;
+    o_line3 <= \$103 ;
   always @(posedge clk)
-    o_wen <= \$104 ;
+    o_valid3 <= \$104 ;
+  always @(posedge clk)
+    o_waddr <= \$105 ;
+  always @(posedge clk)
+    o_wen <= \$106 ;
   \f8hw_accel.cu.array  array (
     .clk(clk),
     .ctl(ctl),
@@ -2847,6 +2855,20 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
       \$104  = 1'h0;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$105  = o_line3;
+    if (rst) begin
+      \$105  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$106  = o_valid3;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
   assign mag = \$8 [31:0];
   assign waddr = w_raddr;
   assign step = active;
@@ -2934,8 +2956,8 @@ module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdat
   assign \bias$144  = b_rdata[511:480];
   assign \skip$145  = s_rdata[127:120];
   assign \cfg$146  = cfg;
-  assign o_line3 = o_waddr;
-  assign o_valid3 = o_wen;
+  assign o_line4 = o_waddr;
+  assign o_valid4 = o_wen;
   assign o_wdata = { \out$167 , \out$166 , \out$165 , \out$164 , \out$163 , \out$162 , \out$161 , \out$160 , \out$159 , \out$158 , \out$157 , \out$156 , \out$155 , \out$154 , \out$153 , out };
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -21196,85 +21218,117 @@ endmodule
 module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -21302,6 +21356,17 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -21319,14 +21384,20 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -21349,82 +21420,16 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -21434,180 +21439,393 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -21638,103 +21856,145 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -21762,6 +22022,17 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -21779,14 +22050,20 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -21809,82 +22086,16 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -21894,180 +22105,393 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -22098,103 +22522,145 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -22222,6 +22688,17 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -22239,14 +22716,20 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -22269,82 +22752,16 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -22354,180 +22771,393 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -22558,103 +23188,145 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -22682,6 +23354,17 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -22699,14 +23382,20 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -22729,82 +23418,16 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -22814,180 +23437,393 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -23018,103 +23854,145 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -23142,6 +24020,17 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -23159,14 +24048,20 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -23189,82 +24084,16 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -23274,180 +24103,393 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -23478,103 +24520,145 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -23602,6 +24686,17 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -23619,14 +24714,20 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -23649,82 +24750,16 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -23734,180 +24769,393 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -23938,103 +25186,145 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -24062,6 +25352,17 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -24079,14 +25380,20 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -24109,82 +25416,16 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -24194,180 +25435,393 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -24398,103 +25852,145 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -24522,6 +26018,17 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -24539,14 +26046,20 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -24569,82 +26082,16 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -24654,180 +26101,393 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -24858,103 +26518,145 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -24982,6 +26684,17 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -24999,14 +26712,20 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -25029,82 +26748,16 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -25114,180 +26767,393 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -25318,103 +27184,145 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -25442,6 +27350,17 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -25459,14 +27378,20 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -25489,82 +27414,16 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -25574,180 +27433,393 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -25778,103 +27850,145 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -25902,6 +28016,17 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -25919,14 +28044,20 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -25949,82 +28080,16 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -26034,180 +28099,393 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -26238,103 +28516,145 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -26362,6 +28682,17 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -26379,14 +28710,20 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -26409,82 +28746,16 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -26494,180 +28765,393 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -26698,103 +29182,145 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -26822,6 +29348,17 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -26839,14 +29376,20 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -26869,82 +29412,16 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -26954,180 +29431,393 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -27158,103 +29848,145 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -27282,6 +30014,17 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -27299,14 +30042,20 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -27329,82 +30078,16 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -27414,180 +30097,393 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -27618,103 +30514,145 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -27742,6 +30680,17 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -27759,14 +30708,20 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -27789,82 +30744,16 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -27874,180 +30763,393 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -28078,103 +31180,145 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)
 module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
-  wire [48:0] \$10 ;
-  wire [31:0] \$11 ;
-  wire [46:0] \$12 ;
-  wire [23:0] \$13 ;
+  wire \$10 ;
+  reg [3:0] \$100 ;
+  reg [9:0] \$101 ;
+  reg [9:0] \$102 ;
+  reg [47:0] \$103 ;
+  reg \$104 ;
+  reg \$105 ;
+  reg \$106 ;
+  reg [9:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [52:0] \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg \$111 ;
+  reg [31:0] \$112 ;
+  wire [6:0] \$12 ;
+  wire [6:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [6:0] \$16 ;
+  wire \$16 ;
   wire [6:0] \$17 ;
-  wire \$18 ;
-  wire \$19 ;
+  wire [6:0] \$18 ;
+  wire [48:0] \$19 ;
   wire [32:0] \$2 ;
-  wire \$20 ;
-  wire [6:0] \$21 ;
-  wire [6:0] \$22 ;
-  wire [48:0] \$23 ;
+  reg [8:0] \$20 ;
+  reg [8:0] \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire \$24 ;
-  wire [48:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
-  wire [48:0] \$27 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [48:0] \$29 ;
+  wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [48:0] \$31 ;
+  wire \$31 ;
   wire \$32 ;
-  wire [48:0] \$33 ;
-  wire \$34 ;
-  wire [48:0] \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [24:0] \$33 ;
+  wire [31:0] \$34 ;
+  wire [46:0] \$35 ;
+  wire [23:0] \$36 ;
+  wire [3:0] \$37 ;
+  wire [48:0] \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
+  wire [48:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
-  wire [3:0] \$43 ;
-  reg [8:0] \$44 ;
+  wire [48:0] \$42 ;
+  wire \$43 ;
+  wire [48:0] \$44 ;
   wire \$45 ;
-  wire [7:0] \$46 ;
+  wire [48:0] \$46 ;
   wire \$47 ;
-  wire [7:0] \$48 ;
+  wire [48:0] \$48 ;
   wire \$49 ;
   wire [8:0] \$5 ;
-  wire \$50 ;
+  wire [48:0] \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [7:0] \$53 ;
-  reg [8:0] \$54 ;
+  wire \$53 ;
+  wire \$54 ;
   wire \$55 ;
-  wire [7:0] \$56 ;
-  wire [8:0] \$57 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
-  wire [7:0] \$59 ;
+  wire \$59 ;
   wire [8:0] \$6 ;
-  wire [8:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire \$62 ;
+  wire [7:0] \$62 ;
   wire \$63 ;
-  wire \$64 ;
+  wire [7:0] \$64 ;
   wire \$65 ;
-  wire [7:0] \$66 ;
-  wire [24:0] \$67 ;
-  wire [10:0] \$68 ;
-  wire [9:0] \$69 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [10:0] \$70 ;
-  wire [10:0] \$71 ;
-  reg \$72 ;
-  reg [31:0] \$73 ;
-  reg [8:0] \$74 ;
-  reg [52:0] \$75 ;
-  reg \$76 ;
-  reg [47:0] \$77 ;
-  reg [52:0] \$78 ;
-  reg \$79 ;
+  wire [7:0] \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire [7:0] \$74 ;
+  wire [8:0] \$75 ;
+  wire \$76 ;
+  wire [7:0] \$77 ;
+  wire [8:0] \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  reg [31:0] \$80 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire [7:0] \$85 ;
+  wire [10:0] \$86 ;
+  wire [9:0] \$87 ;
+  wire [10:0] \$88 ;
+  wire [10:0] \$89 ;
   wire [3:0] \$9 ;
+  reg \$90 ;
+  reg [31:0] \$91 ;
+  reg [8:0] \$92 ;
+  reg [52:0] \$93 ;
+  reg [5:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg \$96 ;
+  reg [47:0] \$97 ;
+  reg [52:0] \$98 ;
+  reg [5:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -28202,6 +31346,17 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \c2.skip_signed ;
   wire \c2.use_bias ;
   wire \c2.use_skip ;
+  reg [52:0] c3 = 53'h00000000000000;
+  wire [3:0] \c3.acc_lshift ;
+  wire [31:0] \c3.mult ;
+  wire \c3.out_signed ;
+  wire \c3.raw ;
+  wire [6:0] \c3.shift_mag ;
+  wire \c3.shift_neg ;
+  wire [3:0] \c3.skip_lshift ;
+  wire \c3.skip_signed ;
+  wire \c3.use_bias ;
+  wire \c3.use_skip ;
   input [52:0] cfg;
   wire [52:0] cfg;
   wire [3:0] \cfg.acc_lshift ;
@@ -28219,14 +31374,20 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [4:0] idx;
   input in_valid;
   wire in_valid;
-  wire [3:0] left;
+  reg l_over = 1'h0;
+  reg [9:0] l_small = 10'h000;
+  reg l_under = 1'h0;
+  reg [3:0] left = 4'h0;
+  reg [3:0] left1 = 4'h0;
   output [31:0] out;
   reg [31:0] out = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \out$38 ;
+  wire [31:0] \out$50 ;
   (* init = 1'h0 *)
   wire out_valid;
-  wire [5:0] right;
+  reg [47:0] q0 = 48'h000000000000;
+  reg [5:0] right = 6'h00;
+  reg [5:0] right1 = 6'h00;
   wire [48:0] rs_in;
   wire rs_lost0;
   wire rs_lost1;
@@ -28249,82 +31410,16 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [7:0] skip;
   reg [8:0] skip9 = 9'h000;
   wire [47:0] skips;
+  reg [9:0] thr_hi = 10'h000;
+  reg [9:0] thr_lo = 10'h000;
+  reg up = 1'h0;
   reg [47:0] v = 48'h000000000000;
   reg [31:0] v32 = 32'd0;
+  reg [31:0] v_raw = 32'd0;
   reg valid1 = 1'h0;
   reg valid2 = 1'h0;
   reg valid3 = 1'h0;
-  assign \$20  = c2[20:14] > 4'h9;
-  assign \$21  = \$20  ? 7'h09 : c2[20:14];
-  assign \$22  = \$19  ? \$21  : 7'h00;
-  assign rs_st0 = \$17 [0] ? \$23  : rs_in;
-  assign rs_st1 = \$17 [1] ? \$25  : rs_st0;
-  assign \$26  = | rs_st0[1:0];
-  assign rs_lost1 = \$17 [1] & \$26 ;
-  assign rs_st2 = \$17 [2] ? \$27  : rs_st1;
-  assign \$28  = | rs_st1[3:0];
-  assign rs_lost2 = \$17 [2] & \$28 ;
-  assign rs_st3 = \$17 [3] ? \$29  : rs_st2;
-  assign \$30  = | rs_st2[7:0];
-  assign rs_lost3 = \$17 [3] & \$30 ;
-  assign rs_st4 = \$17 [4] ? \$31  : rs_st3;
-  assign \$32  = | rs_st3[15:0];
-  assign rs_lost4 = \$17 [4] & \$32 ;
-  assign rs_st5 = \$17 [5] ? \$33  : rs_st4;
-  assign \$34  = | rs_st4[31:0];
-  assign rs_lost5 = \$17 [5] & \$34 ;
-  assign \$38  = \$37  | rs_lost2;
-  assign \$39  = \$38  | rs_lost3;
-  assign \$40  = \$39  | rs_lost4;
-  assign \$41  = \$40  | rs_lost5;
-  assign \$42  = \$41  | rs_st5[1];
-  assign rs_up = rs_st5[0] & \$42 ;
-  assign \$43  = c2[1] ? 4'ha : 4'h0;
-  assign idx = \$43  + \$22 [3:0];
-  assign \$45  = $signed({ 1'h0, \$44  }) < $signed(v);
-  assign \$46  = c2[1] ? 8'h7f : 8'hff;
-  assign \$47  = $signed(\$35 [47:0]) > $signed({ 1'h0, \$46  });
-  assign \$48  = c2[1] ? 8'h7f : 8'hff;
-  assign \$49  = \$35 [47:0] == \$48 ;
-  assign \$50  = \$49  & rs_up;
-  assign \$51  = \$47  | \$50 ;
-  assign \$52  = c2[13] ? \$45  : \$51 ;
-  assign \$53  = c2[1] ? 8'h7f : 8'hff;
-  assign \$55  = $signed(\$54 ) > $signed(v);
-  assign \$56  = c2[1] ? 8'h81 : 8'h00;
-  assign \$57  = $signed(\$56 ) - $signed(2'h1);
-  assign \$58  = $signed(\$35 [47:0]) < $signed(\$57 );
-  assign \$59  = c2[1] ? 8'h81 : 8'h00;
-  assign \$60  = $signed(\$59 ) - $signed(2'h1);
-  assign \$61  = $signed(\$35 [47:0]) == $signed(\$60 );
-  assign \$62  = ~ rs_up;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$58  | \$63 ;
-  assign \$65  = c2[13] ? \$55  : \$64 ;
-  assign \$66  = c2[1] ? 8'h81 : 8'h00;
-  assign \$67  = v[9:0] << \$22 [3:0];
-  assign \$68  = \$35 [9:0] + rs_up;
-  assign \$69  = c2[13] ? \$67 [9:0] : \$68 [9:0];
-  assign \$70  = \$65  ? { \$66 [7], \$66 [7], \$66 [7], \$66  } : { 1'h0, \$69  };
-  assign \$71  = \$52  ? { 3'h0, \$53  } : \$70 ;
-  always @(posedge clk)
-    valid1 <= \$72 ;
-  always @(posedge clk)
-    v32 <= \$73 ;
-  always @(posedge clk)
-    skip9 <= \$74 ;
-  always @(posedge clk)
-    c1 <= \$75 ;
-  always @(posedge clk)
-    valid2 <= \$76 ;
-  always @(posedge clk)
-    v <= \$77 ;
-  always @(posedge clk)
-    c2 <= \$78 ;
-  always @(posedge clk)
-    valid3 <= \$79 ;
-  always @(posedge clk)
-    out <= \$80 ;
+  reg valid4 = 1'h0;
   assign \$1  = cfg[2] ? bias : 32'd0;
   assign \$2  = $signed(acc) + $signed(\$1 );
   assign \$3  = ~ cfg[0];
@@ -28334,180 +31429,393 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$7  = ~ cfg[0];
   assign \$8  = cfg[3] & \$7 ;
   assign \$9  = \$8  ? cfg[8:5] : 4'h0;
-  assign \$10  = $signed(\$12 ) + $signed(\$13 );
-  assign \$11  = c2[0] ? v[31:0] : { \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9], \$71 [9:0] };
-  assign \$12  = $signed(v32) << c1[8:5];
-  assign \$13  = $signed(skip9) << c1[12:9];
-  assign \$14  = c2[13] | c2[0];
-  assign \$15  = c2[20:14] > 6'h30;
-  assign \$16  = \$15  ? 7'h30 : c2[20:14];
-  assign \$17  = \$14  ? 7'h00 : \$16 ;
-  assign \$18  = ~ c2[0];
-  assign \$19  = c2[13] & \$18 ;
+  assign \$10  = cfg[13] | cfg[0];
+  assign \$11  = cfg[20:14] > 6'h30;
+  assign \$12  = \$11  ? 7'h30 : cfg[20:14];
+  assign \$13  = \$10  ? 7'h00 : \$12 ;
+  assign \$14  = ~ cfg[0];
+  assign \$15  = cfg[13] & \$14 ;
+  assign \$16  = cfg[20:14] > 4'h9;
+  assign \$17  = \$16  ? 7'h09 : cfg[20:14];
+  assign \$18  = \$15  ? \$17  : 7'h00;
+  assign \$19  = $signed(\$35 ) + $signed(\$36 );
+  assign \$22  = | v[47:9];
+  assign \$23  = v[47:9] != 39'h7fffffffff;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ v[47];
+  assign \$26  = $signed(v[9:0]) > $signed(thr_hi);
+  assign \$27  = \$24  ? \$25  : \$26 ;
+  assign \$28  = | v[47:9];
+  assign \$29  = v[47:9] != 39'h7fffffffff;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
+  assign \$32  = \$30  ? v[47] : \$31 ;
+  assign \$33  = v[9:0] << left;
+  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$35  = $signed(v32) << c1[8:5];
+  assign \$36  = $signed(skip9) << c1[12:9];
+  assign \$37  = c1[1] ? 4'ha : 4'h0;
+  assign idx = \$37  + left1;
+  assign rs_st0 = right[0] ? \$38  : rs_in;
+  assign rs_st1 = right[1] ? \$40  : rs_st0;
+  assign \$41  = | rs_st0[1:0];
+  assign rs_lost1 = right[1] & \$41 ;
+  assign rs_st2 = right[2] ? \$42  : rs_st1;
+  assign \$43  = | rs_st1[3:0];
+  assign rs_lost2 = right[2] & \$43 ;
+  assign rs_st3 = right[3] ? \$44  : rs_st2;
+  assign \$45  = | rs_st2[7:0];
+  assign rs_lost3 = right[3] & \$45 ;
+  assign rs_st4 = right[4] ? \$46  : rs_st3;
+  assign \$47  = | rs_st3[15:0];
+  assign rs_lost4 = right[4] & \$47 ;
+  assign rs_st5 = right[5] ? \$48  : rs_st4;
+  assign \$49  = | rs_st4[31:0];
+  assign rs_lost5 = right[5] & \$49 ;
+  assign \$53  = \$52  | rs_lost2;
+  assign \$54  = \$53  | rs_lost3;
+  assign \$55  = \$54  | rs_lost4;
+  assign \$56  = \$55  | rs_lost5;
+  assign \$57  = \$56  | rs_st5[1];
+  assign rs_up = rs_st5[0] & \$57 ;
+  assign \$58  = | q0[47:10];
+  assign \$59  = q0[47:10] != 38'h3fffffffff;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = ~ q0[47];
+  assign \$62  = c3[1] ? 8'h7f : 8'hff;
+  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
+  assign \$64  = c3[1] ? 8'h7f : 8'hff;
+  assign \$65  = q0[10:0] == \$64 ;
+  assign \$66  = \$65  & up;
+  assign \$67  = \$63  | \$66 ;
+  assign \$68  = \$60  ? \$61  : \$67 ;
+  assign \$69  = c3[13] ? l_over : \$68 ;
+  assign \$70  = c3[1] ? 8'h7f : 8'hff;
+  assign \$71  = | q0[47:10];
+  assign \$72  = q0[47:10] != 38'h3fffffffff;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = c3[1] ? 8'h81 : 8'h00;
+  assign \$75  = $signed(\$74 ) - $signed(2'h1);
+  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
+  assign \$77  = c3[1] ? 8'h81 : 8'h00;
+  assign \$78  = $signed(\$77 ) - $signed(2'h1);
+  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
+  assign \$80  = ~ up;
+  assign \$81  = \$79  & \$80 ;
+  assign \$82  = \$76  | \$81 ;
+  assign \$83  = \$73  ? q0[47] : \$82 ;
+  assign \$84  = c3[13] ? l_under : \$83 ;
+  assign \$85  = c3[1] ? 8'h81 : 8'h00;
+  assign \$86  = q0[9:0] + up;
+  assign \$87  = c3[13] ? l_small : \$86 [9:0];
+  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
+  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  always @(posedge clk)
+    valid1 <= \$90 ;
+  always @(posedge clk)
+    v32 <= \$91 ;
+  always @(posedge clk)
+    skip9 <= \$92 ;
+  always @(posedge clk)
+    c1 <= \$93 ;
+  always @(posedge clk)
+    right1 <= \$94 ;
+  always @(posedge clk)
+    left1 <= \$95 ;
+  always @(posedge clk)
+    valid2 <= \$96 ;
+  always @(posedge clk)
+    v <= \$97 ;
+  always @(posedge clk)
+    c2 <= \$98 ;
+  always @(posedge clk)
+    right <= \$99 ;
+  always @(posedge clk)
+    left <= \$100 ;
+  always @(posedge clk)
+    thr_hi <= \$101 ;
+  always @(posedge clk)
+    thr_lo <= \$102 ;
+  always @(posedge clk)
+    q0 <= \$103 ;
+  always @(posedge clk)
+    up <= \$104 ;
+  always @(posedge clk)
+    l_over <= \$105 ;
+  always @(posedge clk)
+    l_under <= \$106 ;
+  always @(posedge clk)
+    l_small <= \$107 ;
+  always @(posedge clk)
+    v_raw <= \$108 ;
+  always @(posedge clk)
+    c3 <= \$109 ;
+  always @(posedge clk)
+    valid3 <= \$110 ;
+  always @(posedge clk)
+    valid4 <= \$111 ;
+  always @(posedge clk)
+    out <= \$112 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$44  = 9'h000;
+    \$20  = 9'h000;
     casez (idx)
       5'h00:
-          \$44  = 9'h0ff;
+          \$20  = 9'h0ff;
       5'h01:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h02:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h03:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h04:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h05:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h06:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h07:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h08:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h09:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h0a:
-          \$44  = 9'h07f;
+          \$20  = 9'h07f;
       5'h0b:
-          \$44  = 9'h03f;
+          \$20  = 9'h03f;
       5'h0c:
-          \$44  = 9'h01f;
+          \$20  = 9'h01f;
       5'h0d:
-          \$44  = 9'h00f;
+          \$20  = 9'h00f;
       5'h0e:
-          \$44  = 9'h007;
+          \$20  = 9'h007;
       5'h0f:
-          \$44  = 9'h003;
+          \$20  = 9'h003;
       5'h10:
-          \$44  = 9'h001;
+          \$20  = 9'h001;
       5'h11:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h12:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
       5'h13:
-          \$44  = 9'h000;
+          \$20  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$54  = 9'h000;
+    \$21  = 9'h000;
     casez (idx)
       5'h00:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h01:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h02:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h03:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h04:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h05:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h06:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h07:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h08:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h09:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h0a:
-          \$54  = 9'h181;
+          \$21  = 9'h181;
       5'h0b:
-          \$54  = 9'h1c1;
+          \$21  = 9'h1c1;
       5'h0c:
-          \$54  = 9'h1e1;
+          \$21  = 9'h1e1;
       5'h0d:
-          \$54  = 9'h1f1;
+          \$21  = 9'h1f1;
       5'h0e:
-          \$54  = 9'h1f9;
+          \$21  = 9'h1f9;
       5'h0f:
-          \$54  = 9'h1fd;
+          \$21  = 9'h1fd;
       5'h10:
-          \$54  = 9'h1ff;
+          \$21  = 9'h1ff;
       5'h11:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h12:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
       5'h13:
-          \$54  = 9'h000;
+          \$21  = 9'h000;
     endcase
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$72  = in_valid;
+    \$90  = in_valid;
     if (rst) begin
-      \$72  = 1'h0;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$73  = \$2 [31:0];
+    \$91  = \$2 [31:0];
     if (rst) begin
-      \$73  = 32'd0;
+      \$91  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$74  = \$6 ;
+    \$92  = \$6 ;
     if (rst) begin
-      \$74  = 9'h000;
+      \$92  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    { \$75 [52:9], \$75 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$75 [8:5] = \$9 ;
+    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$93 [8:5] = \$9 ;
     if (rst) begin
-      \$75  = 53'h00000000000000;
+      \$93  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$76  = valid1;
+    \$94  = \$13 [5:0];
     if (rst) begin
-      \$76  = 1'h0;
+      \$94  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$77  = \$10 [47:0];
+    \$95  = \$18 [3:0];
     if (rst) begin
-      \$77  = 48'h000000000000;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$78  = c1;
+    \$96  = valid1;
     if (rst) begin
-      \$78  = 53'h00000000000000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$79  = valid2;
+    \$97  = \$19 [47:0];
     if (rst) begin
-      \$79  = 1'h0;
+      \$97  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$80  = \$11 ;
+    \$98  = c1;
     if (rst) begin
-      \$80  = 32'd0;
+      \$98  = 53'h00000000000000;
     end
   end
-  assign accs = { \$12 [46], \$12  };
-  assign skips = { \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13 [23], \$13  };
-  assign sat = \$71 [9:0];
-  assign right = \$17 [5:0];
-  assign left = \$22 [3:0];
-  assign rs_q0 = \$35 [47:0];
-  assign out_valid = valid3;
-  assign \out$38  = out;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$99  = right1;
+    if (rst) begin
+      \$99  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$100  = left1;
+    if (rst) begin
+      \$100  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$101  = { 1'h0, \$20  };
+    if (rst) begin
+      \$101  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$102  = { \$21 [8], \$21  };
+    if (rst) begin
+      \$102  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$103  = \$50 [47:0];
+    if (rst) begin
+      \$103  = 48'h000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$104  = rs_up;
+    if (rst) begin
+      \$104  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$105  = \$27 ;
+    if (rst) begin
+      \$105  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$106  = \$32 ;
+    if (rst) begin
+      \$106  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$107  = \$33 [9:0];
+    if (rst) begin
+      \$107  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$108  = v[31:0];
+    if (rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$109  = c2;
+    if (rst) begin
+      \$109  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$110  = valid2;
+    if (rst) begin
+      \$110  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$111  = valid3;
+    if (rst) begin
+      \$111  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$112  = \$34 ;
+    if (rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  assign accs = { \$35 [46], \$35  };
+  assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
+  assign rs_q0 = \$50 [47:0];
+  assign sat = \$89 [9:0];
+  assign out_valid = valid4;
+  assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
   assign \cfg.out_signed  = cfg[1];
   assign \cfg.use_bias  = cfg[2];
@@ -28538,18 +31846,28 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \c2.shift_neg  = c2[13];
   assign \c2.shift_mag  = c2[20:14];
   assign \c2.mult  = c2[52:21];
+  assign \c3.raw  = c3[0];
+  assign \c3.out_signed  = c3[1];
+  assign \c3.use_bias  = c3[2];
+  assign \c3.use_skip  = c3[3];
+  assign \c3.skip_signed  = c3[4];
+  assign \c3.acc_lshift  = c3[8:5];
+  assign \c3.skip_lshift  = c3[12:9];
+  assign \c3.shift_neg  = c3[13];
+  assign \c3.shift_mag  = c3[20:14];
+  assign \c3.mult  = c3[52:21];
   assign rs_in = { v, 1'h0 };
-  assign \$23  = { rs_in[48], rs_in[48:1] };
-  assign \$25  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
-  assign \$27  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
-  assign \$29  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
-  assign \$31  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
-  assign \$33  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
-  assign \$35  = { rs_st5[48], rs_st5[48:1] };
-  assign \$36  = rs_lost0;
-  assign \$24  = rs_in[0];
+  assign \$38  = { rs_in[48], rs_in[48:1] };
+  assign \$40  = { rs_st0[48], rs_st0[48], rs_st0[48:2] };
+  assign \$42  = { rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48], rs_st1[48:4] };
+  assign \$44  = { rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48], rs_st2[48:8] };
+  assign \$46  = { rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48], rs_st3[48:16] };
+  assign \$48  = { rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48], rs_st4[48:32] };
+  assign \$50  = { rs_st5[48], rs_st5[48:1] };
+  assign \$51  = rs_lost0;
+  assign \$39  = rs_in[0];
   assign rs_lost0 = 1'h0;
-  assign \$37  = rs_lost1;
+  assign \$52  = rs_lost1;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from f8hw import numerics
+from f8hw.arch import REQUANT_LATENCY as LATENCY  # the requantizer lane's registers (= f8hw.hw.requant.LATENCY)
 from unitlib import ARRAY_SIZES, run_stream, to_signed, to_unsigned
 
 from conftest import SIMULATORS_UNIT
 
-LATENCY = 3  # requantizer lane registers (f8hw.hw.requant.LATENCY)
 SHIFTS = range(-12, 50)  # beyond SHIFT_MIN..SHIFT_MAX on purpose: the lane clamps internally
 
 

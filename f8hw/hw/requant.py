@@ -5,14 +5,15 @@ comparators only.  ``dyadic=True`` is the baseline: the same lane with a
 32 x 32-bit multiplier by RQ_MULT in front of the alignment (a TFLite-style
 dyadic requantizer; RQ_MULT = 1 reproduces the shift lane exactly).
 
-Pipeline (3 registers, output valid 3 cycles after the input):
-  1. v32 = acc + (use_bias ? bias : 0)                   (32-bit, wraps)
+Pipeline (REQUANT_LATENCY = 4 registers, output valid 4 cycles after the input; the stages are
+balanced so that the lane is not slower than the PE, docs/architecture.md "Fmax"):
+  1. v32 = acc + (use_bias ? bias : 0)                   (32-bit, wraps); the shift amounts from the config
   2. x = v32 (dyadic: v32 * mult, 64-bit);  v = use_skip ? (x << acc_lshift) + (skip << skip_lshift) : x
   3. right shift s = min(SHIFT, width of v) (larger s all give 0): q0 = floor(v / 2**s) and the
-     round-half-even increment `up` from a sticky barrel shifter; saturation compares q0 (and up)
-     with the rails, only the low 10 bits are incremented.  Negative SHIFT: l = min(|SHIFT|, 9)
+     round-half-even increment `up` from a sticky barrel shifter.  Negative SHIFT: l = min(|SHIFT|, 9)
      (saturation makes larger l equivalent); v is compared with the exact thresholds
      floor(hi / 2**l) and ceil(lo / 2**l) and only its low 10 bits are shifted.
+  4. saturation compares q0 (and up) with the rails, only the low 10 bits are incremented;
      out = raw ? v32 : the saturated value, sign-extended to 32 bits.
 Raw mode (RQ_RAW) ignores bias-free/skip/shift settings except use_bias.
 """
@@ -23,13 +24,13 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from f8hw.arch import ArchError
+from f8hw.arch import REQUANT_LATENCY, ArchError
 from f8hw.hw.common import clog2
 from f8hw.numerics import ACC_BITS, LSHIFT_BITS, MAX_LEFT_SHIFT, SHIFT_MAG_BITS
 
 __all__ = ["LATENCY", "RQ_CFG", "lane_value_bits", "rq_cfg_value", "rshift_round_even", "RequantLane"]
 
-LATENCY = 3          # registers from lane input to lane output
+LATENCY = REQUANT_LATENCY   # registers from lane input to lane output (the ISA's timing, f8hw.arch)
 _LSHIFT_MASK = (1 << LSHIFT_BITS) - 1
 
 RQ_CFG = data.StructLayout({
@@ -107,11 +108,13 @@ class RequantLane(wiring.Component):
         m = Module()
         VW = lane_value_bits(self.dyadic)
         cfg = self.cfg
-        # ---- stage 1: bias
+        # ---- stage 1: bias; the shift amounts (they depend on the config only)
         v32 = Signal(signed(ACC_BITS))
         skip9 = Signal(signed(9))
         c1 = Signal(RQ_CFG)
         valid1 = Signal()
+        right1 = Signal(range(VW + 1))
+        left1 = Signal(range(MAX_LEFT_SHIFT + 1))
         res = cfg.use_skip & ~cfg.raw   # residual add active: otherwise skip = 0 and no alignment shift
         m.d.sync += [
             valid1.eq(self.in_valid),
@@ -119,6 +122,8 @@ class RequantLane(wiring.Component):
             skip9.eq(Mux(res, Mux(cfg.skip_signed, self.skip.as_signed(), self.skip), 0)),
             c1.eq(cfg),
             c1.acc_lshift.eq(Mux(res, cfg.acc_lshift, 0)),
+            right1.eq(Mux(cfg.shift_neg | cfg.raw, 0, Mux(cfg.shift_mag > VW, VW, cfg.shift_mag))),
+            left1.eq(Mux(cfg.shift_neg & ~cfg.raw, Mux(cfg.shift_mag > MAX_LEFT_SHIFT, MAX_LEFT_SHIFT, cfg.shift_mag), 0)),
         ]
         # ---- stage 2: (dyadic multiply,) residual alignment
         if self.dyadic:
@@ -133,40 +138,62 @@ class RequantLane(wiring.Component):
         v = Signal(signed(VW))
         c2 = Signal(RQ_CFG)
         valid2 = Signal()
+        right = Signal(range(VW + 1))
+        left = Signal(range(MAX_LEFT_SHIFT + 1))
+        # the left-shift path's exact thresholds floor(hi / 2**l), ceil(lo / 2**l): config only
+        t_hi = Array([Const(h >> k, 9) for h in (255, 127) for k in range(MAX_LEFT_SHIFT + 1)])
+        t_lo = Array([Const(-((-lo_) >> k), signed(9)) for lo_ in (0, -127) for k in range(MAX_LEFT_SHIFT + 1)])
+        idx = Signal(range(2 * (MAX_LEFT_SHIFT + 1)))
+        m.d.comb += idx.eq(Mux(c1.out_signed, MAX_LEFT_SHIFT + 1, 0) + left1)
+        thr_hi = Signal(signed(10))
+        thr_lo = Signal(signed(10))
         m.d.sync += [
             valid2.eq(valid1),
             v.eq((accs + skips)[:VW]),   # = x when the residual is off (skip 0, shift 0)
             c2.eq(c1),
+            right.eq(right1),
+            left.eq(left1),
+            thr_hi.eq(t_hi[idx]),
+            thr_lo.eq(t_lo[idx]),
         ]
-        # ---- stage 3: shift, round, saturate
-        right = Signal(range(VW + 1))
-        left = Signal(range(MAX_LEFT_SHIFT + 1))
-        m.d.comb += [
-            right.eq(Mux(c2.shift_neg | c2.raw, 0, Mux(c2.shift_mag > VW, VW, c2.shift_mag))),
-            left.eq(Mux(c2.shift_neg & ~c2.raw,
-                        Mux(c2.shift_mag > MAX_LEFT_SHIFT, MAX_LEFT_SHIFT, c2.shift_mag), 0)),
-        ]
-        # right shift: q = q0 + up, saturated by comparing q0 (no wide increment)
-        q0, up = rshift_round_even(m, v, right, VW, "rs")
-        hi = Mux(c2.out_signed, 127, 255)
-        lo = Mux(c2.out_signed, -127, 0)
-        r_over = (q0 > hi) | ((q0 == hi) & up)
-        r_under = (q0 < lo - 1) | ((q0 == lo - 1) & ~up)
-        r_small = (q0[:10] + up)[:10]
-        # saturating left shift by l <= 9: compare v with the exact thresholds, shift only 10 bits
-        t_hi = Array([Const(h >> k, 9) for h in (255, 127) for k in range(MAX_LEFT_SHIFT + 1)])
-        t_lo = Array([Const(-((-lo_) >> k), signed(9)) for lo_ in (0, -127) for k in range(MAX_LEFT_SHIFT + 1)])
-        idx = Signal(range(2 * (MAX_LEFT_SHIFT + 1)))
-        m.d.comb += idx.eq(Mux(c2.out_signed, MAX_LEFT_SHIFT + 1, 0) + left)
-        l_over = v > t_hi[idx]
-        l_under = v < t_lo[idx]
-        l_small = (v[:10] << left)[:10]
-        over = Mux(c2.shift_neg, l_over, r_over)
-        under = Mux(c2.shift_neg, l_under, r_under)
-        sat = Signal(signed(10))
-        m.d.comb += sat.eq(Mux(over, hi, Mux(under, lo, Mux(c2.shift_neg, l_small, r_small))))
-        out = Signal(signed(ACC_BITS))
+        # ---- stage 3: the right shift with its rounding increment; the left-shift path's compares
+        # (v outside 10-bit range is decided by its sign and a reduction of its high bits)
+        q0_, up_ = rshift_round_even(m, v, right, VW, "rs")
+        v_top = v[9:]
+        v_wide = (v_top != 0) & (v_top != (1 << len(v_top)) - 1)
+        v10 = v[:10].as_signed()
+        q0 = Signal(signed(VW))
+        up = Signal()
+        l_over = Signal()
+        l_under = Signal()
+        l_small = Signal(10)
+        v_raw = Signal(signed(ACC_BITS))
+        c3 = Signal(RQ_CFG)
         valid3 = Signal()
-        m.d.sync += [valid3.eq(valid2), out.eq(Mux(c2.raw, v[:ACC_BITS].as_signed(), sat))]
-        m.d.comb += [self.out_valid.eq(valid3), self.out.eq(out)]
+        m.d.sync += [
+            q0.eq(q0_), up.eq(up_),
+            l_over.eq(Mux(v_wide, ~v[-1], v10 > thr_hi)), l_under.eq(Mux(v_wide, v[-1], v10 < thr_lo)),
+            l_small.eq((v[:10] << left)[:10]),
+            v_raw.eq(v[:ACC_BITS].as_signed()),
+            c3.eq(c2),
+            valid3.eq(valid2),
+        ]
+        # ---- stage 4: saturate (q = q0 + up, compared without a wide increment), raw bypass.
+        # q0 outside 11-bit range is decided by its sign and a reduction of its high bits (no wide compare)
+        hi = Mux(c3.out_signed, 127, 255)
+        lo = Mux(c3.out_signed, -127, 0)
+        top = q0[10:]
+        wide = (top != 0) & (top != (1 << len(top)) - 1)
+        q11 = q0[:11].as_signed()
+        r_over = Mux(wide, ~q0[-1], (q11 > hi) | ((q11 == hi) & up))
+        r_under = Mux(wide, q0[-1], (q11 < lo - 1) | ((q11 == lo - 1) & ~up))
+        r_small = (q0[:10] + up)[:10]
+        over = Mux(c3.shift_neg, l_over, r_over)
+        under = Mux(c3.shift_neg, l_under, r_under)
+        sat = Signal(signed(10))
+        m.d.comb += sat.eq(Mux(over, hi, Mux(under, lo, Mux(c3.shift_neg, l_small, r_small))))
+        out = Signal(signed(ACC_BITS))
+        valid4 = Signal()
+        m.d.sync += [valid4.eq(valid3), out.eq(Mux(c3.raw, v_raw, sat))]
+        m.d.comb += [self.out_valid.eq(valid4), self.out.eq(out)]
         return m
