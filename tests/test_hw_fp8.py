@@ -96,3 +96,16 @@ def test_netlists_multipliers():
     muls = count_multipliers({"fpe.v": _convert(FlexPE(SET), "f8hw_fpe")}, "f8hw_fpe", wd / "fpe")
     assert [(m["A_WIDTH"], m["B_WIDTH"], m["A_SIGNED"], m["B_SIGNED"]) for m in muls] == [(9, 8, 1, 1)]
     assert count_multipliers({"rq.v": _convert(Fp8RequantLane(SET), "f8hw_fp8rq")}, "f8hw_fp8rq", wd / "rq") == []
+
+
+def test_format_area_report():
+    """run_format_area: the flexible PE against the INT8 PE (the bar: <= 1.5x in generic cells) and what each
+    part costs; the parts add up to the hierarchical total."""
+    from f8hw.bench.hwcost import run_format_area
+
+    r = run_format_area(ROOT / "build" / "test_hw_fp8" / "area", sets=(SET,), lanes=False)
+    row = r["pe"][0]
+    assert row["formats"] == "+".join(SET) and row["acc_bits"] == 49
+    assert set(row["parts"]) == {"decoders", "multiplier", "shifter", "accumulator"}
+    assert row["ratio_cells"] == round(row["cells"] / r["int8_pe"]["cells"], 3) <= 1.5
+    assert abs(sum(p["cells"] for p in row["parts"].values()) - row["cells"]) < 0.1 * row["cells"]
