@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 from f8hw import numerics
 from f8hw.arch import ArchError
 from f8hw.hw.fp8requant import Fp8RequantLane, fp8_rq_cfg_value, shift_bits, shift_range
-from f8hw.hw.fpe import HW_FORMATS, FlexPE, OperandDecoder, acc_bits, check_formats, fpe_cfg_value, product_bits
+from f8hw.hw.fpe import HW_FORMATS, FlexPE, OperandDecoder, acc_bits, fpe_cfg_value, product_bits
 
 ROOT = Path(__file__).resolve().parent.parent
 SET = ("int8", "e2m5", "e3m4", "e4m3")
