@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SET = ("int8", "e2m5", "e3m4", "e4m3")
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # the objects whose __init__ raised
 @pytest.mark.parametrize("formats,msg", [
     (("int8", "e6m1"), "unknown PE format 'e6m1'"),
     (("int8", "e4m3", "e4m3"), "name a format twice"),
@@ -33,6 +34,7 @@ def test_formats_validated(formats, msg):
         Fp8RequantLane(formats)
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_config_values_validated():
     with pytest.raises(ArchError, match="weight format 'e5m2' is not in"):
         fpe_cfg_value(SET, "int8", "e5m2")
