@@ -25,6 +25,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from f8hw.arch import ArchError
 from f8hw.hw.common import clog2, tree_or
 from f8hw.hw.fpe import INT8, acc_bits, check_formats
 from f8hw.numerics import fl_range, fp8_format, unit_exponent
@@ -63,8 +64,6 @@ def shift_bits(formats) -> int:
 def _kinds(formats) -> tuple[str, ...]:
     kinds = tuple(f for f in check_formats(formats) if f != INT8)
     if not kinds:
-        from f8hw.arch import ArchError
-
         raise ArchError(f"an FP8 requantizer lane needs an FP8 format in {formats!r}")
     return kinds
 
@@ -77,8 +76,6 @@ def fp8_rq_cfg_layout(formats) -> data.StructLayout:
 
 def fp8_rq_cfg_value(formats, kind: str, shift: int, relu: bool = False, use_bias: bool = True) -> dict:
     """The configuration dict of an output in format kind with SHIFT shift."""
-    from f8hw.arch import ArchError
-
     kinds = _kinds(formats)
     if kind not in kinds:
         raise ArchError(f"output format {kind!r} is not among this lane's FP8 formats {kinds!r}")
