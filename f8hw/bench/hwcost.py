@@ -10,7 +10,8 @@ from pathlib import Path
 
 from f8hw.errors import F8Error
 
-__all__ = ["run_gen", "run_area", "run_fmax", "fmax_component", "nextpnr", "FMAX_DEVICE"]
+__all__ = ["run_gen", "run_area", "run_format_area", "FORMAT_SETS", "run_fmax", "fmax_component", "nextpnr",
+           "FMAX_DEVICE"]
 
 
 def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
@@ -51,6 +52,52 @@ def run_area(workdir: Path, full_arrays: list[int], log=None) -> dict:
             a = r["components"][f"accelerator_{cfg.array}_{rq}"]
             out["accelerator"].append(dict(array=cfg.array, requant=rq, cells=a["cells"], seconds=a["seconds"],
                                            memory_bits=sum(r["memory_bits"].values()), note=a.get("note")))
+    return out
+
+
+FORMAT_SETS = (("int8",), ("int8", "e2m5"), ("int8", "e2m5", "e3m4"), ("int8", "e4m3"),
+               ("int8", "e2m5", "e3m4", "e4m3"), ("int8", "e2m5", "e3m4", "e4m3", "e5m2"))
+"""Format sets whose flexible PE and FP8 lane run_format_area measures (("int8",) alone: the flexible PE's
+micro-architecture without any FP8 format, which separates its accumulator economy from the formats' cost)."""
+_PE_PARTS = {"dec_a": "decoders", "dec_w": "decoders", "top": "multiplier", "align": "shifter",
+             "accum": "accumulator"}
+
+
+def run_format_area(workdir: Path, sets=FORMAT_SETS, lanes: bool = True, log=None) -> dict:
+    """Area of the flexible PE (f8hw.hw.fpe) per format set against the INT8 PE (generic cells, iCE40 LUT4s),
+    the ratio flexible / INT8 (the bar: <= 1.5), what each part costs (decoders, multiplier with the MAX-mode
+    operand select and weight register, shifter, accumulator) and (lanes=True) the FP8 requantizer lane
+    against the INT8 shift lane.  Cached like synth_report."""
+    from f8hw.hw.build import _convert, block_verilog, cached_synth, synth_workdir
+    from f8hw.hw.fp8requant import Fp8RequantLane
+    from f8hw.hw.fpe import FlexPE
+
+    wd = synth_workdir(workdir)
+    flows = ("generic", "ice40")
+    base = cached_synth("pe", *block_verilog("pe"), wd, flows=flows)
+    out = {"int8_pe": {k: base[k] for k in ("cells", "ice40_lut")}, "pe": [], "lane": []}
+    if lanes:
+        lane = cached_synth("requant_shift", *block_verilog("requant_shift"), wd, flows=flows)
+        out["int8_lane"] = {k: lane[k] for k in ("cells", "ice40_lut")}
+    for fs in sets:
+        name = "+".join(fs)
+        if log:
+            log(f"synthesizing the flexible PE for {name}")
+        pe = FlexPE(fs)
+        r = cached_synth(f"fpe_{name}", _convert(pe, "f8hw_fpe"), "f8hw_fpe", wd,
+                         flows=flows + ("generic_parts", "ice40_parts"))
+        parts = {}
+        for flow, key in (("generic_parts", "cells"), ("ice40_parts", "ice40_lut")):
+            for mod, n in r[flow].items():
+                part = parts.setdefault(_PE_PARTS.get(mod, mod), {"cells": 0, "ice40_lut": 0})
+                part[key] += n
+        out["pe"].append(dict(formats=name, acc_bits=pe.acc_bits, product_bits=pe.product_bits, cells=r["cells"],
+                              ice40_lut=r["ice40_lut"], ratio_cells=round(r["cells"] / base["cells"], 3),
+                              ratio_lut=round(r["ice40_lut"] / base["ice40_lut"], 3), parts=parts))
+        if lanes and len(fs) > 1:
+            q = cached_synth(f"fp8rq_{name}", _convert(Fp8RequantLane(fs), "f8hw_fp8rq"), "f8hw_fp8rq", wd, flows=flows)
+            out["lane"].append(dict(formats=name, cells=q["cells"], ice40_lut=q["ice40_lut"],
+                                    ratio_cells=round(q["cells"] / lane["cells"], 3)))
     return out
 
 

@@ -150,9 +150,23 @@ def _stat(path: Path) -> dict:
     return {"cells": int(des.get("num_cells", sum(cells.values()))), "by_type": dict(sorted(cells.items()))}
 
 
+def _stat_parts(path: Path, top: str, cell: str | None) -> dict:
+    """Cells (or cells of one type) of each module of a hierarchical stat: the top's own logic as "top",
+    each submodule by its instance name."""
+    mods = json.loads(path.read_text()).get("modules", {})
+    out = {}
+    for name, mod in mods.items():
+        n = (mod.get("num_cells_by_type", {}).get(cell, 0) if cell
+             else mod.get("num_cells", 0) - mod.get("num_submodules", 0))
+        key = name.lstrip("\\")
+        out["top" if key == top else key.removeprefix(top + ".")] = int(n)
+    return dict(sorted(out.items()))
+
+
 def synth_component(name: str, verilog_text: str, top: str, workdir: Path, flows=("generic", "ice40", "ecp5"),
                     extra_files: dict[str, str] | None = None, blackbox: tuple[str, ...] = ()) -> dict:
-    """Generic cells, iCE40 LUT4s and ECP5 LUT4s (no DSPs) of one module."""
+    """Generic cells, iCE40 LUT4s and ECP5 LUT4s (no DSPs) of one module; the ``*_parts`` flows give them
+    per submodule (generic cells, iCE40 LUT4s) without flattening."""
     wd = Path(workdir) / name
     wd.mkdir(parents=True, exist_ok=True)
     (wd / f"{top}.v").write_text(verilog_text)
@@ -165,6 +179,8 @@ def synth_component(name: str, verilog_text: str, top: str, workdir: Path, flows
         "generic": f"synth -top {top} -flatten",
         "ice40": f"synth_ice40 -top {top}",
         "ecp5": f"synth_ecp5 -top {top} -nodsp",
+        "generic_parts": f"synth -top {top}",            # per submodule (no flattening across them)
+        "ice40_parts": f"synth_ice40 -top {top} -noflatten",
     }
     for i, f in enumerate(flows):
         if i:
@@ -174,6 +190,9 @@ def synth_component(name: str, verilog_text: str, top: str, workdir: Path, flows
     run_yosys("\n".join(lines) + "\n", wd)
     out = {"seconds": round(time.monotonic() - t0, 1)}
     for f in flows:
+        if f.endswith("_parts"):
+            out[f] = _stat_parts(wd / f"{f}.json", top, "SB_LUT4" if f == "ice40_parts" else None)
+            continue
         s = _stat(wd / f"{f}.json")
         if f == "generic":
             out["cells"] = s["cells"]

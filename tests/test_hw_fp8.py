@@ -1,0 +1,116 @@
+"""The flexible-format blocks in Amaranth's simulator and yosys: parameter validation, widths derived from
+f8hw.numerics, the operand decoder against numerics.fp8.split on every code, and the netlists' multipliers
+(the RTL tests of the PE and the FP8 lane are sim/test_fp8_units.py)."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from f8hw import numerics
+from f8hw.arch import ArchError
+from f8hw.hw.fp8requant import Fp8RequantLane, fp8_rq_cfg_value, shift_bits, shift_range
+from f8hw.hw.fpe import HW_FORMATS, FlexPE, OperandDecoder, acc_bits, fpe_cfg_value, product_bits
+
+ROOT = Path(__file__).resolve().parent.parent
+SET = ("int8", "e2m5", "e3m4", "e4m3")
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # the objects whose __init__ raised
+@pytest.mark.parametrize("formats,msg", [
+    (("int8", "e6m1"), "unknown PE format 'e6m1'"),
+    (("int8", "e4m3", "e4m3"), "name a format twice"),
+    (("e4m3", "int8"), "must start with 'int8'"),
+    ("int8", "non-empty tuple"),
+    ((), "non-empty tuple"),
+])
+def test_formats_validated(formats, msg):
+    with pytest.raises(ArchError, match=msg):
+        FlexPE(formats)
+    with pytest.raises(ArchError, match=msg):
+        Fp8RequantLane(formats)
+    gc.collect()   # the half-built objects warn when collected: here, under the filter
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_config_values_validated():
+    with pytest.raises(ArchError, match="weight format 'e5m2' is not in"):
+        fpe_cfg_value(SET, "int8", "e5m2")
+    with pytest.raises(ArchError, match="output format 'e5m2' is not among"):
+        fp8_rq_cfg_value(SET, "e5m2", 0)
+    with pytest.raises(ArchError, match="shift must be an integer in -128..127, got 128"):
+        fp8_rq_cfg_value(SET, "e4m3", 128)
+    with pytest.raises(ArchError, match="needs an FP8 format"):
+        Fp8RequantLane(("int8",))
+    gc.collect()
+
+
+def test_widths_from_numerics():
+    """docs/ir.md's worst-case table (K = 4608): INT8/E2M5/E3M4 34 bits, with E4M3 49, with E5M2 77."""
+    assert acc_bits(("int8",)) == numerics.ACC_BITS
+    assert acc_bits(("int8", "e2m5", "e3m4")) == 34
+    assert acc_bits(SET) == 49
+    assert acc_bits(HW_FORMATS) == 77
+    assert product_bits(SET) == (2 * numerics.fp8_format("e4m3").max_int ** 2).bit_length()
+    lo, hi = shift_range(SET)
+    assert (lo, hi) == (-62, 91) and shift_bits(SET) == 8
+    assert -(1 << (shift_bits(HW_FORMATS) - 1)) <= shift_range(HW_FORMATS)[0]
+
+
+@pytest.mark.parametrize("weight", [False, True], ids=["activation", "weight"])
+def test_decoder_is_split(weight):
+    """Every code of every format: (significand, exponent) = numerics.fp8.split; INT8 the (9-bit) integer."""
+    dut = OperandDecoder(HW_FORMATS, weight)
+    got = {}
+
+    async def tb(ctx):
+        for i, fmt in enumerate(HW_FORMATS):
+            for a_signed in ((0, 1) if fmt == "int8" and not weight else (0,)):
+                for code in range(256):
+                    ctx.set(dut.code, code)
+                    ctx.set(dut.fmt, i)
+                    if not weight:
+                        ctx.set(dut.a_signed, a_signed)
+                    got[fmt, a_signed, code] = (ctx.get(dut.sig), ctx.get(dut.exp))
+
+    sim = Simulator(dut)
+    sim.add_testbench(tb)
+    sim.run()
+    for fmt in HW_FORMATS:
+        if fmt == "int8":
+            for (f, a_signed, code), (sig, exp) in got.items():
+                if f == "int8":
+                    want = code - 256 if code >= 128 and (weight or a_signed) else code
+                    assert (sig, exp) == (want, 0), (code, a_signed)
+            continue
+        codes = np.flatnonzero(numerics.finite_mask(fmt))
+        sig, exp = numerics.split(codes, fmt)
+        for c, s, e in zip(codes.tolist(), sig.tolist(), exp.tolist()):
+            assert got[fmt, 0, c] == (s, e), (fmt, hex(c))
+
+
+def test_netlists_multipliers():
+    """The flexible PE's only $mul is the 9 x 8-bit signed significand multiplier; the FP8 lane has none."""
+    from f8hw.hw.build import _convert, count_multipliers
+
+    wd = ROOT / "build" / "test_hw_fp8"
+    muls = count_multipliers({"fpe.v": _convert(FlexPE(SET), "f8hw_fpe")}, "f8hw_fpe", wd / "fpe")
+    assert [(m["A_WIDTH"], m["B_WIDTH"], m["A_SIGNED"], m["B_SIGNED"]) for m in muls] == [(9, 8, 1, 1)]
+    assert count_multipliers({"rq.v": _convert(Fp8RequantLane(SET), "f8hw_fp8rq")}, "f8hw_fp8rq", wd / "rq") == []
+
+
+def test_format_area_report():
+    """run_format_area: the flexible PE against the INT8 PE (the bar: <= 1.5x in generic cells) and what each
+    part costs; the parts add up to the hierarchical total."""
+    from f8hw.bench.hwcost import run_format_area
+
+    r = run_format_area(ROOT / "build" / "test_hw_fp8" / "area", sets=(SET,), lanes=False)
+    row = r["pe"][0]
+    assert row["formats"] == "+".join(SET) and row["acc_bits"] == 49
+    assert set(row["parts"]) == {"decoders", "multiplier", "shifter", "accumulator"}
+    assert row["ratio_cells"] == round(row["cells"] / r["int8_pe"]["cells"], 3) <= 1.5
+    assert abs(sum(p["cells"] for p in row["parts"].values()) - row["cells"]) < 0.1 * row["cells"]
