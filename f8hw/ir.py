@@ -38,7 +38,7 @@ def parse_ref(ref: str) -> tuple[str, int]:
     name, sep, k = ref.partition(":")
     if not sep:
         return name, 0
-    if not k.isdigit():
+    if not k.isdecimal():
         raise ValueError(f"bad tensor reference {ref!r}")
     return name, int(k)
 
@@ -167,7 +167,10 @@ class Graph:
             shape = getattr(self, f"_shape_{node.op}")(node, ins)
             for ref in node.refs():
                 shapes[ref] = shape
-        out = canonical_ref(self.output) if isinstance(self.output, str) else None
+        try:
+            out = canonical_ref(self.output)
+        except (ValueError, AttributeError):  # not a str, or "x:" / "x:y"
+            out = None
         if out not in shapes:
             raise GraphError(f"node {self.output!r}: graph output is not a tensor of the graph")
         self.input_node  # noqa: B018 -- the property raises unless there is exactly one input node

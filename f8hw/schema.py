@@ -28,7 +28,7 @@ MAX_SHIFT = 63
 def show(v) -> str:
     """A value for a one-line message: arrays by dtype and shape, anything else as a short repr."""
     if isinstance(v, np.ndarray) or hasattr(v, "dtype") and hasattr(v, "shape"):
-        return f"a {dtype_name(v)} tensor of shape {tuple(v.shape)}"
+        return f"a tensor of dtype {dtype_name(v)} and shape {tuple(v.shape)}"
     text = repr(v).replace("\n", " ")
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -150,13 +150,13 @@ def check_format(where: str, d) -> None:
     _check_fields(where, d, FORMAT_SCHEMA, "format")
 
 
-def _tensor_dtype(where: str, role: str, t, want: str, why: str) -> None:
+def _tensor_dtype(where: str, role: str, t, want: tuple[str, ...], why: str) -> None:
     import torch
 
     if not isinstance(t, (np.ndarray, torch.Tensor)):
         raise GraphError(f"{where}: {role} must be a tensor, got {show(t)}")
-    if dtype_name(t) != want:
-        raise GraphError(f"{where}: {role} must be {want} ({why}), got {dtype_name(t)}")
+    if dtype_name(t) not in want:
+        raise GraphError(f"{where}: {role} must be {' or '.join(want)} ({why}), got {dtype_name(t)}")
     if isinstance(t, torch.Tensor) and t.layout != torch.strided:
         raise GraphError(f"{where}: {role} must be a dense tensor, got layout {t.layout}")
 
@@ -165,7 +165,7 @@ def _input_kind(ref, formats: dict) -> str | None:
     """Kind of the tensor ref among earlier nodes' formats; None if unresolved (Graph.validate names it)."""
     name, sep, k = ref.partition(":")
     outs = formats.get(name)
-    if outs is None or (sep and not k.isdigit()) or int(k or 0) >= len(outs):
+    if outs is None or (sep and not k.isdecimal()) or int(k or 0) >= len(outs):
         return None
     return outs[int(k or 0)].get("kind", "int")
 
@@ -204,12 +204,14 @@ def check_graph_state(state) -> None:
         check_attrs(name, op, d["attrs"])
         if OP_SCHEMA[op].tensors:
             w_kind = d["attrs"].get("w_kind", "int")
-            _tensor_dtype(where, "weight", d.get("weight"), "int8" if w_kind == "int" else "uint8",
+            _tensor_dtype(where, "weight", d.get("weight"), ("int8",) if w_kind == "int" else ("uint8",),
                           "INT8 weights" if w_kind == "int" else f"{w_kind} weight codes")
             x_kind = _input_kind(d["inputs"][0], formats) if d["inputs"] else None
-            if x_kind is not None:
+            if x_kind is None:  # input unresolved (Graph.validate names it): any integer bias dtype
+                _tensor_dtype(where, "bias", d.get("bias"), ("int32", "int64"), "a layer's bias")
+            else:
                 int_layer = x_kind == w_kind == "int"
-                _tensor_dtype(where, "bias", d.get("bias"), "int32" if int_layer else "int64",
+                _tensor_dtype(where, "bias", d.get("bias"), ("int32",) if int_layer else ("int64",),
                               "an INT8 x INT8 layer" if int_layer else "a layer with an FP8 operand")
         else:
             for role in ("weight", "bias"):

@@ -145,6 +145,8 @@ def _set_in(field, key, value, k=0):
         ("fc", lambda d: d.__setitem__("bias", d["bias"].to(torch.int64)),
          "node 'fc': bias must be int32 (an INT8 x INT8 layer), got int64"),
         ("fc", _set("bias", [0] * 10), "node 'fc': bias must be a tensor, got [0, 0"),
+        ("dw", lambda d: d.update(inputs=["later"], bias=d["bias"].to(torch.bfloat16)),
+         "node 'dw': bias must be int32 or int64 (a layer's bias), got bfloat16"),
         ("fc", _set("op", "dense"), "node 'fc': unknown op 'dense'"),
     ],
 )
