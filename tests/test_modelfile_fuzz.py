@@ -132,7 +132,7 @@ def _tensor_variant(rng: random.Random, t: torch.Tensor) -> torch.Tensor:
         if t.dim() > 1:
             options += [t[:-1], t.transpose(0, 1)]
         return rng.choice(options)
-    t = t.clone()
+    t = t.clone(memory_format=torch.contiguous_format)
     if t.numel():
         extremes = [0, 1, -1, 127, -127, -128, 255, 2**31 - 1, -(2**31), 2**40]
         info = torch.iinfo(t.dtype) if not t.dtype.is_floating_point and t.dtype != torch.bool else None
