@@ -203,3 +203,24 @@ def test_every_bundled_model_loads():
     assert len(files) >= 4
     for path in files:
         load_model(path)[0].validate()
+
+
+def test_fp8_layers_store_uint8_codes_and_int64_biases_in_version_2(tmp_path):
+    from f8hw.numerics import TensorFormat
+    from f8hw.testing import mixed_layer_graph
+
+    g = mixed_layer_graph(np.random.default_rng(3), "conv", TensorFormat(2, False, 8, "e3m4"), "e4m3",
+                          [TensorFormat(3, True)])
+    for version, edit, message in [
+        (1, lambda d: None, "a version 1 file holding FP8 formats or a 64-bit output (those need version 2)"),
+        (2, lambda d: d.update(bias=d["bias"].to(torch.int32)),
+         "node 'layer': bias must be int64 (a layer with an FP8 operand), got int32"),
+        (2, lambda d: d.update(weight=d["weight"].to(torch.int8)),
+         "node 'layer': weight must be uint8 (e4m3 weight codes), got int8"),
+    ]:
+        state = graph_to_state(g)
+        _edit(state["nodes"], "layer", edit)
+        path = write_state(tmp_path / "m.pt", {"format": "f8hw-model", "version": version, "graph": state})
+        with pytest.raises(ModelFileError) as e:
+            load_model(path)
+        assert message in str(e.value) and "\n" not in str(e.value)
