@@ -23,7 +23,7 @@ from f8hw.errors import F8Error
 from f8hw.ir import Graph, Node, make_ref
 from f8hw.modelfile import save_model
 from f8hw.nn.graph import Plan, PNode, UnsupportedOpError, input_format, prepare
-from f8hw.nn.layers import QConv2d, QLinear
+from f8hw.nn.layers import F8Module, QConv2d, QLinear
 from f8hw.nn.quant import IMAGE_FL
 from f8hw.numerics import TensorFormat
 
@@ -61,6 +61,10 @@ def build_graph(model: nn.Module) -> Graph:
         raise F8Error("export needs a prepared model (f8hw.nn.prepare)")
     if model.training:
         raise F8Error("export needs eval mode (model.eval())")
+    floats = [n.name for n in plan.nodes if isinstance(n.module, F8Module) and not n.module.quantized]
+    if floats:
+        raise F8Error(f"export needs a calibrated model in F8 mode, but layer {floats[0]!r} is in float mode: "
+                      f"run f8hw.nn.calibrate(model, batches) first")
     if plan.output.kind != "layer":
         raise UnsupportedOpError(
             f"model output {plan.output.name!r} ({plan.output.kind}) must be a QLinear/QConv2d output (the int32 logits)"
@@ -135,8 +139,6 @@ def _layer_node(n: PNode, params, refs, add: PNode | None, formats) -> Node:
             "groups": c.groups,
             **w_attrs,
         }
-        if c.dilation != (1, 1) or c.padding_mode != "zeros":
-            raise UnsupportedOpError(f"layer {n.name!r}: dilation and non-zero padding modes are not supported")
         return Node(n.name, "conv2d", inputs, attrs, formats, weight, bias)
     assert isinstance(m, QLinear)
     lin = m.linear

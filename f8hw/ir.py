@@ -17,7 +17,6 @@ import numpy as np
 from f8hw.errors import AccumulatorOverflowError, FormatError, GraphError
 from f8hw.numerics import (
     INT32_MAX,
-    KINDS,
     MIXED_ACC_BITS,
     SHIFT_MAX,
     SHIFT_MIN,
@@ -28,18 +27,10 @@ from f8hw.numerics import (
     fl_range,
     int_form,
 )
+from f8hw.schema import OP_SCHEMA, check_attrs, check_format, check_graph_state
 
-OPS = ("input", "conv2d", "linear", "maxpool", "avgpool_global", "flatten")
-"""Every op of IR v1."""
-
-_ARITY = {
-    "input": (0, 0),
-    "conv2d": (1, 2),
-    "linear": (1, 2),
-    "maxpool": (1, 1),
-    "avgpool_global": (1, 1),
-    "flatten": (1, 1),
-}
+OPS = tuple(OP_SCHEMA)
+"""Every op of the IR (what each may hold: f8hw.schema.OP_SCHEMA)."""
 
 
 def parse_ref(ref: str) -> tuple[str, int]:
@@ -47,7 +38,7 @@ def parse_ref(ref: str) -> tuple[str, int]:
     name, sep, k = ref.partition(":")
     if not sep:
         return name, 0
-    if not k.isdigit():
+    if not k.isdecimal():
         raise ValueError(f"bad tensor reference {ref!r}")
     return name, int(k)
 
@@ -79,35 +70,16 @@ class Node:
         return [make_ref(self.name, k) for k in range(len(self.outputs))]
 
 
-def _pair(node: Node, key: str, minimum: int) -> tuple[int, int]:
-    v = node.attrs.get(key)
-    if (
-        not isinstance(v, (list, tuple))
-        or len(v) != 2
-        or not all(isinstance(i, int) and not isinstance(i, bool) and i >= minimum for i in v)
-    ):
-        raise GraphError(f"node {node.name!r}: attr {key!r} must be a pair of ints >= {minimum}, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
-def _int(node: Node, key: str, minimum: int) -> int:
-    v = node.attrs.get(key)
-    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-        raise GraphError(f"node {node.name!r}: attr {key!r} must be an int >= {minimum}, got {v!r}")
-    return v
-
-
 def weight_format(node: Node) -> TensorFormat:
     """The signed format of a conv2d/linear node's weight: attrs w_fl and w_kind (absent: "int")."""
     return TensorFormat(node.attrs.get("w_fl"), True, 8, node.attrs.get("w_kind", "int"))
 
 
 def _check_w_format(node: Node) -> None:
+    """w_fl's range depends on w_kind (both of the right type: f8hw.schema)."""
     kind = node.attrs.get("w_kind", "int")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise GraphError(f"node {node.name!r}: unknown weight format kind {kind!r} (known: {', '.join(KINDS)})")
-    fl, r = node.attrs.get("w_fl"), fl_range(True, kind)
-    if not isinstance(fl, int) or isinstance(fl, bool) or fl not in r:
+    fl, r = node.attrs["w_fl"], fl_range(True, kind)
+    if fl not in r:
         raise GraphError(f"node {node.name!r}: w_fl {fl!r} out of range {r.start}..{r.stop - 1} for {kind} weights")
 
 
@@ -174,7 +146,7 @@ class Graph:
             seen.add(node.name)
             if node.op not in OPS:
                 raise GraphError(f"node {node.name!r}: unknown op {node.op!r} (known: {', '.join(OPS)})")
-            lo, hi = _ARITY[node.op]
+            lo, hi = OP_SCHEMA[node.op].inputs
             if not lo <= len(node.inputs) <= hi:
                 want = str(lo) if lo == hi else f"{lo} or {hi}"
                 raise GraphError(f"node {node.name!r}: op {node.op} takes {want} inputs, got {len(node.inputs)}")
@@ -191,20 +163,21 @@ class Graph:
                 ins.append(shapes[key])
             if not node.outputs:
                 raise GraphError(f"node {node.name!r}: has no outputs")
+            check_attrs(node.name, node.op, node.attrs)
             shape = getattr(self, f"_shape_{node.op}")(node, ins)
             for ref in node.refs():
                 shapes[ref] = shape
-        out = canonical_ref(self.output) if isinstance(self.output, str) else None
+        try:
+            out = canonical_ref(self.output)
+        except (ValueError, AttributeError):  # not a str, or "x:" / "x:y"
+            out = None
         if out not in shapes:
             raise GraphError(f"node {self.output!r}: graph output is not a tensor of the graph")
         self.input_node  # noqa: B018 -- the property raises unless there is exactly one input node
         return shapes
 
     def _shape_input(self, node: Node, ins) -> tuple[int, ...]:
-        s = node.attrs.get("shape")
-        if not isinstance(s, (list, tuple)) or len(s) != 3 or not all(isinstance(i, int) and i >= 1 for i in s):
-            raise GraphError(f"node {node.name!r}: input attr 'shape' must be [C, H, W] of positive ints, got {s!r}")
-        return tuple(s)
+        return tuple(node.attrs["shape"])
 
     def _check_weight(self, node: Node, shape: tuple[int, ...]) -> None:
         w, b = node.weight, node.bias
@@ -235,11 +208,9 @@ class Graph:
         x = ins[0]
         if len(x) != 3:
             raise GraphError(f"node {node.name!r}: conv2d input must be (C, H, W), got {x}")
-        cin, cout = _int(node, "in_channels", 1), _int(node, "out_channels", 1)
-        g = _int(node, "groups", 1)
-        kh, kw = _pair(node, "kernel", 1)
-        sh, sw = _pair(node, "stride", 1)
-        ph, pw = _pair(node, "padding", 0)
+        a = node.attrs
+        cin, cout, g = a["in_channels"], a["out_channels"], a["groups"]
+        (kh, kw), (sh, sw), (ph, pw) = a["kernel"], a["stride"], a["padding"]
         _check_w_format(node)
         if x[0] != cin:
             raise GraphError(f"node {node.name!r}: in_channels {cin} but input has {x[0]} channels")
@@ -255,7 +226,7 @@ class Graph:
 
     def _shape_linear(self, node: Node, ins) -> tuple[int, ...]:
         x = ins[0]
-        fin, fout = _int(node, "in_features", 1), _int(node, "out_features", 1)
+        fin, fout = node.attrs["in_features"], node.attrs["out_features"]
         _check_w_format(node)
         if x != (fin,):
             raise GraphError(f"node {node.name!r}: in_features {fin} but input shape is {x}")
@@ -266,9 +237,7 @@ class Graph:
         x = ins[0]
         if len(x) != 3:
             raise GraphError(f"node {node.name!r}: maxpool input must be (C, H, W), got {x}")
-        kh, kw = _pair(node, "kernel", 1)
-        sh, sw = _pair(node, "stride", 1)
-        ph, pw = _pair(node, "padding", 0)
+        (kh, kw), (sh, sw), (ph, pw) = node.attrs["kernel"], node.attrs["stride"], node.attrs["padding"]
         if 2 * ph > kh or 2 * pw > kw:
             raise GraphError(f"node {node.name!r}: maxpool padding {[ph, pw]} must be at most half the kernel {[kh, kw]}")
         return (
@@ -281,7 +250,6 @@ class Graph:
         x = ins[0]
         if len(x) != 3:
             raise GraphError(f"node {node.name!r}: avgpool_global input must be (C, H, W), got {x}")
-        _int(node, "shift", 0)
         return (x[0], 1, 1)
 
     def _shape_flatten(self, node: Node, ins) -> tuple[int, ...]:
@@ -365,7 +333,7 @@ class Graph:
 
     def _formats_maxpool(self, node: Node, ins, shapes) -> None:
         if node.outputs != [ins[0]]:
-            raise GraphError(f"node {node.name!r}: maxpool must have one output with its input's format {ins[0]}")
+            raise GraphError(f"node {node.name!r}: {node.op} must have one output with its input's format {ins[0]}")
 
     _formats_flatten = _formats_maxpool
 
@@ -418,18 +386,10 @@ def format_to_state(f: TensorFormat) -> dict:
     return d
 
 
-def format_from_state(d: dict) -> TensorFormat:
-    """Inverse of format_to_state, strict about types (a bool is not an int); GraphError says what is wrong."""
-    fl, signed, bits, kind = d["fl"], d["signed"], d.get("bits", 8), d.get("kind", "int")
-    if not isinstance(fl, int) or isinstance(fl, bool):
-        raise GraphError(f"fl must be an int, got {fl!r}")
-    if not isinstance(bits, int) or isinstance(bits, bool):
-        raise GraphError(f"bits must be an int, got {bits!r}")
-    if not isinstance(signed, bool):
-        raise GraphError(f"signed must be a bool, got {signed!r}")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise GraphError(f"unknown format kind {kind!r} (known: {', '.join(KINDS)})")
-    return TensorFormat(fl, signed, bits, kind)
+def format_from_state(d: dict, where: str = "format") -> TensorFormat:
+    """Inverse of format_to_state, strict about keys and types (f8hw.schema); GraphError says what is wrong."""
+    check_format(where, d)
+    return TensorFormat(d["fl"], d["signed"], d.get("bits", 8), d.get("kind", "int"))
 
 
 def _bias_is_int32(graph: Graph, node: Node) -> bool:
@@ -460,26 +420,16 @@ def _plain(v):
 
 
 def _to_numpy(a):
-    if a is None or isinstance(a, np.ndarray):
-        return a
-    if hasattr(a, "detach"):  # a torch tensor
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
+    """A stored tensor (torch or numpy, f8hw.schema checked which) as numpy; None stays None."""
+    return a.detach().cpu().numpy() if hasattr(a, "detach") else a
 
 
 def graph_from_state(state: dict) -> Graph:
-    """Inverse of graph_to_state (accepts torch or numpy arrays). Does not validate."""
-    try:
-        nodes = []
-        for d in state["nodes"]:
-            outputs = []
-            for k, f in enumerate(d["outputs"]):
-                try:
-                    outputs.append(format_from_state(f))
-                except GraphError as e:
-                    raise GraphError(f"node {d['name']!r}: output {k}: {e}") from None
-            nodes.append(Node(name=d["name"], op=d["op"], inputs=list(d["inputs"]), attrs=dict(d["attrs"]),
-                              outputs=outputs, weight=_to_numpy(d.get("weight")), bias=_to_numpy(d.get("bias"))))
-        return Graph(nodes, state["output"])
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise GraphError(f"node <state>: malformed graph state ({type(e).__name__}: {e})") from None
+    """Inverse of graph_to_state (accepts torch or numpy arrays) after the schema check
+    (f8hw.schema.check_graph_state); the semantic checks are Graph.validate()."""
+    check_graph_state(state)
+    nodes = [Node(name=d["name"], op=d["op"], inputs=list(d["inputs"]), attrs=dict(d["attrs"]),
+                  outputs=[format_from_state(f) for f in d["outputs"]],
+                  weight=_to_numpy(d.get("weight")), bias=_to_numpy(d.get("bias")))
+             for d in state["nodes"]]
+    return Graph(nodes, state["output"])

@@ -15,6 +15,7 @@ import os
 
 from f8hw.errors import F8Error, ModelFileError
 from f8hw.ir import Graph, graph_from_state, graph_to_state, uses_v2
+from f8hw.schema import FILE_KEYS, check_graph_state, check_keys, check_meta, check_reaches_output
 
 FORMAT = "f8hw-model"
 VERSION = 2
@@ -28,9 +29,17 @@ def save_model(graph: Graph, path: str | os.PathLike, meta: dict | None = None) 
 
     try:
         graph.validate()
+        check_reaches_output(graph)
+        graph_state = graph_to_state(graph)
+        check_graph_state(graph_state)  # the loader's own schema: never write what load_model refuses
     except F8Error as e:
         raise ModelFileError(f"{path}: refusing to save an invalid graph: {e}") from None
-    state = {"format": FORMAT, "version": VERSION if uses_v2(graph) else 1, "graph": graph_to_state(graph), "meta": dict(meta or {})}
+    state = {"format": FORMAT, "version": VERSION if uses_v2(graph) else 1, "graph": graph_state,
+             "meta": dict(meta or {})}
+    try:
+        check_meta(state["meta"])
+    except F8Error as e:
+        raise ModelFileError(f"{path}: refusing to save: {e}") from None
     try:
         torch.save(state, path)
     except (OSError, RuntimeError) as e:  # torch reports a missing directory as RuntimeError
@@ -89,7 +98,16 @@ def load_model(path: str | os.PathLike) -> tuple[Graph, dict]:
     if not isinstance(meta, dict) or not isinstance(state.get("graph"), dict):
         raise ModelFileError(f"{path}: malformed f8hw model file (graph/meta must be dicts)")
     try:
+        check_keys("file", state, FILE_KEYS, "top-level", ModelFileError)
+        check_meta(meta)
+    except F8Error as e:
+        raise ModelFileError(f"{path}: malformed f8hw model file: {e}") from None
+    try:
         graph = graph_from_state(state["graph"]).validate()
+        check_reaches_output(graph)
     except F8Error as e:
         raise ModelFileError(f"{path}: invalid graph: {e}") from None
+    if version < 2 and uses_v2(graph):
+        raise ModelFileError(f"{path}: a version {version} file holding FP8 formats or a 64-bit output "
+                             f"(those need version 2): a damaged or hand-edited file")
     return graph, meta

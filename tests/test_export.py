@@ -145,3 +145,69 @@ def test_malicious_pickle_is_refused_by_every_loader(tmp_path, capsys):
         with pytest.raises(pickle.UnpicklingError):
             load_checkpoint(path)
     assert not marker.exists()
+
+
+class Small(nn.Module):
+    def __init__(self, dilation=1):
+        super().__init__()
+        self.stem = f8nn.QConv2d(1, 4, 3, 1, 1)
+        self.stem.conv.dilation = (dilation, dilation)
+        self.body = f8nn.QConv2d(4, 4, 3, 1, 1)
+        self.join = f8nn.QAdd()
+        self.head = Classifier(4, 10)
+
+    def forward(self, x):
+        y = self.stem(x)
+        return self.head(self.join(self.body(y), y))
+
+
+IMAGES = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+
+
+def test_export_before_calibrate_is_an_error(tmp_path):
+    model = Small()
+    f8nn.prepare(model, IMAGES)
+    with pytest.raises(F8Error, match=r"^export needs a calibrated model in F8 mode, but layer 'stem' is in float "
+                       r"mode: run f8hw.nn.calibrate\(model, batches\) first$"):
+        f8hw.export(model, IMAGES[:1], tmp_path / "m.pt")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_wrong_input_channels_name_the_layer():
+    wrong = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    message = r"^layer 'stem': expects 1 input channels, got 3 channels \(input shape \(2, 3, 8, 8\)\)$"
+    with pytest.raises(F8Error, match=message):
+        f8nn.prepare(Small(), wrong)
+    model = Small()
+    f8nn.prepare(model, IMAGES)
+    with pytest.raises(F8Error, match=message):
+        model(wrong)
+    with pytest.raises(F8Error, match=r"^QConv2d: expects 1 input channels, got a 3-d tensor"):
+        Small()(IMAGES[0])
+    with pytest.raises(F8Error, match=r"^layer 'head.fc': expects 4 input features, got 5 features"):
+        model.head.fc(torch.zeros(2, 5))
+    with pytest.raises(F8Error, match=r"^add 'join': main operand of shape \(2, 4, 8, 8\) and skip of shape "
+                       r"\(2, 4, 4, 4\) differ$"):
+        model.join(torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 4, 4))
+
+
+def test_unsupported_conv_and_pool_options_say_which():
+    with pytest.raises(f8nn.UnsupportedOpError, match=r"^layer 'stem': dilation 2 is not supported"):
+        f8nn.prepare(Small(dilation=2), IMAGES)
+
+    def plain(**conv):
+        return nn.Sequential(nn.Conv2d(1, 4, 3, **conv), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                             nn.Flatten(), nn.Linear(4, 10))
+
+    for conv, why in [(dict(dilation=2, padding=2), "dilation 2 is not supported"),
+                      (dict(dilation=(1, 2), padding=2), r"dilation \[1, 2\] is not supported"),
+                      (dict(padding="same"), "padding='same' is not supported"),
+                      (dict(padding=1, padding_mode="reflect"), "padding_mode 'reflect' is not supported")]:
+        with pytest.raises(f8nn.UnsupportedOpError, match=f"^'0': {why}"):
+            f8nn.quantize(plain(**conv), IMAGES)
+    pooled = nn.Sequential(f8nn.QConv2d(1, 4, 3, 1, 1), nn.MaxPool2d(3, ceil_mode=True), Classifier(4, 10))
+    with pytest.raises(f8nn.UnsupportedOpError, match=r"^module '1': MaxPool2d ceil_mode=True is not supported"):
+        f8nn.prepare(pooled, IMAGES)
+    too_big = nn.Sequential(f8nn.QConv2d(1, 4, 3, 1, 1), nn.MaxPool2d(16), Classifier(4, 10))
+    with pytest.raises(f8nn.UnsupportedOpError, match=r"^module '1' fails on the example input: .*too small"):
+        f8nn.prepare(too_big, IMAGES)

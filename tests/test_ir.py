@@ -95,7 +95,9 @@ def broken(graph, name, **change):
         ("dw", dict(outputs=[TensorFormat(20, True, 32)]), "32-bit"),
         ("pool", dict(outputs=[TensorFormat(1, False)] * 2), "maxpool must have one output"),
         ("pool", dict(padding=[2, 2]), "at most half the kernel"),
-        ("flat", dict(outputs=[TensorFormat(0, True)]), "input's format"),
+        ("flat", dict(outputs=[TensorFormat(0, True)]), "flatten must have one output with its input's format"),
+        ("pool", dict(ceil_mode=True), "unknown attr key 'ceil_mode'"),
+        ("gconv", dict(stride=(1, True)), "'stride' must be a list of 2 ints"),
         ("gap", dict(shift=-1), "'shift'"),
         ("gap", dict(shift=30), "requantization shift"),
         ("fc", dict(in_features=5), "in_features 5"),
@@ -139,9 +141,10 @@ def test_accumulator_overflow_rejected():
 
 def test_graph_level_errors(graph):
     g = copy.deepcopy(graph)
-    g.output = "nosuch"
-    with pytest.raises(GraphError, match="'nosuch'"):
-        g.validate()
+    for output in ("nosuch", ":", "fc:x", 3):
+        g.output = output
+        with pytest.raises(GraphError, match=f"node {output!r}: graph output is not a tensor of the graph"):
+            g.validate()
     g = copy.deepcopy(graph)
     g.nodes.append(copy.deepcopy(g.nodes[1]))
     with pytest.raises(GraphError, match="'conv1': duplicate"):
@@ -169,6 +172,8 @@ def test_state_round_trip(graph, tensors):
             assert (x is None and y is None) or np.array_equal(x, y)
 
 
-def test_malformed_state():
-    with pytest.raises(GraphError, match="malformed"):
+def test_malformed_state_names_node_and_field():
+    with pytest.raises(GraphError, match="^node 'x': node key 'op' is missing$"):
         graph_from_state({"nodes": [{"name": "x"}], "output": "x"})
+    with pytest.raises(GraphError, match="^node 'x': node key 'attrs' is missing$"):
+        graph_from_state({"nodes": [{"name": "x", "op": "flatten", "inputs": [], "outputs": []}], "output": "x"})

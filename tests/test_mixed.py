@@ -201,15 +201,15 @@ def test_bad_formats_in_model_files_are_one_line_errors(tmp_path):
             nodes[2]["weight"] = w
         return edit
 
-    assert "node 'pre': output 0: unknown format kind 'e6m1'" in corrupt(
+    assert "node 'pre': output 0: format 'kind' must be one of int, e2m5, e3m4, e4m3, e5m2, got 'e6m1'" in corrupt(
         tmp_path, lambda n: n[1]["outputs"][0].update(kind="e6m1"))
     assert "node 'layer': weight holds code 0x7f, not a finite e5m2 value" in corrupt(tmp_path, weight_code(0x7F))
     assert "node 'layer': weight holds code 0xfc, not a finite e5m2 value" in corrupt(tmp_path, weight_code(0xFC))
-    assert "node 'layer': unknown weight format kind 'fp8'" in corrupt(tmp_path, lambda n: n[2]["attrs"].update(
+    assert "node 'layer': attr 'w_kind' must be one of int, e2m5, e3m4, e4m3, e5m2, got 'fp8'" in corrupt(tmp_path, lambda n: n[2]["attrs"].update(
         w_kind="fp8"))
-    assert "node 'pre': output 0: fl must be an int, got True" in corrupt(
+    assert "node 'pre': output 0: format 'fl' must be an int, got True" in corrupt(
         tmp_path, lambda n: n[1]["outputs"][0].update(fl=True))
-    assert "node 'pre': output 0: fl must be an int, got 2.0" in corrupt(
+    assert "node 'pre': output 0: format 'fl' must be an int, got 2.0" in corrupt(
         tmp_path, lambda n: n[1]["outputs"][0].update(fl=2.0))
     assert "node 'pre': output 0: fl 40 out of range -16..31 for e4m3 8-bit" in corrupt(
         tmp_path, lambda n: n[1]["outputs"][0].update(fl=40))

@@ -74,16 +74,44 @@ class _Tracer(torch.fx.Tracer):
         return isinstance(m, F8Module) or super().is_leaf_module(m, qualname)
 
 
+def _dilation(d) -> str:
+    return str(d[0] if d[0] == d[1] else list(d)) if isinstance(d, tuple) else str(d)
+
+
+def conv_problem(m: nn.Conv2d) -> str | None:
+    """Why f8hw cannot run this Conv2d, or None: the IR's conv2d is undilated with numeric zero padding."""
+    if m.dilation != (1, 1):
+        return f"dilation {_dilation(m.dilation)} is not supported (f8hw convolutions are undilated)"
+    if isinstance(m.padding, str):
+        return f"padding={m.padding!r} is not supported (give the padding as numbers)"
+    if m.padding_mode != "zeros":
+        return f"padding_mode {m.padding_mode!r} is not supported (zero padding only)"
+    return None
+
+
+def maxpool_problem(m: nn.MaxPool2d) -> str | None:
+    """Why f8hw cannot run this MaxPool2d, or None."""
+    if m.dilation not in (1, (1, 1)):
+        return f"MaxPool2d dilation {_dilation(m.dilation)} is not supported (undilated pooling only)"
+    if m.ceil_mode:
+        return "MaxPool2d ceil_mode=True is not supported (floor only)"
+    return None
+
+
 def _module_kind(name: str, m: nn.Module) -> str:
     if isinstance(m, (QConv2d, QLinear)):
+        problem = conv_problem(m.conv) if isinstance(m, QConv2d) else None
+        if problem:
+            raise UnsupportedOpError(f"layer {name!r}: {problem}")
         return "layer"
     if isinstance(m, QAdd):
         return "add"
     if isinstance(m, QGlobalAvgPool2d):
         return "gap"
     if isinstance(m, nn.MaxPool2d):
-        if m.dilation not in (1, (1, 1)) or m.ceil_mode:
-            raise UnsupportedOpError(f"module {name!r}: MaxPool2d with dilation or ceil_mode is not supported")
+        problem = maxpool_problem(m)
+        if problem:
+            raise UnsupportedOpError(f"module {name!r}: {problem}")
         return "maxpool"
     if isinstance(m, nn.ReLU):
         return "relu"
@@ -132,13 +160,22 @@ def _shapes(model: nn.Module, graph: torch.fx.Graph, example: torch.Tensor) -> d
 
         class _Recorder(torch.fx.Interpreter):
             def run_node(self, n):
-                out = super().run_node(n)
+                try:
+                    out = super().run_node(n)
+                except F8Error:
+                    raise
+                except Exception as e:  # torch's own message, without its multi-line context
+                    what = f"module {n.target!r}" if n.op == "call_module" else f"operation {n.name!r}"
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise UnsupportedOpError(f"{what} fails on the example input: {first}") from None
                 if isinstance(out, torch.Tensor):
                     shapes[n.name] = tuple(out.shape[1:])
                 return out
 
+        recorder = _Recorder(gm)
+        recorder.extra_traceback = False  # keep F8Error messages one line
         with torch.no_grad():
-            _Recorder(gm).run(example)
+            recorder.run(example)
         return shapes
     finally:
         for m, q in modes.items():
@@ -155,6 +192,9 @@ def trace(model: nn.Module, example: torch.Tensor) -> Plan:
     except Exception as e:  # fx raises many kinds for untraceable Python
         raise UnsupportedOpError(f"model {type(model).__name__} cannot be traced by torch.fx: {e}") from None
     modules = dict(model.named_modules())
+    for qualname, m in modules.items():
+        if isinstance(m, F8Module):
+            m.links["name"] = qualname  # the layers' own input checks name them while shapes are traced
     kinds = {
         n: _module_kind(n.target, modules[n.target]) if n.op == "call_module" else _function_kind(n)
         for n in graph.nodes

@@ -53,6 +53,11 @@ class F8Module(nn.Module):
 class _QLayer(F8Module):
     """Shared F8 path of QConv2d and QLinear: input format (act.kind) and weight format (w_kind)."""
 
+    def _bad_input(self, x: torch.Tensor, wanted: str, got: str):
+        """An F8Error naming the layer instead of torch's RuntimeError from deep inside the conv/matmul."""
+        name = f"layer {self.links['name']!r}" if "name" in self.links else type(self).__name__
+        raise F8Error(f"{name}: expects {wanted}, got {got} (input shape {tuple(x.shape)})")
+
     def set_format(self, format: str | None = None, w_format: str | None = None) -> None:
         """Set the input activation format and/or the weight format by name ("int8", "e4m3", ...)."""
         layer = f"layer {self.links['name']!r} " if "name" in self.links else ""
@@ -141,6 +146,10 @@ class QConv2d(_QLayer):
         return w_eff, b_eff
 
     def forward(self, x):
+        cin = self.conv.in_channels
+        if x.dim() != 4 or x.shape[1] != cin:
+            self._bad_input(x, f"{cin} input channels", f"{x.shape[1]} channels" if x.dim() == 4 else
+                            f"a {x.dim()}-d tensor, not an (N, C, H, W) batch")
         if not self.quantized:
             return self.bn(self.conv(self.act.float_view(x)))
         x_q, fl_x = self.act(x)
@@ -162,6 +171,9 @@ class QLinear(_QLayer):
         return self.linear.weight * self.act.eta() * out_scale, self.linear.bias * out_scale
 
     def forward(self, x):
+        fin = self.linear.in_features
+        if x.dim() == 0 or x.shape[-1] != fin:
+            self._bad_input(x, f"{fin} input features", f"{x.shape[-1]} features" if x.dim() else "a scalar")
         if not self.quantized:
             return self.linear(self.act.float_view(x))
         x_q, fl_x = self.act(x)
@@ -187,6 +199,10 @@ class QAdd(F8Module):
         return self.links.get("skip_quant", self.skip_act)
 
     def forward(self, main, skip):
+        if main.shape != skip.shape:
+            name = f"add {self.links['name']!r}" if "name" in self.links else "QAdd"
+            raise F8Error(f"{name}: main operand of shape {tuple(main.shape)} and skip of shape "
+                          f"{tuple(skip.shape)} differ")
         if not self.quantized:
             return main + self.skip_quant().float_view(skip)
         self._require_wiring()

@@ -25,7 +25,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from f8hw.nn.graph import UnsupportedOpError, prepare
+from f8hw.nn.graph import UnsupportedOpError, conv_problem, maxpool_problem, prepare
 from f8hw.nn.layers import QAdd, QConv2d, QGlobalAvgPool2d, QLinear
 
 __all__ = ["quantize"]
@@ -105,8 +105,9 @@ class _Rebuild:
                                                                                   nn.BatchNorm2d):
                 raise UnsupportedOpError(f"{node.target!r}: a Conv2d must be followed by its BatchNorm2d only "
                                          f"(QConv2d fuses conv + BN)")
-            if m.dilation != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str):
-                raise UnsupportedOpError(f"{node.target!r}: dilation, padding modes and string padding are not supported")
+            problem = conv_problem(m)
+            if problem:
+                raise UnsupportedOpError(f"{node.target!r}: {problem}")
             return _V(None, False, "conv", node, m)
         if isinstance(m, nn.BatchNorm2d):
             conv_v = self.env.get(x)
@@ -128,8 +129,9 @@ class _Rebuild:
                     q.linear.bias.zero_()
             return _V(self.call(node.target, q, src.node), False, "layer", node)
         if isinstance(m, nn.MaxPool2d):
-            if m.dilation not in (1, (1, 1)) or m.ceil_mode:
-                raise UnsupportedOpError(f"{node.target!r}: MaxPool2d with dilation or ceil_mode is not supported")
+            problem = maxpool_problem(m)
+            if problem:
+                raise UnsupportedOpError(f"{node.target!r}: {problem}")
             return _V(self.call(node.target, nn.MaxPool2d(m.kernel_size, m.stride, m.padding), src.node), src.relu, "other")
         if isinstance(m, nn.AdaptiveAvgPool2d):
             if m.output_size not in (1, (1, 1)):
