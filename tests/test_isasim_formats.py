@@ -204,3 +204,24 @@ def test_decode_table_is_to_integer_on_finite_codes(kind):
     sig, ex = split(c[fin], kind)
     assert np.array_equal(t[fin], sig << ex)
     assert (t[~fin] != 0).all()  # NaN/Inf bit patterns decode like normals (what the PE computes)
+
+
+def test_wide64_store_writes_eight_planes():
+    """STORE wide64: bytes 0..7 of each 64-bit lane, byte-planar; walk counts 8 words per line."""
+    a = ArchConfig(rows=2, cols=2, formats=("int8", "e4m3"), a_depth=8, w_depth=8, o_depth=4, s_depth=4,
+                   mem_words=64)
+    E = isa.encode
+    st = E("STORE", wide=1, wide64=1, src=0, count=2, addr=8, stride=8)
+    assert [w.store_words for *_, w in isa.walk([st], 2)] == [16]
+    # O lines holding 64-bit values, as a raw drain of a wide accumulator leaves them
+    from f8hw.isasim.machine import Machine
+    from f8hw.isasim.store import store
+
+    m = Machine(np.zeros((64, 2), np.uint8), a, check_races=False)
+    v = np.array([[-(1 << 40) - 3, 1 << 45], [5, -1]], np.int64)
+    m.O[0:2] = v
+    store(m, 0, isa.decode(st)[1], 1)
+    for line in range(2):
+        planes = m.mem[8 + 8 * line: 16 + 8 * line].astype(np.uint64)  # (8 planes, 2 lanes)
+        got = sum(planes[j] << np.uint64(8 * j) for j in range(8)).view(np.int64)
+        assert np.array_equal(got, v[line])

@@ -70,8 +70,11 @@ def flex_mac(m: Machine, pc: int, f: dict, steps: int) -> None:
         return
     wf = fmt_reg(m, pc, Reg.W_FMT)
     if mode == Mode.DENSE:
-        # int64 is exact: the compiler proves every partial sum fits acc_bits <= 64 (wrapping beyond)
-        val = a.reshape(R, steps) @ int_forms(m.W[w_base:w_base + steps], wf, True)
+        a2, w2 = a.reshape(R, steps), int_forms(m.W[w_base:w_base + steps], wf, True)
+        if steps * int(np.abs(a2).max(initial=0)) * int(np.abs(w2).max(initial=0)) < 1 << 53:
+            val = (a2.astype(np.float64) @ w2.astype(np.float64)).astype(np.int64)  # exact, BLAS-fast
+        else:  # int64 is exact: the compiler proves every partial sum fits acc_bits <= 64 (wrapping beyond)
+            val = a2 @ w2
     else:
         val = np.einsum("rlc,lc->rc", a, int_forms(m.W[w_base:w_base + nl], wf, True))
     m.P = wrap(val if not f["acc"] else m.P + val, m.arch.acc_bits)
