@@ -102,9 +102,11 @@ class ArchConfig:
 
     @cached_property
     def acc_bits(self) -> int:
-        """Accumulator width: 32 for INT8, f8hw.hw.fpe.acc_bits(formats) for a flexible build."""
+        """Accumulator width: numerics.ACC_BITS (32) for INT8, f8hw.hw.fpe.acc_bits(formats) when flexible."""
         if not self.flexible:
-            return 32
+            from f8hw.numerics import ACC_BITS
+
+            return ACC_BITS
         from f8hw.hw.fpe import acc_bits
 
         return acc_bits(self.formats)
@@ -120,8 +122,10 @@ class ArchConfig:
 
     @property
     def lshift_bits(self) -> int:
-        """Bits of ACC_LSHIFT / SKIP_LSHIFT the lanes use."""
-        return FLEX_LSHIFT_BITS if self.flexible else 4
+        """Bits of ACC_LSHIFT / SKIP_LSHIFT the lanes use (INT8: numerics.LSHIFT_BITS = 4)."""
+        from f8hw.numerics import LSHIFT_BITS
+
+        return FLEX_LSHIFT_BITS if self.flexible else LSHIFT_BITS
 
     @property
     def bus_bytes(self) -> int:
