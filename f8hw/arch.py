@@ -146,14 +146,6 @@ class ArchConfig:
         return d
 
 
-def require_rtl(arch: ArchConfig, what: str) -> None:
-    """Refuse (ArchError, one line) what needs the generated RTL on a flexible build: the format
-    registers and FP8 lanes are implemented by the ISA, compiler and ISA simulator, not yet by the RTL."""
-    if arch.flexible:
-        raise ArchError(f"{what}: the RTL does not implement --formats {','.join(arch.formats)} yet "
-                        f"(the ISA simulator does: --engine isa); only --formats int8 builds RTL")
-
-
 def parse_formats(text: str) -> tuple[str, ...]:
     """'int8,e2m5' -> ("int8", "e2m5"), validated by check_formats (one-line ArchError otherwise)."""
     names = tuple(t.strip().lower() for t in str(text).split(",") if t.strip())

@@ -186,3 +186,62 @@ def run_and_check(graph: Graph, arch: ArchConfig, simulator: str, images: np.nda
     assert res is not None
     return dict(cycles=res.cycles, sim_cycles=res.sim_cycles, wall=res.wall_time, total=res.total_time,
                 cps=res.cycles_per_second, checked=checked_refs(comp, gold), build=res.build)
+
+
+FLEX_FORMATS = ("int8", "e2m5", "e3m4", "e4m3")
+FLEX_KINDS = ("int", "e2m5", "e3m4", "e4m3")   # TensorFormat kinds of FLEX_FORMATS
+MIXED_KINDS = ("conv", "depthwise", "linear", "residual", "pools", "bias64")
+
+
+def flex_arch(size: str) -> ArchConfig:
+    """small_arch(size) with the flexible format set."""
+    r, c = map(int, size.split("x"))
+    return ArchConfig(rows=r, cols=c, mem_words=SMALL_MEM_WORDS, imem_depth=SMALL_IMEM, formats=FLEX_FORMATS)
+
+
+def _x_format(rng, kind: str) -> TensorFormat:
+    if kind == "int":
+        return TensorFormat(int(rng.integers(3, 7)), bool(rng.integers(2)))
+    return TensorFormat(int(rng.integers(0, 8)), bool(rng.integers(2)), 8, kind)
+
+
+def _out_formats(rng) -> list[TensorFormat]:
+    """An INT8 output and an FP8 one (ReLU or signed): both lanes, a second drain of the same tile."""
+    return [TensorFormat(int(rng.integers(2, 7)), bool(rng.integers(2))),
+            TensorFormat(int(rng.integers(0, 6)), bool(rng.integers(2)), 8, FLEX_KINDS[1 + int(rng.integers(3))])]
+
+
+def random_mixed_layer(rng: np.random.Generator, kind: str) -> Graph:
+    """A mixed-format layer after an INT8 "pre" conv (f8hw.testing.mixed_layer_graph): random activation,
+    weight (and residual) formats; "pools": FP8 maxpool, GAP and 64-bit raw logits; "bias64": a bias
+    beyond int32 into a 64-bit raw output."""
+    x_fmt = _x_format(rng, FLEX_KINDS[int(rng.integers(4))])
+    w_kind = FLEX_KINDS[int(rng.integers(4))]
+    if kind in ("conv", "depthwise", "linear"):
+        return testing.mixed_layer_graph(rng, kind, x_fmt, w_kind, _out_formats(rng), channels=int(rng.integers(2, 6)),
+                                         size=4)
+    if kind == "residual":
+        skip = _x_format(rng, FLEX_KINDS[int(rng.integers(4))])
+        return testing.mixed_layer_graph(rng, ["conv", "depthwise"][int(rng.integers(2))], x_fmt, w_kind,
+                                         _out_formats(rng), skip_fmt=skip, channels=3, size=4)
+    if kind == "pools":
+        g = testing.mixed_layer_graph(rng, "conv", TensorFormat(5, True), w_kind, [x_fmt], channels=5, size=5)
+        gap_out = TensorFormat(4, True, 8, "e2m5")
+        g.nodes += [Node("pool", "maxpool", ["layer"], dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1]), [x_fmt]),
+                    Node("gap", "avgpool_global", ["pool"], {"shift": 2}, [gap_out]),
+                    Node("flat", "flatten", ["gap"], {}, [gap_out])]
+        fc = testing.float_layer("fc", "linear", ["flat"], gap_out, rng.normal(0, 1, (3, 5)), [0.1, -0.2, 0.3],
+                                 "e4m3", [])
+        fc.outputs = [TensorFormat(gap_out.unit + TensorFormat(fc.attrs["w_fl"], True, 8, "e4m3").unit, True, 64)]
+        g.nodes.append(fc)
+        g.output = "fc"
+        return g.validate()
+    if kind == "bias64":
+        g = testing.mixed_layer_graph(rng, "conv", TensorFormat(2, False, 8, "e3m4"), "e4m3", [TensorFormat(0, True)],
+                                      channels=int(rng.integers(2, 8)), size=3)
+        layer = g.node("layer")
+        unit = g.format("pre").unit + TensorFormat(layer.attrs["w_fl"], True, 8, "e4m3").unit
+        layer.outputs = [TensorFormat(unit, True, 64)]
+        layer.bias = rng.integers(-(1 << 40), 1 << 40, size=layer.bias.shape).astype(np.int64)
+        return g.validate()
+    raise ValueError(kind)

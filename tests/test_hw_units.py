@@ -270,17 +270,19 @@ def test_array_random_tiles(R, C, mode):
         np.testing.assert_array_equal(res, exp)
 
 
-@pytest.mark.parametrize("requant", ["shift", "dyadic"])
+@pytest.mark.parametrize("requant", ["shift", "dyadic", "flexible"])
 def test_multiplier_inventory(requant):
     """yosys: exactly R*C multipliers, each 9-bit signed x 8-bit signed -> 17 bits (the A operand is
     an int8 *or* uint8 activation, selected at run time by A_SIGNED, so it is sign- or zero-extended to
-    9 bits; the weight is int8).  No other multiplier anywhere in shift mode; the dyadic baseline adds
-    exactly C 32 x 32 -> 64-bit signed ones (one per requantizer lane)."""
+    9 bits; the weight is int8; on a flexible build the same multiplier takes the significands).  No
+    other multiplier anywhere in shift mode (INT8 or flexible: the FP8 lanes and the wide INT8 lanes
+    have none); the dyadic baseline adds exactly C 32 x 32 -> 64-bit signed ones (one per lane)."""
     from f8hw.hw.build import SPAD_FILE, _packaged, accel_verilog, count_multipliers
 
     R, C = 2, 3
+    kw = dict(formats=("int8", "e2m5", "e3m4", "e4m3")) if requant == "flexible" else dict(requant=requant)
     cfg = ArchConfig(rows=R, cols=C, a_depth=64, w_depth=64, b_depth=4, s_depth=4, o_depth=4, mem_words=256,
-                     imem_depth=64, mark_depth=4, requant=requant)
+                     imem_depth=64, mark_depth=4, **kw)
     wd = ROOT / "build" / "test_hw_units" / f"mul_{requant}"
     muls = count_multipliers({SPAD_FILE: _packaged(SPAD_FILE), "f8hw_accel.v": accel_verilog(cfg)}, "f8hw_accel",
                              wd, blackbox=(SPAD_FILE,))

@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 
 def config_from_args(args):
-    from f8hw.arch import ArchConfig, ArchError, parse_array, require_rtl
+    from f8hw.arch import ArchConfig, ArchError, parse_array
     from f8hw.commands.options import formats_of
 
     rows, cols = parse_array(args.array)
@@ -43,7 +43,6 @@ def config_from_args(args):
         except ValueError:
             raise ArchError(f"--{name.replace('_', '-')} must be an integer, got {v!r}") from None
     cfg = ArchConfig(rows=rows, cols=cols, requant=args.requant, formats=formats, **kw)
-    require_rtl(cfg, "f8hw build")
     return cfg
 
 

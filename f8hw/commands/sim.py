@@ -61,10 +61,6 @@ def run(args) -> int:
         raise f8hw.F8Error(f"--waves {args.waves}: waveforms come from an RTL engine (verilator, icarus), "
                            f"not {args.engine!r}")
     arch, memories = arch_and_policy(args)
-    if args.engine in RTL_ENGINES:
-        from f8hw.arch import require_rtl
-
-        require_rtl(arch, f"--engine {args.engine}")
     err = Console(stderr=True)
     log = None if args.json else (lambda s: err.print(f"[dim]{s}[/]"))
     model = f8hw.load(args.model)

@@ -12,11 +12,16 @@ otherwise), row r of the array:
 So capture = t + S + array_latency with array_latency = 2, and the drain ends
 (last O write visible) at capture + R + REQUANT_LATENCY (3).  mac_end = t + S:
 the sequencer's last step is at cycle t+S, where the next COMPUTE may issue.
+
+A flexible build (f8hw/isasim/flex.py): the array decodes A_FMT / W_FMT (snapshotted at issue);
+the drain adds the bias (32-bit, or BIAS64: entries b_src, b_src + 1) at acc_bits once per
+column, decodes the residual per SKIP_FMT into its integer form, and feeds both the widened INT8
+lane and the FP8 lane (same LATENCY); OUT_FMT (snapshotted) picks the lane written to O (64-bit).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -24,15 +29,41 @@ from f8hw import isa
 from f8hw.arch import ArchConfig
 from f8hw.hw.array import MacArray, row_ctl_layout
 from f8hw.hw.common import clog2
+from f8hw.hw.fp8requant import Fp8RequantLane, fp8_rq_cfg_layout
+from f8hw.hw.fpe import OperandDecoder, activation_bits, fpe_cfg_layout
 from f8hw.hw.isadec import field
-from f8hw.hw.regs import REGS
-from f8hw.hw.requant import LATENCY, RQ_CFG, RequantLane
-from f8hw.numerics import LSHIFT_BITS, SHIFT_MAG_BITS
+from f8hw.hw.regs import FMT_REGS, REGS
+from f8hw.hw.requant import FLEX_RQ_CFG, LATENCY, RQ_CFG, RequantLane
+from f8hw.numerics import MIXED_ACC_BITS, SHIFT_MAG_BITS
 
 
-def rq_cfg_from_regs(m: Module, regs) -> Signal:
+def flex_drain_layout(cfg: ArchConfig) -> data.StructLayout:
+    """A flexible build's drain configuration beside the INT8 lane's: residual format, FP8 lane on,
+    its config, BIAS64."""
+    return data.StructLayout({"skip_fmt": fpe_cfg_layout(cfg.formats).members["a_fmt"], "fp8": 1,
+                              "fp8_cfg": fp8_rq_cfg_layout(cfg.formats), "bias64": 1})
+
+
+def flex_cfg_from_regs(m: Module, cfg: ArchConfig, regs, fregs) -> Signal:
+    """Decode the format registers into the drain's flexible configuration (snapshot at issue)."""
+    c = Signal(flex_drain_layout(cfg))
+    sel = len(c.skip_fmt)
+    m.d.comb += [
+        c.skip_fmt.eq(fregs.skip_fmt[:sel]),
+        c.fp8.eq((fregs.out_fmt != 0) & (regs.rq_raw == 0)),
+        c.fp8_cfg.kind.eq(fregs.out_fmt - 1),
+        c.fp8_cfg.shift.eq(regs.shift[:cfg.fp8_shift_bits].as_signed()),
+        c.fp8_cfg.relu.eq(regs.out_signed == 0),
+        c.fp8_cfg.use_bias.eq(0),   # the bias is added once per column, before both lanes
+        c.bias64.eq(fregs.bias64 != 0),
+    ]
+    return c
+
+
+def rq_cfg_from_regs(m: Module, regs, layout=RQ_CFG) -> Signal:
     """Decode the SET registers into the lanes' RQ_CFG (a snapshot is taken of this at issue)."""
-    c = Signal(RQ_CFG)
+    lbits = layout.members["acc_lshift"].width
+    c = Signal(layout)
     mag = Signal(32)
     m.d.comb += mag.eq(Mux(regs.shift < 0, -regs.shift, regs.shift))
     lim = (1 << SHIFT_MAG_BITS) - 1
@@ -42,8 +73,8 @@ def rq_cfg_from_regs(m: Module, regs) -> Signal:
         c.use_bias.eq(regs.use_bias != 0),
         c.use_skip.eq(regs.use_skip != 0),
         c.skip_signed.eq(regs.skip_signed != 0),
-        c.acc_lshift.eq(regs.acc_lshift[:LSHIFT_BITS]),
-        c.skip_lshift.eq(regs.skip_lshift[:LSHIFT_BITS]),
+        c.acc_lshift.eq(regs.acc_lshift[:lbits]),
+        c.skip_lshift.eq(regs.skip_lshift[:lbits]),
         c.shift_neg.eq(regs.shift < 0),
         c.shift_mag.eq(Mux(mag > lim, lim, mag)),
         c.mult.eq(regs.rq_mult),
@@ -58,7 +89,8 @@ class ComputeUnit(wiring.Component):
         self.cfg = cfg
         R, C = cfg.rows, cfg.cols
         self.abits, self.wbits = clog2(cfg.a_depth), clog2(cfg.w_depth)
-        super().__init__({
+        self.o_lane = 64 if cfg.flexible else 32
+        sig = {
             "issue": In(1),
             "instr": In(isa.INSTR_BITS),
             "regs": In(REGS),
@@ -71,22 +103,26 @@ class ComputeUnit(wiring.Component):
             "s_raddr": Out(clog2(cfg.s_depth)),
             "s_rdata": In(8 * C),
             "o_waddr": Out(clog2(cfg.o_depth)),
-            "o_wdata": Out(32 * C),
+            "o_wdata": Out(self.o_lane * C),
             "o_wen": Out(1),
             "step": Out(1),        # the array performs a MAC step (sequencer active)
             "mac_busy": Out(1),    # mac_end > now
             "drain_busy": Out(1),  # drain_end of the latest last-COMPUTE > now
             "drain_wait": Out(range(R + 1)),  # a last-COMPUTE issued now needs steps >= drain_wait
-        })
+        }
+        if cfg.flexible:
+            sig.update(fregs=In(FMT_REGS), b_rdata_hi=In(32 * C))   # B entry b_src + 1 (BIAS64)
+        super().__init__(sig)
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         R, C = cfg.rows, cfg.cols
         ins = self.instr
-        CTL = row_ctl_layout(C)
-        m.submodules.array = arr = MacArray(R, C)
-        lanes = [RequantLane(cfg.requant == "dyadic") for _ in range(C)]
+        CTL = row_ctl_layout(C, cfg.formats)
+        RQ = FLEX_RQ_CFG if cfg.flexible else RQ_CFG
+        m.submodules.array = arr = MacArray(R, C, cfg.formats)
+        lanes = [RequantLane(cfg.requant == "dyadic", cfg.formats) for _ in range(C)]
         for c, ln in enumerate(lanes):
             m.submodules[f"lane{c}"] = ln
 
@@ -97,7 +133,7 @@ class ComputeUnit(wiring.Component):
         byte = Signal(clog2(C))
         lines_left = Signal(17)
         waddr = Signal(self.wbits)
-        s_cfg = Signal(RQ_CFG)
+        s_cfg = Signal(RQ)
         s_b = Signal(clog2(cfg.b_depth))
         s_s = Signal(clog2(cfg.s_depth))
         s_o = Signal(clog2(cfg.o_depth))
@@ -111,7 +147,16 @@ class ComputeUnit(wiring.Component):
                 m.d.sync += [byte.eq(0), line.eq(line + 1), lines_left.eq(lines_left - 1)]
             with m.If(is_last_step):
                 m.d.sync += active.eq(0)
-        live_cfg = rq_cfg_from_regs(m, self.regs)
+        live_cfg = rq_cfg_from_regs(m, self.regs, RQ)
+        if cfg.flexible:
+            FD = flex_drain_layout(cfg)
+            sel = CTL.members["a_fmt"].width
+            s_afmt, s_wfmt = Signal(sel), Signal(sel)
+            s_fcfg, d_fcfg, l_fcfg = Signal(FD), Signal(FD), Signal(FD)
+            live_fcfg = flex_cfg_from_regs(m, cfg, self.regs, self.fregs)
+            with m.If(self.issue):
+                m.d.sync += [s_afmt.eq(self.fregs.a_fmt[:sel]), s_wfmt.eq(self.fregs.w_fmt[:sel]),
+                             s_fcfg.eq(live_fcfg)]
         with m.If(self.issue):
             mode = field(ins, "COMPUTE", "mode")
             acc = field(ins, "COMPUTE", "acc")
@@ -142,6 +187,8 @@ class ComputeUnit(wiring.Component):
             ctl[0].dense.eq(dense), ctl[0].max.eq(mx), ctl[0].a_signed.eq(a_signed), ctl[0].byte.eq(byte),
             cline[0].eq(line),
         ]
+        if cfg.flexible:
+            m.d.comb += [ctl[0].a_fmt.eq(s_afmt), ctl[0].w_fmt.eq(s_wfmt)]
         for r in range(1, R + 1):
             m.d.sync += ctl[r].eq(ctl[r - 1])
             if r < R:
@@ -154,7 +201,7 @@ class ComputeUnit(wiring.Component):
         # ---------------- drain
         d_active = Signal()
         d_left = Signal(range(R))
-        d_cfg = Signal(RQ_CFG)
+        d_cfg = Signal(RQ)
         d_b = Signal(clog2(cfg.b_depth))
         d_s = Signal(clog2(cfg.s_depth))
         d_o = Signal(clog2(cfg.o_depth))
@@ -166,11 +213,13 @@ class ComputeUnit(wiring.Component):
         with m.If(is_last_step & lastf):
             m.d.sync += [d_active.eq(1), d_left.eq(R - 1), d_cfg.eq(s_cfg), d_b.eq(s_b), d_s.eq(s_s),
                          d_o.eq(s_o), d_sel.eq(1)]
+            if cfg.flexible:
+                m.d.sync += d_fcfg.eq(s_fcfg)
         m.d.comb += [self.b_raddr.eq(d_b), self.s_raddr.eq(d_s)]
         # mux stage (capture + r): shadows of row r -> lanes
         mv = Signal()
         msel = Signal(R)
-        l_cfg = Signal(RQ_CFG)
+        l_cfg = Signal(RQ)
         o_pipe = [Signal(clog2(cfg.o_depth), name=f"o_line{i}") for i in range(LATENCY + 1)]
         v_pipe = [Signal(name=f"o_valid{i}") for i in range(LATENCY + 1)]
         m.d.sync += [mv.eq(d_active), msel.eq(Mux(d_active, d_sel, 0)), l_cfg.eq(d_cfg),
@@ -178,19 +227,57 @@ class ComputeUnit(wiring.Component):
         for i in range(1, LATENCY + 1):
             m.d.sync += [o_pipe[i].eq(o_pipe[i - 1]), v_pipe[i].eq(v_pipe[i - 1])]
         m.d.comb += arr.drain_sel.eq(msel)
-        for c, ln in enumerate(lanes):
-            m.d.comb += [
-                ln.in_valid.eq(mv),
-                ln.acc.eq(arr.drain_out[c]),
-                ln.bias.eq(self.b_rdata[32 * c:32 * c + 32]),
-                ln.skip.eq(self.s_rdata[8 * c:8 * c + 8]),
-                ln.cfg.eq(l_cfg),
-            ]
+        if cfg.flexible:
+            m.d.sync += l_fcfg.eq(d_fcfg)
+            o_data = self._flex_lanes(m, arr, lanes, mv, l_cfg, l_fcfg)
+        else:
+            for c, ln in enumerate(lanes):
+                m.d.comb += [
+                    ln.in_valid.eq(mv),
+                    ln.acc.eq(arr.drain_out[c]),
+                    ln.bias.eq(self.b_rdata[32 * c:32 * c + 32]),
+                    ln.skip.eq(self.s_rdata[8 * c:8 * c + 8]),
+                    ln.cfg.eq(l_cfg),
+                ]
+            o_data = Cat(*[ln.out for ln in lanes])
         m.d.comb += [
             self.o_waddr.eq(o_pipe[LATENCY]),
             self.o_wen.eq(v_pipe[LATENCY]),
-            self.o_wdata.eq(Cat(*[ln.out for ln in lanes])),
+            self.o_wdata.eq(o_data),
             self.drain_busy.eq((active & lastf) | d_active | Cat(*v_pipe).any()),
             self.drain_wait.eq(Mux(is_last_step & lastf, R, Mux(d_active, d_left, 0))),
         ]
         return m
+
+    def _flex_lanes(self, m: Module, arr, lanes, mv, l_cfg, l_fcfg):
+        """Per column: bias (BIAS64) added at acc_bits, the residual's integer form, the INT8 and FP8
+        lanes side by side, and OUT_FMT's choice of the two (piped with them); the O line data."""
+        cfg = self.cfg
+        AB = arr.acc_bits
+        fsel = [Signal(name=f"fp8_sel{i}") for i in range(LATENCY + 1)]
+        m.d.comb += fsel[0].eq(l_fcfg.fp8)
+        for i in range(1, LATENCY + 1):
+            m.d.sync += fsel[i].eq(fsel[i - 1])
+        outs = []
+        for c, ln in enumerate(lanes):
+            lo, hi = self.b_rdata[32 * c:32 * c + 32], self.b_rdata_hi[32 * c:32 * c + 32]
+            bias = Signal(signed(64), name=f"bias{c}")
+            m.d.comb += bias.eq(Mux(l_fcfg.bias64, Cat(lo, hi).as_signed(), lo.as_signed()))
+            vb = Signal(signed(AB), name=f"vb{c}")
+            m.d.comb += vb.eq((arr.drain_out[c] + Mux(l_cfg.use_bias, bias, 0))[:AB])
+            dec = m.submodules[f"skip_dec{c}"] = OperandDecoder(cfg.formats, weight=False)
+            m.d.comb += [dec.code.eq(self.s_rdata[8 * c:8 * c + 8]), dec.fmt.eq(l_fcfg.skip_fmt),
+                         dec.a_signed.eq(l_cfg.skip_signed)]
+            skip = Signal(signed(activation_bits(cfg.formats)), name=f"skip_int{c}")
+            m.d.comb += skip.eq(dec.sig << dec.exp)
+            # the FP8 lane encodes the residual-aligned value (the INT8 lane aligns in its stage 2)
+            x = Signal(signed(MIXED_ACC_BITS), name=f"x_aligned{c}")
+            m.d.comb += x.eq(Mux(l_cfg.use_skip & ~l_cfg.raw,
+                                 ((vb << l_cfg.acc_lshift)[:MIXED_ACC_BITS] + (skip << l_cfg.skip_lshift)[:MIXED_ACC_BITS]),
+                                 vb))
+            fl = m.submodules[f"fp8_lane{c}"] = Fp8RequantLane(cfg.formats, MIXED_ACC_BITS)
+            m.d.comb += [ln.in_valid.eq(mv), ln.acc.eq(vb), ln.skip.eq(skip), ln.cfg.eq(l_cfg),  # bias 0: in vb
+                         fl.in_valid.eq(mv), fl.acc.eq(x),
+                         fl.cfg.eq(l_fcfg.fp8_cfg)]
+            outs.append(Mux(fsel[LATENCY], fl.out.as_unsigned(), ln.out.as_unsigned())[:64])
+        return Cat(*outs)

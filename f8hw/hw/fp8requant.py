@@ -127,10 +127,14 @@ def _round_shift_low(m: Module, a, amount, keep: int, name: str):
 class Fp8RequantLane(wiring.Component):
     """acc (+ bias) at unit fl_v -> the FP8 code of ``kind`` at SHIFT s, for the FP8 formats of a PE set."""
 
-    def __init__(self, formats=(INT8, "e2m5", "e3m4", "e4m3")):
+    def __init__(self, formats=(INT8, "e2m5", "e3m4", "e4m3"), in_bits: int | None = None):
         self.formats = check_formats(formats)
         self.kinds = _kinds(self.formats)
         self.acc_bits = acc_bits(self.formats)
+        if in_bits is not None:   # a wider input: the accelerator's residual-aligned value (MIXED_ACC_BITS)
+            if not isinstance(in_bits, int) or not self.acc_bits <= in_bits <= 64:
+                raise ArchError(f"in_bits must be an integer in {self.acc_bits}..64, got {in_bits!r}")
+            self.acc_bits = in_bits
         super().__init__({
             "in_valid": In(1),
             "acc": In(signed(self.acc_bits)),

@@ -28,8 +28,8 @@ from amaranth.lib.wiring import In, Out
 from f8hw import isa
 from f8hw.arch import ArchConfig
 from f8hw.hw.common import clog2, mul_const
-from f8hw.hw.isadec import code, field, opcode
-from f8hw.hw.regs import REGS
+from f8hw.hw.isadec import code, field, field_width, opcode
+from f8hw.hw.regs import FMT_REGS, REGS
 
 COUNTER_BITS = 32
 
@@ -41,7 +41,7 @@ class FrontEnd(wiring.Component):
         self.cfg = cfg
         self.pcw = clog2(cfg.imem_depth) + 1
         R = cfg.rows
-        super().__init__({
+        sig = {
             "imem_addr": Out(self.pcw),
             "imem_data": In(isa.INSTR_BITS),
             "instr": Out(isa.INSTR_BITS),
@@ -67,7 +67,10 @@ class FrontEnd(wiring.Component):
             "cycles": Out(COUNTER_BITS),
             "busy": Out(COUNTER_BITS),
             "stall": Out(COUNTER_BITS),
-        })
+        }
+        if cfg.flexible:
+            sig["fregs"] = Out(FMT_REGS)
+        super().__init__(sig)
 
     def elaborate(self, platform):
         m = Module()
@@ -137,11 +140,17 @@ class FrontEnd(wiring.Component):
         ]
         # every register resets to 0 except RQ_MULT = 1 (the dyadic lane then equals the shift lane)
         regs = Signal(REGS, init={"rq_mult": 1})
+        b_last = field(ins, "COMPUTE", "b_src")   # the last B entry the drain reads
+        if cfg.flexible:
+            fregs = Signal(FMT_REGS)
+            b_last = Signal(field_width("COMPUTE", "b_src") + 1)
+            m.d.comb += b_last.eq(field(ins, "COMPUTE", "b_src") + (fregs.bias64 != 0))
+            fmt_bad = fmt_errors(cfg, fregs, c_mode, c_last, regs)
         raw = regs.rq_raw != 0
         c_range = ((nl == 0) | (a_end > cfg.a_depth) | ((c_mode != isa.Mode.MAX) & (w_end > cfg.w_depth))
                    | (o_end > cfg.o_depth)
                    | (c_last & ~raw & (regs.use_skip != 0) & (s_end > cfg.s_depth))
-                   | (c_last & (regs.use_bias != 0) & (field(ins, "COMPUTE", "b_src") >= cfg.b_depth)))
+                   | (c_last & (regs.use_bias != 0) & (b_last >= cfg.b_depth)))
         # drain spacing: t + steps + array_latency >= capture_prev + R  <=>  steps >= drain_wait
         need = Array([Const(math.ceil(w / C), 17) for w in range(R + 1)])
         steps_ok = Mux(c_dense, nl >= need[self.drain_wait], nl >= self.drain_wait)
@@ -160,6 +169,9 @@ class FrontEnd(wiring.Component):
         with m.Elif((is_["LOAD"] & l_range) | (is_["LOAD_A"] & la_range) | (is_["STORE"] & st_range)
                     | (is_["COMPUTE"] & c_range) | (is_["MARK"] & mk_range)):
             m.d.comb += err_code_now.eq(int(isa.ErrorCode.SPAD))
+        if cfg.flexible:
+            with m.Elif(is_["COMPUTE"] & fmt_bad):
+                m.d.comb += err_code_now.eq(int(isa.ErrorCode.OPCODE))
 
         with m.If(is_["END"]):
             m.d.comb += can.eq(~(self.load_busy | self.store_busy | self.mac_busy | self.drain_busy))
@@ -207,11 +219,13 @@ class FrontEnd(wiring.Component):
         with m.If(issue & is_["SET"]):
             with m.Switch(s_reg):
                 for r in isa.Reg:
-                    if r in isa.FORMAT_REGS:
+                    if r in isa.FORMAT_REGS and not cfg.flexible:
                         continue
                     with m.Case(int(r)):
-                        m.d.sync += getattr(regs, r.name.lower()).eq(s_val)
+                        m.d.sync += getattr(fregs if r in isa.FORMAT_REGS else regs, r.name.lower()).eq(s_val)
         m.d.comb += self.regs.eq(regs)
+        if cfg.flexible:
+            m.d.comb += self.fregs.eq(fregs)
 
         # ---- MARK
         m.d.comb += [self.mark_en.eq(issue & is_["MARK"]), self.mark_slot.eq(mk_slot), self.mark_value.eq(cycles)]
@@ -234,6 +248,16 @@ class FrontEnd(wiring.Component):
             self.cycles.eq(cycles), self.busy.eq(busy), self.stall.eq(stall),
         ]
         return m
+
+
+def fmt_errors(cfg: ArchConfig, fregs, mode, last, regs):
+    """A COMPUTE whose format registers name no format of cfg.formats (the ones it uses, as
+    f8hw.isasim.flex.fmt_reg checks them: an illegal COMPUTE, after the range checks)."""
+    n = len(cfg.formats)
+    a_bad, w_bad, skip_bad, out_bad = (fregs[name].as_unsigned() >= n for name in ("a_fmt", "w_fmt", "skip_fmt", "out_fmt"))
+    raw = regs.rq_raw != 0
+    return (a_bad | ((mode != isa.Mode.MAX) & w_bad) | (last & ~raw & (regs.use_skip != 0) & skip_bad)
+            | (last & ~raw & out_bad))
 
 
 def Cat_any(values):

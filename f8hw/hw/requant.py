@@ -16,6 +16,11 @@ balanced so that the lane is not slower than the PE, docs/architecture.md "Fmax"
   4. saturation compares q0 (and up) with the rails, only the low 10 bits are incremented;
      out = raw ? v32 : the saturated value, sign-extended to 32 bits.
 Raw mode (RQ_RAW) ignores bias-free/skip/shift settings except use_bias.
+
+``formats`` beyond int8 (a flexible build, f8hw.isasim.flex): acc, bias and raw out are
+acc_bits(formats) wide, the alignment shifts have FLEX_LSHIFT_BITS, the residual arrives as a
+signed integer form (decoded per SKIP_FMT by the compute unit) and v wraps at MIXED_ACC_BITS;
+``out`` is 64-bit.
 """
 
 from __future__ import annotations
@@ -24,27 +29,35 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from f8hw.arch import REQUANT_LATENCY, ArchError
+from f8hw.arch import FLEX_LSHIFT_BITS, INT8_ONLY, REQUANT_LATENCY, ArchError
 from f8hw.hw.common import clog2
-from f8hw.numerics import ACC_BITS, LSHIFT_BITS, MAX_LEFT_SHIFT, SHIFT_MAG_BITS
+from f8hw.hw.fpe import acc_bits, activation_bits, check_formats
+from f8hw.numerics import ACC_BITS, LSHIFT_BITS, MAX_LEFT_SHIFT, MIXED_ACC_BITS, SHIFT_MAG_BITS
 
 __all__ = ["LATENCY", "RQ_CFG", "lane_value_bits", "rq_cfg_value", "rshift_round_even", "RequantLane"]
 
 LATENCY = REQUANT_LATENCY   # registers from lane input to lane output (the ISA's timing, f8hw.arch)
 _LSHIFT_MASK = (1 << LSHIFT_BITS) - 1
 
-RQ_CFG = data.StructLayout({
-    "raw": 1,
-    "out_signed": 1,
-    "use_bias": 1,
-    "use_skip": 1,
-    "skip_signed": 1,
-    "acc_lshift": unsigned(LSHIFT_BITS),
-    "skip_lshift": unsigned(LSHIFT_BITS),
-    "shift_neg": 1,
-    "shift_mag": unsigned(SHIFT_MAG_BITS),
-    "mult": signed(32),
-})
+
+
+def rq_cfg_layout(lshift_bits: int = LSHIFT_BITS) -> data.StructLayout:
+    return data.StructLayout({
+        "raw": 1,
+        "out_signed": 1,
+        "use_bias": 1,
+        "use_skip": 1,
+        "skip_signed": 1,
+        "acc_lshift": unsigned(lshift_bits),
+        "skip_lshift": unsigned(lshift_bits),
+        "shift_neg": 1,
+        "shift_mag": unsigned(SHIFT_MAG_BITS),
+        "mult": signed(32),
+    })
+
+
+RQ_CFG = rq_cfg_layout()
+FLEX_RQ_CFG = rq_cfg_layout(FLEX_LSHIFT_BITS)
 
 
 def lane_value_bits(dyadic: bool) -> int:
@@ -90,36 +103,44 @@ def rshift_round_even(m: Module, v, amount, width: int, name: str):
 
 
 class RequantLane(wiring.Component):
-    def __init__(self, dyadic: bool = False):
+    def __init__(self, dyadic: bool = False, formats=INT8_ONLY):
         if dyadic not in (False, True):
             raise ArchError(f"dyadic must be a bool, got {dyadic!r}")
         self.dyadic = dyadic
+        self.formats = check_formats(formats)
+        self.flexible = self.formats != INT8_ONLY
+        if self.flexible and dyadic:
+            raise ArchError("the dyadic lane is INT8 only")
+        self.acc_bits = acc_bits(self.formats) if self.flexible else ACC_BITS
+        self.layout = FLEX_RQ_CFG if self.flexible else RQ_CFG
         super().__init__({
             "in_valid": In(1),
-            "acc": In(signed(ACC_BITS)),
-            "bias": In(signed(ACC_BITS)),
-            "skip": In(8),
-            "cfg": In(RQ_CFG),
+            "acc": In(signed(self.acc_bits)),
+            "bias": In(signed(self.acc_bits)),
+            "skip": In(signed(activation_bits(self.formats))) if self.flexible else In(8),
+            "cfg": In(self.layout),
             "out_valid": Out(1),
-            "out": Out(signed(ACC_BITS)),
+            "out": Out(signed(MIXED_ACC_BITS if self.flexible else ACC_BITS)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        VW = lane_value_bits(self.dyadic)
+        VW = MIXED_ACC_BITS if self.flexible else lane_value_bits(self.dyadic)
+        AB, L = self.acc_bits, self.layout
         cfg = self.cfg
         # ---- stage 1: bias; the shift amounts (they depend on the config only)
-        v32 = Signal(signed(ACC_BITS))
-        skip9 = Signal(signed(9))
-        c1 = Signal(RQ_CFG)
+        v32 = Signal(signed(AB))
+        skip9 = Signal(signed(len(self.skip) if self.flexible else 9))
+        c1 = Signal(L)
         valid1 = Signal()
         right1 = Signal(range(VW + 1))
         left1 = Signal(range(MAX_LEFT_SHIFT + 1))
         res = cfg.use_skip & ~cfg.raw   # residual add active: otherwise skip = 0 and no alignment shift
+        skip = self.skip if self.flexible else Mux(cfg.skip_signed, self.skip.as_signed(), self.skip)
         m.d.sync += [
             valid1.eq(self.in_valid),
-            v32.eq((self.acc + Mux(cfg.use_bias, self.bias, 0))[:ACC_BITS]),
-            skip9.eq(Mux(res, Mux(cfg.skip_signed, self.skip.as_signed(), self.skip), 0)),
+            v32.eq((self.acc + Mux(cfg.use_bias, self.bias, 0))[:AB]),
+            skip9.eq(Mux(res, skip, 0)),
             c1.eq(cfg),
             c1.acc_lshift.eq(Mux(res, cfg.acc_lshift, 0)),
             right1.eq(Mux(cfg.shift_neg | cfg.raw, 0, Mux(cfg.shift_mag > VW, VW, cfg.shift_mag))),
@@ -136,7 +157,7 @@ class RequantLane(wiring.Component):
         skips = Signal(signed(VW))
         m.d.comb += [accs.eq(x << c1.acc_lshift), skips.eq(skip9 << c1.skip_lshift)]
         v = Signal(signed(VW))
-        c2 = Signal(RQ_CFG)
+        c2 = Signal(L)
         valid2 = Signal()
         right = Signal(range(VW + 1))
         left = Signal(range(MAX_LEFT_SHIFT + 1))
@@ -167,14 +188,14 @@ class RequantLane(wiring.Component):
         l_over = Signal()
         l_under = Signal()
         l_small = Signal(10)
-        v_raw = Signal(signed(ACC_BITS))
-        c3 = Signal(RQ_CFG)
+        v_raw = Signal(signed(AB))
+        c3 = Signal(L)
         valid3 = Signal()
         m.d.sync += [
             q0.eq(q0_), up.eq(up_),
             l_over.eq(Mux(v_wide, ~v[-1], v10 > thr_hi)), l_under.eq(Mux(v_wide, v[-1], v10 < thr_lo)),
             l_small.eq((v[:10] << left)[:10]),
-            v_raw.eq(v[:ACC_BITS].as_signed()),
+            v_raw.eq(v[:AB].as_signed()),
             c3.eq(c2),
             valid3.eq(valid2),
         ]
@@ -192,7 +213,7 @@ class RequantLane(wiring.Component):
         under = Mux(c3.shift_neg, l_under, r_under)
         sat = Signal(signed(10))
         m.d.comb += sat.eq(Mux(over, hi, Mux(under, lo, Mux(c3.shift_neg, l_small, r_small))))
-        out = Signal(signed(ACC_BITS))
+        out = Signal(signed(len(self.out)))
         valid4 = Signal()
         m.d.sync += [valid4.eq(valid3), out.eq(Mux(c3.raw, v_raw, sat))]
         m.d.comb += [self.out_valid.eq(valid4), self.out.eq(out)]

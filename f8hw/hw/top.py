@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from f8hw import isa
-from f8hw.arch import ADDR_BITS, ArchConfig, ArchError, require_rtl
+from f8hw.arch import ADDR_BITS, ArchConfig, ArchError
 from f8hw.hw.common import clog2
 from f8hw.hw.compute import ComputeUnit
 from f8hw.hw.frontend import COUNTER_BITS, FrontEnd
@@ -44,7 +44,6 @@ class Accelerator(wiring.Component):
             raise TypeError("Accelerator needs an ArchConfig")
         if spad not in IMPLS:
             raise ArchError(f"spad must be one of {IMPLS}, got {spad!r}")
-        require_rtl(cfg, "Accelerator")
         self.cfg = cfg
         self.spad = spad
         sig = {}
@@ -67,7 +66,13 @@ class Accelerator(wiring.Component):
         w_sp = add_spad(m, impl, "w_spad", 8 * C, cfg.w_depth)
         b_sp = add_spad(m, impl, "b_spad", 32 * C, cfg.b_depth, gran=8)
         s_sp = add_spad(m, impl, "s_spad", 8 * C, cfg.s_depth)
-        o_sp = add_spad(m, impl, "o_spad", 32 * C, cfg.o_depth)
+        o_sp = add_spad(m, impl, "o_spad", cu.o_lane * C, cfg.o_depth)
+        if cfg.flexible:
+            # BIAS64 reads entries b_src and b_src + 1 in one cycle: a copy of B (every LOAD writes both)
+            # read one entry ahead
+            b_hi = add_spad(m, impl, "b_spad_hi", 32 * C, cfg.b_depth, gran=8)
+            m.d.comb += [b_hi.wen.eq(ld.b_wen), b_hi.waddr.eq(ld.b_waddr), b_hi.wdata.eq(ld.b_wdata),
+                         b_hi.raddr.eq(cu.b_raddr + 1), cu.b_rdata_hi.eq(b_hi.rdata), cu.fregs.eq(fe.fregs)]
 
         m.d.comb += [
             # front end
