@@ -98,8 +98,10 @@ def test_schedule_ksplit_and_groups():
     g = random_layer_graph(np.random.default_rng(5), "conv")
     ops, _ = lower(g)
     op = ops[-1]
-    big = schedule(op, ArchConfig(rows=4, cols=4))
-    assert big.n_chunks == 1
+    # two pixel tiles (batch 2): weights resident across them, no K-split; one tile (3 pixels on 4 rows) is
+    # split into kernel-row chunks on purpose, so that its weight loads overlap its MACs (schedule._row_chunks)
+    big = schedule(op, ArchConfig(rows=4, cols=4), batch=2)
+    assert big.n_chunks == 1 and schedule(op, ArchConfig(rows=4, cols=4)).n_chunks > 1
     # every co-tile weight-resident in one group -> each W group loaded once
     assert len({it.wkey for it in big.items}) == len(big.wgroups)
     small = schedule(op, ArchConfig(rows=4, cols=4, a_depth=4, w_depth=8))

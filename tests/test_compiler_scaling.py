@@ -92,8 +92,9 @@ def _first_a_loads(program: list[int], cols: int) -> int:
 
 def _min_steps(g: Graph, rows: int, cols: int) -> dict[str, int]:
     """Per conv / linear layer, the MAC steps no tiling avoids on a rows x cols array: pixel tiles x co-tiles
-    x the shortest reduction (KH*KW*ceil(Cin / C) lines, or ceil(KH*KW / (C // Cin)) with tap gather for
-    Cin <= C / 2), times C (dense) or 1 (depthwise) steps per line."""
+    x the shortest reduction (KH*KW*ceil(Cin / C) lines, or with tap gather for Cin <= C / 2 KH*ceil(KW / P)
+    lines, P = C // Cin: a gathered layer's K-chunks are whole kernel rows, so that its weight loads can
+    overlap its MACs), times C (dense) or 1 (depthwise) steps per line."""
     shapes = g.shapes()
     out = {}
     for node in g.nodes:
@@ -103,7 +104,8 @@ def _min_steps(g: Graph, rows: int, cols: int) -> dict[str, int]:
         if node.op == "linear":
             src = next(n for n in g.nodes if n.name == src).inputs[0]   # the flattened map
         cin, h, w = shapes[src]
-        taps = h * w if node.op == "linear" else int(np.prod(node.attrs["kernel"]))
+        kh, kw = (h, w) if node.op == "linear" else node.attrs["kernel"]
+        taps = kh * kw
         cout = node.attrs.get("out_channels", node.attrs.get("out_features"))
         oshape = shapes[node.name]
         tiles = -(-int(np.prod(oshape[1:])) // rows) * -(-cout // cols)
@@ -111,7 +113,7 @@ def _min_steps(g: Graph, rows: int, cols: int) -> dict[str, int]:
             out[node.name] = tiles * taps
         else:
             gather = cin < cols and cols // cin >= 2 and taps >= 2
-            out[node.name] = tiles * cols * (-(-taps // (cols // cin)) if gather else taps * -(-cin // cols))
+            out[node.name] = tiles * cols * (kh * -(-kw // (cols // cin)) if gather else taps * -(-cin // cols))
     return out
 
 

@@ -104,7 +104,8 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big:
     if op.gather:
         # whole kernel rows per chunk (a gathered window cannot be cut inside a row: lower.tap_gather)
         whole = mk(0, kh, 0, kw, cb0, cb1)
-        if whole.lines <= lmax or (big and whole.lines <= a_half and whole.wentries <= 2 * w_half):
+        if max_rows is None and (whole.lines <= lmax or (big and whole.lines <= a_half
+                                                         and whole.wentries <= 2 * w_half)):
             return [whole]
         rows = max(r for r in range(1, kh + 1) if mk(0, r, 0, kw, cb0, cb1).lines <= lmax)
         if max_rows:
@@ -113,7 +114,7 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big:
             rows = kh // next(n for n in range(-(-kh // rows), kh + 1) if kh % n == 0)
         return [mk(h, min(kh, h + rows), 0, kw, cb0, cb1) for h in range(0, kh, rows)]
 
-    if kh * kw * ncb <= lmax:
+    if kh * kw * ncb <= lmax and max_rows is None:
         return [mk(0, kh, 0, kw, cb0, cb1)]
     if big and per_line_w and kh * kw * ncb <= a_half and kh * kw * ncb * per_line_w <= 2 * w_half:
         # "big" co-tile: its weights take both W halves (resident while every pixel tile streams through,
@@ -150,7 +151,8 @@ def _ks_cycles(cotiles: list[CoTile], tiles: list[int], C: int) -> int:
 def _row_chunks(op: LayerOp, arch: ArchConfig, cotiles: list[CoTile], w_half: int, tiles: list[int]) -> list[CoTile]:
     """K-chunks of whole kernel rows: the number of rows per chunk with the fewest estimated cycles (_ks_cycles).
     Large chunks need fewer loads, small ones expose less of the first weight load: a layer with one pixel
-    tile (a linear head) is bound by its weight loads, and its first chunk is all that is not overlapped."""
+    tile (a linear head) is bound by its weight loads, and its first chunk is all that is not overlapped
+    (unsplit, all of its weights load before its first MAC)."""
     kh, kw = op.kernel
     if any((ch.kw0, ch.kw1) != (0, kw) for c in cotiles for ch in c.chunks):
         return cotiles
@@ -263,7 +265,9 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                           + c.chunks[0].wentries + lat for c in cotiles)
             if _ks_cycles(alt, tiles, C) < big_est:
                 cotiles = alt
-    if op.kind == "dense" and any(len(c.chunks) > 1 for c in cotiles) and _a_stationary(op, cotiles, arch):
+    if op.kind == "dense" and (len(tiles) == 1 or any(len(c.chunks) > 1 for c in cotiles)) \
+            and _a_stationary(op, cotiles, arch):
+        # one pixel tile (a linear head at batch 1): chunks let the weight loads overlap the MACs
         cotiles = _row_chunks(op, arch, cotiles, w_half, tiles)
     single = all(len(c.chunks) == 1 for c in cotiles)
     # bias groups (and weight groups inside them)
