@@ -90,6 +90,10 @@ def test_bench_scaling_sane(bench_json):
     assert len(macs) == 1  # the same network on every array
     cyc = [r["cycles"] for r in data["scaling"]]
     assert cyc == sorted(cyc, reverse=True)  # a bigger array never takes more cycles
+    for r in data["scaling"]:   # the layers that hold each array back, most cycles lost first
+        lost = [lr["lost"] for lr in r["top_losses"]]
+        assert lost and lost == sorted(lost, reverse=True) and all(lr["limit"] for lr in r["top_losses"])
+        assert all(abs(lr["lost"] - (lr["cycles"] - lr["ideal"])) <= 1 for lr in r["top_losses"])
 
 
 def test_bench_summary_and_markdown(bench_json):
@@ -98,6 +102,7 @@ def test_bench_summary_and_markdown(bench_json):
     assert "util_resnet20" in s and "util_mobilenet" in s
     md = markdown(data)
     assert "## Array utilization" in md and "## Scaling" in md and "## Brief targets" in md
+    assert "What limits resnet20 on 32x32" in md
 
 
 def test_bench_rejects_unknown_section(tmp_path, capsys):

@@ -52,16 +52,27 @@ def markdown(result: dict) -> str:
                          f"{lr['load_words']:,} | {lr['limit']} |")
             L.append("")
     if result["scaling"]:
-        L += ["## Scaling: ResNet-20 vs array size (ISA engine)", "", "![scaling](scaling.png)", "",
-              "| array | cycles | ideal cycles | utilization | ISA wall (s) | instrs | accelerator cells (shift) |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+        L += ["## Scaling vs array size (ISA engine)", ""]
         cells = {a["array"]: a["cells"] for a in ((result.get("area") or {}).get("accelerator") or [])
                  if a["requant"] == "shift"}
-        for r in result["scaling"]:
-            c = cells.get(r["array"])
-            L.append(f"| {r['array']} | {r['cycles']:,} | {r['ideal_cycles']:,.0f} | {pct(r['utilization'])} | "
-                     f"{r['wall_s']:.2f} | {r['instructions']:,} | {'-' if c is None else f'{c:,}'} |")
-        L += ["", "Accelerator cells: yosys generic cells of the whole accelerator (logic; scratchpads black-boxed), "
+        plots = result.get("scaling_plots") or {}
+        for net in sorted({r["network"] for r in result["scaling"]}):
+            recs = [r for r in result["scaling"] if r["network"] == net]
+            L += [f"### {net}", ""] + ([f"![scaling {net}]({plots[net]})", ""] if net in plots else [])
+            L += ["| array | cycles | ideal cycles | utilization | ISA wall (s) | instrs | accelerator cells (shift) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+            for r in recs:
+                c = cells.get(r["array"])
+                L.append(f"| {r['array']} | {r['cycles']:,} | {r['ideal_cycles']:,.0f} | {pct(r['utilization'])} | "
+                         f"{r['wall_s']:.2f} | {r['instructions']:,} | {'-' if c is None else f'{c:,}'} |")
+            big = recs[-1]
+            if big.get("top_losses"):
+                L += ["", f"What limits {net} on {big['array']}: the layers losing the most cycles to the ideal", "",
+                      "| layer | kind | cycles | ideal | lost | util | limited by |", "|---|---|---:|---:|---:|---:|---|"]
+                L += [f"| {lr['name']} | {lr['kind']} | {lr['cycles']:,} | {lr['ideal']:,} | {lr['lost']:,} | "
+                      f"{pct(lr['utilization'])} | {lr['limit']} |" for lr in big["top_losses"]]
+            L.append("")
+        L += ["Accelerator cells: yosys generic cells of the whole accelerator (logic; scratchpads black-boxed), "
               "measured for the arrays of the area section (- : not synthesized in this mode).", ""]
     if result["rtl"]:
         L += ["## RTL simulation (Verilator, 16x16)", "",
