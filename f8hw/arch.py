@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 from f8hw.errors import F8Error
 
@@ -26,7 +27,12 @@ ADDR_BITS = 32        # main-memory word address width
 FIRST_ISSUE = 1        # instruction 0 can issue at cycle 1 (cycle 0 fetches it)
 LOAD_LATENCY = 2       # a LOAD/LOAD_A of n words issued at t ends at t + n + LOAD_LATENCY
 STORE_LATENCY = 2      # a STORE of n words issued at t ends at t + n + STORE_LATENCY
-REQUANT_LATENCY = 4    # a drain captured at t ends at t + rows + REQUANT_LATENCY (the lane's pipeline registers)
+REQUANT_LATENCY = 4    # a drain captured at t ends at t + rows + REQUANT_LATENCY (every lane: INT8 and FP8)
+
+INT8_ONLY = ("int8",)
+FLEX_LSHIFT_BITS = 7
+"""Alignment shifts (ACC_LSHIFT, SKIP_LSHIFT) of a flexible build: unit differences reach
+2 * (31 + 9) + 16 = 96 (fl ranges of f8hw.numerics), so 7 bits; an INT8-only build keeps 4."""
 
 
 def array_latency(rows: int, cols: int) -> int:
@@ -58,6 +64,7 @@ class ArchConfig:
     imem_depth: int = 1 << 16  # instruction words of the sim-only top
     mark_depth: int = 256     # MARK cycle-stamp slots
     requant: str = "shift"    # "shift" (F8Net) or "dyadic" (INT32-multiplier baseline)
+    formats: tuple[str, ...] = INT8_ONLY  # operand/output formats (f8hw.hw.fpe.check_formats), INT8 first
 
     def __post_init__(self):
         for name in ("rows", "cols"):
@@ -76,6 +83,49 @@ class ArchConfig:
                 raise ArchError(f"{name} must be a power of two in 2..{hi}, got {v!r}")
         if self.requant not in ("shift", "dyadic"):
             raise ArchError(f"requant must be 'shift' or 'dyadic', got {self.requant!r}")
+        if self.formats != INT8_ONLY:
+            from f8hw.hw.fpe import check_formats  # the one validator (imports amaranth: only when flexible)
+
+            object.__setattr__(self, "formats", check_formats(self.formats))
+            if self.requant != "shift":
+                raise ArchError("formats other than int8 need requant 'shift' (the dyadic baseline is INT8 only)")
+            from f8hw.numerics import MIXED_ACC_BITS
+
+            if self.acc_bits > MIXED_ACC_BITS:
+                raise ArchError(f"formats {','.join(self.formats)} need a {self.acc_bits}-bit accumulator, beyond the "
+                                f"{MIXED_ACC_BITS} bits of the exact mixed-format contract (leave out e5m2)")
+
+    @property
+    def flexible(self) -> bool:
+        """True when the build supports a format beside INT8 (format registers, wide accumulators)."""
+        return self.formats != INT8_ONLY
+
+    @cached_property
+    def acc_bits(self) -> int:
+        """Accumulator width: numerics.ACC_BITS (32) for INT8, f8hw.hw.fpe.acc_bits(formats) when flexible."""
+        if not self.flexible:
+            from f8hw.numerics import ACC_BITS
+
+            return ACC_BITS
+        from f8hw.hw.fpe import acc_bits
+
+        return acc_bits(self.formats)
+
+    @cached_property
+    def fp8_shift_bits(self) -> int:
+        """Signed width of the FP8 lane's SHIFT (f8hw.hw.fp8requant.shift_bits); 0 without an FP8 format."""
+        if not self.flexible:
+            return 0
+        from f8hw.hw.fp8requant import shift_bits
+
+        return shift_bits(self.formats)
+
+    @property
+    def lshift_bits(self) -> int:
+        """Bits of ACC_LSHIFT / SKIP_LSHIFT the lanes use (INT8: numerics.LSHIFT_BITS = 4)."""
+        from f8hw.numerics import LSHIFT_BITS
+
+        return FLEX_LSHIFT_BITS if self.flexible else LSHIFT_BITS
 
     @property
     def bus_bytes(self) -> int:
@@ -87,7 +137,34 @@ class ArchConfig:
         return f"{self.rows}x{self.cols}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The parameters; formats only when not the default (so INT8 manifests keep their bytes)."""
+        d = asdict(self)
+        if not self.flexible:
+            del d["formats"]
+        else:
+            d["formats"] = list(self.formats)
+        return d
+
+
+def require_rtl(arch: ArchConfig, what: str) -> None:
+    """Refuse (ArchError, one line) what needs the generated RTL on a flexible build: the format
+    registers and FP8 lanes are implemented by the ISA, compiler and ISA simulator, not yet by the RTL."""
+    if arch.flexible:
+        raise ArchError(f"{what}: the RTL does not implement --formats {','.join(arch.formats)} yet "
+                        f"(the ISA simulator does: --engine isa); only --formats int8 builds RTL")
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """'int8,e2m5' -> ("int8", "e2m5"), validated by check_formats (one-line ArchError otherwise)."""
+    names = tuple(t.strip().lower() for t in str(text).split(",") if t.strip())
+    if names == INT8_ONLY:
+        return INT8_ONLY
+    from f8hw.hw.fpe import check_formats
+
+    try:
+        return check_formats(names)
+    except ArchError as e:
+        raise ArchError(f"--formats {text}: {e}") from None
 
 
 def parse_array(text: str) -> tuple[int, int]:

@@ -19,13 +19,14 @@ from f8hw.errors import F8Error
 
 __all__ = [
     "ISA_VERSION", "INSTR_BITS", "OPCODE_BITS", "MASK_BITS", "MAC_MASK_BITS", "ERROR_CODE_BITS",
-    "IsaError", "Field", "Op", "LoadTarget", "Mode", "Reg", "ErrorCode", "error_label", "Resource",
+    "IsaError", "Field", "Op", "LoadTarget", "Mode", "Reg", "FORMAT_REGS", "ErrorCode", "error_label", "Resource",
     "MAC_MASK", "DRAIN_MASK", "BARRIER", "W_BOTH_HALVES", "a_half_mask", "w_half_mask", "s_slot_mask",
-    "o_slot_mask", "OPS", "OP_BY_NAME", "OP_BY_CODE", "encode", "decode", "to_bytes", "from_bytes",
+    "o_slot_mask", "OPS", "OP_BY_NAME", "OP_BY_CODE", "encode", "decode", "to_bytes", "from_bytes", "store_planes",
     "Work", "walk", "isa_markdown",
 ]
 
-ISA_VERSION = 3  # 2: Reg.A_GATHER (LOAD_A tap gather); 3: Reg.A_DIAG (LOAD_A window reuse)
+ISA_VERSION = 4  # 2: Reg.A_GATHER (LOAD_A tap gather); 3: Reg.A_DIAG (LOAD_A window reuse);
+# 4: format registers (A_FMT, W_FMT, SKIP_FMT, OUT_FMT, BIAS64) and STORE.wide64 (flexible builds; INT8 unchanged)
 INSTR_BITS = 128
 OPCODE_BITS = 4
 MASK_BITS = 8
@@ -115,6 +116,16 @@ class Reg(enum.IntEnum):
     ACC_LSHIFT = 23   # align acc + bias to the residual FL (left shift)
     SKIP_LSHIFT = 24  # align the skip to the accumulator FL (left shift)
     RQ_MULT = 25      # dyadic baseline only: int32 multiplier (1 reproduces shift mode)
+    # flexible builds only (ArchConfig.formats beyond int8; 0 = INT8 everywhere = an INT8 build)
+    A_FMT = 26        # activation format: index into ArchConfig.formats (0 = INT8, signed per A_SIGNED)
+    W_FMT = 27        # weight format: index into ArchConfig.formats (0 = int8)
+    SKIP_FMT = 28     # skip (residual) format: index into ArchConfig.formats (0 = INT8, signed per SKIP_SIGNED)
+    OUT_FMT = 29      # output lane: 0 = INT8 lane (SHIFT, OUT_SIGNED); k = FP8 lane of formats[k] (OUT_SIGNED 0 = ReLU)
+    BIAS64 = 30       # 1: the bias is 64-bit, entry b_src = low 32 bits, entry b_src + 1 = high 32 bits
+
+
+FORMAT_REGS = frozenset({Reg.A_FMT, Reg.W_FMT, Reg.SKIP_FMT, Reg.OUT_FMT, Reg.BIAS64})
+"""The registers of flexible builds only: an INT8 build has none of them (a SET of one is ignored)."""
 
 
 class ErrorCode(enum.IntEnum):
@@ -251,6 +262,8 @@ OPS: tuple[Op, ...] = (
         Field("count", 16, doc="lines to store"),
         Field("addr", 32, doc="main-memory word address of the first line"),
         Field("stride", 24, signed=True, doc="main-memory address step between lines"),
+        Field("wide64", 1, doc="with wide = 1: 64-bit lanes (sign-extended accumulator), 8 byte-planar words "
+                               "per line"),
     ), "Strided copy output lines -> main memory, one word per cycle."),
 )
 
@@ -344,12 +357,17 @@ def walk(program: Iterable[int], cols: int) -> Iterator[tuple[int, Op | None, di
         elif name == "LOAD_A":
             work = Work(load_words=f["npix"] * kh * kw * f["ncb"])
         elif name == "STORE":
-            work = Work(store_words=f["count"] * (4 if f["wide"] else 1))
+            work = Work(store_words=f["count"] * store_planes(f))
         elif name == "COMPUTE":
             work = Work(steps=f["nlines"] * (cols if f["mode"] == Mode.DENSE else 1))
         else:
             work = _NO_WORK
         yield pc, op, f, work
+
+
+def store_planes(f: dict) -> int:
+    """Words per output line of a decoded STORE: 1 (bytes), 4 (int32 lanes) or 8 (64-bit lanes)."""
+    return (8 if f["wide64"] else 4) if f["wide"] else 1
 
 
 def isa_markdown() -> str:

@@ -233,7 +233,7 @@ def test_accelerator_rejects_fp8_cleanly(tmp_path, capsys):
     rng = np.random.default_rng(6)
     g = mixed_layer_graph(rng, "conv", TensorFormat(4, True), "int", [TensorFormat(2, False, 8, "e4m3")])
     with pytest.raises(CompileError, match=r"^layer 'layer': activation format e4m3 is not supported by this "
-                       r"accelerator \(INT8 only\)$"):
+                       r"accelerator \(built with --formats int8\)$"):
         compile_model(g, ArchConfig(rows=4, cols=4))
     g2 = mixed_layer_graph(rng, "conv", TensorFormat(4, True), "e3m4", [TensorFormat(2, True)])
     with pytest.raises(CompileError, match=r"^layer 'layer': weight format e3m4 is not supported"):
@@ -241,7 +241,7 @@ def test_accelerator_rejects_fp8_cleanly(tmp_path, capsys):
     save_model(g, tmp_path / "fp8.pt")
     assert main(["sim", str(tmp_path / "fp8.pt"), "--engine", "isa", "--array", "4x4"]) == 3  # a compile error
     err = capsys.readouterr().err
-    assert "activation format e4m3 is not supported by this accelerator (INT8 only)" in err
+    assert "activation format e4m3 is not supported by this accelerator (built with --formats int8)" in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -246,7 +246,7 @@ def test_train_flexible_cli_and_uniform_api(tmp_path, capsys):
     qat = train.load_checkpoint(train.checkpoint_path(str(out)))  # formats restored from the checkpoint
     np.testing.assert_array_equal(logits, f8nn.integer_forward(qat, xt)[0].numpy().reshape(len(xt), -1))
     assert main(["sim", str(out), "--engine", "isa", "--array", "4x4"]) == 3
-    assert "not supported by this accelerator (INT8 only)" in capsys.readouterr().err
+    assert "not supported by this accelerator (built with --formats int8)" in capsys.readouterr().err
 
     recipe = train.Recipe(fp32_epochs=1, qat_epochs=0, calibration_batches=2)
     m, report = train.train("cnn", recipe, formats="e3m4")

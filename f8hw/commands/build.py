@@ -7,11 +7,13 @@ DEPTH_OPTS = ("a_depth", "w_depth", "b_depth", "s_depth", "o_depth", "mem_words"
 
 def register(sub) -> None:
     from f8hw.arch import ArchConfig
+    from f8hw.commands.options import add_formats_option
 
     d = ArchConfig()
     p = sub.add_parser("build", help="generate the accelerator RTL (Verilog + manifest), optionally an area report")
     p.add_argument("--array", default=d.array, help="MAC array RxC, each 1..64 (default: %(default)s)")
     p.add_argument("-o", "--outdir", default="rtl", help="output directory (default: %(default)s)")
+    add_formats_option(p)
     p.add_argument("--requant", default=d.requant, choices=("shift", "dyadic"),
                    help="requantizer: shift (F8Net) or dyadic (INT32-multiplier baseline)")
     for name in DEPTH_OPTS:
@@ -26,9 +28,11 @@ def register(sub) -> None:
 
 
 def config_from_args(args):
-    from f8hw.arch import ArchConfig, ArchError, parse_array
+    from f8hw.arch import ArchConfig, ArchError, parse_array, require_rtl
+    from f8hw.commands.options import formats_of
 
     rows, cols = parse_array(args.array)
+    formats = formats_of(args)
     kw = {}
     for name in DEPTH_OPTS:
         v = getattr(args, name, None)
@@ -38,7 +42,9 @@ def config_from_args(args):
             kw[name] = int(str(v), 0)
         except ValueError:
             raise ArchError(f"--{name.replace('_', '-')} must be an integer, got {v!r}") from None
-    return ArchConfig(rows=rows, cols=cols, requant=args.requant, **kw)
+    cfg = ArchConfig(rows=rows, cols=cols, requant=args.requant, formats=formats, **kw)
+    require_rtl(cfg, "f8hw build")
+    return cfg
 
 
 def run(args) -> int:

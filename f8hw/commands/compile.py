@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from f8hw.commands.options import add_compiler_options, add_memory_options, arch_and_policy, compiler_options
+from f8hw.commands.options import (add_compiler_options, add_formats_option, add_memory_options, arch_and_policy,
+                                   compiler_options)
 
 
 def register(sub) -> None:
     p = sub.add_parser("compile", help="compile an integer model file for an accelerator configuration")
     p.add_argument("model", help="f8hw model file (.pt) or bundled model name")
     p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
+    add_formats_option(p)
     p.add_argument("--batch", type=int, default=1, help="images per run (default: %(default)s)")
     p.add_argument("-o", "--output", default=None, help="output directory (default: build/<model name>)")
     add_memory_options(p)

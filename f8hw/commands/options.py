@@ -32,13 +32,26 @@ def add_memory_options(p) -> None:
                         "the program)")
 
 
+def add_formats_option(p) -> None:
+    """The accelerator's operand/output formats (f8hw compile, sim, build)."""
+    p.add_argument("--formats", default="int8", metavar="LIST",
+                   help="formats the accelerator supports, INT8 first, e.g. int8,e2m5,e3m4,e4m3 (default: "
+                        "%(default)s; FP8 formats: ISA simulator only for now)")
+
+
+def formats_of(args) -> tuple[str, ...]:
+    from f8hw.arch import parse_formats
+
+    return parse_formats(args.formats)
+
+
 def arch_and_policy(args):
     """(ArchConfig, memories policy): memories the user sized are kept as given, defaults grow to fit."""
     from f8hw.arch import ArchConfig, parse_array
 
     rows, cols = parse_array(args.array)
     extra = {k: v for k, v in (("mem_words", args.mem_words), ("imem_depth", args.imem_depth)) if v is not None}
-    return ArchConfig(rows=rows, cols=cols, **extra), ("fixed" if extra else "grow")
+    return ArchConfig(rows=rows, cols=cols, formats=formats_of(args), **extra), ("fixed" if extra else "grow")
 
 
 def writable(path: str | None, what: str, suffixes: tuple[str, ...] = ()) -> None:

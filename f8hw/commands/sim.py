@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from f8hw.commands.options import (add_compiler_options, add_memory_options, arch_and_policy, compiler_options,
-                                   writable)
+from f8hw.commands.options import (add_compiler_options, add_formats_option, add_memory_options, arch_and_policy,
+                                   compiler_options, writable)
 
 
 def register(sub) -> None:
@@ -20,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL_NAME,
                    help="model file or bundled model name (default: the bundled %(default)r)")
     p.add_argument("--array", default="16x16", help="MAC array RxC (default: %(default)s)")
+    add_formats_option(p)
     p.add_argument("--engine", default="verilator", choices=ENGINES,
                    help="simulation engine: the RTL on verilator or icarus, or the ISA simulator (default: %(default)s)")
     p.add_argument("--waves", default=None, metavar="FILE",
@@ -60,6 +61,10 @@ def run(args) -> int:
         raise f8hw.F8Error(f"--waves {args.waves}: waveforms come from an RTL engine (verilator, icarus), "
                            f"not {args.engine!r}")
     arch, memories = arch_and_policy(args)
+    if args.engine in RTL_ENGINES:
+        from f8hw.arch import require_rtl
+
+        require_rtl(arch, f"--engine {args.engine}")
     err = Console(stderr=True)
     log = None if args.json else (lambda s: err.print(f"[dim]{s}[/]"))
     model = f8hw.load(args.model)

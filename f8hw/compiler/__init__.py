@@ -20,7 +20,7 @@ from f8hw.arch import ArchConfig
 from f8hw.compiler.compiled import Compiled, LayerInfo
 from f8hw.compiler.emit import Emitter, Instr
 from f8hw.compiler.errors import CompileError
-from f8hw.compiler.legalize import legalize
+from f8hw.compiler.legalize import check_lane_fields, legalize
 from f8hw.compiler.lower import gather_lines, lower, tap_gather
 from f8hw.compiler.lower import pack_input as pack_input_fn
 from f8hw.compiler.memory import allocate
@@ -84,6 +84,7 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
         raise CompileError(f"batch must be a positive integer, got {batch!r}")
     legalize(graph, arch)
     ops, views = lower(graph)
+    check_lane_fields(ops, arch)
     packing = pack_input_fn(ops, views, graph.input_node.name, canonical_ref(graph.output), arch.cols) \
         if pack_input else None
     gathered = tap_gather(ops, arch.cols, arch.a_depth // 2, arch.w_depth // 2 - 1) if gather else []
@@ -132,10 +133,12 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
         "input_gather": [op.name for op in ops if op.name in gathered and op.src == graph.input_node.name],
         "gather": gathered,
         "output": out_ref,
-        "buffers": {r: {"addr": b.addr, "words": b.words, "shape": list(b.shape), "raw": b.raw}
+        "buffers": {r: {"addr": b.addr, "words": b.words, "shape": list(b.shape), "raw": b.raw,
+                        **({"planes": b.planes} if b.planes not in (1, 4) else {})}
                     for r, b in mem.buffers.items()},
         "views": {r: {"buffer": v.buffer, "logical": list(v.logical), "signed": v.fmt.signed, "fl": v.fmt.fl,
-                      "bits": v.fmt.bits} for r, v in views.items()},
+                      "bits": v.fmt.bits, **({"kind": v.fmt.kind} if v.fmt.kind != "int" else {})}
+                  for r, v in views.items()},
         "intact": sorted(intact),
         "regions": {k: list(v) if isinstance(v, tuple) else v for k, v in mem.regions.items()},
         "weights": {f"{k[0]}:{k[1]}:{k[2]}": a for k, a in mem.wblocks.items()},

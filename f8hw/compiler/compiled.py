@@ -100,7 +100,8 @@ class Compiled:
             memory[a:a + h * w * cb] = x.reshape(h * w * cb, C)
 
     def read_tensor(self, memory: np.ndarray, ref: str, b: int = 0) -> np.ndarray:
-        """Tensor ref of batch item b, in the golden model's per-sample layout, as int32."""
+        """Tensor ref of batch item b, in the golden model's per-sample layout: int32 (FP8: the codes),
+        int64 for a 64-bit output."""
         from f8hw.ir import canonical_ref
 
         ref = canonical_ref(ref)
@@ -116,13 +117,15 @@ class Compiled:
         cb = -(-c // C)
         a = buf["addr"] + b * buf["words"]
         if buf["raw"]:
-            words = np.asarray(memory[a:a + h * w * cb * 4], np.int64).reshape(h * w * cb, 4, C)
-            val = sum(words[:, j, :] << (8 * j) for j in range(4)).astype(np.uint32).view(np.int32)
+            pl = buf.get("planes", 4)  # byte planes: 4 (int32) or 8 (int64)
+            words = np.asarray(memory[a:a + h * w * cb * pl], np.uint64).reshape(h * w * cb, pl, C)
+            val = sum(words[:, j, :] << np.uint64(8 * j) for j in range(pl))
+            val = val.astype(np.uint32).view(np.int32) if pl == 4 else val.view(np.int64)
             x = val.reshape(h * w, cb * C)[:, :c]
         else:
             x = np.asarray(memory[a:a + h * w * cb]).reshape(h * w, cb * C)[:, :c]
-            x = x.view(np.int8) if v["signed"] else x
-        t = x.T.reshape(c, h, w).astype(np.int32)
+            x = x.view(np.int8) if v["signed"] and v.get("kind", "int") == "int" else x  # FP8: the codes
+        t = x.T.reshape(c, h, w).astype(np.int64 if buf["raw"] and buf.get("planes", 4) == 8 else np.int32)
         return t.reshape(v["logical"])
 
     # ------------------------------------------------------------ files

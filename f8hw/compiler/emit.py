@@ -26,6 +26,9 @@ Resource-mask convention (``f8hw.isa.Resource``, docs/architecture.md): bits
   hence for all earlier results to be in main memory, and for the last drain,
   hence for the S/B/O slots to be free).  Biases of a layer (or of a group of
   b_depth co-tiles) are loaded there.
+* Formats (flexible builds): A_FMT / W_FMT / BIAS64 per layer, OUT_FMT / SKIP_FMT per output, SET
+  only when they change; they reset to 0 (INT8), so INT8 layers never SET them and an INT8-only
+  build's program is unchanged.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ class Emitter:
         self.zero_entry = arch.w_depth - 1 if zero_entry else None
         self.instrs: list[Instr] = []
         # known register values (reset: 0); A_GATHER is SET only by a gathered layer's LOAD_A
-        self.regs: dict[int, int] = {int(Reg.A_GATHER): 0, int(Reg.A_DIAG): 0}
+        self.regs: dict[int, int] = {int(Reg.A_GATHER): 0, int(Reg.A_DIAG): 0,
+                                     **{int(r): 0 for r in isa.FORMAT_REGS}}
         self.pending: list[Instr] = []
         self.loads = LoadPlanner(arch, self.w_half)
 
@@ -135,6 +139,7 @@ class Emitter:
         cbo = -(-cout // C)
         mode = MODE[op.kind]
         items = plan.items
+        bw = 8 if op.bias64 else 4  # B words per co-tile
 
         self.flush()
         self.ins("MARK", f"layer {li}: {op.name} ({op.op}, {op.kind})", slot=li)
@@ -172,24 +177,34 @@ class Emitter:
                 load(self.load_instr(e))
             elif k == "B":
                 bg = e.group
-                load(Instr("LOAD", dict(mask=BARRIER, target=int(LoadTarget.B), dst=0, count=4 * len(bg),
-                                        addr=mem.biases[op.name] + 4 * bg[0], stride=1),
+                load(Instr("LOAD", dict(mask=BARRIER, target=int(LoadTarget.B), dst=0, count=bw * len(bg),
+                                        addr=mem.biases[op.name] + bw * bg[0], stride=1),
                            f"B <- bias co-tiles {bg[0]}..{bg[-1]}"))
             elif k == "S":
                 load(s_load(e.drain))
 
         # ---- compute-side registers for the whole layer ---------------------
         self.set(Reg.A_SIGNED, int(op.in_signed))
+        fmt = arch.formats.index  # format registers hold indices into arch.formats (0 = int8: never SET on INT8)
+        self.set(Reg.A_FMT, fmt(op.a_fmt))
+        if op.kind in ("dense", "dw"):
+            self.set(Reg.W_FMT, fmt(op.w_fmt))
+        elif op.kind == "gap":
+            self.set(Reg.W_FMT, 0)  # the ones tile is int8
+        if op.bias is not None:
+            self.set(Reg.BIAS64, int(op.bias64))
 
         def rq_regs(o) -> None:
             self.set(Reg.RQ_RAW, int(o.raw))
             self.set(Reg.USE_BIAS, int(op.bias is not None))
             if o.raw:
                 return
+            self.set(Reg.OUT_FMT, fmt(o.lane))
             self.set(Reg.OUT_SIGNED, int(o.fmt.signed))
             self.set(Reg.SHIFT, o.shift)
             self.set(Reg.USE_SKIP, int(op.skip is not None))
             if op.skip:
+                self.set(Reg.SKIP_FMT, fmt(op.skip_fmt))
                 self.set(Reg.SKIP_SIGNED, int(op.skip_signed))
                 self.set(Reg.ACC_LSHIFT, op.acc_lshift)
                 self.set(Reg.SKIP_LSHIFT, op.skip_lshift)
@@ -254,7 +269,9 @@ class Emitter:
                                  **common)
                     ob = mem.buffers[o.ref]
                     if o.raw:
-                        st = dict(wide=1, addr=ob.item(it.b) + (it.p0 * cbo + it.co) * 4, stride=4 * cbo)
+                        pl = o.planes
+                        st = dict(wide=1, addr=ob.item(it.b) + (it.p0 * cbo + it.co) * pl, stride=pl * cbo,
+                                  **({"wide64": 1} if pl == 8 else {}))
                     else:
                         st = dict(wide=0, addr=ob.item(it.b) + it.p0 * cbo + it.co, stride=cbo)
                     self.pending.append(Instr("STORE", dict(mask=o_slot_mask(oslot), src=o_dst, count=it.npix, **st),

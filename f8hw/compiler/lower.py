@@ -14,6 +14,11 @@ data moves).  Kinds:
 - ``gap``: avgpool_global, Mode.DEPTHWISE with a tile of ones, KH = H, KW = W,
   requantizer shift = fl_x + shift - fl_out.
 
+Formats (a flexible ArchConfig): a LayerOp names its activation, weight and skip formats ("int8" or
+an FP8 kind, the values of the format registers) and each OutSpec its lane; shifts are in units
+(TensorFormat.unit = fl + q), so INT8 x INT8 layers get exactly IR v1's shifts.  FP8 weights are
+stored as their codes, maxpool pads an FP8 input with the most negative code.
+
 Residual adds are fused into the requantizer (USE_SKIP with ACC_LSHIFT /
 SKIP_LSHIFT).  Several output formats: the requantizer runs once per format on
 the same accumulators (see emit.py: a re-drain COMPUTE with nlines = 0).
@@ -26,8 +31,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from f8hw.compiler.errors import CompileError
-from f8hw.ir import Graph, canonical_ref
-from f8hw.numerics import TensorFormat
+from f8hw.ir import Graph, canonical_ref, weight_format
+from f8hw.numerics import INT32_MAX, INT32_MIN, TensorFormat, fp8_format
+
+
+def hw_format(fmt: TensorFormat) -> str:
+    """The PE/lane format name of a tensor format ("int8" for INT, else the FP8 kind)."""
+    return "int8" if fmt.kind == "int" else fmt.kind
 
 
 @dataclass
@@ -44,8 +54,18 @@ class View:
 class OutSpec:
     ref: str
     fmt: TensorFormat
-    shift: int        # requantizer SHIFT (fl_v - fl_out); 0 for raw
-    raw: bool         # int32 output (RQ_RAW, wide STORE)
+    shift: int        # requantizer SHIFT (fl_v - out.unit); 0 for raw
+    raw: bool         # raw int32/int64 output (RQ_RAW, wide STORE)
+
+    @property
+    def lane(self) -> str:
+        """The output lane: "int8" or the FP8 kind (OUT_FMT)."""
+        return hw_format(self.fmt)
+
+    @property
+    def planes(self) -> int:
+        """Main-memory words per channel block of a pixel: 1 byte, or 4/8 byte planes of a raw output."""
+        return self.fmt.bits // 8 if self.raw else 1
 
 
 @dataclass
@@ -71,10 +91,23 @@ class LayerOp:
     macs: int = 0                      # real MACs of one inference (0 for maxpool / GAP)
     inputs: list[str] = field(default_factory=list)  # buffer refs read (for liveness)
     gather: int = 0                    # LOAD_A tap gather (A_GATHER = input channels per tap; 0 = off)
+    a_fmt: str = "int8"                # format registers: A_FMT, W_FMT, SKIP_FMT (names)
+    w_fmt: str = "int8"
+    skip_fmt: str = "int8"
+
+    @property
+    def bias64(self) -> bool:
+        """The bias needs 64 bits (BIAS64: two B entries per co-tile)."""
+        b = self.bias
+        return b is not None and len(b) > 0 and (int(b.min()) < INT32_MIN or int(b.max()) > INT32_MAX)
 
     @property
     def pad_value(self) -> int:
-        return 0x80 if (self.kind == "max" and self.in_signed) else 0
+        if self.kind != "max":
+            return 0
+        if self.a_fmt != "int8":
+            return 0x80 | fp8_format(self.a_fmt).max_code  # the most negative value: never wins
+        return 0x80 if self.in_signed else 0
 
 
 def lower(graph: Graph) -> tuple[list[LayerOp], dict[str, View]]:
@@ -101,20 +134,21 @@ def lower(graph: Graph) -> tuple[list[LayerOp], dict[str, View]]:
             views[ref] = View(ref, out_shape, tuple(shapes[ref]), fmt)
         common = dict(name=node.name, op=node.op, src=x.buffer, in_shape=x.mem_shape, in_signed=x.fmt.signed,
                       out_shape=out_shape, inputs=[x.buffer])
+        common["a_fmt"] = hw_format(x.fmt)
         if node.op in ("conv2d", "linear"):
-            w_fl = a["w_fl"]
-            fl_a = x.fmt.fl + w_fl
+            wfmt = weight_format(node)
+            fl_a = x.fmt.unit + wfmt.unit
             skip = None
-            fl_v, acc_l, skip_l, skip_signed = fl_a, 0, 0, False
+            fl_v, acc_l, skip_l, skip_signed, skip_fmt = fl_a, 0, 0, False, "int8"
             if len(node.inputs) == 2:
                 s = views[canonical_ref(node.inputs[1])]
                 if s.mem_shape != out_shape:
                     raise CompileError(f"layer {node.name!r}: residual operand {node.inputs[1]!r} is stored as "
                                        f"{s.mem_shape}, not in the output layout {out_shape}")
-                skip, skip_signed = s.buffer, s.fmt.signed
-                fl_v = max(fl_a, s.fmt.fl)
-                acc_l, skip_l = fl_v - fl_a, fl_v - s.fmt.fl
-            outs = [OutSpec(r, f, 0 if f.bits == 32 else fl_v - f.fl, f.bits == 32)
+                skip, skip_signed, skip_fmt = s.buffer, s.fmt.signed, hw_format(s.fmt)
+                fl_v = max(fl_a, s.fmt.unit)
+                acc_l, skip_l = fl_v - fl_a, fl_v - s.fmt.unit
+            outs = [OutSpec(r, f, 0 if f.bits != 8 else fl_v - f.unit, f.bits != 8)
                     for r, f in zip(node.refs(), node.outputs)]
             if node.op == "conv2d":
                 cin, cout, g = a["in_channels"], a["out_channels"], a["groups"]
@@ -132,7 +166,8 @@ def lower(graph: Graph) -> tuple[list[LayerOp], dict[str, View]]:
                 kernel, stride, padding = (h, w), (1, 1), (0, 0)
             op = LayerOp(kind=kind, kernel=kernel, stride=stride, padding=padding, outputs=outs, weight=weight,
                          groups=g, bias=np.asarray(node.bias), skip=skip, skip_signed=skip_signed,
-                         acc_lshift=acc_l, skip_lshift=skip_l, macs=macs, **common)
+                         acc_lshift=acc_l, skip_lshift=skip_l, macs=macs, w_fmt=hw_format(wfmt), skip_fmt=skip_fmt,
+                         **common)
             if skip:
                 op.inputs.append(skip)
         elif node.op == "maxpool":
@@ -141,8 +176,8 @@ def lower(graph: Graph) -> tuple[list[LayerOp], dict[str, View]]:
                          padding=tuple(a["padding"]), outputs=[OutSpec(node.refs()[0], fmt, 0, False)], **common)
         elif node.op == "avgpool_global":
             c, h, w = x.mem_shape
-            fl_v = x.fmt.fl + a["shift"]
-            outs = [OutSpec(r, f, fl_v - f.fl, False) for r, f in zip(node.refs(), node.outputs)]
+            fl_v = x.fmt.unit + a["shift"]
+            outs = [OutSpec(r, f, fl_v - f.unit, False) for r, f in zip(node.refs(), node.outputs)]
             op = LayerOp(kind="gap", kernel=(h, w), stride=(1, 1), padding=(0, 0), outputs=outs, **common)
         else:  # legalize rejects everything else first
             raise CompileError(f"layer {node.name!r}: op {node.op!r} cannot be lowered")

@@ -2,8 +2,8 @@
 
 Main memory words are C = cols bytes.  Layout (docs/architecture.md):
 activation (Ch, H, W) of one batch item = H*W*CB words, pixel-major with the
-channel block innermost; int32 tensors are byte-planar (4 words per channel
-block).  Regions, in order:
+channel block innermost; raw tensors are byte-planar (4 words per channel
+block for int32, 8 for int64).  Regions, in order:
 
     [weights of every layer][biases][ones tile (GAP)][input slots][activations]
 
@@ -12,7 +12,7 @@ K-chunk, entry k = the C output-channel weights of reduction step k.  DENSE:
 steps walk (kh, kw, channel block, byte) -- the order LOAD_A fills A lines and
 COMPUTE consumes bytes (with LOAD_A tap gather: step k reads tap (k // C)*P +
 (k % C) // Cin, channel (k % C) % Cin, see gather_weight); DEPTHWISE: steps walk (kh, kw).  Biases: 4 byte-planar
-words per co-tile.  Activation buffers are allocated first-fit; with reuse a
+words per co-tile (8 for a 64-bit bias, BIAS64).  Activation buffers are allocated first-fit; with reuse a
 buffer is freed after its last reader, so a later layer may overwrite it (the
 emitter's ordering guarantees the reads finished first).
 """
@@ -38,6 +38,7 @@ class Buffer:
     raw: bool
     batch: int
     order: int = 0   # allocation order (a later buffer may overwrite an earlier one it overlaps)
+    planes: int = 1  # words per channel block of a pixel (4: int32, 8: int64)
 
     def item(self, b: int) -> int:
         return self.addr + b * self.words
@@ -111,19 +112,21 @@ def weight_blocks(op: LayerOp, plan: Plan, C: int) -> dict[tuple[int, int], np.n
     return out
 
 
-def bias_words(bias: np.ndarray, C: int) -> np.ndarray:
-    """Byte-planar int32 lanes: 4 words per co-tile, word j = byte j of every lane."""
+def bias_words(bias: np.ndarray, C: int, wide: bool = False) -> np.ndarray:
+    """Byte-planar lanes: 4 words per co-tile, word j = byte j of every lane (int32); wide (BIAS64):
+    8 words, bytes 0..7 of the int64 lanes (two B entries: low 32 bits, then high 32 bits)."""
     n_co = -(-len(bias) // C)
+    nb = 8 if wide else 4
     b = np.zeros(n_co * C, np.int64)
     b[:len(bias)] = np.asarray(bias, np.int64)
-    u = (b & 0xFFFFFFFF).astype(np.uint32).reshape(n_co, C)
-    planes = np.stack([(u >> (8 * j)) & 0xFF for j in range(4)], axis=1)  # (n_co, 4, C)
-    return planes.reshape(n_co * 4, C).astype(np.uint8)
+    u = b.view(np.uint64).reshape(n_co, C)
+    planes = np.stack([(u >> np.uint64(8 * j)) & np.uint64(0xFF) for j in range(nb)], axis=1)  # (n_co, nb, C)
+    return planes.reshape(n_co * nb, C).astype(np.uint8)
 
 
-def tensor_words(shape, C: int, raw: bool) -> int:
+def tensor_words(shape, C: int, planes: int) -> int:
     c, h, w = shape
-    return h * w * -(-c // C) * (4 if raw else 1)
+    return h * w * -(-c // C) * planes
 
 
 def allocate(ops: list[LayerOp], plans: list[Plan], views: dict[str, View], input_ref: str, outputs_of_graph: str,
@@ -147,7 +150,7 @@ def allocate(ops: list[LayerOp], plans: list[Plan], views: dict[str, View], inpu
     biases = {}
     for op in ops:
         if op.bias is not None:
-            biases[op.name] = put(bias_words(op.bias, C))
+            biases[op.name] = put(bias_words(op.bias, C, op.bias64))
     ones_lines = max([ch.lines for op, plan in zip(ops, plans) if op.kind == "gap"
                       for ct in plan.cotiles for ch in ct.chunks] or [0])
     ones = put(np.ones((ones_lines, C), np.uint8)) if ones_lines else 0
@@ -155,13 +158,13 @@ def allocate(ops: list[LayerOp], plans: list[Plan], views: dict[str, View], inpu
     const_end = top
 
     # activation buffers
-    produced = {}  # buffer ref -> (shape, raw)
+    produced = {}  # buffer ref -> (shape, raw, planes)
     inp = views[input_ref]
-    produced[input_ref] = (inp.mem_shape, False)
+    produced[input_ref] = (inp.mem_shape, False, 1)
     for op in ops:
         for o in op.outputs:
-            produced[o.ref] = (op.out_shape, o.raw)
-    sizes = {r: tensor_words(s, C, raw) * batch for r, (s, raw) in produced.items()}
+            produced[o.ref] = (op.out_shape, o.raw, o.planes)
+    sizes = {r: tensor_words(s, C, planes) * batch for r, (s, _, planes) in produced.items()}
     final = views[outputs_of_graph].buffer
     if reuse == "auto":
         reuse = const_end + sum(sizes.values()) > arch.mem_words
@@ -218,7 +221,8 @@ def allocate(ops: list[LayerOp], plans: list[Plan], views: dict[str, View], inpu
     for arr in chunks:
         image[pos:pos + len(arr)] = arr
         pos += len(arr)
-    buffers = {r: Buffer(r, addrs[r], sizes[r] // batch, produced[r][0], produced[r][1], batch, order.index(r)) for r in produced}
+    buffers = {r: Buffer(r, addrs[r], sizes[r] // batch, produced[r][0], produced[r][1], batch, order.index(r),
+                         produced[r][2]) for r in produced}
     return MemoryMap(end, buffers, wblocks, biases, ones, zero, image,
                      {"weights": (0, w_end), "constants": (0, const_end), "activations": (const_end, end),
                       "reuse": bool(reuse)})

@@ -15,7 +15,7 @@
 - "Big" co-tiles: weights larger than a W half but within the whole W (and a
   window within an A half) take both W halves (no K-split; not double-buffered,
   but resident across all pixel tiles).
-- Bias groups: at most b_depth co-tiles' biases are resident at once.
+- Bias groups: at most b_depth co-tiles' biases are resident at once (b_depth / 2 for 64-bit biases).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class Item:
     akey: tuple
     wkey: tuple | None
     woff: int      # W entry offset of this co-tile/chunk inside its W load
-    bentry: int    # bias entry (co-tile index inside its bias group)
+    bentry: int    # bias entry (co-tile index inside its bias group, x2 for a 64-bit bias)
     bgroup: int
     aoff: int = 0  # first A line of this item's chunk inside its A load (A-stationary K-split)
     awin: Chunk | None = None  # the window of the item's A load if not its chunk's (A-stationary K-split)
@@ -271,7 +271,8 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
         cotiles = _row_chunks(op, arch, cotiles, w_half, tiles)
     single = all(len(c.chunks) == 1 for c in cotiles)
     # bias groups (and weight groups inside them)
-    bgroups = [list(range(s, min(n_co, s + arch.b_depth))) for s in range(0, n_co, arch.b_depth)]
+    bw = 2 if op.bias64 else 1  # B entries per co-tile (BIAS64: low and high 32 bits)
+    bgroups = [list(range(s, min(n_co, s + arch.b_depth // bw))) for s in range(0, n_co, arch.b_depth // bw)]
     use_diag = diag and diag_tiles(op, cotiles, arch)
     if use_diag:
         # window reuse: a pixel tile is min(R, OW - ow0) pixels of one output row
@@ -308,7 +309,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                     for j in wg:
                         ch = cotiles[j].chunks[0]
                         items.append(Item(b, p0, npix, j, 0, True, True, akey(b, p0, j, ch), wkey,
-                                          offs[j] if wkey else 0, j - bg[0], bgi))
+                                          offs[j] if wkey else 0, (j - bg[0]) * bw, bgi))
             if agroup > 1:
                 # A groups: one co-tile per W half (its weights stream, double-buffered) and several pixel
                 # tiles per A half: each A group is loaded once and reused by every co-tile, each co-tile's
@@ -320,7 +321,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                     for wg in groups:
                         j = wg[0]
                         for n, (b, p0, npix) in enumerate(pg):
-                            items.append(Item(b, p0, npix, j, 0, True, True, key, ("g", j), 0, j - bg[0], bgi,
+                            items.append(Item(b, p0, npix, j, 0, True, True, key, ("g", j), 0, (j - bg[0]) * bw, bgi,
                                               n * L))
         elif _a_stationary(op, cotiles, arch):
             # K-split with the whole window in one A half: each pixel tile's window is loaded once and
@@ -342,7 +343,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                         wkey = ("c", j, k)
                         wgroups[wkey] = [(j, k)]
                         items.append(Item(b, p0, npix, j, k, k == ks[0], k == ks[-1],
-                                          (b, p0, "win", ct.cb0, ct.cb1), wkey, 0, j - bg[0], bgi,
+                                          (b, p0, "win", ct.cb0, ct.cb1), wkey, 0, (j - bg[0]) * bw, bgi,
                                           aoffs[k], win))
         else:
             for j in bg:
@@ -357,5 +358,5 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                             wkey = ("c", j, k)
                             wgroups[wkey] = [(j, k)]
                         items.append(Item(b, p0, npix, j, k, k == 0, k == len(chs) - 1, akey(b, p0, j, ch),
-                                          wkey, 0, j - bg[0], bgi))
+                                          wkey, 0, (j - bg[0]) * bw, bgi))
     return Plan(cotiles, items, bgroups, wgroups, len(pix), use_diag)

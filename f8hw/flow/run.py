@@ -229,6 +229,10 @@ def simulate(program, images=None, engine: str = "isa", *, arch=None, isa_check:
         if len(imgs) != program.batch:
             raise F8Error(f"images: {len(imgs)} given, the program was compiled for batch {program.batch}")
     compiled, graph = program.compiled, program.model.graph
+    if engine in RTL_ENGINES:
+        from f8hw.arch import require_rtl
+
+        require_rtl(compiled.arch, f"engine {engine!r}")
     eng = _engine(engine, waves, race_check, progress)
     isa_res = None
     if engine in RTL_ENGINES and isa_check:

@@ -15,8 +15,9 @@ only, no multiplier (docs/formats_hw.md):
      beyond the largest finite one, saturates to the largest finite code; the sign is
      set only on a non-zero magnitude (never -0).
 
-Three registers (LATENCY, equal to the INT lane's): after the bias add, after the
-LOD, and the output code.
+Four registers (LATENCY = arch.REQUANT_LATENCY, the INT8 lane's: the drain has one
+latency): after the bias add, after the LOD, after the barrel shift and exponent, and
+the output code.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from f8hw.arch import ArchError
+from f8hw.arch import REQUANT_LATENCY, ArchError
 from f8hw.hw.common import clog2, tree_or
 from f8hw.hw.fpe import INT8, acc_bits, check_formats
 from f8hw.numerics import fl_range, fp8_format, unit_exponent
@@ -33,7 +34,7 @@ from f8hw.numerics import fl_range, fp8_format, unit_exponent
 __all__ = ["LATENCY", "shift_range", "shift_bits", "fp8_rq_cfg_layout", "fp8_rq_cfg_value", "leading_one",
            "Fp8RequantLane"]
 
-LATENCY = 3
+LATENCY = REQUANT_LATENCY
 """Registers from lane input to lane output (as f8hw.hw.requant.LATENCY)."""
 
 
@@ -160,10 +161,9 @@ class Fp8RequantLane(wiring.Component):
         nz2, neg2, valid2 = Signal(), Signal(), Signal()
         c2 = Signal(layout)
         m.d.sync += [a.eq(mag), p.eq(pos), nz2.eq(nz), neg2.eq(neg), valid2.eq(valid1), c2.eq(c1)]
-        # ---- stage 3: round to the format's precision, exponent, saturate, sign
+        # ---- stage 3: the shift to the format's precision (sticky barrel shifter), the exponent field
         man = Array(Const(f.man_bits, signed(4)) for f in fmts)[c2.kind]
         top = Array(Const(f.max_exponent + f.man_bits, signed(7)) for f in fmts)[c2.kind]
-        max_code = Array(Const(f.max_code, 7) for f in fmts)[c2.kind]
         s = c2.shift
         mmax = max(f.man_bits for f in fmts)
         ps = Signal(signed(len(p) + 1))   # signed copies keep every difference exact
@@ -175,16 +175,25 @@ class Fp8RequantLane(wiring.Component):
         left = Signal(range(mmax + 1))
         m.d.comb += [right.eq(Mux(r < 0, 0, Mux(r > W + 1, W + 1, r))), left.eq(Mux(r < 0, -r, 0))]
         q0, up = _round_shift_low(m, a, right, mmax + 2, "rs")
-        sig = Signal(mmax + 2)
-        m.d.comb += sig.eq(Mux(r < 0, a[:mmax] << left, q0 + up))
         e = Signal(max(f.max_exponent for f in fmts).bit_length())
         m.d.comb += e.eq(r - s)   # 0..emax unless over
+        efield = Signal(9)        # the code's exponent field, in place
+        m.d.comb += efield.eq(Array((e << f.man_bits) for f in fmts)[c2.kind])
+        # ---- stage 4: significand, code, saturation, sign (split from stage 3 for Fmax)
+        q3, up3, lsig3 = Signal(mmax + 2), Signal(), Signal(mmax + 2)
+        rneg3, over3, nz3, neg3, valid3 = Signal(), Signal(), Signal(), Signal(), Signal()
+        efield3, max_code3 = Signal(9), Signal(7)
+        m.d.sync += [q3.eq(q0), up3.eq(up), lsig3.eq(a[:mmax] << left), rneg3.eq(r < 0), over3.eq(over),
+                     nz3.eq(nz2), neg3.eq(neg2), valid3.eq(valid2), efield3.eq(efield),
+                     max_code3.eq(Array(Const(f.max_code, 7) for f in fmts)[c2.kind])]
+        sig = Signal(mmax + 2)
+        m.d.comb += sig.eq(Mux(rneg3, lsig3, q3 + up3))
         code = Signal(9)
-        m.d.comb += code.eq(Array((e << f.man_bits) for f in fmts)[c2.kind] + sig)
+        m.d.comb += code.eq(efield3 + sig)
         out_mag = Signal(7)
-        m.d.comb += out_mag.eq(Mux(~nz2, 0, Mux(over | (code > max_code), max_code, code)))
+        m.d.comb += out_mag.eq(Mux(~nz3, 0, Mux(over3 | (code > max_code3), max_code3, code)))
         out = Signal(8)
-        valid3 = Signal()
-        m.d.sync += [valid3.eq(valid2), out.eq(Cat(out_mag, neg2 & (out_mag != 0)))]
-        m.d.comb += [self.out_valid.eq(valid3), self.out.eq(out)]
+        valid4 = Signal()
+        m.d.sync += [valid4.eq(valid3), out.eq(Cat(out_mag, neg3 & (out_mag != 0)))]
+        m.d.comb += [self.out_valid.eq(valid4), self.out.eq(out)]
         return m

@@ -207,6 +207,8 @@ class FrontEnd(wiring.Component):
         with m.If(issue & is_["SET"]):
             with m.Switch(s_reg):
                 for r in isa.Reg:
+                    if r in isa.FORMAT_REGS:
+                        continue
                     with m.Case(int(r)):
                         m.d.sync += getattr(regs, r.name.lower()).eq(s_val)
         m.d.comb += self.regs.eq(regs)

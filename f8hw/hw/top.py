@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from f8hw import isa
-from f8hw.arch import ADDR_BITS, ArchConfig, ArchError
+from f8hw.arch import ADDR_BITS, ArchConfig, ArchError, require_rtl
 from f8hw.hw.common import clog2
 from f8hw.hw.compute import ComputeUnit
 from f8hw.hw.frontend import COUNTER_BITS, FrontEnd
@@ -44,6 +44,7 @@ class Accelerator(wiring.Component):
             raise TypeError("Accelerator needs an ArchConfig")
         if spad not in IMPLS:
             raise ArchError(f"spad must be one of {IMPLS}, got {spad!r}")
+        require_rtl(cfg, "Accelerator")
         self.cfg = cfg
         self.spad = spad
         sig = {}

@@ -1,5 +1,5 @@
 """COMPUTE: the MAC array over a tile (DENSE as one exact float64 matmul), and the drain through the
-requantizer lanes (f8hw.numerics.requant_lane) into the output lines."""
+requantizer lanes (f8hw.numerics.requant_lane) into the output lines; a flexible build's formats: flex.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 from f8hw import numerics
 from f8hw.arch import REQUANT_LATENCY
 from f8hw.isa import Mode, Reg
+from f8hw.isasim.flex import flex_drain, flex_mac
 from f8hw.isasim.machine import Machine
 from f8hw.isasim.races import Access
 
@@ -22,7 +23,9 @@ def compute(m: Machine, pc: int, f: dict, t: int, steps: int) -> None:
     a = m.A[:, a_base:a_base + nl, :]
     if regs[Reg.A_SIGNED] != 0:
         a = a.view(np.int8)
-    if mode == Mode.DENSE:
+    if m.arch.flexible:
+        flex_mac(m, pc, f, steps)
+    elif mode == Mode.DENSE:
         w = m.W[w_base:w_base + steps].view(np.int8)
         # exact: |a*w| <= 2**15, steps <= 2**22 -> |sum| < 2**37 < 2**53
         val = (a.reshape(R, steps).astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
@@ -50,7 +53,8 @@ def compute(m: Machine, pc: int, f: dict, t: int, steps: int) -> None:
             capture = t + steps + m.lat
             d0 = capture - 1
             if use_bias:
-                m.races.add(Access(pc, "B", False, 0, 1, f["b_src"], f["b_src"] + 1, d0, 0, d0 + R - 1, 0))
+                nb = 2 if m.arch.flexible and regs[Reg.BIAS64] != 0 else 1
+                m.races.add(Access(pc, "B", False, 0, 1, f["b_src"], f["b_src"] + nb, d0, 0, d0 + R - 1, 0))
             if use_skip:
                 m.races.add(Access(pc, "S", False, 0, 1, f["s_src"], f["s_src"] + R, d0, 0, d0 + R - 1, 0))
             w0 = capture + REQUANT_LATENCY
@@ -58,6 +62,9 @@ def compute(m: Machine, pc: int, f: dict, t: int, steps: int) -> None:
     if not last:
         return
     v = m.P
+    if m.arch.flexible:
+        flex_drain(m, pc, f, raw, use_bias, use_skip)
+        return
     if use_bias:
         v = numerics.wrap_int32(v + m.B8[f["b_src"]].view("<i4").reshape(C).astype(np.int64))
     o_dst = f["o_dst"]

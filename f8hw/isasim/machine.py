@@ -6,7 +6,7 @@ import numpy as np
 
 from f8hw.arch import ArchConfig, array_latency
 from f8hw.errors import F8Error
-from f8hw.isa import ErrorCode, Reg
+from f8hw.isa import FORMAT_REGS, ErrorCode, Reg
 from f8hw.isasim.races import RaceChecker
 from f8hw.isasim.result import IsaSimError
 
@@ -37,11 +37,11 @@ class Machine:
         self.W = np.zeros((arch.w_depth, C), np.uint8)
         self.B8 = np.zeros((arch.b_depth, C, 4), np.uint8)      # little-endian bytes of the int32 lanes
         self.S = np.zeros((arch.s_depth, C), np.uint8)
-        self.O = np.zeros((arch.o_depth, C), np.int32)
-        self.P = np.zeros((R, C), np.int64)                       # accumulators (int32 values)
+        self.O = np.zeros((arch.o_depth, C), np.int64)           # lanes (int32 values; acc_bits when flexible)
+        self.P = np.zeros((R, C), np.int64)                       # accumulators (arch.acc_bits-bit values)
         self.regs = {int(r): 0 for r in Reg}
         self.regs[int(Reg.RQ_MULT)] = 1
-        self.valid_regs = frozenset(int(r) for r in Reg)
+        self.valid_regs = frozenset(int(r) for r in Reg if arch.flexible or r not in FORMAT_REGS)
         self.lat = array_latency(R, C)
         self.races = RaceChecker() if check_races else None
 

@@ -117,8 +117,10 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"o_dst {f['o_dst']} + rows {R} > o_depth {arch.o_depth}", dec)
             if last and not raw and regs[Reg.USE_SKIP] != 0 and f["s_src"] + R > arch.s_depth:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"s_src {f['s_src']} + rows {R} > s_depth {arch.s_depth}", dec)
-            if last and regs[Reg.USE_BIAS] != 0 and f["b_src"] >= arch.b_depth:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"b_src {f['b_src']} >= b_depth {arch.b_depth}", dec)
+            nb = 2 if arch.flexible and regs[Reg.BIAS64] != 0 else 1
+            if last and regs[Reg.USE_BIAS] != 0 and f["b_src"] + nb > arch.b_depth:
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
+                               f"b_src {f['b_src']}{' + 1 (BIAS64)' if nb == 2 else ''} >= b_depth {arch.b_depth}", dec)
             t = _after_holders(max(t, mac_end), mask, (load_mask, load_end), (store_mask, store_end),
                                (drain_mask, drain_end))
             if last and capture is not None:
@@ -137,7 +139,7 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             if f["src"] + f["count"] > arch.o_depth:
                 raise op_error(ErrorCode.SPAD, pc, "STORE",
                                f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}", dec)
-            words = f["count"] * (4 if f["wide"] else 1)
+            words = f["count"] * isa.store_planes(f)
             t = _after_holders(max(t, store_end), mask, (load_mask, load_end), (mac_mask, mac_end),
                                (drain_mask, drain_end))
             store_end = t + words + STORE_LATENCY
@@ -185,7 +187,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         issue=np.asarray(issue, dtype=np.int64), instructions=pc + 1,
         wall_time=time.perf_counter() - wall0,
         units_end=dict(load=load_end, store=store_end, mac=mac_end, drain=drain_end),
-        state=dict(A=m.A, W=m.W, B=m.B8.view("<i4").reshape(arch.b_depth, C), S=m.S, O=m.O, P=m.P,
+        state=dict(A=m.A, W=m.W, B=m.B8.view("<i4").reshape(arch.b_depth, C), S=m.S,
+                   O=m.O if arch.flexible else m.O.astype(np.int32), P=m.P,
                    regs=dict(regs)),
     )
 

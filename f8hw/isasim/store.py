@@ -1,9 +1,10 @@
-"""STORE: output lines -> main memory (low bytes, or int32 lanes byte-planar), and its accesses."""
+"""STORE: output lines -> main memory (low bytes, or 32/64-bit lanes byte-planar), and its accesses."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from f8hw.isa import store_planes
 from f8hw.isasim.machine import M32, Machine
 from f8hw.isasim.races import Access
 
@@ -14,12 +15,12 @@ def store(m: Machine, pc: int, f: dict, t: int) -> None:
     n = f["count"]
     if n == 0:
         return
-    src, wide = f["src"], f["wide"]
+    src, planes = f["src"], store_planes(f)
     base = (f["addr"] + np.arange(n, dtype=np.int64) * f["stride"]) & M32
-    O8 = m.O[src:src + n].view(np.uint8).reshape(n, m.C, 4)   # little-endian bytes of each lane
-    if wide:
-        addrs = ((base[:, None] + np.arange(4, dtype=np.int64)[None, :]) & M32).reshape(-1)
-        data = O8.transpose(0, 2, 1).reshape(4 * n, m.C)
+    O8 = m.O[src:src + n].view(np.uint8).reshape(n, m.C, 8)   # little-endian bytes of each lane
+    if planes > 1:
+        addrs = ((base[:, None] + np.arange(planes, dtype=np.int64)[None, :]) & M32).reshape(-1)
+        data = O8[:, :, :planes].transpose(0, 2, 1).reshape(planes * n, m.C)
     else:
         addrs = base
         data = O8[:, :, 0]
