@@ -14,9 +14,14 @@ caught, never silently dropped.
     .venv/bin/python scripts/mutate.py round_half_up controller_off_by_one
     .venv/bin/python scripts/mutate.py --tests "sim/test_units.py -k icarus"
 
-Exit status 0 when every mutant is caught, 1 otherwise.  The fast subset runs
-on Icarus (its builds take seconds, a Verilator build per mutant would take a
-minute); the mutants are simulator-independent.
+Exit status 0 when every mutant is caught, 1 otherwise.  The fast subset: the
+requantizer, PE and MAC unit tests and one random compiled layer of each kind
+on Icarus (builds take seconds), then the ISA fuzz (sim/test_isa_fuzz.py: 30
+random instruction streams on a 2x2 Verilator build of about 10 s) for the
+load-unit modes, the drain, the accumulator and the hazard interlock.  pytest
+stops at the first failure, so a caught mutant costs little; a subset that
+collects nothing is BROKEN, never a catch.  The mutants are
+simulator-independent.
 """
 
 from __future__ import annotations
@@ -49,10 +54,10 @@ MUTANTS = [
            "up.eq(cur[0] & (sticky | cur[1]))", "up.eq(cur[0])",
            "requantizer rounds ties half-up instead of half-to-even"),
     Mutant("saturation_low_off_by_one", "hw/requant.py",
-           "lo = Mux(c2.out_signed, -127, 0)", "lo = Mux(c2.out_signed, -128, 0)",
+           "lo = Mux(c3.out_signed, -127, 0)", "lo = Mux(c3.out_signed, -128, 0)",
            "signed saturation lets -128 through (rail off by one)"),
     Mutant("saturation_high_off_by_one", "hw/requant.py",
-           "hi = Mux(c2.out_signed, 127, 255)", "hi = Mux(c2.out_signed, 127, 254)",
+           "hi = Mux(c3.out_signed, 127, 255)", "hi = Mux(c3.out_signed, 127, 254)",
            "unsigned saturation clamps at 254 (rail off by one)"),
     Mutant("swapped_residual_alignment", "hw/requant.py",
            "m.d.comb += [accs.eq(x << c1.acc_lshift), skips.eq(skip9 << c1.skip_lshift)]",
@@ -67,9 +72,56 @@ MUTANTS = [
     Mutant("load_count_off_by_one", "hw/load.py",
            "with m.If(left == 1):", "with m.If(left == 0):",
            "LOAD moves one word more than its count"),
+    # datapath
+    Mutant("negative_tie_up", "hw/requant.py",
+           "up.eq(cur[0] & (sticky | cur[1]))", "up.eq(cur[0] & (sticky | cur[1] | v[-1]))",
+           "requantizer rounds negative ties up (toward +inf) instead of half-to-even"),
+    Mutant("left_shift_lets_minus_128", "hw/requant.py",
+           "for lo_ in (0, -127)", "for lo_ in (0, -128)",
+           "signed saturation on the left-shift path lets -128 through"),
+    Mutant("uint8_sign_extended", "hw/array.py",
+           "a.eq(Mux(ctl.a_signed, raw.as_signed(), raw))", "a.eq(raw.as_signed())",
+           "PE sign-extends uint8 activations"),
+    Mutant("stale_accumulator", "hw/compute.py",
+           "first.eq(~acc),", "first.eq(0),",
+           "a COMPUTE with acc = 0 keeps accumulating onto the previous tile"),
+    Mutant("left_shift_stale_value", "hw/requant.py",
+           "l_small.eq((v[:10] << left)[:10])", "l_small.eq((v32[:10] << left)[:10])",
+           "requantizer left shift takes the stage-1 value (another row's accumulator)"),
+    Mutant("drain_cfg_live", "hw/compute.py",
+           "d_cfg.eq(s_cfg)", "d_cfg.eq(live_cfg)",
+           "drain reads the requantizer registers at its start, not the COMPUTE's issue snapshot"),
+    # load unit modes
+    Mutant("pad_right_edge_lost", "hw/load.py",
+           '(iwk < r_["in_w"])', '(iwk <= r_["in_w"])',
+           "LOAD_A reads memory one column past the right edge instead of padding"),
+    Mutant("vertical_stride_ignored", "hw/load.py",
+           'n_ih.eq(Mux(wrap, ih + r_["stride_h"], ih))', 'n_ih.eq(Mux(wrap, ih + 1, ih))',
+           "LOAD_A advances one input row at an output-row wrap whatever STRIDE_H"),
+    Mutant("gather_line_full_off_by_one", "hw/load.py",
+           "line_full.eq((boff + 2 * g_bytes) > C)", "line_full.eq((boff + 2 * g_bytes) >= C)",
+           "tap gather closes a line one word early"),
+    Mutant("diag_last_bank", "hw/load.py",
+           "m.d.sync += [hi[r].eq(los[r] + kwn) for r in range(R)]",
+           "m.d.sync += [hi[r].eq(los[r] + kwn) for r in range(R - 1)]",
+           "window reuse never sets the last bank's window end (stale from reset or the last LOAD_A)"),
+    # front-end hazard interlock
+    Mutant("load_a_mac_hazard_dropped", "hw/frontend.py",
+           "conflicts(la_mask, H_store, H_mac, H_drain)", "conflicts(la_mask, H_store, H_drain)",
+           "LOAD_A does not wait for the MAC phase holding its mask bits"),
+    Mutant("compute_load_hazard_dropped", "hw/frontend.py",
+           "conflicts(c_mask, H_load, H_store, H_drain)", "conflicts(c_mask, H_store, H_drain)",
+           "COMPUTE does not wait for the load holding its mask bits"),
+    Mutant("store_drain_hazard_dropped", "hw/frontend.py",
+           "conflicts(st_mask, H_load, H_mac, H_drain)", "conflicts(st_mask, H_load, H_mac)",
+           "STORE does not wait for the drain holding its mask bits"),
+    Mutant("drain_holder_forgets", "hw/frontend.py",
+           "Mux(self.drain_busy, drain_mask, 0)", "Mux(self.drain_busy, 0, 0)",
+           "the drain holder keeps only the latest drain's bits, not every drain in flight"),
 ]
 
-DEFAULT_TESTS = "sim/test_units.py sim/test_accel.py -k 'icarus and (test_requant or test_pe or test_mac or test_random_layer)'"
+DEFAULT_TESTS = ("sim/test_units.py sim/test_accel.py sim/test_isa_fuzz.py -k '(icarus and (test_requant or test_pe "
+                 "or test_mac or test_random_layer)) or test_random_programs_rtl_equals_isa'")
 
 
 def make_copy(dst: Path) -> Path:
@@ -87,8 +139,9 @@ def apply(pkg: Path, mutant: Mutant) -> bool:
     return True
 
 
-def run_tests(pythonpath: Path | None, tests: str, timeout: float, log: Path) -> tuple[bool, float]:
-    """Run pytest on ``tests``; True when it passed."""
+def run_tests(pythonpath: Path | None, tests: str, timeout: float, log: Path) -> tuple[str, float]:
+    """Run pytest on ``tests``: "pass", "fail" (a test failed, or a hang) or "broken" (pytest's own exit
+    status: nothing collected, usage error), and the seconds it took."""
     env = dict(os.environ)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(pythonpath)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
@@ -105,11 +158,11 @@ def run_tests(pythonpath: Path | None, tests: str, timeout: float, log: Path) ->
         fh.flush()
         try:
             r = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
-            ok = r.returncode == 0
+            verdict = {0: "pass", 1: "fail"}.get(r.returncode, "broken")
         except subprocess.TimeoutExpired:
             fh.write(f"\n[mutate] timeout after {timeout} s\n")
-            ok = False  # a hang is a detection too (the suite did not pass)
-    return ok, time.monotonic() - t0
+            verdict = "fail"  # a hang is a detection too (the suite did not pass)
+    return verdict, time.monotonic() - t0
 
 
 def check_import(pythonpath: Path) -> str:
@@ -137,35 +190,34 @@ def main(argv=None) -> int:
     if unknown:
         print(f"unknown mutant(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    t_start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="f8hw-mutate-"))
     print(f"[mutate] work directory {work}; subset: pytest {args.tests}")
     if not args.no_baseline:
-        ok, dt = run_tests(None, args.tests, args.timeout, work / "baseline.log")
-        print(f"[mutate] baseline (no mutation): {'pass' if ok else 'FAIL'} in {dt:.0f} s")
-        if not ok:
+        verdict, dt = run_tests(None, args.tests, args.timeout, work / "baseline.log")
+        print(f"[mutate] baseline (no mutation): {verdict} in {dt:.0f} s")
+        if verdict != "pass":
             print(f"[mutate] the unmutated subset fails; see {work / 'baseline.log'}", file=sys.stderr)
             return 2
     caught = 0
-    rows = []
     for m in chosen:
         d = work / m.name
         d.mkdir()
         pkg = make_copy(d)
         if not apply(pkg, m):
-            rows.append((m.name, "STALE", 0.0))
             print(f"[mutate] {m.name:30s} STALE: text not found once in f8hw/{m.file}")
             continue
         where = check_import(d)
         if where != str(pkg / "hw"):
             print(f"[mutate] {m.name}: the mutant copy is not imported (got {where!r})", file=sys.stderr)
             return 2
-        ok, dt = run_tests(d, args.tests, args.timeout, d / "pytest.log")
-        status = "survived" if ok else "caught"
-        caught += not ok
-        rows.append((m.name, status, dt))
+        verdict, dt = run_tests(d, args.tests, args.timeout, d / "pytest.log")
+        # a subset that selects nothing, or does not run, catches nothing
+        status = {"pass": "survived", "fail": "caught", "broken": "BROKEN"}[verdict]
+        caught += verdict == "fail"
         print(f"[mutate] {m.name:30s} {status:8s} {dt:6.0f} s  ({m.doc})")
     total = len(chosen)
-    print(f"[mutate] score: {caught}/{total} caught")
+    print(f"[mutate] score: {caught}/{total} caught in {time.monotonic() - t_start:.0f} s")
     if not args.keep and caught == total:
         shutil.rmtree(work, ignore_errors=True)
     else:

@@ -14,45 +14,93 @@ CONFIGS = [("verilator", "4x4"), ("icarus", "2x2")]
 
 
 def _programs(arch):
+    """name -> (program, error code, cycle counter at the stop): the first error seen in time stops the run;
+    a decode error is seen when the instruction reaches the decode port (one cycle after its predecessor
+    issued), LOAD word i's main-memory error at t+1+i, STORE word i's at t+2+i, LOAD_A word i's A line at
+    t+2+i (t = issue cycle; the first instruction issues at cycle 1); in one cycle a decode error wins, then
+    main memory."""
     set1 = encode("SET", reg=int(Reg.A_SIGNED), value=1)
-    return {
+    top = arch.mem_words
+
+    def load(count, addr):
+        return encode("LOAD", target=int(LoadTarget.W), dst=0, count=count, addr=addr, stride=1)
+
+    def store(count, addr):
+        return encode("STORE", wide=0, src=0, count=count, addr=addr, stride=1)
+
+    one_by_one = [encode("SET", reg=int(r), value=v) for r, v in ((Reg.KH, 1), (Reg.KW, 1), (Reg.IN_H, 1),
+                                                                  (Reg.IN_W, 1))]
+    load_a = encode("LOAD_A", dst=arch.a_depth - 1, npix=1, ncb=2, addr=0)   # word 1 writes line a_depth
+    single = {
         # opcode 0 and 15 are not defined
-        "illegal_opcode": ([set1, 15, encode("END")], isa.ErrorCode.OPCODE),
+        "illegal_opcode": ([set1, 15, encode("END")], isa.ErrorCode.OPCODE, 3),
         # a program without END runs into the zero words after it: opcode 0, illegal
-        "missing_end": ([set1, set1], isa.ErrorCode.OPCODE),
+        "missing_end": ([set1, set1], isa.ErrorCode.OPCODE, 4),
         # LOAD with an illegal target (3)
         "illegal_load_target": ([encode("LOAD", target=3, dst=0, count=1, addr=0, stride=1), encode("END")],
-                                isa.ErrorCode.OPCODE),
-        # main-memory read past mem_words
-        "mem_read_range": ([encode("LOAD", target=int(LoadTarget.W), dst=0, count=4, addr=arch.mem_words - 2,
-                                   stride=1), encode("END")], isa.ErrorCode.MEM),
+                                isa.ErrorCode.OPCODE, 2),
+        # main-memory read past mem_words: word 2, seen at cycle 4
+        "mem_read_range": ([load(4, top - 2), encode("END")], isa.ErrorCode.MEM, 5),
         # W entries past w_depth
         "spad_range": ([encode("LOAD", target=int(LoadTarget.W), dst=arch.w_depth - 1, count=4, addr=0, stride=1),
-                        encode("END")], isa.ErrorCode.SPAD),
-        # STORE past mem_words
-        "mem_write_range": ([encode("STORE", wide=0, src=0, count=2, addr=arch.mem_words - 1, stride=1),
-                             encode("END")], isa.ErrorCode.MEM),
+                        encode("END")], isa.ErrorCode.SPAD, 2),
+        # STORE past mem_words: word 1, seen at cycle 4
+        "mem_write_range": ([store(2, top - 1), encode("END")], isa.ErrorCode.MEM, 5),
     }
+    order = {
+        # the LOAD's error (cycle 4) comes after the next instruction's decode error (cycle 2)
+        "decode_before_unit": ([load(4, top - 2), 15], isa.ErrorCode.OPCODE, 3),
+        # ... and in the same cycle (4) as a decode error: the decode error wins
+        "decode_ties_unit": ([load(4, top - 2), set1, set1, 15], isa.ErrorCode.OPCODE, 5),
+        # ... one cycle before it: the LOAD's error
+        "unit_before_decode": ([load(4, top - 2), set1, set1, set1, 15], isa.ErrorCode.MEM, 5),
+        # a STORE issued after a long LOAD fails first (cycle 4; the LOAD's word 10 at cycle 12)
+        "later_store_first": ([load(12, top - 10), store(1, top), encode("END")], isa.ErrorCode.MEM, 5),
+        # LOAD_A's A line error (word 1, cycle 8) ties with a STORE's memory error (cycle 8): main memory wins
+        "store_ties_load_a": (one_by_one + [load_a, store(1, top), encode("END")], isa.ErrorCode.MEM, 9),
+    }
+    return single, order
 
 
-@pytest.mark.parametrize("case", ["illegal_opcode", "missing_end", "illegal_load_target", "mem_read_range",
-                                  "spad_range", "mem_write_range"])
+def _isa_error(arch, case, program, code, cycles, mem):
+    with pytest.raises(isasim.IsaSimError) as isa_err:
+        isasim.run(program, mem, arch)
+    assert (isa_err.value.code, isa_err.value.cycles) == (code, cycles), (
+        f"ISA simulator gives code {isa_err.value.code} at cycle counter {isa_err.value.cycles} for {case}")
+
+
+SINGLE, ORDER = (list(d) for d in _programs(small_arch("2x2")))
+
+
+@pytest.mark.parametrize("case", SINGLE)
 @pytest.mark.parametrize("simulator,size", CONFIGS, ids=[f"{s}-{z}" for s, z in CONFIGS])
 def test_error_code(simulator, size, case, tmp_path):
     arch = small_arch(size)
-    program, code = _programs(arch)[case]
+    program, code, cycles = _programs(arch)[0][case]
     mem = np.zeros((16, arch.cols), np.uint8)
-    with pytest.raises(isasim.IsaSimError) as isa_err:
-        isasim.run(program, mem, arch)
-    assert isa_err.value.code == code, f"ISA simulator gives code {isa_err.value.code} for {case}"
+    _isa_error(arch, case, program, code, cycles, mem)
     with pytest.raises(rtlsim.RtlRunError) as e:
         rtlsim.simulate(arch, program, mem, simulator, max_cycles=10_000, workdir=tmp_path)
-    assert e.value.code == code, f"{case}: RTL error code {e.value.code}, ISA simulator {code}"
+    assert (e.value.code, e.value.result.cycles) == (code, cycles), (
+        f"{case}: RTL error code {e.value.code} at cycle counter {e.value.result.cycles}, expected {code} at {cycles}")
     assert f"error code {code}" in str(e.value)
     # the same run without raising: flags as seen by the harness
     res = rtlsim.simulate(arch, program, mem, simulator, max_cycles=10_000, workdir=tmp_path / "b",
                           raise_on_error=False)
     assert res.error and not res.done and not res.timeout and res.error_code == code
+
+
+@pytest.mark.parametrize("case", ORDER)
+@pytest.mark.parametrize("simulator,size", CONFIGS, ids=[f"{s}-{z}" for s, z in CONFIGS])
+def test_first_error_wins(simulator, size, case, tmp_path):
+    """Two errors close in time: the RTL and the ISA simulator both stop at the one seen first."""
+    arch = small_arch(size)
+    program, code, cycles = _programs(arch)[1][case]
+    mem = np.zeros((16, arch.cols), np.uint8)
+    _isa_error(arch, case, program, code, cycles, mem)
+    res = rtlsim.simulate(arch, program, mem, simulator, max_cycles=10_000, workdir=tmp_path, raise_on_error=False)
+    assert res.error and (res.error_code, res.cycles) == (code, cycles), (
+        f"{case}: RTL error code {res.error_code} at cycle counter {res.cycles}, expected {code} at {cycles}")
 
 
 @pytest.mark.parametrize("simulator,size", CONFIGS, ids=[f"{s}-{z}" for s, z in CONFIGS])

@@ -90,6 +90,10 @@ def test_bench_scaling_sane(bench_json):
     assert len(macs) == 1  # the same network on every array
     cyc = [r["cycles"] for r in data["scaling"]]
     assert cyc == sorted(cyc, reverse=True)  # a bigger array never takes more cycles
+    for r in data["scaling"]:   # the layers that hold each array back, most cycles lost first
+        lost = [lr["lost"] for lr in r["top_losses"]]
+        assert lost and lost == sorted(lost, reverse=True) and all(lr["limit"] for lr in r["top_losses"])
+        assert all(abs(lr["lost"] - (lr["cycles"] - lr["ideal"])) <= 1 for lr in r["top_losses"])
 
 
 def test_bench_summary_and_markdown(bench_json):
@@ -98,6 +102,7 @@ def test_bench_summary_and_markdown(bench_json):
     assert "util_resnet20" in s and "util_mobilenet" in s
     md = markdown(data)
     assert "## Array utilization" in md and "## Scaling" in md and "## Brief targets" in md
+    assert "What limits resnet20 on 32x32" in md
 
 
 def test_bench_rejects_unknown_section(tmp_path, capsys):
@@ -115,4 +120,8 @@ def test_fmax_section_rendered():
            "fmax": {"components": {"pe": dict(fmax_mhz=77.9, lcs=100, synth_s=5.0, pnr_s=10.0, cached=True)},
                     "min_mhz": 77.9}}
     md = markdown(res)
-    assert "## Fmax estimate" in md and "| pe | 77.9 | 100 |" in md
+    assert "## Fmax estimate" in md and "| pe | 77.9 | 100 |" in md and "ECP5 Fmax" not in md
+    res["fmax"]["ecp5"] = {"components": {"pe": dict(fmax_mhz=115.1, lcs=300, synth_s=1.0, pnr_s=2.0)},
+                           "min_mhz": 115.1}
+    md = markdown(res)
+    assert "ECP5 LFE5U-25F" in md and "| 115.1 | 300 |" in md

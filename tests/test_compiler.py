@@ -16,7 +16,7 @@ from f8hw.compiler.memory import allocate, bias_words, dense_weight, weight_bloc
 from f8hw.ir import Graph, Node
 from f8hw.isa import Mode
 from f8hw.numerics import TensorFormat
-from f8hw.testing import conv_node, random_conv_graph, random_images
+from f8hw.testing import conv_node, random_bias, random_conv_graph, random_images, random_weight
 
 from compiler_cases import IMG, random_layer_graph
 from compiler_harness import check_model
@@ -98,8 +98,10 @@ def test_schedule_ksplit_and_groups():
     g = random_layer_graph(np.random.default_rng(5), "conv")
     ops, _ = lower(g)
     op = ops[-1]
-    big = schedule(op, ArchConfig(rows=4, cols=4))
-    assert big.n_chunks == 1
+    # two pixel tiles (batch 2): weights resident across them, no K-split; one tile (3 pixels on 4 rows) is
+    # split into kernel-row chunks on purpose, so that its weight loads overlap its MACs (schedule._row_chunks)
+    big = schedule(op, ArchConfig(rows=4, cols=4), batch=2)
+    assert big.n_chunks == 1 and schedule(op, ArchConfig(rows=4, cols=4)).n_chunks > 1
     # every co-tile weight-resident in one group -> each W group loaded once
     assert len({it.wkey for it in big.items}) == len(big.wgroups)
     small = schedule(op, ArchConfig(rows=4, cols=4, a_depth=4, w_depth=8))
@@ -462,6 +464,39 @@ def test_tap_gather_weight_layout():
             assert np.array_equal(blk[k, :5], w[:, ci, t // 3, t % 3]) and not blk[k, 5:].any()
         else:
             assert not blk[k].any()
+    # a K-chunk of kernel rows 1..2: taps counted from the chunk's first row
+    blk = gather_weight(op, 0, 3, C, 1, 3)
+    for k in range(24):
+        t, ci = (k // C) * P + (k % C) // 3, (k % C) % 3
+        if k % C < 6 and t < 6:
+            assert np.array_equal(blk[k, :5], w[:, ci, 1 + t // 3, t % 3])
+        else:
+            assert not blk[k].any()
+
+
+def test_tap_gather_narrow_hidden_layer_k_split():
+    """A linear head over a narrow map (8 channels on 16 columns) gathers two taps per line even though it
+    does not read the graph input, and its K-chunks are whole kernel rows (its weights exceed a W half)."""
+    rng = np.random.default_rng(3)
+    x = TensorFormat(4, True)
+    nodes = [Node("input", "input", [], {"shape": [5, 12, 12]}, [IMG]),
+             conv_node(rng, "pre", "input", IMG, 5, 8, (1, 1), (1, 1), (0, 0), outputs=[x]),
+             Node("flat", "flatten", ["pre"], {}, [x]),
+             Node("fc", "linear", ["flat"], dict(in_features=8 * 144, out_features=20, w_fl=4),
+                  [TensorFormat(8, True, 32)], random_weight(rng, (20, 8 * 144)), random_bias(rng, 20, 8))]
+    g = Graph(nodes, "fc").validate()
+    arch = ArchConfig(w_depth=1024)
+    c = compile_model(g, arch)
+    assert c.symbols["gather"] == ["fc"] and c.symbols["input_gather"] == []   # pre is 1x1: nothing to pack
+    assert c.layers[1].tiles["k_chunks"] > 1
+    fc_lines, layer = 0, None
+    for op, f in (isa.decode(w) for w in c.program):
+        if op.name == "MARK":
+            layer = f["slot"]
+        elif op.name == "COMPUTE" and layer == 1:
+            fc_lines += f["nlines"]
+    assert fc_lines == 2 * 12 * -(-12 // 2)   # 2 co-tiles x 12 kernel rows x ceil(12 taps / 2) lines
+    check_model(g, c, random_images(rng, g, 1))
 
 
 @pytest.mark.parametrize("rows,cols,hw,k,s,c", [(16, 16, 20, 3, 1, 24), (16, 16, 21, 3, 2, 16), (4, 8, 9, 3, 1, 12),

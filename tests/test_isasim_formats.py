@@ -269,3 +269,14 @@ def test_random_programs_with_random_formats_stop_cleanly(seed):
         assert r.cycles > 0
     except isasim.IsaSimError as e:
         assert e.code in (isa.ErrorCode.OPCODE, isa.ErrorCode.SPAD, isa.ErrorCode.MEM)
+
+
+def test_cli_sim_and_compile_with_formats(tmp_path, capsys):
+    import json
+
+    assert main(["sim", OUTLIER, "--engine", "isa", "--array", "4x4", "--formats", ",".join(FLEX), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["bit_exact"] is True and all(layer["bit_exact"] is True for layer in out["layers"])
+    assert main(["compile", OUTLIER, "--array", "4x4", "--formats", ",".join(FLEX), "-o", str(tmp_path / "c")]) == 0
+    back = Compiled.load(tmp_path / "c")
+    assert back.arch.formats == FLEX and back.symbols["buffers"]["head.fc"]["planes"] == 8

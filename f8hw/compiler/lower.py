@@ -227,19 +227,22 @@ def gather_lines(op: LayerOp, C: int) -> int:
     return -(-(kh * kw) // (C // op.gather))
 
 
-def tap_gather(ops: list[LayerOp], input_ref: str, C: int, a_half: int, w_half: int) -> list[str]:
-    """Mark the convolutions that read the graph input with LOAD_A tap gather (no host help).
+def tap_gather(ops: list[LayerOp], C: int, a_half: int, w_half: int) -> list[str]:
+    """Mark the dense convolutions over narrow tensors that use LOAD_A tap gather (no host help).
 
-    A dense (groups = 1) conv2d over an input of Cin < C channels reads Cin useful bytes of each
-    C-byte word: KH*KW A lines per pixel.  With A_GATHER = Cin the load unit packs P = C // Cin
-    taps per A line (docs/architecture.md, LOAD_A), so the layer runs ceil(KH*KW / P) lines; the
-    words read from memory (and the load time) are the same.  Used when it saves lines and the
-    gathered window is one K-chunk (fits an A half and its weights a W half).  The weights are laid
-    out to match (memory.gather_weight).  Returns the names of the gathered layers.
+    A dense (groups = 1) conv2d or linear layer over a tensor of Cin < C channels reads Cin useful
+    bytes of each C-byte word: KH*KW A lines (and KH*KW*C MAC steps and weight entries) per pixel.
+    With A_GATHER = Cin the load unit packs P = C // Cin taps per A line (docs/architecture.md,
+    LOAD_A), so the layer runs ceil(KH*KW / P) lines; the words read from memory (and the load
+    time) are the same.  Not only the graph input: a wider array pads every narrow tensor to more
+    bytes, and without the gather a linear head over 8 channels runs twice the steps on 16 columns
+    that it runs on 8.  Used when it saves lines and one gathered kernel row fits a K-chunk (an A
+    half, its weights a W half: K-chunks of a gathered layer are whole kernel rows, schedule.py).
+    The weights are laid out to match (memory.gather_weight).  Returns the names of the gathered layers.
     """
     out = []
     for op in ops:
-        if op.kind != "dense" or op.op != "conv2d" or op.groups != 1 or op.src != input_ref:
+        if op.kind != "dense" or op.groups != 1:
             continue
         cin = op.in_shape[0]
         kh, kw = op.kernel
@@ -247,7 +250,8 @@ def tap_gather(ops: list[LayerOp], input_ref: str, C: int, a_half: int, w_half: 
             continue
         op.gather = cin
         lines = gather_lines(op, C)
-        if lines >= kh * kw or lines > a_half or lines * C > w_half:
+        row = -(-kw // (C // cin))   # lines of one gathered kernel row
+        if lines >= kh * kw or row > min(a_half, w_half // C):
             op.gather = 0
             continue
         out.append(op.name)

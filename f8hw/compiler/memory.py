@@ -70,17 +70,19 @@ def dense_weight(op: LayerOp, C: int) -> np.ndarray:
     return wd
 
 
-def gather_weight(op: LayerOp, ct_j: int, lines: int, C: int) -> np.ndarray:
-    """(lines*C, C) W block of co-tile ct_j of a tap-gathered conv (LOAD_A with A_GATHER = Cin):
-    step k reads line k // C, byte k % C = tap t = (k // C)*P + (k % C) // Cin (t = kh*KW + kw),
-    channel (k % C) % Cin; zero weight for bytes >= P*Cin and taps >= KH*KW."""
+def gather_weight(op: LayerOp, ct_j: int, lines: int, C: int, kh0: int = 0, kh1: int | None = None) -> np.ndarray:
+    """(lines*C, C) W block of co-tile ct_j of a tap-gathered conv (LOAD_A with A_GATHER = Cin), kernel
+    rows kh0..kh1 (a K-chunk): step k reads line k // C, byte k % C = tap t = (k // C)*P + (k % C) // Cin
+    (t = (kh - kh0)*KW + kw), channel (k % C) % Cin; zero weight for bytes >= P*Cin and taps past the chunk."""
     cin, cout = op.in_shape[0], op.out_shape[0]
-    kh, kw = op.kernel
+    kw = op.kernel[1]
+    kh1 = op.kernel[0] if kh1 is None else kh1
+    taps = (kh1 - kh0) * kw
     P = C // op.gather
-    w = np.asarray(op.weight, np.int64)                          # (Cout, Cin, KH, KW)
+    w = np.asarray(op.weight, np.int64)[:, :, kh0:kh1]           # (Cout, Cin, kh1 - kh0, KW)
     wt = np.zeros((C, lines * P, cin), np.int64)                 # (co lane, tap, channel)
     o0, o1 = ct_j * C, min(cout, (ct_j + 1) * C)
-    wt[:o1 - o0, :kh * kw] = w[o0:o1].transpose(0, 2, 3, 1).reshape(o1 - o0, kh * kw, cin)
+    wt[:o1 - o0, :taps] = w[o0:o1].transpose(0, 2, 3, 1).reshape(o1 - o0, taps, cin)
     blk = np.zeros((C, lines, C), np.int64)
     blk[:, :, :P * cin] = wt.reshape(C, lines, P * cin)
     return blk.reshape(C, lines * C).T
@@ -91,8 +93,8 @@ def weight_blocks(op: LayerOp, plan: Plan, C: int) -> dict[tuple[int, int], np.n
     out = {}
     if op.kind == "dense" and op.gather:
         for ct in plan.cotiles:
-            (ch,) = ct.chunks
-            out[(ct.j, 0)] = gather_weight(op, ct.j, ch.lines, C)
+            for k, ch in enumerate(ct.chunks):
+                out[(ct.j, k)] = gather_weight(op, ct.j, ch.lines, C, ch.kh0, ch.kh1)
     elif op.kind == "dense":
         wd = dense_weight(op, C)
         for ct in plan.cotiles:

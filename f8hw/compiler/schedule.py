@@ -81,7 +81,9 @@ class Plan:
         return max(len(c.chunks) for c in self.cotiles)
 
 
-def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big: bool = True) -> list[Chunk]:
+def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big: bool = True,
+            max_rows: int | None = None) -> list[Chunk]:
+    """The K-chunks of a co-tile; max_rows: at most that many kernel rows per chunk where chunks are whole rows."""
     C = arch.cols
     kh, kw = op.kernel
     a_half = arch.a_depth // 2
@@ -93,16 +95,26 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big:
             f"layer {op.name!r}: one reduction step needs {per_line_w} weight entries, but a W scratchpad half "
             f"holds {w_half} (w_depth={arch.w_depth})")
 
-    if op.gather:
-        # LOAD_A tap gather (lower.tap_gather): one chunk, C // Cin taps per A line
-        lines = -(-(kh * kw) // (C // op.gather))
-        return [Chunk(0, kh, 0, kw, cb0, cb1, lines, lines * per_line_w)]
-
     def mk(h0, h1, w0, w1, c0, c1):
-        lines = (h1 - h0) * (w1 - w0) * (c1 - c0)
+        taps = (h1 - h0) * (w1 - w0)
+        # LOAD_A tap gather (lower.tap_gather): C // Cin taps per A line, each chunk's lines start afresh
+        lines = -(-taps // (C // op.gather)) if op.gather else taps * (c1 - c0)
         return Chunk(h0, h1, w0, w1, c0, c1, lines, lines * per_line_w)
 
-    if kh * kw * ncb <= lmax:
+    if op.gather:
+        # whole kernel rows per chunk (a gathered window cannot be cut inside a row: lower.tap_gather)
+        whole = mk(0, kh, 0, kw, cb0, cb1)
+        if max_rows is None and (whole.lines <= lmax or (big and whole.lines <= a_half
+                                                         and whole.wentries <= 2 * w_half)):
+            return [whole]
+        rows = max(r for r in range(1, kh + 1) if mk(0, r, 0, kw, cb0, cb1).lines <= lmax)
+        if max_rows:
+            rows = min(rows, max_rows)
+        elif not big:
+            rows = kh // next(n for n in range(-(-kh // rows), kh + 1) if kh % n == 0)
+        return [mk(h, min(kh, h + rows), 0, kw, cb0, cb1) for h in range(0, kh, rows)]
+
+    if kh * kw * ncb <= lmax and max_rows is None:
         return [mk(0, kh, 0, kw, cb0, cb1)]
     if big and per_line_w and kh * kw * ncb <= a_half and kh * kw * ncb * per_line_w <= 2 * w_half:
         # "big" co-tile: its weights take both W halves (resident while every pixel tile streams through,
@@ -110,7 +122,9 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big:
         return [mk(0, kh, 0, kw, cb0, cb1)]
     if kw * ncb <= lmax:
         rows = lmax // (kw * ncb)
-        if not big:
+        if max_rows:
+            rows = min(rows, max_rows)
+        elif not big:
             # streamed chunks (A-stationary): equal sizes, so each chunk's weight load fits under the
             # previous chunk's compute
             n = next(n for n in range(-(-kh // rows), kh + 1) if kh % n == 0)
@@ -121,6 +135,36 @@ def _chunks(op: LayerOp, arch: ArchConfig, cb0: int, cb1: int, w_half: int, big:
         return [mk(h, h + 1, x, min(kw, x + cols), cb0, cb1) for h in range(kh) for x in range(0, kw, cols)]
     return [mk(h, h + 1, x, x + 1, c, min(cb1, c + lmax)) for h in range(kh) for x in range(kw)
             for c in range(cb0, cb1, lmax)]
+
+
+def _ks_cycles(cotiles: list[CoTile], tiles: list[int], C: int) -> int:
+    """Estimated cycles of an A-stationary K-split: the first weight chunk's load (nothing to hide it under),
+    then per pixel tile every chunk's MAC steps or the next chunk's weight load, whichever is longer, and the
+    tiles' A loads (npix lines per window line: a map of fewer than R pixels loads fewer)."""
+    lat = 2
+    chs = [ch for c in cotiles for ch in c.chunks]   # the chunk sequence of one pixel tile
+    per_tile = sum(max(ch.lines * C, chs[(i + 1) % len(chs)].wentries + lat) for i, ch in enumerate(chs))
+    window = max(sum(ch.lines for ch in c.chunks) for c in cotiles)
+    return chs[0].wentries + lat + len(tiles) * per_tile + sum(npix * window + lat for npix in tiles)
+
+
+def _row_chunks(op: LayerOp, arch: ArchConfig, cotiles: list[CoTile], w_half: int, tiles: list[int]) -> list[CoTile]:
+    """K-chunks of whole kernel rows: the number of rows per chunk with the fewest estimated cycles (_ks_cycles).
+    Large chunks need fewer loads, small ones expose less of the first weight load: a layer with one pixel
+    tile (a linear head) is bound by its weight loads, and its first chunk is all that is not overlapped
+    (unsplit, all of its weights load before its first MAC)."""
+    kh, kw = op.kernel
+    if any((ch.kw0, ch.kw1) != (0, kw) for c in cotiles for ch in c.chunks):
+        return cotiles
+    best, best_est = cotiles, _ks_cycles(cotiles, tiles, arch.cols)
+    for rows in range(1, max(ch.kh1 - ch.kh0 for c in cotiles for ch in c.chunks)):
+        cand = [CoTile(c.j, c.cb0, c.cb1, _chunks(op, arch, c.cb0, c.cb1, w_half, False, rows)) for c in cotiles]
+        if not _a_stationary(op, cand, arch):
+            continue
+        est = _ks_cycles(cand, tiles, arch.cols)
+        if est < best_est:
+            best, best_est = cand, est
+    return best
 
 
 def _balanced_groups(sizes: list[int], cap: int) -> list[list[int]]:
@@ -150,9 +194,9 @@ def _a_stationary(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
     """K-split DENSE layer whose whole window fits one A half, every chunk a contiguous line range of it."""
     if op.kind != "dense":
         return False
-    kh, kw = op.kernel
+    kw = op.kernel[1]
     for ct in cotiles:
-        if kh * kw * (ct.cb1 - ct.cb0) > arch.a_depth // 2:
+        if sum(ch.lines for ch in ct.chunks) > arch.a_depth // 2:
             return False
         for ch in ct.chunks:
             if (ch.cb0, ch.cb1) != (ct.cb0, ct.cb1) or not ((ch.kw0, ch.kw1) == (0, kw) or ch.kh1 - ch.kh0 == 1):
@@ -207,22 +251,24 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
         else:
             cb0, cb1 = j, j + 1
         cotiles.append(CoTile(j, cb0, cb1, _chunks(op, arch, cb0, cb1, w_half)))
+    tiles = [min(R, oh * ow - p0) for p0 in range(0, oh * ow, R)] * batch   # pixels of each pixel tile
     if op.kind == "dense" and any(c.chunks[0].wentries > w_half for c in cotiles):
         # "big" co-tiles (weights in both W halves, resident, A streamed per item, each co-tile's weight load
         # exposed) vs an A-stationary K-split (A once per pixel tile, W chunks streamed double-buffered):
-        # take the one with fewer estimated cycles (both are bound by the load unit for R = C)
+        # take the one with fewer estimated cycles (both are bound by the load unit for R = C).  A words per
+        # pixel tile are npix (not R) lines each: estimating R for a map of fewer than R pixels (a linear
+        # head) would make every larger array prefer the exposed big weight loads
         alt = [CoTile(c.j, c.cb0, c.cb1, _chunks(op, arch, c.cb0, c.cb1, w_half, big=False)) for c in cotiles]
         if _a_stationary(op, alt, arch):
-            n_pix = batch * -(-oh * ow // R)
             lat = 2
-            big_est = sum(n_pix * max(c.chunks[0].lines * C, R * c.chunks[0].lines + lat)
+            big_est = sum(sum(max(c.chunks[0].lines * C, npix * c.chunks[0].lines + lat) for npix in tiles)
                           + c.chunks[0].wentries + lat for c in cotiles)
-            chs = [ch for c in alt for ch in c.chunks]   # the chunk sequence of one pixel tile
-            ks_est = n_pix * sum(max(ch.lines * C, chs[(i + 1) % len(chs)].wentries + lat)
-                                 for i, ch in enumerate(chs)) + \
-                n_pix * (R * max(sum(ch.lines for ch in c.chunks) for c in alt) + lat)
-            if ks_est < big_est:
+            if _ks_cycles(alt, tiles, C) < big_est:
                 cotiles = alt
+    if op.kind == "dense" and (len(tiles) == 1 or any(len(c.chunks) > 1 for c in cotiles)) \
+            and _a_stationary(op, cotiles, arch):
+        # one pixel tile (a linear head at batch 1): chunks let the weight loads overlap the MACs
+        cotiles = _row_chunks(op, arch, cotiles, w_half, tiles)
     single = all(len(c.chunks) == 1 for c in cotiles)
     # bias groups (and weight groups inside them)
     bw = 2 if op.bias64 else 1  # B entries per co-tile (BIAS64: low and high 32 bits)
@@ -287,8 +333,8 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
             for n, (b, p0, npix) in enumerate(pix):
                 for j in (bg if n % 2 == 0 else bg[::-1]):
                     ct = cotiles[j]
-                    ncb = ct.cb1 - ct.cb0
-                    win = Chunk(0, kh, 0, kw, ct.cb0, ct.cb1, kh * kw * ncb, 0)
+                    aoffs = [sum(ch.lines for ch in ct.chunks[:k]) for k in range(len(ct.chunks) + 1)]
+                    win = Chunk(0, kh, 0, kw, ct.cb0, ct.cb1, aoffs[-1], 0)
                     ks = list(range(len(ct.chunks)))
                     if n % 2:
                         ks.reverse()
@@ -298,7 +344,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                         wgroups[wkey] = [(j, k)]
                         items.append(Item(b, p0, npix, j, k, k == ks[0], k == ks[-1],
                                           (b, p0, "win", ct.cb0, ct.cb1), wkey, 0, (j - bg[0]) * bw, bgi,
-                                          (ch.kh0 * kw + ch.kw0) * ncb, win))
+                                          aoffs[k], win))
         else:
             for j in bg:
                 for (b, p0, npix) in pix:

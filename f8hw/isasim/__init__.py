@@ -33,7 +33,10 @@ Details (all in docs/architecture.md; the RTL in f8hw/hw does the same):
   the program are 0 (opcode 0, illegal); fetching instruction imem_depth is
   code 4.
 - Per-access errors (code 3, and code 2 for a LOAD_A line past a_depth) are
-  raised at the instruction that makes the access.
+  reported for the instruction that makes the access, at the cycle of the
+  access; meanwhile later instructions decode and issue, and the error seen
+  first stops the run (a decode error wins a tie, then main memory).
+  ``IsaSimError.cycles`` is the hardware's cycle counter at the stop.
 - SET of a register number not in ``isa.Reg`` has no effect; registers reset
   to 0 except RQ_MULT = 1.  Flags are "value != 0"; ACC_LSHIFT / SKIP_LSHIFT
   use their low 4 bits; SHIFT is exact for every 32-bit value (clamped here,

@@ -59,7 +59,7 @@ def load(m: Machine, pc: int, f: dict, t: int) -> None:
     if n == 0:
         return
     addrs = (f["addr"] + np.arange(n, dtype=np.int64) * f["stride"]) & M32
-    m.mem_check(addrs, pc, "LOAD")
+    m.mem_check(addrs, pc, "LOAD", t + 1)      # word i addresses memory at t+1+i
     rows = m.mem[addrs]
     dst, tgt = f["dst"], f["target"]
     if tgt == LoadTarget.W:
@@ -79,13 +79,13 @@ def load(m: Machine, pc: int, f: dict, t: int) -> None:
         m.races.add(Access(pc, what, True, 0, 1, l0, l1, t + 2, 0, t + n + 1, 0))
 
 
-def _load_a_first_error(pc: int, i_mem: int | None, i_line: int | None, mem_msg, line_msg) -> None:
+def _load_a_first_error(pc: int, t: int, i_mem: int | None, i_line: int | None, mem_msg, line_msg) -> None:
     """Raise LOAD_A's first error in access order: word i's memory read fails at t+1+i, a write of
     word i past a_depth at t+2+i, so the memory error wins a tie (i_mem <= i_line + 1)."""
     if i_mem is not None and (i_line is None or i_mem <= i_line + 1):
-        raise op_error(ErrorCode.MEM, pc, "LOAD_A", mem_msg())
+        raise op_error(ErrorCode.MEM, pc, "LOAD_A", mem_msg(), t + 2 + i_mem)
     if i_line is not None:
-        raise op_error(ErrorCode.SPAD, pc, "LOAD_A", line_msg())
+        raise op_error(ErrorCode.SPAD, pc, "LOAD_A", line_msg(), t + 3 + i_line)
 
 
 def load_a(m: Machine, pc: int, f: dict, t: int) -> None:
@@ -134,7 +134,7 @@ def load_a(m: Machine, pc: int, f: dict, t: int) -> None:
     if dst + NL > arch.a_depth:
         i_line = max(0, arch.a_depth - dst) * P   # first word whose line is past a_depth
     _load_a_first_error(
-        pc, i_mem, i_line,
+        pc, t, i_mem, i_line,
         lambda: f"access {i_mem} (pixel {i_mem // L}) reads main-memory word "
                 f"{int(addrs.reshape(-1)[i_mem])} >= mem_words {arch.mem_words}",
         lambda: f"dst {dst} + {NL} lines (KH*KW*ncb = {KH}*{KW}*{ncb} words, {P} per line) > a_depth {arch.a_depth}")
@@ -191,7 +191,7 @@ def _load_a_diag(m: Machine, pc: int, f: dict, t: int, KH: int, KW: int, ncb: in
     bad_line = (hit & (lines >= arch.a_depth)).any(axis=1)
     i_line = int(np.flatnonzero(bad_line)[0]) if bad_line.any() else None
     _load_a_first_error(
-        pc, i_mem, i_line,
+        pc, t, i_mem, i_line,
         lambda: f"access {i_mem} (A_DIAG) reads main-memory word {int(addrs[i_mem])} >= mem_words {arch.mem_words}",
         lambda: f"A_DIAG word {i_line} writes a line past a_depth {arch.a_depth} "
                 f"(dst {dst} + KH*KW*ncb = {KH}*{KW}*{ncb} lines)")

@@ -55,7 +55,8 @@ class Machine:
             grown[:n] = self.mem
             self.mem = grown
 
-    def mem_check(self, addrs: np.ndarray, pc: int, what: str, valid=None) -> None:
+    def mem_check(self, addrs: np.ndarray, pc: int, what: str, seen0: int, valid=None) -> None:
+        """Raise error 3 at the first access >= mem_words (access k is seen at cycle seen0 + k)."""
         if addrs.size == 0:
             return
         bad = addrs >= self.arch.mem_words
@@ -64,6 +65,7 @@ class Machine:
         if bad.any():
             k = int(np.flatnonzero(bad.reshape(-1))[0])
             raise IsaSimError(ErrorCode.MEM, pc, f"{what}: access {k} at main-memory word "
-                                                 f"{int(addrs.reshape(-1)[k])} >= mem_words {self.arch.mem_words}")
+                                                 f"{int(addrs.reshape(-1)[k])} >= mem_words {self.arch.mem_words}",
+                              seen0 + k + 1)
         top = int(addrs.max() if valid is None else (addrs[valid].max() if valid.any() else -1)) + 1
         self.ensure(top)

@@ -13,12 +13,15 @@ __all__ = ["IsaSimError", "SimResult", "op_error"]
 
 
 class IsaSimError(F8Error):
-    """The program stops with an error: ``code`` (an isa.ErrorCode), ``pc`` (instruction index)."""
+    """The program stops with an error: ``code`` (an isa.ErrorCode), ``pc`` (instruction index) and, for the
+    codes the hardware reports, ``cycles``: the accelerator's cycle counter when it stops (the cycle the
+    error is seen + 1; None for RACE and TIMEOUT)."""
 
-    def __init__(self, code: ErrorCode, pc: int, message: str):
+    def __init__(self, code: ErrorCode, pc: int, message: str, cycles: int | None = None):
         self.code = ErrorCode(code)
         self.pc = pc
         self.message = message
+        self.cycles = cycles
         super().__init__(f"error {int(code)} ({self.code.label}) at instruction {pc}: {message}")
 
 
@@ -40,6 +43,6 @@ class SimResult:
         return self.cycles / self.wall_time if self.wall_time > 0 else float("inf")
 
 
-def op_error(code: ErrorCode, pc: int, op: str, msg: str) -> IsaSimError:
+def op_error(code: ErrorCode, pc: int, op: str, msg: str, cycles: int | None = None) -> IsaSimError:
     """The error of instruction ``pc`` (opcode ``op``), its message led by the opcode."""
-    return IsaSimError(code, pc, f"{op}: {msg}")
+    return IsaSimError(code, pc, f"{op}: {msg}", cycles)

@@ -22,9 +22,11 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         check_races: bool = True, progress=None, progress_every: int = 4096) -> SimResult:
     """Execute ``program`` on ``memory`` (words x cols uint8, not modified) until END.
 
-    Raises IsaSimError (code, pc, message) on the error conditions of the spec,
+    Raises IsaSimError (code, pc, message, cycles) on the error conditions of the spec,
     on a race (ErrorCode.RACE, unless check_races=False) and when an instruction would
-    issue after ``max_cycles`` (ErrorCode.TIMEOUT).  ``progress(done, total)`` is
+    issue after ``max_cycles`` (ErrorCode.TIMEOUT).  As in the hardware, the error seen
+    first in time stops the run: a unit's per-access error is held while later
+    instructions decode and issue, and an earlier error of theirs wins.  ``progress(done, total)`` is
     called every ``progress_every`` instructions.
     """
     wall0 = time.perf_counter()
@@ -48,10 +50,15 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
     t_prev = None
     decoded: dict[int, tuple] = {}
     pc = 0
+    pending: IsaSimError | None = None   # a unit's error, seen at cycle pending.cycles - 1
 
     while True:
+        earliest = FIRST_ISSUE if t_prev is None else t_prev + 1
+        if pending is not None and earliest >= pending.cycles:
+            raise pending                 # the run stopped before this instruction was decoded
+        dec = earliest + 1                # the cycle counter when a decode error stops the run
         if pc >= imem:
-            raise IsaSimError(ErrorCode.FETCH, pc, f"instruction fetch at {pc} past imem_depth {imem} (no END)")
+            raise IsaSimError(ErrorCode.FETCH, pc, f"instruction fetch at {pc} past imem_depth {imem} (no END)", dec)
         word = program[pc] if pc < n_prog else 0
         d = decoded.get(word)
         if d is None:
@@ -60,32 +67,31 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             except isa.IsaError:
                 code = word & ((1 << isa.OPCODE_BITS) - 1)
                 raise IsaSimError(ErrorCode.OPCODE, pc, f"illegal opcode {code}"
-                                  + (" (past the end of the program, no END)" if pc >= n_prog else "")) from None
+                                  + (" (past the end of the program, no END)" if pc >= n_prog else ""), dec) from None
             d = (op.name, f)
             if len(decoded) < 65536:
                 decoded[word] = d
         name, f = d
-        earliest = FIRST_ISSUE if t_prev is None else t_prev + 1
         t = earliest
 
         # ------------------------------------------------ decode checks + issue time
         if name == "SET" or name == "MARK":
             if name == "MARK" and f["slot"] >= arch.mark_depth:
-                raise op_error(ErrorCode.SPAD, pc, "MARK", f"slot {f['slot']} >= mark_depth {arch.mark_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "MARK", f"slot {f['slot']} >= mark_depth {arch.mark_depth}", dec)
         elif name == "LOAD" or name == "LOAD_A":
             mask = f["mask"]
             if name == "LOAD":
                 tgt = f["target"]
                 if tgt not in (0, 1, 2):
-                    raise op_error(ErrorCode.OPCODE, pc, "LOAD", f"illegal target {tgt}")
+                    raise op_error(ErrorCode.OPCODE, pc, "LOAD", f"illegal target {tgt}", dec)
                 depth = (arch.w_depth, 4 * arch.b_depth, arch.s_depth)[tgt]
                 if f["dst"] + f["count"] > depth:
                     raise op_error(ErrorCode.SPAD, pc, "LOAD", f"target {LoadTarget(tgt).name} dst {f['dst']} + count "
-                                   f"{f['count']} > {depth} ({'4 x b_depth words' if tgt == 1 else 'depth'})")
+                                   f"{f['count']} > {depth} ({'4 x b_depth words' if tgt == 1 else 'depth'})", dec)
                 words = f["count"]
             else:
                 if not 1 <= f["npix"] <= R:
-                    raise op_error(ErrorCode.SPAD, pc, "LOAD_A", f"npix {f['npix']} not in 1..{R}")
+                    raise op_error(ErrorCode.SPAD, pc, "LOAD_A", f"npix {f['npix']} not in 1..{R}", dec)
                 words = load_a_words(regs, f, C)
             t = _after_holders(max(t, load_end), mask, (store_mask, store_end), (mac_mask, mac_end),
                                (drain_mask, drain_end))
@@ -95,25 +101,26 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             mask = f["mask"]
             mode = f["mode"]
             if mode not in (0, 1, 2):
-                raise op_error(ErrorCode.OPCODE, pc, "COMPUTE", f"illegal mode {mode}")
+                raise op_error(ErrorCode.OPCODE, pc, "COMPUTE", f"illegal mode {mode}", dec)
             nl, last = f["nlines"], f["last"]
             steps = nl * C if mode == Mode.DENSE else nl
             raw = regs[Reg.RQ_RAW] != 0
             if nl == 0:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", "nlines 0 (must be >= 1)")
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", "nlines 0 (must be >= 1)", dec)
             if f["a_base"] + nl > arch.a_depth:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
-                               f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}")
+                               f"a_base {f['a_base']} + nlines {nl} > a_depth {arch.a_depth}", dec)
             if mode != Mode.MAX and f["w_base"] + steps > arch.w_depth:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
-                               f"w_base {f['w_base']} + {steps} steps > w_depth {arch.w_depth}")
+                               f"w_base {f['w_base']} + {steps} steps > w_depth {arch.w_depth}", dec)
             if f["o_dst"] + R > arch.o_depth:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"o_dst {f['o_dst']} + rows {R} > o_depth {arch.o_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"o_dst {f['o_dst']} + rows {R} > o_depth {arch.o_depth}", dec)
             if last and not raw and regs[Reg.USE_SKIP] != 0 and f["s_src"] + R > arch.s_depth:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"s_src {f['s_src']} + rows {R} > s_depth {arch.s_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"s_src {f['s_src']} + rows {R} > s_depth {arch.s_depth}", dec)
             nb = 2 if arch.flexible and regs[Reg.BIAS64] != 0 else 1
             if last and regs[Reg.USE_BIAS] != 0 and f["b_src"] + nb > arch.b_depth:
-                raise op_error(ErrorCode.SPAD, pc, "COMPUTE", f"b_src {f['b_src']}{' + 1 (BIAS64)' if nb == 2 else ''} >= b_depth {arch.b_depth}")
+                raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
+                               f"b_src {f['b_src']}{' + 1 (BIAS64)' if nb == 2 else ''} >= b_depth {arch.b_depth}", dec)
             t = _after_holders(max(t, mac_end), mask, (load_mask, load_end), (store_mask, store_end),
                                (drain_mask, drain_end))
             if last and capture is not None:
@@ -131,7 +138,7 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             mask = f["mask"]
             if f["src"] + f["count"] > arch.o_depth:
                 raise op_error(ErrorCode.SPAD, pc, "STORE",
-                               f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}")
+                               f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}", dec)
             words = f["count"] * isa.store_planes(f)
             t = _after_holders(max(t, store_end), mask, (load_mask, load_end), (mac_mask, mac_end),
                                (drain_mask, drain_end))
@@ -142,6 +149,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
         else:  # pragma: no cover - isa.OPS and this simulator disagree
             raise op_error(ErrorCode.OPCODE, pc, name, "opcode not implemented by the ISA simulator")
 
+        if pending is not None and t >= pending.cycles - 1:
+            raise pending                 # the run stopped before (or as) this instruction issued
         if max_cycles is not None and t >= max_cycles:
             raise IsaSimError(ErrorCode.TIMEOUT, pc, f"{name} would issue at cycle {t} >= max_cycles {max_cycles}")
         stall += t - earliest
@@ -156,14 +165,15 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                 regs[f["reg"]] = f["value"]
         elif name == "MARK":
             marks[f["slot"]] = t
-        elif name == "LOAD":
-            load(m, pc, f, t)
-        elif name == "LOAD_A":
-            load_a(m, pc, f, t)
+        elif name == "LOAD" or name == "LOAD_A" or name == "STORE":
+            try:
+                (load if name == "LOAD" else load_a if name == "LOAD_A" else store)(m, pc, f, t)
+            except IsaSimError as e:
+                if e.cycles is None:      # a race: the simulator's own verdict, reported at once
+                    raise
+                pending = _first_error(pending, e)
         elif name == "COMPUTE":
             compute(m, pc, f, t, steps)
-        elif name == "STORE":
-            store(m, pc, f, t)
         else:  # END
             break
         pc += 1
@@ -181,6 +191,16 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
                    O=m.O if arch.flexible else m.O.astype(np.int32), P=m.P,
                    regs=dict(regs)),
     )
+
+
+def _first_error(a: IsaSimError | None, b: IsaSimError) -> IsaSimError:
+    """The unit error the hardware reports: the one seen first; in the same cycle the main-memory error
+    (the error code is the OR of the load unit's and the store unit's, and a STORE's is MEM)."""
+    if a is None or b.cycles < a.cycles:
+        return b
+    if b.cycles == a.cycles and b.code == ErrorCode.MEM:
+        return b
+    return a
 
 
 def _after_holders(t: int, mask: int, *holders: tuple[int, int]) -> int:

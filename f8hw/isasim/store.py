@@ -24,7 +24,7 @@ def store(m: Machine, pc: int, f: dict, t: int) -> None:
     else:
         addrs = base
         data = O8[:, :, 0]
-    m.mem_check(addrs, pc, "STORE")
+    m.mem_check(addrs, pc, "STORE", t + 2)     # word i is written at t+2+i
     m.mem[addrs] = data
     if m.races is not None:
         words = len(addrs)

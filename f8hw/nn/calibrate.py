@@ -43,6 +43,16 @@ def reestimate_bn(model: nn.Module, batches) -> None:
     model.eval()
 
 
+def run_hooked(model: nn.Module, batches, hooks) -> None:
+    """Forward every batch with the given hook handles registered, then remove them (also on error)."""
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
 def _subsample(values: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
     flat = values.detach().reshape(-1).double().numpy()
     if flat.size > SAMPLES_PER_QUANTIZER:
@@ -90,12 +100,7 @@ def calibrate(model: nn.Module, batches, method: str = "grid", bn: bool = False)
             hooks.append(m.register_forward_pre_hook(watch(m.act, 0, scale)))
         elif n.kind == "add" and isinstance(m, QAdd) and "skip_quant" not in m.links:
             hooks.append(m.register_forward_pre_hook(watch(m.skip_act, 1)))
-    try:
-        for x in batches:
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    run_hooked(model, batches, hooks)
     groups: dict[ActQuant, list[ActQuant]] = {}
     for act in seen:
         owner = act.links.get("alpha_owner", act) if act.alpha is not None else act

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from f8hw.errors import F8Error
-from f8hw.nn.calibrate import _subsample, reestimate_bn
+from f8hw.nn.calibrate import _subsample, reestimate_bn, run_hooked
 from f8hw.nn.fp8quant import FORMAT_NAMES, format_kind
 from f8hw.nn.graph import set_quantized
 from f8hw.nn.layers import QConv2d
@@ -243,11 +243,8 @@ def _layer_inputs(model, layers: dict, batches: list, bn: bool) -> tuple[dict, d
     hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: hook(mod, args, name))
              for name, m in layers.items()]
     try:
-        for x in batches:
-            model(x)
+        run_hooked(model, batches, hooks)
     finally:
-        for h in hooks:
-            h.remove()
         for m, q in was_quantized.items():
             if q is not None:
                 m.quantized = q
