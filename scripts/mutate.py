@@ -18,7 +18,8 @@ Exit status 0 when every mutant is caught, 1 otherwise.  The fast subset: the
 requantizer, PE and MAC unit tests and one random compiled layer of each kind
 on Icarus (builds take seconds), then the ISA fuzz (sim/test_isa_fuzz.py: 30
 random instruction streams on a 2x2 Verilator build of about 10 s) for the
-load-unit modes, the drain, the accumulator and the hazard interlock.  pytest
+load-unit modes, the drain, the accumulator and the hazard interlock, and mixed-format layers on a
+flexible 2x2 build on Icarus (sim/test_accel_formats.py).  pytest
 stops at the first failure, so a caught mutant costs little; a subset that
 collects nothing is BROKEN, never a catch.  The mutants are
 simulator-independent.
@@ -118,10 +119,27 @@ MUTANTS = [
     Mutant("drain_holder_forgets", "hw/frontend.py",
            "Mux(self.drain_busy, drain_mask, 0)", "Mux(self.drain_busy, 0, 0)",
            "the drain holder keeps only the latest drain's bits, not every drain in flight"),
+    # flexible builds (sim/test_accel_formats.py on Icarus)
+    Mutant("flex_weight_format_from_a_fmt", "hw/array.py",
+           "pe.cfg.w_fmt.eq(ctl.w_fmt)", "pe.cfg.w_fmt.eq(ctl.a_fmt)",
+           "the array decodes the weights in the activations' format (A_FMT for W_FMT)"),
+    Mutant("flex_skip_exponent_off_by_one", "hw/compute.py",
+           "skip.eq(dec.sig << dec.exp)", "skip.eq(dec.sig << (dec.exp + 1))",
+           "the residual's integer form has its exponent one too large"),
+    Mutant("fp8_lane_kind_off_by_one", "hw/compute.py",
+           "c.fp8_cfg.kind.eq(fregs.out_fmt - 1)", "c.fp8_cfg.kind.eq(fregs.out_fmt)",
+           "the FP8 lane encodes in the next format of the set (OUT_FMT lane select wrong)"),
+    Mutant("bias64_high_word_ignored", "hw/compute.py",
+           "Mux(l_fcfg.bias64, Cat(lo, hi).as_signed(), lo.as_signed())", "lo.as_signed()",
+           "BIAS64 drops the bias's high 32 bits"),
+    Mutant("wide64_four_planes", "hw/store.py",
+           "Mux(wide64, 7, 3)", "Mux(wide64, 3, 3)",
+           "STORE wide64 writes 4 planes instead of 8"),
 ]
 
-DEFAULT_TESTS = ("sim/test_units.py sim/test_accel.py sim/test_isa_fuzz.py -k '(icarus and (test_requant or test_pe "
-                 "or test_mac or test_random_layer)) or test_random_programs_rtl_equals_isa'")
+DEFAULT_TESTS = ("sim/test_units.py sim/test_accel.py sim/test_isa_fuzz.py sim/test_accel_formats.py -k '(icarus and "
+                 "(test_requant or test_pe or test_mac or test_random_layer or test_random_mixed)) "
+                 "or test_random_programs_rtl_equals_isa'")
 
 
 def make_copy(dst: Path) -> Path:

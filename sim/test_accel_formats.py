@@ -25,10 +25,12 @@ def test_random_mixed_format_layer(simulator, size, kind, seed, tmp_path):
     run_and_check(g, flex_arch(size), simulator, testing.random_images(rng, g, 1), tmp_path, f"{kind} layer")
 
 
-def test_random_mixed_format_layer_icarus(seed, tmp_path):
+@pytest.mark.parametrize("kind", ["conv", "residual", "bias64"])
+def test_random_mixed_format_layer_icarus(kind, seed, tmp_path):
+    """Both lanes, residual formats, BIAS64 and wide64 on Icarus (also the mutation subset's flexible part)."""
     rng = np.random.default_rng(seed)
-    g = random_mixed_layer(rng, "residual")
-    run_and_check(g, flex_arch("2x2"), "icarus", testing.random_images(rng, g, 1), tmp_path, "residual layer")
+    g = random_mixed_layer(rng, kind)
+    run_and_check(g, flex_arch("2x2"), "icarus", testing.random_images(rng, g, 1), tmp_path, f"{kind} layer")
 
 
 @pytest.mark.parametrize("kind", LAYER_KINDS)
