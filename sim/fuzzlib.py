@@ -12,7 +12,7 @@ words, and pairs of errors close in time (the first one seen must win).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from f8hw.isa import LoadTarget, Mode, Reg, Resource
 E = isa.encode
 FUZZ_ARCH = ArchConfig(rows=2, cols=2, a_depth=32, w_depth=64, b_depth=4, s_depth=8, o_depth=8,
                        mem_words=512, imem_depth=256, mark_depth=4)
+FLEX_FUZZ_ARCH = replace(FUZZ_ARCH, formats=("int8", "e2m5", "e3m4", "e4m3"))
 STORE_BASE = 384          # stores go to words STORE_BASE.. (loads read below it, except memory hazards)
 ILLEGAL_OPCODES = sorted(set(range(1 << isa.OPCODE_BITS)) - set(isa.OP_BY_CODE))
 
@@ -112,6 +113,11 @@ class ProgramGen:
                 Reg.SHIFT: r(-3, 4) if small else r(-3, 14), Reg.USE_BIAS: int(self.p(0.15 if small else 0.5)),
                 Reg.USE_SKIP: r(0, 1), Reg.SKIP_SIGNED: r(0, 1), Reg.ACC_LSHIFT: r(0, 4), Reg.SKIP_LSHIFT: r(0, 4),
                 Reg.A_SIGNED: int(self.p(0.8 if small else 0.5)), Reg.RQ_MULT: r(-2, 3)}
+        if self.a.flexible:   # format registers: mostly a format of the set, sometimes none (an illegal COMPUTE)
+            n = len(self.a.formats)
+            vals.update({reg: r(0, n - 1) if self.p(0.98) else r(n, n + 2) for reg in
+                         (Reg.A_FMT, Reg.W_FMT, Reg.SKIP_FMT, Reg.OUT_FMT)})
+            vals[Reg.BIAS64] = int(self.p(0.4))
         first = not self.rq_set                    # every register the first time, then a random subset
         self.rq_set = True
         for reg, v in vals.items():
@@ -182,11 +188,12 @@ class ProgramGen:
     def store(self, src: int) -> None:
         a = self.a
         count, wide = self.r(1, a.rows), self.r(0, 1)
+        wide64 = {"wide64": int(wide and self.p(0.5))} if a.flexible else {}   # (INT8 streams draw as before)
         stride = self.r(1, 4) if wide else self.r(-1, 3)
-        span = (count - 1) * abs(stride) + 4
+        span = (count - 1) * abs(stride) + (8 if wide64.get("wide64") else 4)
         addr = self.r(STORE_BASE + (span if stride < 0 else 0), a.mem_words - span)
         self.emit(E("STORE", mask=self.mask(_halves(src, src + count, a.o_depth, Resource.O0)), wide=wide, src=src,
-                    count=count, addr=addr, stride=stride))
+                    count=count, addr=addr, stride=stride, **wide64))
 
     def tile(self) -> int | None:
         """One tile; returns its output line when its STORE is left to the caller (after the next tile's

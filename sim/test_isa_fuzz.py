@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 
-from fuzzlib import check_case, random_case
+from fuzzlib import FLEX_FUZZ_ARCH, check_case, random_case
 
 CASES = int(os.environ.get("F8HW_SOAK", "30"))
 SEED0 = int(os.environ.get("F8HW_SEED", "0"))
@@ -26,4 +26,16 @@ def test_random_programs_rtl_equals_isa():
         outcomes["error" if out.error else "memory" if out.memory_compared else "race"] += 1
     print(f"[f8hw] {CASES} programs: {dict(outcomes)}")
     # the mix must exercise both ends: programs that stop with an error and programs compared byte for byte
+    assert outcomes["memory"] >= CASES // 4 and outcomes["error"] >= CASES // 5, dict(outcomes)
+
+
+def test_random_programs_flexible_rtl_equals_isa():
+    """The same on a flexible 2x2 build: random format registers (some naming no format), BIAS64, wide64."""
+    outcomes = Counter()
+    for seed in range(SEED0, SEED0 + CASES):
+        prog, mem = random_case(seed, FLEX_FUZZ_ARCH)
+        out = check_case(prog, mem, "verilator", FLEX_FUZZ_ARCH,
+                         what=f"flexible fuzz case {seed} (F8HW_SEED={seed} F8HW_SOAK=1)")
+        outcomes["error" if out.error else "memory" if out.memory_compared else "race"] += 1
+    print(f"[f8hw] {CASES} programs: {dict(outcomes)}")
     assert outcomes["memory"] >= CASES // 4 and outcomes["error"] >= CASES // 5, dict(outcomes)

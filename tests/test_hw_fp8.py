@@ -93,6 +93,34 @@ def test_decoder_is_split(weight):
             assert got[fmt, 0, c] == (s, e), (fmt, hex(c))
 
 
+def test_max_after_a_mac_tile_compares_the_whole_accumulator():
+    """MAX with acc = 1 onto a MAC result beyond the activations' width: x > acc as the ISA compares it
+    (f8hw.isasim: np.maximum over the whole accumulator), not on the low bits."""
+    from f8hw.hw.fpe import Accumulator
+
+    dut = Accumulator(in_bits=12, width=20, max_bits=6)
+    seen = []
+
+    async def tb(ctx):
+        for start, x in [(1 << 10, 5), (-(1 << 10), 5), ((1 << 10) + 3, -4), (-(1 << 10) + 1, -20), (7, 9), (-9, -12)]:
+            ctx.set(dut.valid, 1)
+            ctx.set(dut.first, 1)
+            ctx.set(dut.max_mode, 0)
+            ctx.set(dut.x, start)
+            await ctx.tick()
+            ctx.set(dut.first, 0)
+            ctx.set(dut.max_mode, 1)
+            ctx.set(dut.x, x)
+            await ctx.tick()
+            seen.append((start, x, ctx.get(dut.acc)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert [acc for *_, acc in seen] == [max(s, x) for s, x, _ in seen]
+
+
 def test_netlists_multipliers():
     """The flexible PE's only $mul is the 9 x 8-bit signed significand multiplier; the FP8 lane has none."""
     from f8hw.hw.build import _convert, count_multipliers
@@ -114,3 +142,18 @@ def test_format_area_report():
     assert set(row["parts"]) == {"decoders", "multiplier", "shifter", "accumulator"}
     assert row["ratio_cells"] == round(row["cells"] / r["int8_pe"]["cells"], 3) <= 1.5
     assert abs(sum(p["cells"] for p in row["parts"].values()) - row["cells"]) < 0.1 * row["cells"]
+
+
+def test_accelerator_format_area():
+    """run_accel_format_area: the whole flexible accelerator (2x2) against the INT8 build, logic cells and
+    scratchpad bits (the B copy and the 64-bit O lanes)."""
+    from f8hw.arch import ArchConfig
+    from f8hw.bench.hwcost import run_accel_format_area
+    from f8hw.hw.build import memory_bits
+
+    r = run_accel_format_area(ROOT / "build" / "test_hw_fp8" / "accel_area", arrays=(2,), sets=(("int8",), SET))
+    int8, flex = r["accelerator"]
+    assert (int8["formats"], flex["formats"]) == ("int8", "+".join(SET)) and int8["ratio_cells"] == 1.0
+    assert flex["cells"] > int8["cells"] and flex["ratio_cells"] == round(flex["cells"] / int8["cells"], 3)
+    a, b = memory_bits(ArchConfig(rows=2, cols=2)), memory_bits(ArchConfig(rows=2, cols=2, formats=SET))
+    assert (b["b"], b["o"]) == (2 * a["b"], 2 * a["o"]) and flex["memory_bits"] == sum(b.values())

@@ -145,9 +145,10 @@ class Accumulator(wiring.Component):
     """The PE's accumulator and shadow register (f8hw.hw.pe semantics at any width).
 
     MAC: acc = first ? x : acc + x (wraps); MAX: acc = first | x > acc ? x : acc; ``last`` copies
-    this cycle's result into ``shadow``.  Why ``max_bits``: a MAX sequence starts with ``first`` (as
-    the compute unit issues it), so acc then holds an activation and the comparison needs only the
-    activations' width, not the accumulator's; MAX mode adds 0 (x gated) instead of a second mux.
+    this cycle's result into ``shadow``.  Why ``max_bits``: in MAX mode x is an activation (max_bits
+    wide), so x > acc needs only a max_bits comparator when acc fits max_bits too (a MAX tile's own
+    values), and acc's sign otherwise (a MAX COMPUTE with acc = 1 after a MAC tile: the ISA compares
+    the whole accumulator); MAX mode adds 0 (x gated) instead of a second mux.
     """
 
     def __init__(self, in_bits: int, width: int, max_bits: int):
@@ -162,7 +163,10 @@ class Accumulator(wiring.Component):
         m = Module()
         x, acc, mb = self.x, self.acc, self.max_bits
         nxt = Signal(signed(self.width))
-        take_x = self.first | (self.max_mode & (x[:mb].as_signed() > acc[:mb].as_signed()))
+        high = acc[mb - 1:]
+        fits = (high == 0) | (high == (1 << len(high)) - 1)
+        gt = Mux(fits, x[:mb].as_signed() > acc[:mb].as_signed(), acc[-1])
+        take_x = self.first | (self.max_mode & gt)
         addend = Mux(self.max_mode, 0, x)
         m.d.comb += nxt.eq(Mux(take_x, x, (acc + addend)[:self.width].as_signed()))
         with m.If(self.valid):

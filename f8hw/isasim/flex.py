@@ -20,7 +20,7 @@ from f8hw.isasim.machine import Machine
 from f8hw.isasim.result import op_error
 from f8hw.numerics.lane import MAX_LEFT_SHIFT, SHIFT_MAG_BITS
 
-__all__ = ["fmt_reg", "decode_table", "int_forms", "flex_mac", "flex_drain"]
+__all__ = ["fmt_reg", "check_fmt_regs", "decode_table", "int_forms", "flex_mac", "flex_drain"]
 
 
 def wrap(v, bits: int):
@@ -29,12 +29,23 @@ def wrap(v, bits: int):
     return ((v + half) & ((1 << bits) - 1)) - half
 
 
-def fmt_reg(m: Machine, pc: int, reg: Reg) -> str:
+def fmt_reg(m: Machine, pc: int, reg: Reg, cycles: int | None = None) -> str:
     """The format a format register names; an index outside ArchConfig.formats is an illegal COMPUTE."""
     k = m.regs[reg]
     if not 0 <= k < len(m.arch.formats):
-        raise op_error(ErrorCode.OPCODE, pc, "COMPUTE", f"{reg.name} {k} names no format of {m.arch.formats}")
+        raise op_error(ErrorCode.OPCODE, pc, "COMPUTE", f"{reg.name} {k} names no format of {m.arch.formats}", cycles)
     return m.arch.formats[k]
+
+
+def check_fmt_regs(m: Machine, pc: int, mode: int, last: bool, cycles: int) -> None:
+    """The decode check of a COMPUTE (after its range checks, as the front end does): every format register
+    it uses names a format (A_FMT; W_FMT unless MAX; on a last tile not raw OUT_FMT, and SKIP_FMT with USE_SKIP)."""
+    raw = m.regs[Reg.RQ_RAW] != 0
+    used = [Reg.A_FMT] + ([Reg.W_FMT] if mode != Mode.MAX else [])
+    if last and not raw:
+        used += ([Reg.SKIP_FMT] if m.regs[Reg.USE_SKIP] != 0 else []) + [Reg.OUT_FMT]
+    for reg in used:
+        fmt_reg(m, pc, reg, cycles)
 
 
 @cache

@@ -10,6 +10,7 @@ from f8hw import isa
 from f8hw.arch import FIRST_ISSUE, LOAD_LATENCY, REQUANT_LATENCY, STORE_LATENCY, ArchConfig
 from f8hw.isa import ErrorCode, LoadTarget, Mode, Reg
 from f8hw.isasim.compute import compute
+from f8hw.isasim.flex import check_fmt_regs
 from f8hw.isasim.load import load, load_a, load_a_words
 from f8hw.isasim.machine import Machine
 from f8hw.isasim.result import IsaSimError, SimResult, op_error
@@ -121,6 +122,8 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             if last and regs[Reg.USE_BIAS] != 0 and f["b_src"] + nb > arch.b_depth:
                 raise op_error(ErrorCode.SPAD, pc, "COMPUTE",
                                f"b_src {f['b_src']}{' + 1 (BIAS64)' if nb == 2 else ''} >= b_depth {arch.b_depth}", dec)
+            if arch.flexible:
+                check_fmt_regs(m, pc, mode, last, dec)
             t = _after_holders(max(t, mac_end), mask, (load_mask, load_end), (store_mask, store_end),
                                (drain_mask, drain_end))
             if last and capture is not None:
