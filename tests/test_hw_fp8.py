@@ -56,6 +56,13 @@ def test_widths_from_numerics():
     assert acc_bits(SET) == 49
     assert acc_bits(HW_FORMATS) == 77
     assert product_bits(SET) == (2 * numerics.fp8_format("e4m3").max_int ** 2).bit_length()
+    # every byte, NaN/Inf codes included, fits the product and MAX widths (as the ISA simulator decodes it)
+    from f8hw.hw.fpe import activation_bits, decoded_max
+    from f8hw.isasim.flex import decode_table
+
+    for f in HW_FORMATS[1:]:
+        assert decoded_max(f, False) == int(np.abs(decode_table(f)).max()) >= numerics.fp8_format(f).max_int
+    assert activation_bits(("int8", "e3m4")) == 12 and product_bits(("int8", "e3m4")) == (1984 ** 2).bit_length() + 1
     lo, hi = shift_range(SET)
     assert (lo, hi) == (-62, 91) and shift_bits(SET) == 8
     assert -(1 << (shift_bits(HW_FORMATS) - 1)) <= shift_range(HW_FORMATS)[0]

@@ -23,7 +23,7 @@ from f8hw.hw.common import clog2
 from f8hw.hw.pe import A_BITS, W_BITS
 from f8hw.numerics import ACC_BITS, FORMATS, fp8_format, qrange
 
-__all__ = ["INT8", "HW_FORMATS", "MAX_K", "check_formats", "operand_max", "product_bits", "activation_bits",
+__all__ = ["INT8", "HW_FORMATS", "MAX_K", "check_formats", "operand_max", "decoded_max", "product_bits", "activation_bits",
            "acc_bits", "fpe_cfg_layout", "fpe_cfg_value", "OperandDecoder", "Aligner", "Accumulator", "FlexPE"]
 
 INT8 = "int8"
@@ -54,16 +54,26 @@ def operand_max(fmt: str, weight: bool) -> int:
     return fp8_format(fmt).max_int
 
 
+def decoded_max(fmt: str, weight: bool) -> int:
+    """Largest magnitude the decoder gives any byte: operand_max, or for FP8 the NaN/Inf codes, which decode
+    like normals (f8hw.isasim.flex.decode_table) and can exceed the largest finite value."""
+    if fmt == INT8:
+        return operand_max(fmt, weight)
+    f = fp8_format(fmt)
+    return ((1 << (f.man_bits + 1)) - 1) << ((1 << f.exp_bits) - 2)
+
+
 def product_bits(formats) -> int:
-    """Signed width of the aligned product (significand product << exponent sum) over all format pairs."""
+    """Signed width of the aligned product (significand product << exponent sum) over all format pairs
+    and all bytes (a scratchpad byte may hold any code)."""
     formats = check_formats(formats)
-    m = max(operand_max(a, False) * operand_max(w, True) for a in formats for w in formats)
+    m = max(decoded_max(a, False) * decoded_max(w, True) for a in formats for w in formats)
     return m.bit_length() + 1
 
 
 def activation_bits(formats) -> int:
-    """Signed width of every activation's integer form (what MAX mode compares)."""
-    return max(operand_max(f, False) for f in check_formats(formats)).bit_length() + 1
+    """Signed width of every activation byte's integer form (what MAX mode compares)."""
+    return max(decoded_max(f, False) for f in check_formats(formats)).bit_length() + 1
 
 
 def acc_bits(formats, k: int = MAX_K) -> int:
