@@ -36,7 +36,7 @@ def add_formats_option(p) -> None:
     """The accelerator's operand/output formats (f8hw compile, sim, build)."""
     p.add_argument("--formats", default="int8", metavar="LIST",
                    help="formats the accelerator supports, INT8 first, e.g. int8,e2m5,e3m4,e4m3 (default: "
-                        "%(default)s; FP8 formats: ISA simulator only for now)")
+                        "%(default)s; every engine and f8hw build)")
 
 
 def formats_of(args) -> tuple[str, ...]:

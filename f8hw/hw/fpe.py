@@ -187,7 +187,7 @@ class Accumulator(wiring.Component):
 
 
 class FlexPE(wiring.Component):
-    """One MAC PE for a set of operand formats; standalone (not yet in the array).
+    """One MAC PE for a set of operand formats (the PE of a flexible build's array, f8hw.hw.array).
 
     Submodules (so a hierarchical synthesis report shows what each part costs): ``dec_a``,
     ``dec_w`` (OperandDecoder), ``align`` (Aligner), ``accum`` (Accumulator); the multiplier,
