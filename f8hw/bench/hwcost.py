@@ -11,7 +11,7 @@ from pathlib import Path
 
 from f8hw.errors import F8Error
 
-__all__ = ["run_gen", "run_area", "run_format_area", "FORMAT_SETS", "run_fmax", "fmax_component", "nextpnr",
+__all__ = ["run_gen", "run_area", "run_format_area", "run_accel_format_area", "FORMAT_SETS", "run_fmax", "fmax_component", "nextpnr",
            "FMAX_DEVICE", "FMAX_TARGETS", "FmaxTarget"]
 
 
@@ -100,6 +100,31 @@ def run_format_area(workdir: Path, sets=FORMAT_SETS, lanes: bool = True, log=Non
             out["lane"].append(dict(formats=name, cells=q["cells"], ice40_lut=q["ice40_lut"],
                                     ratio_cells=round(q["cells"] / lane["cells"], 3)))
     return out
+
+
+def run_accel_format_area(workdir: Path, arrays=(4, 8), sets=(("int8",), ("int8", "e2m5", "e3m4", "e4m3")),
+                          log=None) -> dict:
+    """Whole-accelerator logic (generic cells, scratchpads as black boxes, their bits beside) per array size
+    and format set, and each flexible set's ratio to the INT8 build of the same array."""
+    from f8hw.arch import ArchConfig
+    from f8hw.hw.build import SPAD_FILE, _packaged, accel_verilog, cached_synth, memory_bits, synth_workdir
+
+    wd = synth_workdir(workdir)
+    rows = []
+    for n in arrays:
+        base = None
+        for fs in sets:
+            cfg = ArchConfig(rows=n, cols=n, formats=tuple(fs))
+            name = "+".join(fs)
+            if log:
+                log(f"synthesizing the {cfg.array} accelerator for {name}, generic cells")
+            r = cached_synth(f"accel_{cfg.array}_{name}", accel_verilog(cfg), "f8hw_accel", wd, flows=("generic",),
+                             extra_files={SPAD_FILE: _packaged(SPAD_FILE)}, blackbox=(SPAD_FILE,))
+            base = r["cells"] if not cfg.flexible else base
+            rows.append(dict(array=cfg.array, formats=name, cells=r["cells"], seconds=r["seconds"],
+                             memory_bits=sum(memory_bits(cfg).values()),
+                             ratio_cells=round(r["cells"] / base, 3) if base else None))
+    return {"accelerator": rows}
 
 
 @dataclass(frozen=True)

@@ -234,9 +234,12 @@ def memoized(cache: Path, compute) -> dict:
 
 
 def memory_bits(cfg: ArchConfig) -> dict[str, int]:
-    """Bits of each scratchpad (synthesized as black boxes, so counted here): A banks, W, B, S, O."""
+    """Bits of each scratchpad (synthesized as black boxes, so counted here): A banks, W, B, S, O
+    (a flexible build: B twice, its copy for BIAS64, and 64-bit O lanes)."""
+    copies, o_lane = (2, 64) if cfg.flexible else (1, 32)
     return {"a_banks": cfg.rows * cfg.a_depth * 8 * cfg.cols, "w": cfg.w_depth * 8 * cfg.cols,
-            "b": cfg.b_depth * 32 * cfg.cols, "s": cfg.s_depth * 8 * cfg.cols, "o": cfg.o_depth * 32 * cfg.cols}
+            "b": copies * cfg.b_depth * 32 * cfg.cols, "s": cfg.s_depth * 8 * cfg.cols,
+            "o": cfg.o_depth * o_lane * cfg.cols}
 
 
 def synth_workdir(path) -> Path:
