@@ -263,7 +263,7 @@ OPS: tuple[Op, ...] = (
         Field("addr", 32, doc="main-memory word address of the first line"),
         Field("stride", 24, signed=True, doc="main-memory address step between lines"),
         Field("wide64", 1, doc="with wide = 1: 64-bit lanes (sign-extended accumulator), 8 byte-planar words "
-                               "per line"),
+                               "per line (flexible builds; an INT8 build ignores it)"),
     ), "Strided copy output lines -> main memory, one word per cycle."),
 )
 
@@ -365,9 +365,10 @@ def walk(program: Iterable[int], cols: int) -> Iterator[tuple[int, Op | None, di
         yield pc, op, f, work
 
 
-def store_planes(f: dict) -> int:
-    """Words per output line of a decoded STORE: 1 (bytes), 4 (int32 lanes) or 8 (64-bit lanes)."""
-    return (8 if f["wide64"] else 4) if f["wide"] else 1
+def store_planes(f: dict, flexible: bool = True) -> int:
+    """Words per output line of a decoded STORE: 1 (bytes), 4 (int32 lanes) or 8 (64-bit lanes; only a
+    flexible build has them: an INT8 build ignores wide64, its RTL is unchanged from ISA 3)."""
+    return (8 if f["wide64"] and flexible else 4) if f["wide"] else 1
 
 
 def isa_markdown() -> str:

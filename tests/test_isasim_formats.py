@@ -226,6 +226,19 @@ def test_wide64_store_writes_eight_planes():
         assert np.array_equal(got, v[line])
 
 
+def test_wide64_is_ignored_on_an_int8_build():
+    """An INT8 build's RTL has no 64-bit lanes and ignores STORE.wide64: the ISA simulator stores its 4
+    int32 planes and counts 4 words per line there, 8 on a flexible build."""
+    E = isa.encode
+    prog = [E("STORE", wide=1, wide64=1, src=0, count=2, addr=8, stride=8), E("END")]
+    kw = dict(rows=2, cols=2, a_depth=8, w_depth=8, o_depth=4, s_depth=4, mem_words=64)
+    ends = {}
+    for formats in (("int8",), ("int8", "e4m3")):
+        r = isasim.run(prog, np.zeros((64, 2), np.uint8), ArchConfig(**kw, formats=formats))
+        ends[formats] = r.cycles
+    assert ends[("int8", "e4m3")] - ends[("int8",)] == 2 * (8 - 4)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_random_int8_programs_equal_on_int8_and_flexible_builds(seed):
     """Random INT8 programs (format registers left at 0): the flexible path (wide accumulator, wide lanes)

@@ -142,7 +142,7 @@ def run(program, memory: np.ndarray, arch: ArchConfig, max_cycles: int | None = 
             if f["src"] + f["count"] > arch.o_depth:
                 raise op_error(ErrorCode.SPAD, pc, "STORE",
                                f"src {f['src']} + count {f['count']} > o_depth {arch.o_depth}", dec)
-            words = f["count"] * isa.store_planes(f)
+            words = f["count"] * isa.store_planes(f, arch.flexible)
             t = _after_holders(max(t, store_end), mask, (load_mask, load_end), (mac_mask, mac_end),
                                (drain_mask, drain_end))
             store_end = t + words + STORE_LATENCY

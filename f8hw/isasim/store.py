@@ -15,7 +15,7 @@ def store(m: Machine, pc: int, f: dict, t: int) -> None:
     n = f["count"]
     if n == 0:
         return
-    src, planes = f["src"], store_planes(f)
+    src, planes = f["src"], store_planes(f, m.arch.flexible)
     base = (f["addr"] + np.arange(n, dtype=np.int64) * f["stride"]) & M32
     O8 = m.O[src:src + n].view(np.uint8).reshape(n, m.C, 8)   # little-endian bytes of each lane
     if planes > 1:
