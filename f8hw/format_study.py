@@ -48,10 +48,6 @@ class Study:
     def markdown(self) -> str:
         return markdown_table([self])
 
-    def best_uniform(self, stage: str) -> float:
-        """The best accuracy of a one-format-for-every-layer row at stage "ptq" or "qat"."""
-        return max(getattr(r, stage) for r in self.rows if r.formats != "flexible")
-
     @classmethod
     def from_dict(cls, arch: str, d: dict) -> "Study":
         """The inverse of to_dict (e.g. the "format_study" entries of models/accuracy.json)."""

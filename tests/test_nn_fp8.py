@@ -207,6 +207,11 @@ def test_output_criterion_scores_the_layer_output_and_sees_outlier_channels(imag
     conv = model.features[0].conv
     exact, got = (F.conv2d(x, torch.from_numpy(v), None, conv.stride, conv.padding).numpy() for v in (w, wq))
     assert c.rel_mse == pytest.approx(np.mean((got - exact) ** 2) / np.mean(exact**2))
+    # an override with a format outside the candidates is scored like them (its pairs' output errors)
+    forced = f8nn.select_formats(model, [images[:32]], candidates=("int8", "e4m3"), apply=False,
+                                 override={"features.3": "e2m5"})
+    assert forced.formats()["features.3"] == ("e2m5", "e2m5")
+    assert forced.formats()["head.fc"][1] in ("int8", "e4m3")
     with pytest.raises(f8hw.errors.F8Error, match="criterion must be one of output, tensor, not 'l1'"):
         f8nn.select_formats(model, [images[:8]], criterion="l1")
 

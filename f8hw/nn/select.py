@@ -184,7 +184,9 @@ def select_formats(model: nn.Module, calib_batches, candidates=FORMAT_NAMES, cos
     layers = {n.name: n.module for n in plan.layers()}
     forced = _overrides(override, layers)
     samples, inputs = _layer_inputs(model, layers, list(calib_batches), bn)
-    scores = _Scores(layers, samples, inputs, candidates, cost, criterion)
+    # formats an override forces but the candidates lack are scored too (the pairs need their errors)
+    scored = candidates + tuple(sorted(set(forced.values()) - set(candidates)))
+    scores = _Scores(layers, samples, inputs, scored, len(candidates), cost, criterion)
     groups: dict[object, list[str]] = {}
     for name, m in layers.items():
         groups.setdefault(m.act.links.get("alpha_owner", m.act), []).append(name)
@@ -254,9 +256,10 @@ def _layer_inputs(model, layers: dict, batches: list, bn: bool) -> tuple[dict, d
 class _Scores:
     """Candidate errors per layer under one criterion (computed once per layer, on demand)."""
 
-    def __init__(self, layers, samples, inputs, names, cost, criterion):
+    def __init__(self, layers, samples, inputs, names, free, cost, criterion):
         self.layers, self.samples, self.inputs = layers, samples, inputs
         self.names, self.cost, self.criterion = names, cost, criterion
+        self.free = free  # names[:free] are the candidates; the rest only scored for overrides
         self._memo: dict = {}
 
     def _cost(self, name: str) -> float:
@@ -281,7 +284,7 @@ class _Scores:
         if len(got) == 2:
             return got[0][i]
         fl_in, _, err = got
-        cols = [self.names.index(weight)] if weight else range(len(self.names))
+        cols = [self.names.index(weight)] if weight else range(self.free)
         rel, c = min((err[i, j], self._cost(self.names[j])) for j in cols)
         return Candidate(fmt, fl_in[fmt], float(rel), self._cost(fmt) * c)
 
