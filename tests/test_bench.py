@@ -79,6 +79,11 @@ def test_bench_util_sane(bench_json):
                 assert 0 < lr["utilization"] <= 1
                 assert lr["cycles"] >= lr["macs"] / (R * C)
                 assert lr["steps"] * R * C >= lr["macs"]
+                assert lr["utilization"] <= lr["bound"] + 1e-9 <= 1 + 1e-9   # no layer beats its shape's bound
+        b8 = r["batch8"]    # the same network for 8 images: bit-exact, 8x the MACs in at most 8x the cycles
+        assert b8["batch"] == 8 and b8["bit_exact"] is True
+        assert b8["cycles"] <= 8 * r["cycles"] and b8["utilization"] >= r["utilization"] - 1e-9
+        assert 0 < b8["utilization"] <= b8["bound"] + 1e-9
 
 
 def test_bench_scaling_sane(bench_json):
@@ -100,8 +105,10 @@ def test_bench_summary_and_markdown(bench_json):
     _, _, data = bench_json
     s = summary(data)
     assert "util_resnet20" in s and "util_mobilenet" in s
+    assert s["util_resnet20_round2"]["met"] == (s["util_resnet20"]["value"] >= 0.93)
     md = markdown(data)
     assert "## Array utilization" in md and "## Scaling" in md and "## Brief targets" in md
+    assert "batch 8: cycles" in md and "| bound (padding) | array busy |" in md
     assert "What limits resnet20 on 32x32" in md
 
 

@@ -58,11 +58,12 @@ def model_path(name: str, seed: int = 0, log=None) -> tuple[Path, float | None]:
     return p, time.perf_counter() - t0
 
 
-def input_images(model, seed: int = 0) -> tuple[np.ndarray, str]:
-    """One input image: the first digits test image for a digits model, else a random one (``seed``)."""
+def input_images(model, seed: int = 0, batch: int = 1) -> tuple[np.ndarray, str]:
+    """``batch`` input images: the first digits test images for a digits model, else random ones (``seed``)."""
     from f8hw.flow import resolve_images
 
     if model.input_shape == (1, 8, 8):
-        return resolve_images(None, model.input_shape, 1)
+        return resolve_images(None, model.input_shape, batch)
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(1, *model.input_shape), dtype=np.uint8), f"random image (seed {seed})"
+    x = rng.integers(0, 256, size=(batch, *model.input_shape), dtype=np.uint8)
+    return x, f"random image{'s' if batch > 1 else ''} (seed {seed})"

@@ -28,27 +28,31 @@ def markdown(result: dict) -> str:
         L += [f"**Note:** {m['note']}", ""]
     if result["util"]:
         L += ["## Array utilization (16x16, ISA engine)", "",
-              "| network | MACs | ideal cycles | cycles | utilization | bound (padding) | bit-exact | ISA wall (s) | "
+              "| network | MACs | ideal cycles | cycles | utilization | bound (padding) | batch 8: cycles, "
+              "utilization, bound, bit-exact | bit-exact | ISA wall (s) | "
               "ISA cycles/s | compile (s) | instrs | mem_words | imem_depth | host-packed stem: layer, cycles, "
               "utilization, bit-exact |",
-              "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+              "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
         for r in result["util"]:
             L.append(f"| {r['network']} | {r['macs']:,} | {r['ideal_cycles']:,.0f} | {r['cycles']:,} | "
-                     f"{pct(r['utilization'])} | {pct(padding_bound(r))} | {_yn(r.get('bit_exact'))} | "
+                     f"{pct(r['utilization'])} | {pct(padding_bound(r))} | {_batch_cell(r.get('batch8'))} | "
+                     f"{_yn(r.get('bit_exact'))} | "
                      f"{r['wall_s']:.2f} | {r['cycles_per_s']:,.0f} | {r['compile_s']:.2f} | {r['instructions']:,} | "
                      f"{r['mem_words']:,} | {r['imem_depth']:,} | {_packed_cell(r.get('packed'))} |")
         L += ["", "bound (padding): MACs / (R*C) over the array steps the tiling needs at all (K, pixel and "
               "channel padding: e.g. 49 pixels of a 7x7 map on 16 rows = 77 %), i.e. the utilization if "
-              "nothing else (loads, drains, pooling layers) cost a cycle.", ""]
+              "nothing else (loads, drains, pooling layers) cost a cycle; per network and, in the per-layer "
+              "tables, per layer. Batch 8: the same network compiled for 8 images (one program).", ""]
         L.append("")
         for r in result["util"]:
             L += [f"### {r['network']} per layer ({r['array']})", "", f"![{r['network']}]({r['plot']})", "",
-                  "| layer | kind | MACs | cycles | ideal | util | array busy | load words | limited by |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+                  "| layer | kind | MACs | cycles | ideal | util | bound (padding) | array busy | load words | "
+                  "limited by |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
             for lr in r["layers"]:
                 c = lr["cycles"] or 0
                 L.append(f"| {lr['name']} | {lr['kind']} | {lr['macs']:,} | {c:,} | {lr['ideal']:,.0f} | "
-                         f"{pct(lr['utilization'])} | {pct(lr['steps'] / c if c else None)} | "
+                         f"{pct(lr['utilization'])} | {pct(lr.get('bound'))} | {pct(lr['steps'] / c if c else None)} | "
                          f"{lr['load_words']:,} | {lr['limit']} |")
             L.append("")
     if result["scaling"]:
@@ -150,6 +154,13 @@ def _packed_cell(p: dict | None) -> str:
 
 def _num(v) -> str:
     return "-" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
+
+def _batch_cell(b) -> str:
+    """The batch-8 cell of the utilization table."""
+    if not b:
+        return "-"
+    return f"{b['cycles']:,}, {pct(b['utilization'])}, {pct(b.get('bound'))}, {_yn(b.get('bit_exact'))}"
 
 
 def _yn(v) -> str:

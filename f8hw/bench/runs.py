@@ -10,28 +10,30 @@ from f8hw.bench.networks import input_images, model_path
 __all__ = ["run_util", "run_rtl", "run_sweep_throughput", "SWEEP_GRID"]
 
 
-def _program(name: str, rows: int, cols: int, seed: int, log, pack_input: bool = False):
+def _program(name: str, rows: int, cols: int, seed: int, log, pack_input: bool = False, batch: int = 1):
     """(program, images, description, export seconds): the network compiled with memories sized to fit."""
     import f8hw
 
     path, export_s = model_path(name, seed, log)
     model = f8hw.load(path)
-    images, desc = input_images(model, seed)
-    prog = f8hw.compile(model, f8hw.ArchConfig(rows=rows, cols=cols), batch=1, memories="fit", use_cache=False,
+    images, desc = input_images(model, seed, batch)
+    prog = f8hw.compile(model, f8hw.ArchConfig(rows=rows, cols=cols), batch=batch, memories="fit", use_cache=False,
                         pack_input=pack_input)
     return prog, images, desc, export_s
 
 
-def run_util(name: str, rows: int, cols: int, seed: int, log=None, pack_input: bool = False) -> dict:
-    """Compile + simulate one network on the ISA engine (no race checking), checked against the golden model;
-    the record has per-layer cycles, utilization, bit-exactness and where the cycles go."""
+def run_util(name: str, rows: int, cols: int, seed: int, log=None, pack_input: bool = False,
+             batch: int = 1) -> dict:
+    """Compile + simulate one network (``batch`` images) on the ISA engine (no race checking), checked against the
+    golden model; the record has per-layer cycles, utilization, bit-exactness, the padding bound and where the
+    cycles go."""
     import f8hw
 
     t0 = time.perf_counter()
-    prog, images, desc, export_s = _program(name, rows, cols, seed, log, pack_input)
+    prog, images, desc, export_s = _program(name, rows, cols, seed, log, pack_input, batch)
     comp, arch = prog.compiled, prog.arch
     run = f8hw.simulate(prog, images, engine="isa", race_check=False)
-    rec = dict(network=name, array=arch.array, rows=rows, cols=cols, engine="isa", input=desc,
+    rec = dict(network=name, array=arch.array, rows=rows, cols=cols, batch=batch, engine="isa", input=desc,
                model_file=str(prog.model.path), export_s=export_s, compile_s=round(prog.compile_time, 3),
                mem_words=arch.mem_words, imem_depth=arch.imem_depth, instructions=prog.instructions,
                memory_image_words=int(len(comp.memory)), cycles=run.cycles, busy=run.busy, stall=run.stall,
@@ -44,6 +46,7 @@ def run_util(name: str, rows: int, cols: int, seed: int, log=None, pack_input: b
                      steps=a["steps"], dw_steps=a["dw_steps"], drains=a["drains"], computes=a["computes"],
                      load_words=a["load_w"] + a["load_b"] + a["load_s"] + a["load_a"], load_a=a["load_a"],
                      load_w=a["load_w"], store_words=a["store"], instructions=a["instrs"], tiles=dict(li.tiles))
+        rec_l["bound"] = lr.macs / (rows * cols * a["steps"]) if lr.macs and a["steps"] else None
         rec_l["limit"] = classify_layer(rec_l, rows, cols)
         layers.append(rec_l)
     rec.update(macs=run.macs, ideal_cycles=run.macs / (rows * cols), utilization=run.utilization, layers=layers,
