@@ -209,3 +209,14 @@ def test_sim_no_diag(capsys):
     code, nodiag, err = run_json(capsys, mobilenet, "--array", "4x4", "--no-diag")
     assert code == 0, err
     assert diag["bit_exact"] is True and nodiag["bit_exact"] is True and diag["cycles"] < nodiag["cycles"]
+
+
+def test_sim_no_lbuf(capsys):
+    """The bundled MobileNet's depthwise layers keep their windows in a line buffer unless --no-lbuf
+    (bit-exact either way, fewer cycles with it)."""
+    mobilenet = REPO / "models" / "mobilenet.pt"
+    code, on, err = run_json(capsys, mobilenet, "--array", "4x4", "--engine", "isa")
+    assert code == 0, err
+    code, off, err = run_json(capsys, mobilenet, "--array", "4x4", "--engine", "isa", "--no-lbuf")
+    assert code == 0, err
+    assert on["bit_exact"] is True and off["bit_exact"] is True and on["cycles"] < off["cycles"]

@@ -16,11 +16,15 @@ def add_compiler_options(p) -> None:
                    help="do not use LOAD_A tap gather for narrow tensors (on by default: C // Cin taps per A line)")
     p.add_argument("--no-diag", action="store_true",
                    help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
+    p.add_argument("--no-lbuf", action="store_true",
+                   help="do not keep depthwise windows in a line buffer across tiles (on by default with window "
+                        "reuse where it is faster: each tile loads only its new input rows)")
 
 
 def compiler_options(args) -> dict:
     """Keyword options of f8hw.compile from the parsed arguments."""
-    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag)
+    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag,
+                lbuf=not args.no_lbuf)
 
 
 def add_memory_options(p) -> None:

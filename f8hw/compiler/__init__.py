@@ -67,7 +67,7 @@ def listing(instrs: list[Instr]) -> str:
 
 def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, reuse="auto",
                   prefetch: bool = True, pack_input: bool = False, gather: bool = True,
-                  diag: bool = True) -> Compiled:
+                  diag: bool = True, lbuf: bool = True) -> Compiled:
     """Compile a (valid) IR graph for arch.  reuse: reuse dead activation buffers
     (True/False, or "auto": only when everything does not fit main memory); prefetch: load the next
     layer's first weights and first activation tile while the current layer computes; pack_input
@@ -78,7 +78,9 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     tensor (Cin < cols, e.g. the raw image) uses LOAD_A tap gather, C // Cin kernel taps per A line
     (lower.tap_gather); the accelerator does it, the host writes the raw image.
     diag (default on): depthwise layers use LOAD_A window reuse (A_DIAG) with pixel tiles inside one output
-    row where that is estimated faster (schedule.diag_tiles)."""
+    row where that is estimated faster (schedule.diag_tiles); lbuf (default on, with diag): such a layer's
+    tiles walk down column strips with the window rows in a line buffer, each tile loading only its new
+    input rows, where that is estimated faster (schedule.ring_tiles)."""
     arch = arch or ArchConfig()
     if not isinstance(batch, int) or batch < 1:
         raise CompileError(f"batch must be a positive integer, got {batch!r}")
@@ -95,7 +97,7 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     em = Emitter(arch, zero_entry)
     if em.w_half < 1:
         raise CompileError(f"w_depth {arch.w_depth} leaves no W entries per half")
-    plans = [schedule(op, arch, batch, em.w_half, diag) for op in ops]
+    plans = [schedule(op, arch, batch, em.w_half, diag, lbuf) for op in ops]
     out_ref = canonical_ref(graph.output)
     mem = allocate(ops, plans, views, graph.input_node.name, out_ref, arch, batch, reuse)
     if len(ops) + 1 > arch.mark_depth:
@@ -149,8 +151,8 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
 
 
 def compile_file(path: str, arch: ArchConfig | None = None, batch: int = 1, pack_input: bool = False,
-                 gather: bool = True, diag: bool = True) -> Compiled:
+                 gather: bool = True, diag: bool = True, lbuf: bool = True) -> Compiled:
     from f8hw.modelfile import load_model
 
     graph, _ = load_model(path)
-    return compile_model(graph, arch, batch, pack_input=pack_input, gather=gather, diag=diag)
+    return compile_model(graph, arch, batch, pack_input=pack_input, gather=gather, diag=diag, lbuf=lbuf)

@@ -170,11 +170,13 @@ class Emitter:
         def emit_event(e: LoadEvent) -> None:
             k = e.kind
             if e.ctx is not ctx:  # the next layer's prefetched load
-                self.add(self.load_instr(e))
-                if e.barrier:
-                    self.instrs[-1].fields["mask"] |= BARRIER
+                for ins in self.load_instrs(e):
+                    self.add(ins)
+                    if e.barrier:
+                        self.instrs[-1].fields["mask"] |= BARRIER
             elif k in ("A", "W"):
-                load(self.load_instr(e))
+                for ins in self.load_instrs(e):
+                    load(ins)
             elif k == "B":
                 bg = e.group
                 load(Instr("LOAD", dict(mask=BARRIER, target=int(LoadTarget.B), dst=0, count=bw * len(bg),
@@ -227,6 +229,17 @@ class Emitter:
             acc0 = 0 if it.first else 1
             lines = ch.lines
             tag = f"px {it.p0} b{it.b} co{it.co} k{it.k}"
+            if it.ring is not None:
+                # line buffer: kernel rows s0.. of the ring, in order, wrapping at its end: one COMPUTE per
+                # run of consecutive slots (acc = 1 continues the sum; the weights are unchanged, the split
+                # costs no array step), the last run is emitted below as usual
+                segs = self._ring_segments(ctx, it, ae)
+                for sa, sw_off, sn in segs[:-1]:
+                    self.ins("COMPUTE", f"{tag} ring", mask=mac_mask, mode=int(mode), acc=acc0, last=0, a_base=sa,
+                             w_base=w_base + sw_off, nlines=sn)
+                    acc0 = 1
+                a_base, w_off, lines = segs[-1]
+                w_base += w_off
             if not it.last:
                 self.ins("COMPUTE", tag, mask=mac_mask, mode=int(mode), acc=acc0, last=0, a_base=a_base,
                          w_base=w_base, nlines=lines)
@@ -284,9 +297,39 @@ class Emitter:
         own = [e for e in ctx.events if e.ctx is ctx]
         return {"items": len(items), "pixel_tiles": plan.n_pixel_tiles, "co_tiles": len(plan.cotiles),
                 "k_chunks": plan.n_chunks, "w_loads": len({(e.key, e.half) for e in own if e.kind == "W"}),
-                "a_loads": sum(1 for e in own if e.kind == "A")}
+                "a_loads": sum(1 for e in own if e.kind == "A"), "lbuf": plan.ring}
 
-    def load_instr(self, e: LoadEvent) -> Instr:
+    def ring_base(self, ctx: LayerCtx, it, ae: LoadEvent) -> int:
+        """First A line of the item's ring (its region of the ring's A half)."""
+        plan = ctx.plan
+        ch = plan.cotiles[it.co].chunks[it.k]
+        slot = (ch.kw1 - ch.kw0) * (ch.cb1 - ch.cb0)
+        return ae.phys * (self.arch.a_depth // 2) + it.ring.region * plan.ring * slot
+
+    def _ring_segments(self, ctx: LayerCtx, it, ae: LoadEvent) -> list[tuple[int, int, int]]:
+        """(A line, W entry offset, lines) per run of consecutive ring slots of the tile's KH kernel rows."""
+        ch = ctx.plan.cotiles[it.co].chunks[it.k]
+        S, slot = ctx.plan.ring, (ch.kw1 - ch.kw0) * (ch.cb1 - ch.cb0)
+        base = self.ring_base(ctx, it, ae)
+        kh, s0 = ch.kh1 - ch.kh0, it.ring.s0
+        first = min(kh, S - s0)
+        segs = [(base + s0 * slot, 0, first * slot)]
+        if first < kh:
+            segs.append((base, first * slot, (kh - first) * slot))
+        return segs
+
+    def load_instrs(self, e: LoadEvent) -> list[Instr]:
+        """The instructions of an A or W event: one, or a line buffer's LOAD_A per run of new rows."""
+        it = e.item
+        if e.kind != "A" or it.ring is None:
+            return [self.load_instr(e)]
+        ctx = e.ctx
+        ch = awin(ctx.plan, it)
+        slot = (ch.kw1 - ch.kw0) * (ch.cb1 - ch.cb0)
+        base = self.ring_base(ctx, it, e)
+        return [self.load_instr(e, rows=(r0, n), dst=base + s * slot) for r0, n, s in it.ring.loads]
+
+    def load_instr(self, e: LoadEvent, rows: tuple[int, int] | None = None, dst: int | None = None) -> Instr:
         """The LOAD_A / LOAD W instruction of an A or W event (SETs of the LOAD_A registers emitted first)."""
         ctx = e.ctx
         op, plan, mem = ctx.op, ctx.plan, ctx.mem
@@ -300,12 +343,14 @@ class Emitter:
             sh, sw = op.stride
             ph, pw = op.padding
             p_oh, p_ow = divmod(it.p0, ow)
-            ih0 = p_oh * sh - ph + ch.kh0
+            # rows: a line buffer's load of kernel rows r0 .. r0+n-1 of the window (into ring slots at dst)
+            r0, nrows = rows if rows is not None else (0, ch.kh1 - ch.kh0)
+            ih0 = p_oh * sh - ph + ch.kh0 + r0
             iw0 = p_ow * sw - pw + ch.kw0
             self.set(Reg.IN_H, ih)
             self.set(Reg.IN_W, iw)
             self.set(Reg.OUT_W, ow)
-            self.set(Reg.KH, ch.kh1 - ch.kh0)
+            self.set(Reg.KH, nrows)
             self.set(Reg.KW, ch.kw1 - ch.kw0)
             self.set(Reg.STRIDE_H, sh)
             self.set(Reg.STRIDE_W, sw)
@@ -320,10 +365,12 @@ class Emitter:
             src = mem.buffers[op.src]
             addr = (src.item(it.b) + (ih0 * iw + iw0) * cbi + ch.cb0) % (1 << 32)
             half = e.half
-            return Instr("LOAD_A", dict(mask=a_half_mask(half), dst=half * (self.arch.a_depth // 2) + (e.aoff or 0),
-                                        npix=it.npix,
+            if dst is None:
+                dst = half * (self.arch.a_depth // 2) + (e.aoff or 0)
+            khs = f"kh{ch.kh0}:{ch.kh1}" if rows is None else f"rows {ih0}:{ih0 + nrows} (ring)"
+            return Instr("LOAD_A", dict(mask=a_half_mask(half), dst=dst, npix=it.npix,
                                         ncb=ch.cb1 - ch.cb0, ih0=ih0, iw0=iw0, ow0=p_ow, addr=addr),
-                         f"{op.name}: A{half} <- px {it.p0}..{it.p0 + it.npix - 1} b{it.b} kh{ch.kh0}:{ch.kh1} "
+                         f"{op.name}: A{half} <- px {it.p0}..{it.p0 + it.npix - 1} b{it.b} {khs} "
                          f"kw{ch.kw0}:{ch.kw1} cb{ch.cb0}:{ch.cb1}")
         key = e.key
         off, addr, count = e.piece

@@ -48,6 +48,8 @@ class LoadEvent:
     pos_max: int | None = None
     prefetched: bool = False            # moved into the previous layer's stream
     barrier: bool = False               # a prefetched A load: carries the barrier bits
+    phys: int | None = None             # A of a line buffer: the A half its ring lives in (``half`` is then
+                                        # only the mask bit: it alternates per tile, the lines do not)
 
     @property
     def prev(self) -> LoadEvent | None:
@@ -61,6 +63,11 @@ class LoadEvent:
     @property
     def halves(self) -> tuple[int, ...]:
         return (0, 1) if self.half == BOTH_HALVES else (self.half,)
+
+    @property
+    def phys_halves(self) -> tuple[int, ...]:
+        """The scratchpad halves whose lines it writes."""
+        return (self.phys,) if self.phys is not None else self.halves
 
     @property
     def flexible(self) -> bool:
@@ -145,6 +152,8 @@ class LoadPlanner:
             if kind == "A":
                 ctx.a_of_item = per_item
                 self._split_a(ctx)
+                if plan.ring:
+                    self._ring_halves(ctx)
             else:
                 ctx.w_of_item = per_item
         for e in ctx.events:
@@ -169,6 +178,18 @@ class LoadPlanner:
             for d in ctx.drains[:ctx.nS]:
                 ctx.events.append(LoadEvent("S", ctx, first=d, drain=d))
         return ctx
+
+    def _ring_halves(self, ctx: LayerCtx) -> None:
+        """Line buffer: every tile's load is its own event, so the mask bits alternate per tile as for
+        double buffering (the load of tile i waits for the MAC phase of tile i-2, whose rows it overwrites,
+        and tile i waits for its load), but all rings live in the A half of the layer's first load; the
+        next layer's first load is steered to the other half (the last tiles read this one until the end)."""
+        evs = [e for e in ctx.events if e.kind == "A"]
+        h0 = evs[0].half
+        for e in evs:
+            e.phys = h0
+        if self.a_ctr % 2 == h0:
+            self.a_ctr += 1
 
     @staticmethod
     def _split_a(ctx: LayerCtx) -> None:
@@ -205,7 +226,7 @@ class LoadPlanner:
         for kind, per in (("A", cur.a_of_item), ("W", cur.w_of_item)):
             for i, e in enumerate(per):
                 if e is not None:
-                    for h in e.halves:
+                    for h in e.phys_halves:
                         last_user[(kind, h)] = i
         for kind in ("W", "A"):
             evs = [e for e in nxt.events if e.kind == kind and e.first == 0 and e.prev is None]
@@ -213,7 +234,7 @@ class LoadPlanner:
                 # the first A load (all pieces of a first A group: they share its load_id)
                 evs = [e for e in evs if e.load_id == evs[0].load_id] if evs else []
             for e in evs:
-                pos = max(last_user.get((kind, h), -1) for h in e.halves) + 1
+                pos = max(last_user.get((kind, h), -1) for h in e.phys_halves) + 1
                 if kind == "A":
                     dep = self._last_producer(cur, nxt, e.item)
                     if dep is not None:
@@ -265,7 +286,7 @@ class LoadPlanner:
 
         def put(e, s0) -> None:
             nonlocal load_free, t
-            load_free = s0 + self.words(e) + LOAD_LATENCY
+            load_free = s0 + self.words(e) + LOAD_LATENCY * self.pieces(e)
             t = s0 + 1
             ready[e.load_id] = max(ready.get(e.load_id, 0), load_free)
 
@@ -300,12 +321,21 @@ class LoadPlanner:
         for e in flex:  # prefetched W loads the load unit had no room for: after the layer's last COMPUTE
             e.pos = e.pos_max
 
+    @staticmethod
+    def pieces(e: LoadEvent) -> int:
+        """Instructions of the load (a line buffer's new rows: one LOAD_A per run of consecutive slots)."""
+        return len(e.item.ring.loads) if e.kind == "A" and e.item.ring is not None else 1
+
     def words(self, e: LoadEvent) -> int:
         """Main-memory words the load reads."""
         if e.kind == "A":
             it = e.item
             plan = e.ctx.plan
             ch = awin(plan, it)
+            if it.ring is not None:
+                sw = e.ctx.op.stride[1]
+                rows = sum(n for _, n, _ in it.ring.loads)
+                return rows * (ch.cb1 - ch.cb0) * (sw * (it.npix - 1) + ch.kw1 - ch.kw0)
             if plan.diag:
                 sw = e.ctx.op.stride[1]
                 return (ch.kh1 - ch.kh0) * (ch.cb1 - ch.cb0) * (sw * (it.npix - 1) + ch.kw1 - ch.kw0)

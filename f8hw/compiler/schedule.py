@@ -65,6 +65,19 @@ class Item:
     bgroup: int
     aoff: int = 0  # first A line of this item's chunk inside its A load (A-stationary K-split)
     awin: Chunk | None = None  # the window of the item's A load if not its chunk's (A-stationary K-split)
+    ring: RingTile | None = None  # line buffer (ring_tiles): where the tile's window rows are
+
+
+@dataclass(frozen=True)
+class RingTile:
+    """A depthwise tile of a line buffer (ring_tiles): the window's kernel rows live in a ring of S row slots
+    (S = KH + SH, KW*ncb A lines each, slot of the strip's window row q = q mod S) in ring region ``region``
+    (0 / 1: consecutive strips alternate, so a strip's first full load never overwrites rows the previous
+    strip's last tile still reads).  Kernel row kh of the tile is in slot (s0 + kh) mod S."""
+
+    region: int
+    s0: int
+    loads: tuple[tuple[int, int, int], ...]  # LOAD_As: (first kernel row of the tile's window, rows, first slot)
 
 
 @dataclass
@@ -75,6 +88,7 @@ class Plan:
     wgroups: dict = field(default_factory=dict)  # wkey -> list of (co, k) blocks loaded together
     n_pixel_tiles: int = 0
     diag: bool = False                  # LOAD_A window reuse (A_DIAG): pixel tiles never cross an output row
+    ring: int = 0                       # line buffer (ring_tiles): row slots per ring (KH + SH); 0 = off
 
     @property
     def n_chunks(self) -> int:
@@ -232,9 +246,60 @@ def diag_tiles(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
     return est(rows, True) < est(flat, False)
 
 
-def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None, diag: bool = True) -> Plan:
+def ring_slots(op: LayerOp) -> int:
+    """Row slots of a depthwise line buffer: KH + SH (the KH rows a tile reads and the SH rows the next
+    tile loads while it computes)."""
+    return op.kernel[0] + op.stride[0]
+
+
+def ring_tile_loads(op: LayerOp, oh: int) -> tuple[tuple[int, int], ...]:
+    """(first kernel row, rows) of the LOAD_As of output row oh's tile in a line buffer, each a run of
+    consecutive ring slots: the whole window for the strip's first tile, else its SH new rows."""
+    kh, sh = op.kernel[0], op.stride[0]
+    S = ring_slots(op)
+    if oh == 0:
+        return ((0, kh),)
+    runs: list[list[int]] = []
+    for r in range(kh - sh, kh):
+        if runs and (oh * sh + r) % S != 0:
+            runs[-1][1] += 1
+        else:
+            runs.append([r, 1])
+    return tuple((a, b) for a, b in runs)
+
+
+def ring_tiles(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
+    """Use a line buffer (a rotating window) for a depthwise layer with window reuse?  Its tiles walk
+    down strips of min(R, OW - ow0) output columns; each keeps the KH input rows of its window in a ring
+    of S = KH + SH row slots of one A half, and a tile's LOAD_As (A_DIAG) read only its SH new rows
+    (SH*(SW*(npix-1)+KW) words instead of KH*(...)): the next tile's rows load into the slots nobody reads
+    while the current tile computes.  Needs one K-chunk per co-tile, KH > SH (rows to share), at least two
+    output rows and two rings in an A half; used when its estimated cycles (per tile: max(load words and
+    latencies, MAC steps, R drain cycles)) beat the row tiles of diag_tiles."""
+    if op.kind != "dw" or any(len(c.chunks) != 1 for c in cotiles):
+        return False
+    R = arch.rows
+    (kh, kw), (sh, sw) = op.kernel, op.stride
+    _, oh, ow = op.out_shape
+    ch = cotiles[0].chunks[0]
+    ncb = ch.cb1 - ch.cb0
+    if kh <= sh or oh < 2 or 2 * ring_slots(op) * kw * ncb > arch.a_depth // 2:
+        return False
+    lat = 2
+    strips = [min(R, ow - o0) for o0 in range(0, ow, R)]
+    ring = diag = 0
+    for npix in strips:
+        J = (sw * (npix - 1) + kw) * ncb
+        diag += oh * max(kh * J + lat, ch.lines, R)
+        ring += sum(max(sum(n * J + lat for _, n in ring_tile_loads(op, y)), ch.lines, R) for y in range(oh))
+    return ring < diag
+
+
+def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None = None, diag: bool = True,
+             lbuf: bool = True) -> Plan:
     """w_half: W entries usable per half (default w_depth/2; the emitter may reserve one); diag: allow
-    LOAD_A window reuse for depthwise layers (diag_tiles)."""
+    LOAD_A window reuse for depthwise layers (diag_tiles); lbuf: allow a line buffer on top of it
+    (ring_tiles)."""
     R, C = arch.rows, arch.cols
     cin, _, _ = op.in_shape
     cout, oh, ow = op.out_shape
@@ -274,6 +339,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
     bw = 2 if op.bias64 else 1  # B entries per co-tile (BIAS64: low and high 32 bits)
     bgroups = [list(range(s, min(n_co, s + arch.b_depth // bw))) for s in range(0, n_co, arch.b_depth // bw)]
     use_diag = diag and diag_tiles(op, cotiles, arch)
+    use_ring = use_diag and lbuf and single and ring_tiles(op, cotiles, arch)
     if use_diag:
         # window reuse: a pixel tile is min(R, OW - ow0) pixels of one output row
         pix = [(b, y * ow + o0, min(R, ow - o0)) for b in range(batch) for y in range(oh) for o0 in range(0, ow, R)]
@@ -281,6 +347,7 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
         pix = [(b, p0, min(R, oh * ow - p0)) for b in range(batch) for p0 in range(0, oh * ow, R)]
     items: list[Item] = []
     wgroups: dict = {}
+    n_rings = 0
 
     def akey(b, p0, co, ch):
         return (b, p0, ch.kh0, ch.kh1, ch.kw0, ch.kw1, ch.cb0, ch.cb1)
@@ -304,6 +371,24 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                     offs[j] = o if op.kind not in ("gap",) else 0
                     o += cotiles[j].chunks[0].wentries
                 if agroup > 1:
+                    continue
+                if use_ring:
+                    # line buffer: per batch item and co-tile, strips of output columns walked downwards;
+                    # each strip is one ring (consecutive rings alternate between two ring regions)
+                    S = ring_slots(op)
+                    for b in range(batch):
+                        for j in wg:
+                            ch = cotiles[j].chunks[0]
+                            for o0 in range(0, ow, R):
+                                npix = min(R, ow - o0)
+                                for y in range(oh):
+                                    p0 = y * ow + o0
+                                    rt = RingTile(n_rings % 2, (y * op.stride[0]) % S,
+                                                  tuple((a, n, (y * op.stride[0] + a) % S)
+                                                        for a, n in ring_tile_loads(op, y)))
+                                    items.append(Item(b, p0, npix, j, 0, True, True, ("ring", b, p0, j), wkey,
+                                                      offs[j] if wkey else 0, (j - bg[0]) * bw, bgi, ring=rt))
+                                n_rings += 1
                     continue
                 for (b, p0, npix) in pix:
                     for j in wg:
@@ -359,4 +444,4 @@ def schedule(op: LayerOp, arch: ArchConfig, batch: int = 1, w_half: int | None =
                             wgroups[wkey] = [(j, k)]
                         items.append(Item(b, p0, npix, j, k, k == 0, k == len(chs) - 1, akey(b, p0, j, ch),
                                           wkey, 0, (j - bg[0]) * bw, bgi))
-    return Plan(cotiles, items, bgroups, wgroups, len(pix), use_diag)
+    return Plan(cotiles, items, bgroups, wgroups, len(pix), use_diag, ring_slots(op) if use_ring else 0)
