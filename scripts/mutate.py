@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Mutation check of the RTL test suite: inject small faults into the generator, count the caught ones.
 
-Each mutant is one textual change of an f8hw/hw source file (the generator):
+Each mutant is one textual change of an f8hw/hw source file (the generator), or
+of the compiler's depthwise line buffer (f8hw/compiler; its programs run on the RTL):
 the f8hw package is copied to a temporary directory, the change is applied
 there, and a fast subset of sim/ runs against it with that copy first on
 PYTHONPATH (the repository is never modified).  A mutant is *caught* when the
@@ -18,8 +19,9 @@ Exit status 0 when every mutant is caught, 1 otherwise.  The fast subset: the
 requantizer, PE and MAC unit tests and one random compiled layer of each kind
 on Icarus (builds take seconds), then the ISA fuzz (sim/test_isa_fuzz.py: 30
 random instruction streams on a 2x2 Verilator build of about 10 s) for the
-load-unit modes, the drain, the accumulator and the hazard interlock, and mixed-format layers on a
-flexible 2x2 build on Icarus (sim/test_accel_formats.py).  pytest
+load-unit modes, the drain, the accumulator and the hazard interlock, mixed-format layers on a
+flexible 2x2 build on Icarus (sim/test_accel_formats.py), and line-buffer depthwise layers on Verilator
+2x2/4x4/4x2 (sim/test_accel_lbuf.py).  pytest
 stops at the first failure, so a caught mutant costs little; a subset that
 collects nothing is BROKEN, never a catch.  The mutants are
 simulator-independent.
@@ -139,11 +141,26 @@ MUTANTS = [
     Mutant("wide64_four_planes", "hw/store.py",
            "Mux(wide64, 7, 3)", "Mux(wide64, 3, 3)",
            "STORE wide64 writes 4 planes instead of 8"),
+    # the compiler's depthwise line buffer (its programs on the RTL: sim/test_accel_lbuf.py)
+    Mutant("lbuf_second_run_weights", "compiler/emit.py",
+           "segs.append((base, first * slot, (kh - first) * slot))", "segs.append((base, 0, (kh - first) * slot))",
+           "line buffer: the COMPUTE of the wrapped kernel rows reads the first rows' weights"),
+    Mutant("lbuf_one_ring_region", "compiler/schedule.py",
+           "RingTile(n_rings % 2,", "RingTile(0,",
+           "line buffer: every strip in one ring region (a strip's first load overwrites rows still read)"),
+    Mutant("lbuf_lines_follow_mask_bit", "compiler/loads.py",
+           "            e.phys = h0", "            e.phys = e.half",
+           "line buffer: each tile's rows go to the A half of its mask bit instead of the ring's half"),
+    Mutant("lbuf_load_wraps_ring", "compiler/schedule.py",
+           "if runs and (oh * sh + r) % S != 0:", "if runs:",
+           "line buffer: a LOAD_A of new rows runs past the ring's last slot instead of wrapping"),
 ]
 
-DEFAULT_TESTS = ("sim/test_units.py sim/test_accel.py sim/test_isa_fuzz.py sim/test_accel_formats.py -k '(icarus and "
+DEFAULT_TESTS = ("sim/test_units.py sim/test_accel.py sim/test_isa_fuzz.py sim/test_accel_formats.py "
+                 "sim/test_accel_lbuf.py -k '(icarus and "
                  "(test_requant or test_pe or test_mac or test_random_layer or test_random_mixed)) "
-                 "or test_random_programs_rtl_equals_isa or test_random_programs_flexible_rtl_equals_isa'")
+                 "or test_random_programs_rtl_equals_isa or test_random_programs_flexible_rtl_equals_isa "
+                 "or test_lbuf_rtl_equals_isasim or test_lbuf_stride2_wrap_rtl_equals_isasim'")
 
 
 def make_copy(dst: Path) -> Path:
