@@ -72,3 +72,22 @@ def test_lbuf_stride2_wrap_rtl_equals_isasim(size, seed, tmp_path):
     images = testing.random_images(rng, graph, 1)
     r = run_and_check(graph, arch, "verilator", images, tmp_path, what=f"line-buffer stride 2 (seed {seed})")
     print(f"[f8hw] verilator {size} lbuf stride 2: {r['cycles']} cycles, {r['checked']} tensors bit-exact")
+
+
+@pytest.mark.parametrize("size,signed", [("2x2", True), ("4x4", False)])
+def test_lbuf_maxpool_rtl_equals_isasim(size, signed, seed, tmp_path):
+    """Max pooling 3x3/2 pad 1 (PAD_VALUE 0x80 for a signed input) and 2x2/1 with the line buffer."""
+    arch = small_arch(size)
+    rng = np.random.default_rng(seed)
+    c = arch.cols + 1
+    fmt = TensorFormat(4, signed)
+    nodes = [Node("input", "input", [], {"shape": [c, 12, 2 * arch.rows + 1]}, [IMG]),
+             testing.conv_node(rng, "pw0", "input", IMG, c, c, (1, 1), (1, 1), (0, 0), outputs=[fmt]),
+             Node("mp", "maxpool", ["pw0"], dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1]), [fmt]),
+             Node("mp2", "maxpool", ["mp"], dict(kernel=[2, 2], stride=[1, 1], padding=[0, 0]), [fmt])]
+    graph = Graph(nodes, "mp2").validate()
+    comp = compile_model(graph, arch)
+    assert [L.tiles["lbuf"] for L in comp.layers] == [0, 5, 3]
+    images = testing.random_images(rng, graph, 1)
+    r = run_and_check(graph, arch, "verilator", images, tmp_path, what=f"line-buffer max pool (seed {seed})")
+    print(f"[f8hw] verilator {size} lbuf maxpool: {r['cycles']} cycles, {r['checked']} tensors bit-exact")

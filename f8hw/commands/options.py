@@ -15,10 +15,11 @@ def add_compiler_options(p) -> None:
     p.add_argument("--no-gather", action="store_true",
                    help="do not use LOAD_A tap gather for narrow tensors (on by default: C // Cin taps per A line)")
     p.add_argument("--no-diag", action="store_true",
-                   help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
+                   help="do not use LOAD_A window reuse for depthwise and max-pooling layers (on by default "
+                        "where it is faster)")
     p.add_argument("--no-lbuf", action="store_true",
-                   help="do not keep depthwise windows in a line buffer across tiles (on by default with window "
-                        "reuse where it is faster: each tile loads only its new input rows)")
+                   help="do not keep depthwise and max-pooling windows in a line buffer across tiles (on by "
+                        "default with window reuse where it is faster: each tile loads only its new input rows)")
 
 
 def compiler_options(args) -> dict:

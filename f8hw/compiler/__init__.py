@@ -77,10 +77,10 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     gather (default on): a dense convolution or linear layer reading a narrow
     tensor (Cin < cols, e.g. the raw image) uses LOAD_A tap gather, C // Cin kernel taps per A line
     (lower.tap_gather); the accelerator does it, the host writes the raw image.
-    diag (default on): depthwise layers use LOAD_A window reuse (A_DIAG) with pixel tiles inside one output
-    row where that is estimated faster (schedule.diag_tiles); lbuf (default on, with diag): such a layer's
-    tiles walk down column strips with the window rows in a line buffer, each tile loading only its new
-    input rows, where that is estimated faster (schedule.ring_tiles)."""
+    diag (default on): depthwise and max-pooling layers use LOAD_A window reuse (A_DIAG) with pixel tiles
+    inside one output row where that is estimated faster (schedule.diag_tiles); lbuf (default on, with
+    diag): such a layer's tiles walk down column strips with the window rows in a line buffer, each tile
+    loading only its new input rows, where that is estimated faster (schedule.ring_tiles)."""
     arch = arch or ArchConfig()
     if not isinstance(batch, int) or batch < 1:
         raise CompileError(f"batch must be a positive integer, got {batch!r}")

@@ -219,11 +219,11 @@ def _a_stationary(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
 
 
 def diag_tiles(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
-    """Use LOAD_A window reuse (A_DIAG, docs/architecture.md) for a depthwise layer?  It needs pixel tiles
-    inside one output row (min(R, OW - ow) pixels) and STRIDE_W <= every chunk's KW; a tile then reads
+    """Use LOAD_A window reuse (A_DIAG, docs/architecture.md) for a depthwise or max-pooling layer?  It needs
+    pixel tiles inside one output row (min(R, OW - ow) pixels) and STRIDE_W <= every chunk's KW; a tile reads
     KH*(SW*(npix-1) + KW) words per chunk instead of npix*KH*KW.  Used when the estimated cycles (per
     tile and chunk: max(load words, MAC steps, R drain cycles)) of the row tiling are lower."""
-    if op.kind != "dw":
+    if op.kind not in ("dw", "max"):
         return False
     R = arch.rows
     _, oh, ow = op.out_shape
@@ -269,14 +269,15 @@ def ring_tile_loads(op: LayerOp, oh: int) -> tuple[tuple[int, int], ...]:
 
 
 def ring_tiles(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
-    """Use a line buffer (a rotating window) for a depthwise layer with window reuse?  Its tiles walk
+    """Use a line buffer (a rotating window) for a depthwise or max-pooling layer with window reuse (both
+    read their window rows in any order: exact sums, max)?  Its tiles walk
     down strips of min(R, OW - ow0) output columns; each keeps the KH input rows of its window in a ring
     of S = KH + SH row slots of one A half, and a tile's LOAD_As (A_DIAG) read only its SH new rows
     (SH*(SW*(npix-1)+KW) words instead of KH*(...)): the next tile's rows load into the slots nobody reads
     while the current tile computes.  Needs one K-chunk per co-tile, KH > SH (rows to share), at least two
     output rows and two rings in an A half; used when its estimated cycles (per tile: max(load words and
     latencies, MAC steps, R drain cycles)) beat the row tiles of diag_tiles."""
-    if op.kind != "dw" or any(len(c.chunks) != 1 for c in cotiles):
+    if op.kind not in ("dw", "max") or any(len(c.chunks) != 1 for c in cotiles):
         return False
     R = arch.rows
     (kh, kw), (sh, sw) = op.kernel, op.stride
