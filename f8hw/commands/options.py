@@ -16,11 +16,14 @@ def add_compiler_options(p) -> None:
                    help="do not use LOAD_A tap gather for narrow tensors (on by default: C // Cin taps per A line)")
     p.add_argument("--no-diag", action="store_true",
                    help="do not use LOAD_A window reuse for depthwise layers (on by default where it is faster)")
+    p.add_argument("--no-fold", action="store_true",
+                   help="at batch > 1, keep 1x1 layers' pixel tiles inside one image (by default they run across "
+                        "the batch's images as one map)")
 
 
 def compiler_options(args) -> dict:
     """Keyword options of f8hw.compile from the parsed arguments."""
-    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag)
+    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag, fold=not args.no_fold)
 
 
 def add_memory_options(p) -> None:
