@@ -113,3 +113,24 @@ def test_bundled_model_16x16(model, seed, tmp_path):
     r = run_and_check(graph, arch, "verilator", images, tmp_path, what=f"model {model} (16x16)")
     print(f"[f8hw] verilator 16x16 {model}: {r['cycles']} cycles, {r['checked']} tensors bit-exact, "
           f"{r['cps']:,.0f} cycles/s, build {r['build'].build_seconds:.0f} s")
+
+
+@pytest.mark.parametrize("simulator", ["verilator", "icarus"])
+def test_maxpool_window_reuse(simulator, tmp_path):
+    """A 3x3/2 max pool (ResNet's, after the stem) tiled in output rows with LOAD_A window reuse (A_DIAG) and
+    PAD_VALUE at the edges, batch 2: RTL == golden and == the ISA simulator (memory, counters, MARKs)."""
+    from f8hw.compiler import compile_model, lower, schedule
+    from f8hw.ir import Graph, Node
+    from f8hw.numerics import TensorFormat
+
+    img = TensorFormat(8, False)
+    g = Graph([Node("input", "input", [], {"shape": [5, 11, 12]}, [img]),
+               Node("pool", "maxpool", ["input"], dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1]), [img])],
+              "pool").validate()
+    arch = small_arch("4x4")
+    ops, _ = lower(g)
+    assert schedule(ops[0], arch).diag            # the row tiling with window reuse wins here
+    assert compile_model(g, arch, diag=False).program != compile_model(g, arch).program
+    images = testing.random_images(np.random.default_rng(5), g, 2)
+    run_and_check(g, arch, simulator, images, tmp_path,
+                  what="3x3/2 max pool with window reuse")

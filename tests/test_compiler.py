@@ -556,3 +556,38 @@ def test_diag_tiles_only_when_it_wins():
         _, oh, ow = op.out_shape
         if want:
             assert all(it.p0 // ow == (it.p0 + it.npix - 1) // ow for it in plan.items)
+
+
+def _fold_net(hw, seed):
+    """1x1 (foldable), 3x3 padded (not), a 1x1 reading a residual operand, a 1x1 stride 2 (foldable on an
+    even map only): the layer kinds lower.fold_batch must tell apart."""
+    rng = np.random.default_rng(seed)
+    x = TensorFormat(4, False)
+    n = [Node("input", "input", [], {"shape": [6, hw, hw]}, [IMG]),
+         conv_node(rng, "a", "input", IMG, 6, 12, (1, 1), (1, 1), (0, 0), outputs=[x]),
+         conv_node(rng, "b", "a", x, 12, 12, (3, 3), (1, 1), (1, 1), outputs=[x]),
+         conv_node(rng, "c", "b", x, 12, 12, (1, 1), (1, 1), (0, 0), skip="a", skip_fmt=x, outputs=[x]),
+         conv_node(rng, "d", "c", x, 12, 5, (1, 1), (2, 2), (0, 0))]
+    return Graph(n, "d").validate()
+
+
+@pytest.mark.parametrize("hw,batch", [(7, 3), (8, 2), (5, 1)])
+def test_batch_fold_tiles_across_images(hw, batch):
+    """At batch > 1 the 1x1-row layers tile the batch as one map: pixel tiles cross image boundaries (fewer
+    tiles, fewer cycles), every item bit-exact with races checked; 3x3 padded layers and a 1x1 stride 2 on an
+    odd map keep per-image tiles; batch 1 is unchanged."""
+    g = _fold_net(hw, hw)
+    arch = ArchConfig(rows=4, cols=4, a_depth=128, w_depth=128)
+    on, off = compile_model(g, arch, batch=batch), compile_model(g, arch, batch=batch, fold=False)
+    images = random_images(np.random.default_rng(hw), g, batch)
+    r_on, r_off = check_model(g, on, images), check_model(g, off, images)
+    per_image = -(-hw * hw // 4)
+    for lay_on, lay_off in zip(on.layers, off.layers):
+        assert lay_off.tiles["pixel_tiles"] == batch * (per_image if lay_off.name != "d" else -(-((hw + 1) // 2) ** 2 // 4))
+        folds = batch > 1 and (lay_on.name in ("a", "c") or (lay_on.name == "d" and hw % 2 == 0))
+        want = -(-batch * hw * hw // 4) if lay_on.name != "d" else -(-batch * (hw // 2) ** 2 // 4)
+        assert lay_on.tiles["pixel_tiles"] == (want if folds else lay_off.tiles["pixel_tiles"]), lay_on.name
+    if batch == 1:
+        assert on.program == off.program
+    else:   # strictly fewer when an image's pixels are not a multiple of R (the 7x7 case)
+        assert r_on["cycles"] < r_off["cycles"] if hw * hw % 4 else r_on["cycles"] <= r_off["cycles"]

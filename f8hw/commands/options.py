@@ -20,11 +20,14 @@ def add_compiler_options(p) -> None:
     p.add_argument("--no-lbuf", action="store_true",
                    help="do not keep depthwise and max-pooling windows in a line buffer across tiles (on by "
                         "default with window reuse where it is faster: each tile loads only its new input rows)")
+    p.add_argument("--no-fold", action="store_true",
+                   help="at batch > 1, keep 1x1 layers' pixel tiles inside one image (by default they run across "
+                        "the batch's images as one map)")
 
 
 def compiler_options(args) -> dict:
     """Keyword options of f8hw.compile from the parsed arguments."""
-    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag,
+    return dict(pack_input=args.pack_input, gather=not args.no_gather, diag=not args.no_diag, fold=not args.no_fold,
                 lbuf=not args.no_lbuf)
 
 

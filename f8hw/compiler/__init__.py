@@ -21,7 +21,7 @@ from f8hw.compiler.compiled import Compiled, LayerInfo
 from f8hw.compiler.emit import Emitter, Instr
 from f8hw.compiler.errors import CompileError
 from f8hw.compiler.legalize import check_lane_fields, legalize
-from f8hw.compiler.lower import gather_lines, lower, tap_gather
+from f8hw.compiler.lower import fold_batch, gather_lines, lower, tap_gather
 from f8hw.compiler.lower import pack_input as pack_input_fn
 from f8hw.compiler.memory import allocate
 from f8hw.compiler.schedule import schedule
@@ -65,9 +65,24 @@ def listing(instrs: list[Instr]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _check_folded(ops, sops, mem, C: int) -> None:
+    """A batch-folded op (lower.fold_batch) addresses image b's pixels at item(0) + b * H*W*CB: every buffer it
+    reads or writes must hold its items back to back at exactly that size."""
+    for op, s in zip(ops, sops):
+        if s is op:
+            continue
+        refs = [(op.src, op.in_shape), *((o.ref, op.out_shape) for o in op.outputs)] + \
+            ([(op.skip, op.out_shape)] if op.skip else [])
+        for ref, (c, h, w) in refs:
+            b = mem.buffers[ref]
+            if b.words != h * w * -(-b.shape[0] // C) * b.planes or tuple(b.shape[1:]) != (h, w):
+                raise CompileError(f"{op.name}: buffer {ref} ({b.words} words per item, shape {b.shape}) cannot "
+                                   f"be read as one map across the batch (internal)")
+
+
 def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, reuse="auto",
                   prefetch: bool = True, pack_input: bool = False, gather: bool = True,
-                  diag: bool = True, lbuf: bool = True) -> Compiled:
+                  diag: bool = True, fold: bool = True, lbuf: bool = True) -> Compiled:
     """Compile a (valid) IR graph for arch.  reuse: reuse dead activation buffers
     (True/False, or "auto": only when everything does not fit main memory); prefetch: load the next
     layer's first weights and first activation tile while the current layer computes; pack_input
@@ -80,7 +95,9 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     diag (default on): depthwise and max-pooling layers use LOAD_A window reuse (A_DIAG) with pixel tiles
     inside one output row where that is estimated faster (schedule.diag_tiles); lbuf (default on, with
     diag): such a layer's tiles walk down column strips with the window rows in a line buffer, each tile
-    loading only its new input rows, where that is estimated faster (schedule.ring_tiles)."""
+    loading only its new input rows, where that is estimated faster (schedule.ring_tiles).
+    fold (default on): at batch > 1, 1x1-row dense layers (1x1 convolutions, linear heads) tile the batch's
+    images as one map, so pixel tiles cross image boundaries (lower.fold_batch)."""
     arch = arch or ArchConfig()
     if not isinstance(batch, int) or batch < 1:
         raise CompileError(f"batch must be a positive integer, got {batch!r}")
@@ -97,14 +114,17 @@ def compile_model(graph: Graph, arch: ArchConfig | None = None, batch: int = 1, 
     em = Emitter(arch, zero_entry)
     if em.w_half < 1:
         raise CompileError(f"w_depth {arch.w_depth} leaves no W entries per half")
-    plans = [schedule(op, arch, batch, em.w_half, diag, lbuf) for op in ops]
+    # the ops as scheduled and emitted: 1x1-row layers of a batch as one tall map (lower.fold_batch)
+    sops = [fold_batch(op, batch) if fold else op for op in ops]
+    plans = [schedule(s, arch, batch if s is op else 1, em.w_half, diag, lbuf) for op, s in zip(ops, sops)]
     out_ref = canonical_ref(graph.output)
     mem = allocate(ops, plans, views, graph.input_node.name, out_ref, arch, batch, reuse)
+    _check_folded(ops, sops, mem, arch.cols)
     if len(ops) + 1 > arch.mark_depth:
         raise CompileError(f"{len(ops)} layers need {len(ops) + 1} MARK slots, mark_depth is {arch.mark_depth}")
     em.start(mem)
     infos = []
-    ctxs = [em.loads.prepare(li, op, plan, mem) for li, (op, plan) in enumerate(zip(ops, plans))]
+    ctxs = [em.loads.prepare(li, op, plan, mem) for li, (op, plan) in enumerate(zip(sops, plans))]
     if prefetch:
         for cur, nxt in zip(ctxs, ctxs[1:]):
             em.loads.prefetch(cur, nxt)

@@ -376,10 +376,15 @@ class LoadPlanner:
         oh0, oh1 = it.p0 // ow, (it.p0 + it.npix - 1) // ow
         r0 = max(0, oh0 * sh - ph + ch.kh0)
         r1 = min(ih - 1, oh1 * sh - ph + ch.kh1 - 1)
-        lo, hi = r0 * iw, (r1 + 1) * iw  # input pixels [lo, hi) (whole rows: conservative)
+        # pixels counted across the batch (b * pixels per item + p): either layer may tile the batch as one
+        # tall map (lower.fold_batch: b = 0, p across images)
+        _, h, w = cur.mem.buffers[nop.src].shape
+        base = it.b * h * w
+        lo, hi = base + r0 * iw, base + (r1 + 1) * iw  # input pixels [lo, hi) (whole rows: conservative)
         last = None
         for i, x in enumerate(cur.plan.items):
-            if x.last and x.b == it.b and x.p0 < hi and lo < x.p0 + x.npix and ch.cb0 <= x.co < ch.cb1:
+            x0 = x.b * h * w + x.p0
+            if x.last and x0 < hi and lo < x0 + x.npix and ch.cb0 <= x.co < ch.cb1:
                 last = i
         return last
 

@@ -219,8 +219,9 @@ def _a_stationary(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
 
 
 def diag_tiles(op: LayerOp, cotiles: list[CoTile], arch: ArchConfig) -> bool:
-    """Use LOAD_A window reuse (A_DIAG, docs/architecture.md) for a depthwise or max-pooling layer?  It needs
-    pixel tiles inside one output row (min(R, OW - ow) pixels) and STRIDE_W <= every chunk's KW; a tile reads
+    """Use LOAD_A window reuse (A_DIAG, docs/architecture.md) for a depthwise or max-pool layer (both read
+    one channel block per column, A_DIAG is a load mode: COMPUTE is unchanged)?  It needs pixel tiles
+    inside one output row (min(R, OW - ow) pixels) and STRIDE_W <= every chunk's KW; a tile then reads
     KH*(SW*(npix-1) + KW) words per chunk instead of npix*KH*KW.  Used when the estimated cycles (per
     tile and chunk: max(load words, MAC steps, R drain cycles)) of the row tiling are lower."""
     if op.kind not in ("dw", "max"):

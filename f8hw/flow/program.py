@@ -22,7 +22,7 @@ from f8hw.errors import F8Error
 __all__ = ["Program", "compile", "next_pow2", "MEMORY_POLICIES", "COMPILER_OPTIONS"]
 
 MEMORY_POLICIES = ("grow", "fit", "fixed")
-COMPILER_OPTIONS = {"pack_input": False, "gather": True, "diag": True, "lbuf": True}
+COMPILER_OPTIONS = {"pack_input": False, "gather": True, "diag": True, "fold": True, "lbuf": True}
 """Keyword options of the compiler and their defaults (f8hw.compiler.compile_model)."""
 
 _GROWABLE = ("mem_words", "imem_depth")
@@ -154,7 +154,7 @@ def compile(model, arch=None, batch: int = 1, *, memories: str = "grow", use_cac
     """Compile ``model`` (anything ``f8hw.load`` takes) for ``arch`` (an ArchConfig; default 16x16).
 
     ``memories``: "grow" | "fit" | "fixed" (module docstring); ``options``: the compiler's
-    (``pack_input``, ``gather``, ``diag``, ``lbuf``; see COMPILER_OPTIONS).  Cached on disk
+    (``pack_input``, ``gather``, ``diag``, ``fold``, ``lbuf``; see COMPILER_OPTIONS).  Cached on disk
     (f8hw.paths, kind "compiled") by model content, configuration, batch, options and compiler sources."""
     from f8hw.arch import ArchConfig
     from f8hw.compiler import CompileError
