@@ -13,7 +13,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from f8hw import numerics as N
-from f8hw.arch import ArchConfig, ArchError
+from f8hw.arch import PE_LATENCY, ArchConfig, ArchError
 from f8hw.hw.array import MacArray
 from f8hw.hw.pe import PE
 from f8hw.hw.requant import LATENCY, RequantLane, rq_cfg_value
@@ -200,7 +200,8 @@ def test_pe_random_sequences():
     sim.add_testbench(tb)
     sim.run()
     acc = sh = 0
-    for s, (ga, gs, gw) in zip(seq, got):
+    states = []
+    for s in seq:
         if s["valid"]:
             if s["max_mode"]:
                 nxt = s["a"] if s["first"] else max(acc, s["a"])
@@ -210,7 +211,11 @@ def test_pe_random_sequences():
             acc = nxt
             if s["last"]:
                 sh = nxt
-        assert (ga, gs, gw) == (acc, sh, s["w"])
+        states.append((acc, sh))
+    # after the tick of cycle i: steps up to i - (PE_LATENCY - 1) accumulated (multiply, then accumulate)
+    for i, (s, g) in enumerate(zip(seq, got)):
+        j = i - (PE_LATENCY - 1)
+        assert g == (*(states[j] if j >= 0 else (0, 0)), s["w"]), i
 
 
 def run_array(R, C, mode, a_signed, K, rng):
