@@ -27034,20 +27034,24 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -27103,24 +27107,24 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -27128,22 +27132,22 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -27276,7 +27280,7 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -27303,84 +27307,88 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$20  = 9'h000;
@@ -27475,170 +27483,170 @@ module \f8hw_accel.cu.lane0 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -27700,20 +27708,24 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -27769,24 +27781,24 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -27794,22 +27806,22 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -27942,7 +27954,7 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -27969,84 +27981,88 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$20  = 9'h000;
@@ -28141,170 +28157,170 @@ module \f8hw_accel.cu.lane1 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -28366,20 +28382,24 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -28435,24 +28455,24 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -28460,22 +28480,22 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -28608,7 +28628,7 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -28635,84 +28655,88 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$20  = 9'h000;
@@ -28807,170 +28831,170 @@ module \f8hw_accel.cu.lane10 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -29032,20 +29056,24 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -29101,24 +29129,24 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -29126,22 +29154,22 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -29274,7 +29302,7 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -29301,84 +29329,88 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$20  = 9'h000;
@@ -29473,170 +29505,170 @@ module \f8hw_accel.cu.lane11 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -29698,20 +29730,24 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -29767,24 +29803,24 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -29792,22 +29828,22 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -29940,7 +29976,7 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -29967,84 +30003,88 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$20  = 9'h000;
@@ -30139,170 +30179,170 @@ module \f8hw_accel.cu.lane12 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -30364,20 +30404,24 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -30433,24 +30477,24 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -30458,22 +30502,22 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -30606,7 +30650,7 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -30633,84 +30677,88 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$20  = 9'h000;
@@ -30805,170 +30853,170 @@ module \f8hw_accel.cu.lane13 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -31030,20 +31078,24 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -31099,24 +31151,24 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -31124,22 +31176,22 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -31272,7 +31324,7 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -31299,84 +31351,88 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$20  = 9'h000;
@@ -31471,170 +31527,170 @@ module \f8hw_accel.cu.lane14 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -31696,20 +31752,24 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -31765,24 +31825,24 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -31790,22 +31850,22 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -31938,7 +31998,7 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -31965,84 +32025,88 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$20  = 9'h000;
@@ -32137,170 +32201,170 @@ module \f8hw_accel.cu.lane15 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -32362,20 +32426,24 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -32431,24 +32499,24 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -32456,22 +32524,22 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -32604,7 +32672,7 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -32631,84 +32699,88 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$20  = 9'h000;
@@ -32803,170 +32875,170 @@ module \f8hw_accel.cu.lane2 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -33028,20 +33100,24 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -33097,24 +33173,24 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -33122,22 +33198,22 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -33270,7 +33346,7 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -33297,84 +33373,88 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$20  = 9'h000;
@@ -33469,170 +33549,170 @@ module \f8hw_accel.cu.lane3 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -33694,20 +33774,24 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -33763,24 +33847,24 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -33788,22 +33872,22 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -33936,7 +34020,7 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -33963,84 +34047,88 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$20  = 9'h000;
@@ -34135,170 +34223,170 @@ module \f8hw_accel.cu.lane4 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -34360,20 +34448,24 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -34429,24 +34521,24 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -34454,22 +34546,22 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -34602,7 +34694,7 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -34629,84 +34721,88 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$20  = 9'h000;
@@ -34801,170 +34897,170 @@ module \f8hw_accel.cu.lane5 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -35026,20 +35122,24 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -35095,24 +35195,24 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -35120,22 +35220,22 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -35268,7 +35368,7 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -35295,84 +35395,88 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$20  = 9'h000;
@@ -35467,170 +35571,170 @@ module \f8hw_accel.cu.lane6 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -35692,20 +35796,24 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -35761,24 +35869,24 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -35786,22 +35894,22 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -35934,7 +36042,7 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -35961,84 +36069,88 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$20  = 9'h000;
@@ -36133,170 +36245,170 @@ module \f8hw_accel.cu.lane7 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -36358,20 +36470,24 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -36427,24 +36543,24 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -36452,22 +36568,22 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -36600,7 +36716,7 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -36627,84 +36743,88 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$20  = 9'h000;
@@ -36799,170 +36919,170 @@ module \f8hw_accel.cu.lane8 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];
@@ -37024,20 +37144,24 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
-  reg [3:0] \$100 ;
-  reg [9:0] \$101 ;
-  reg [9:0] \$102 ;
-  reg [47:0] \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg \$106 ;
-  reg [9:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [52:0] \$109 ;
+  reg \$100 ;
+  reg [47:0] \$101 ;
+  reg [52:0] \$102 ;
+  reg [5:0] \$103 ;
+  reg [3:0] \$104 ;
+  reg [9:0] \$105 ;
+  reg [9:0] \$106 ;
+  reg [47:0] \$107 ;
+  reg \$108 ;
+  reg \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg \$111 ;
+  reg [9:0] \$111 ;
   reg [31:0] \$112 ;
+  reg [52:0] \$113 ;
+  reg \$114 ;
+  reg \$115 ;
+  reg [31:0] \$116 ;
   wire [6:0] \$12 ;
   wire [6:0] \$13 ;
   wire \$14 ;
@@ -37093,24 +37217,24 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire [8:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
-  wire [7:0] \$62 ;
+  wire \$62 ;
   wire \$63 ;
-  wire [7:0] \$64 ;
+  wire \$64 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
   wire \$7 ;
-  wire [7:0] \$70 ;
+  wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire [7:0] \$74 ;
-  wire [8:0] \$75 ;
+  wire \$75 ;
   wire \$76 ;
-  wire [7:0] \$77 ;
-  wire [8:0] \$78 ;
+  wire \$77 ;
+  wire \$78 ;
   wire \$79 ;
   wire \$8 ;
   wire \$80 ;
@@ -37118,22 +37242,22 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire [7:0] \$85 ;
-  wire [10:0] \$86 ;
-  wire [9:0] \$87 ;
-  wire [10:0] \$88 ;
-  wire [10:0] \$89 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [3:0] \$9 ;
-  reg \$90 ;
-  reg [31:0] \$91 ;
-  reg [8:0] \$92 ;
-  reg [52:0] \$93 ;
-  reg [5:0] \$94 ;
-  reg [3:0] \$95 ;
-  reg \$96 ;
-  reg [47:0] \$97 ;
-  reg [52:0] \$98 ;
-  reg [5:0] \$99 ;
+  wire [10:0] \$90 ;
+  wire [9:0] \$91 ;
+  wire [10:0] \$92 ;
+  wire [10:0] \$93 ;
+  reg \$94 ;
+  reg [31:0] \$95 ;
+  reg [8:0] \$96 ;
+  reg [52:0] \$97 ;
+  reg [5:0] \$98 ;
+  reg [3:0] \$99 ;
   input [31:0] acc;
   wire [31:0] acc;
   wire [47:0] accs;
@@ -37266,7 +37390,7 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$31  = $signed(v[9:0]) < $signed(thr_lo);
   assign \$32  = \$30  ? v[47] : \$31 ;
   assign \$33  = v[9:0] << left;
-  assign \$34  = c3[0] ? v_raw : { \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9], \$89 [9:0] };
+  assign \$34  = c3[0] ? v_raw : { \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9], \$93 [9:0] };
   assign \$35  = $signed(v32) << c1[8:5];
   assign \$36  = $signed(skip9) << c1[12:9];
   assign \$37  = c1[1] ? 4'ha : 4'h0;
@@ -37293,84 +37417,88 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   assign \$56  = \$55  | rs_lost5;
   assign \$57  = \$56  | rs_st5[1];
   assign rs_up = rs_st5[0] & \$57 ;
-  assign \$58  = | q0[47:10];
-  assign \$59  = q0[47:10] != 38'h3fffffffff;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = ~ q0[47];
-  assign \$62  = c3[1] ? 8'h7f : 8'hff;
-  assign \$63  = $signed(q0[10:0]) > $signed({ 1'h0, \$62  });
-  assign \$64  = c3[1] ? 8'h7f : 8'hff;
-  assign \$65  = q0[10:0] == \$64 ;
-  assign \$66  = \$65  & up;
-  assign \$67  = \$63  | \$66 ;
-  assign \$68  = \$60  ? \$61  : \$67 ;
-  assign \$69  = c3[13] ? l_over : \$68 ;
-  assign \$70  = c3[1] ? 8'h7f : 8'hff;
-  assign \$71  = | q0[47:10];
-  assign \$72  = q0[47:10] != 38'h3fffffffff;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = c3[1] ? 8'h81 : 8'h00;
-  assign \$75  = $signed(\$74 ) - $signed(2'h1);
-  assign \$76  = $signed(q0[10:0]) < $signed(\$75 );
-  assign \$77  = c3[1] ? 8'h81 : 8'h00;
-  assign \$78  = $signed(\$77 ) - $signed(2'h1);
-  assign \$79  = $signed(q0[10:0]) == $signed(\$78 );
-  assign \$80  = ~ up;
-  assign \$81  = \$79  & \$80 ;
-  assign \$82  = \$76  | \$81 ;
-  assign \$83  = \$73  ? q0[47] : \$82 ;
-  assign \$84  = c3[13] ? l_under : \$83 ;
-  assign \$85  = c3[1] ? 8'h81 : 8'h00;
-  assign \$86  = q0[9:0] + up;
-  assign \$87  = c3[13] ? l_small : \$86 [9:0];
-  assign \$88  = \$84  ? { \$85 [7], \$85 [7], \$85 [7], \$85  } : { 1'h0, \$87  };
-  assign \$89  = \$69  ? { 3'h0, \$70  } : \$88 ;
+  assign \$58  = ~ q0[47];
+  assign \$59  = ! q0[46:8];
+  assign \$60  = ~ q0[7];
+  assign \$61  = \$59  & \$60 ;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = q0[6:0] == 7'h7f;
+  assign \$64  = \$63  & up;
+  assign \$65  = \$62  | \$64 ;
+  assign \$66  = ! q0[46:8];
+  assign \$67  = ~ \$66 ;
+  assign \$68  = q0[7:0] == 8'hff;
+  assign \$69  = \$68  & up;
+  assign \$70  = \$67  | \$69 ;
+  assign \$71  = c3[1] ? \$65  : \$70 ;
+  assign \$72  = \$58  & \$71 ;
+  assign \$73  = c3[13] ? l_over : \$72 ;
+  assign \$74  = c3[1] ? 8'h7f : 8'hff;
+  assign \$75  = q0[46:7] == 40'hffffffffff;
+  assign \$76  = ~ \$75 ;
+  assign \$77  = ! q0[6:0];
+  assign \$78  = ~ up;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = q0[46:7] == 40'hffffffffff;
+  assign \$82  = q0[6:0] == 7'h7f;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & up;
+  assign \$85  = ~ \$84 ;
+  assign \$86  = c3[1] ? \$80  : \$85 ;
+  assign \$87  = q0[47] & \$86 ;
+  assign \$88  = c3[13] ? l_under : \$87 ;
+  assign \$89  = c3[1] ? 8'h81 : 8'h00;
+  assign \$90  = q0[9:0] + up;
+  assign \$91  = c3[13] ? l_small : \$90 [9:0];
+  assign \$92  = \$88  ? { \$89 [7], \$89 [7], \$89 [7], \$89  } : { 1'h0, \$91  };
+  assign \$93  = \$73  ? { 3'h0, \$74  } : \$92 ;
   always @(posedge clk)
-    valid1 <= \$90 ;
+    valid1 <= \$94 ;
   always @(posedge clk)
-    v32 <= \$91 ;
+    v32 <= \$95 ;
   always @(posedge clk)
-    skip9 <= \$92 ;
+    skip9 <= \$96 ;
   always @(posedge clk)
-    c1 <= \$93 ;
+    c1 <= \$97 ;
   always @(posedge clk)
-    right1 <= \$94 ;
+    right1 <= \$98 ;
   always @(posedge clk)
-    left1 <= \$95 ;
+    left1 <= \$99 ;
   always @(posedge clk)
-    valid2 <= \$96 ;
+    valid2 <= \$100 ;
   always @(posedge clk)
-    v <= \$97 ;
+    v <= \$101 ;
   always @(posedge clk)
-    c2 <= \$98 ;
+    c2 <= \$102 ;
   always @(posedge clk)
-    right <= \$99 ;
+    right <= \$103 ;
   always @(posedge clk)
-    left <= \$100 ;
+    left <= \$104 ;
   always @(posedge clk)
-    thr_hi <= \$101 ;
+    thr_hi <= \$105 ;
   always @(posedge clk)
-    thr_lo <= \$102 ;
+    thr_lo <= \$106 ;
   always @(posedge clk)
-    q0 <= \$103 ;
+    q0 <= \$107 ;
   always @(posedge clk)
-    up <= \$104 ;
+    up <= \$108 ;
   always @(posedge clk)
-    l_over <= \$105 ;
+    l_over <= \$109 ;
   always @(posedge clk)
-    l_under <= \$106 ;
+    l_under <= \$110 ;
   always @(posedge clk)
-    l_small <= \$107 ;
+    l_small <= \$111 ;
   always @(posedge clk)
-    v_raw <= \$108 ;
+    v_raw <= \$112 ;
   always @(posedge clk)
-    c3 <= \$109 ;
+    c3 <= \$113 ;
   always @(posedge clk)
-    valid3 <= \$110 ;
+    valid3 <= \$114 ;
   always @(posedge clk)
-    valid4 <= \$111 ;
+    valid4 <= \$115 ;
   always @(posedge clk)
-    out <= \$112 ;
+    out <= \$116 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$20  = 9'h000;
@@ -37465,170 +37593,170 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$90  = in_valid;
+    \$94  = in_valid;
     if (rst) begin
-      \$90  = 1'h0;
+      \$94  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$91  = \$2 [31:0];
+    \$95  = \$2 [31:0];
     if (rst) begin
-      \$91  = 32'd0;
+      \$95  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$92  = \$6 ;
+    \$96  = \$6 ;
     if (rst) begin
-      \$92  = 9'h000;
+      \$96  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    { \$93 [52:9], \$93 [4:0] } = { cfg[52:9], cfg[4:0] };
-    \$93 [8:5] = \$9 ;
+    { \$97 [52:9], \$97 [4:0] } = { cfg[52:9], cfg[4:0] };
+    \$97 [8:5] = \$9 ;
     if (rst) begin
-      \$93  = 53'h00000000000000;
+      \$97  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$94  = \$13 [5:0];
+    \$98  = \$13 [5:0];
     if (rst) begin
-      \$94  = 6'h00;
+      \$98  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$95  = \$18 [3:0];
+    \$99  = \$18 [3:0];
     if (rst) begin
-      \$95  = 4'h0;
+      \$99  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$96  = valid1;
+    \$100  = valid1;
     if (rst) begin
-      \$96  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$97  = \$19 [47:0];
+    \$101  = \$19 [47:0];
     if (rst) begin
-      \$97  = 48'h000000000000;
+      \$101  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$98  = c1;
+    \$102  = c1;
     if (rst) begin
-      \$98  = 53'h00000000000000;
+      \$102  = 53'h00000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$99  = right1;
+    \$103  = right1;
     if (rst) begin
-      \$99  = 6'h00;
+      \$103  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$100  = left1;
+    \$104  = left1;
     if (rst) begin
-      \$100  = 4'h0;
+      \$104  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$101  = { 1'h0, \$20  };
+    \$105  = { 1'h0, \$20  };
     if (rst) begin
-      \$101  = 10'h000;
+      \$105  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$102  = { \$21 [8], \$21  };
+    \$106  = { \$21 [8], \$21  };
     if (rst) begin
-      \$102  = 10'h000;
+      \$106  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$103  = \$50 [47:0];
+    \$107  = \$50 [47:0];
     if (rst) begin
-      \$103  = 48'h000000000000;
+      \$107  = 48'h000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$104  = rs_up;
+    \$108  = rs_up;
     if (rst) begin
-      \$104  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$105  = \$27 ;
+    \$109  = \$27 ;
     if (rst) begin
-      \$105  = 1'h0;
+      \$109  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$106  = \$32 ;
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$107  = \$33 [9:0];
-    if (rst) begin
-      \$107  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$108  = v[31:0];
-    if (rst) begin
-      \$108  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$109  = c2;
-    if (rst) begin
-      \$109  = 53'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$110  = valid2;
+    \$110  = \$32 ;
     if (rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$111  = valid3;
+    \$111  = \$33 [9:0];
     if (rst) begin
-      \$111  = 1'h0;
+      \$111  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$112  = \$34 ;
+    \$112  = v[31:0];
     if (rst) begin
       \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$113  = c2;
+    if (rst) begin
+      \$113  = 53'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$114  = valid2;
+    if (rst) begin
+      \$114  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$115  = valid3;
+    if (rst) begin
+      \$115  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$116  = \$34 ;
+    if (rst) begin
+      \$116  = 32'd0;
     end
   end
   assign accs = { \$35 [46], \$35  };
   assign skips = { \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36 [23], \$36  };
   assign rs_q0 = \$50 [47:0];
-  assign sat = \$89 [9:0];
+  assign sat = \$93 [9:0];
   assign out_valid = valid4;
   assign \out$50  = out;
   assign \cfg.raw  = cfg[0];

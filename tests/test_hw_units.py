@@ -108,6 +108,23 @@ def test_requant_ties_round_half_even():
         assert o == lane_ref(c)
 
 
+def test_requant_saturation_rails_dense():
+    """Every value next to the four rails (127, -127, 255, 0) after right shifts, with and without the
+    rounding increment, for both output kinds: stage 4 decides over/under from reductions of q0's bits."""
+    cases = []
+    qs = [*range(-133, -122), *range(-4, 4), *range(122, 133), *range(250, 262)]
+    for sh in (0, 1, 2, 5):
+        fracs = sorted({0, 1 << max(sh - 1, 0), (1 << max(sh - 1, 0)) + 1, (1 << sh) - 1}) if sh else [0]
+        for q in qs:
+            for f in fracs:
+                for sig in (0, 1):
+                    cases.append(dict(acc=(q << sh) + f, bias=0, skip=0, cfg=rq_cfg_value(shift=sh, out_signed=sig)))
+    outs = run_lane(cases)
+    bad = [(c, o, lane_ref(c)) for c, o in zip(cases, outs) if o != lane_ref(c)]
+    assert not bad, bad[:5]
+    assert len(outs) == len(cases) and {-127, 0, 127, 255} <= set(outs)
+
+
 def test_requant_large_shifts_clamp_exactly():
     """Shifts beyond the lane width (right) or beyond 9 (left) are clamped without changing results."""
     cases = []
