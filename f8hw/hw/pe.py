@@ -11,8 +11,8 @@ tile.  The weight is registered and passed to the PE below (``w_out``).
 Two stages (f8hw.arch.PE_LATENCY): (1) multiply: prod <= a * w (MAX mode: a * 1,
 the activation itself, so the compare needs no second operand register);
 (2) accumulate, with the controls of the step one cycle later: acc <= first ?
-prod : acc + prod (MAX: first | prod > acc ? prod : acc + 0, the compare on the
-activation's 9 bits), and shadow <= the same when last.  The product register splits the multiply-accumulate path
+prod : acc + prod (MAX: first | prod > acc ? prod : acc), and shadow <= the
+same when last.  The product register splits the multiply-accumulate path
 (docs/architecture.md "Timing": one cycle more of array latency).
 """
 
@@ -45,14 +45,9 @@ def pe_logic(m: Module, a, w, mul_max, valid, first, last, max_mode, name: str =
     nxt = Signal(signed(ACC_BITS), name=f"{name}_nxt")
     m.d.comb += ws.eq(Mux(mul_max, 1, w))
     m.d.sync += prod.eq(a * ws)  # the only multiplier: 9-bit signed x 8-bit signed; registered
-    # accumulate stage, one adder and one mux on the acc -> acc loop: MAX adds 0 and compares on A_BITS
-    # (prod is the activation then); an accumulator beyond A_BITS (a MAX after a MAC tile) is greater
-    # than any activation when positive, smaller when negative (its sign), as f8hw.hw.fpe.Accumulator
-    high = acc[A_BITS - 1:]
-    fits = (high == 0) | (high == (1 << len(high)) - 1)
-    gt = Mux(fits, prod[:A_BITS].as_signed() > acc[:A_BITS].as_signed(), acc[-1])
-    take = first | (max_mode & gt)
-    m.d.comb += nxt.eq(Mux(take, prod, (acc + Mux(max_mode, 0, prod))[:ACC_BITS].as_signed()))
+    mac = Mux(first, prod, (acc + prod)[:ACC_BITS].as_signed())
+    mx = Mux(first | (prod > acc), prod, acc)
+    m.d.comb += nxt.eq(Mux(max_mode, mx, mac))
     m.d.sync += w_reg.eq(w)
     with m.If(valid):
         m.d.sync += acc.eq(nxt)
