@@ -28,6 +28,7 @@ FIRST_ISSUE = 1        # instruction 0 can issue at cycle 1 (cycle 0 fetches it)
 LOAD_LATENCY = 2       # a LOAD/LOAD_A of n words issued at t ends at t + n + LOAD_LATENCY
 STORE_LATENCY = 2      # a STORE of n words issued at t ends at t + n + STORE_LATENCY
 REQUANT_LATENCY = 4    # a drain captured at t ends at t + rows + REQUANT_LATENCY (every lane: INT8 and FP8)
+PE_LATENCY = 2         # PE stages from operands to accumulator: multiply (product register), accumulate
 
 INT8_ONLY = ("int8",)
 FLEX_LSHIFT_BITS = 7
@@ -39,14 +40,15 @@ def array_latency(rows: int, cols: int) -> int:
     """Cycles from a COMPUTE's MAC-phase end (mac_end = t + steps) to its capture.
 
     Microarchitecture (f8hw/hw/compute.py): the sequencer issues step k at
-    t + 1 + k; the scratchpads answer one cycle later, so PE row 0 performs its
-    last step at t + steps + 1 and its shadow registers hold the result from
-    t + steps + 2 = capture.  Weights move down one row per cycle and the
-    activations are broadcast along a row, so row r finishes r cycles later and
-    the drain reads it at capture + r, exactly when it becomes valid: the
-    latency is 2 whatever the array size.
+    t + 1 + k; the scratchpads answer one cycle later (t + 2 + k), where PE row 0
+    multiplies; the PE's PE_LATENCY stages (multiply, accumulate) put the last
+    step's result into its shadow registers from t + steps + 1 + PE_LATENCY =
+    capture.  Weights move down one row per cycle and the activations are
+    broadcast along a row, so row r finishes r cycles later and the drain reads
+    it at capture + r, exactly when it becomes valid: the latency is
+    1 + PE_LATENCY = 3 whatever the array size.
     """
-    return 2
+    return 1 + PE_LATENCY
 
 
 @dataclass(frozen=True)

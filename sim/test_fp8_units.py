@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from f8hw import numerics
+from f8hw.arch import PE_LATENCY
 from unitlib import FPE_BANK, FPE_FORMATS, LANE_BANK, run_stream, to_signed, to_unsigned
 
 from conftest import SIMULATORS_UNIT
@@ -63,16 +64,17 @@ def _acc_bits() -> int:
 def run_bank(simulator, steps, tmp_path, outputs=("acc", "shadow", "w_out")):
     """steps: one dict per cycle (a, w: FPE_BANK codes each; cfg; valid/first/last/max_mode).
     Returns the per-cycle (acc, shadow, w_out) tuples of every PE, sampled as tb_stream does (outputs
-    not read are 0)."""
+    not read are 0), for len(steps) + PE_LATENCY cycles: the last one shows every step accumulated."""
     aw = _acc_bits()
     inputs = {"a": [sum(c << (8 * i) for i, c in enumerate(s["a"])) for s in steps],
               "w": [sum(c << (8 * i) for i, c in enumerate(s["w"])) for s in steps],
               "cfg": [s["cfg"] for s in steps], **{k: [s[k] for s in steps] for k in CTL}}
-    out = run_stream(simulator, "fpe", inputs, list(outputs), len(steps) + 1, tmp_path, group="fp8")
-    zero = [0] * (len(steps) + 1)
+    n = len(steps) + PE_LATENCY
+    out = run_stream(simulator, "fpe", inputs, list(outputs), n, tmp_path, group="fp8")
+    zero = [0] * n
     acc, shadow, w_out = (out.get(k, zero) for k in ("acc", "shadow", "w_out"))
     return [[(to_signed(acc[t] >> (aw * i), aw), to_signed(shadow[t] >> (aw * i), aw), (w_out[t] >> (8 * i)) & 0xFF)
-             for i in range(FPE_BANK)] for t in range(len(steps) + 1)]
+             for i in range(FPE_BANK)] for t in range(n)]
 
 
 def product_steps(a_fmt, w_fmt, a_signed, pairs):
@@ -100,7 +102,7 @@ def check_products(simulator, jobs, tmp_path):
         for i in range(FPE_BANK):
             a, w = st["a"][i], st["w"][i]
             exp = int_form(a, a_fmt, False, a_signed) * int_form(w, w_fmt, True, a_signed)
-            acc = got[t + 1][i][0]
+            acc = got[t + PE_LATENCY][i][0]   # multiply, then accumulate
             if acc != exp:
                 pytest.fail(f"{a_fmt}{'(signed)' if a_fmt == 'int8' and a_signed else ''} x {w_fmt}: codes "
                             f"0x{a:02x} x 0x{w:02x} -> {acc}, expected {exp}")
@@ -161,12 +163,13 @@ def tile_steps(rng, n_tiles):
 
 
 def bank_model(steps):
-    """Exact reference of every PE: (acc, shadow, w_out) before each cycle and after the last."""
+    """Exact reference of every PE: (acc, shadow, w_out) before each of len(steps) + PE_LATENCY cycles: a step
+    reaches acc/shadow PE_LATENCY cycles after its inputs (multiply, accumulate), w_out one cycle after (the
+    stream holds the last inputs)."""
     aw = _acc_bits()
     state = [(0, 0, 0)] * FPE_BANK
-    outs = []
+    states = []
     for s in steps:
-        outs.append(list(state))
         a_fmt, w_fmt, a_signed = s["fmts"]
         nxt_state = []
         for i, (acc, shadow, _) in enumerate(state):
@@ -181,7 +184,12 @@ def bank_model(steps):
                     shadow = acc
             nxt_state.append((acc, shadow, s["w"][i]))
         state = nxt_state
-    outs.append(state)
+        states.append(state)
+    outs = []
+    for t in range(len(steps) + PE_LATENCY):
+        j = t - PE_LATENCY
+        w_prev = steps[min(t - 1, len(steps) - 1)]["w"] if t else [0] * FPE_BANK
+        outs.append([(*(states[j][i][:2] if j >= 0 else (0, 0)), w_prev[i]) for i in range(FPE_BANK)])
     return outs
 
 
@@ -192,11 +200,12 @@ def test_fpe_tiles(simulator, seed, tmp_path):
     steps = tile_steps(rng, 60 if simulator == "verilator" else 12)
     got = run_bank(simulator, steps, tmp_path)
     exp = bank_model(steps)
-    for t in range(len(steps) + 1):
+    assert len(got) == len(exp)
+    for t in range(len(exp)):
         if got[t] != exp[t]:
             i = next(i for i in range(FPE_BANK) if got[t][i] != exp[t][i])
             pytest.fail(f"cycle {t}, PE {i}: (acc, shadow, w_out) = {got[t][i]}, expected {exp[t][i]}; "
-                        f"step {dict((k, v) for k, v in steps[max(t - 1, 0)].items() if k not in ('a', 'w'))}")
+                        f"step {dict((k, v) for k, v in steps[min(max(t - 1, 0), len(steps) - 1)].items() if k not in ('a', 'w'))}")
 
 
 # ------------------------------------------------------------------ FP8 requantizer lane

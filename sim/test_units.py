@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from f8hw import numerics
+from f8hw.arch import PE_LATENCY
 from f8hw.arch import REQUANT_LATENCY as LATENCY  # the requantizer lane's registers (= f8hw.hw.requant.LATENCY)
 from unitlib import ARRAY_SIZES, run_stream, to_signed, to_unsigned
 
@@ -137,11 +138,12 @@ def _fail_with_waves(simulator, unit, inputs, outputs, cycles, tmp_path, msg):
 
 
 def pe_model(stim):
+    """(acc, shadow, w_out) before each cycle: a step reaches acc/shadow PE_LATENCY cycles after its inputs
+    (multiply, then accumulate), the weight register one cycle after."""
     acc = shadow = 0
     w_reg = 0
-    outs = []
+    states = []
     for s in stim:
-        outs.append((acc, shadow, w_reg))
         a, w = s["a"], s["w"]
         if s["valid"]:
             if s["max_mode"]:
@@ -151,7 +153,12 @@ def pe_model(stim):
             acc = nxt
             if s["last"]:
                 shadow = nxt
-        w_reg = w
+        states.append((acc, shadow))
+    outs = []
+    for i, s in enumerate(stim):
+        j = i - PE_LATENCY
+        outs.append((*(states[j] if j >= 0 else (0, 0)), w_reg))
+        w_reg = s["w"]
     return outs
 
 
@@ -234,7 +241,7 @@ def test_mac_array(simulator, size, seed, tmp_path):
     rng = np.random.default_rng(seed)
     tiles = array_tiles(rng, R, C, 6 if simulator == "verilator" else 3)
     total_k = sum(t[3].shape[0] for t in tiles)
-    ncyc = total_k + R + 2
+    ncyc = total_k + R + 1 + PE_LATENCY
     w_in = [0] * ncyc
     line = [[0] * ncyc for _ in range(R)]
     ctl = [[0] * ncyc for _ in range(R)]
@@ -250,9 +257,9 @@ def test_mac_array(simulator, size, seed, tmp_path):
                 line[r][cyc] = sum(int(lines[r, k, c]) << (8 * c) for c in range(C))
                 ctl[r][cyc] = _ctl(C, valid=1, first=int(k == 0), last=int(k == K - 1), dense=int(mode == "dense"),
                                    max=int(mode == "max"), a_signed=a_signed, byte=int(byte[k]))
-        for r in range(R):
-            sample_at.append((ti, r, t0 + K + r))
-            drain[t0 + K + r] |= 1 << r
+        for r in range(R):   # row r's last step enters at t0 + K - 1 + r, its shadow is valid PE_LATENCY later
+            sample_at.append((ti, r, t0 + K - 1 + PE_LATENCY + r))
+            drain[t0 + K - 1 + PE_LATENCY + r] |= 1 << r
         t0 += K
     inputs = {
         "w_in": w_in,

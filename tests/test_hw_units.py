@@ -13,7 +13,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from f8hw import numerics as N
-from f8hw.arch import ArchConfig, ArchError
+from f8hw.arch import PE_LATENCY, ArchConfig, ArchError
 from f8hw.hw.array import MacArray
 from f8hw.hw.pe import PE
 from f8hw.hw.requant import LATENCY, RequantLane, rq_cfg_value
@@ -108,6 +108,23 @@ def test_requant_ties_round_half_even():
         assert o == lane_ref(c)
 
 
+def test_requant_saturation_rails_dense():
+    """Every value next to the four rails (127, -127, 255, 0) after right shifts, with and without the
+    rounding increment, for both output kinds: stage 4 decides over/under from reductions of q0's bits."""
+    cases = []
+    qs = [*range(-133, -122), *range(-4, 4), *range(122, 133), *range(250, 262)]
+    for sh in (0, 1, 2, 5):
+        fracs = sorted({0, 1 << max(sh - 1, 0), (1 << max(sh - 1, 0)) + 1, (1 << sh) - 1}) if sh else [0]
+        for q in qs:
+            for f in fracs:
+                for sig in (0, 1):
+                    cases.append(dict(acc=(q << sh) + f, bias=0, skip=0, cfg=rq_cfg_value(shift=sh, out_signed=sig)))
+    outs = run_lane(cases)
+    bad = [(c, o, lane_ref(c)) for c, o in zip(cases, outs) if o != lane_ref(c)]
+    assert not bad, bad[:5]
+    assert len(outs) == len(cases) and {-127, 0, 127, 255} <= set(outs)
+
+
 def test_requant_large_shifts_clamp_exactly():
     """Shifts beyond the lane width (right) or beyond 9 (left) are clamped without changing results."""
     cases = []
@@ -200,7 +217,8 @@ def test_pe_random_sequences():
     sim.add_testbench(tb)
     sim.run()
     acc = sh = 0
-    for s, (ga, gs, gw) in zip(seq, got):
+    states = []
+    for s in seq:
         if s["valid"]:
             if s["max_mode"]:
                 nxt = s["a"] if s["first"] else max(acc, s["a"])
@@ -210,7 +228,11 @@ def test_pe_random_sequences():
             acc = nxt
             if s["last"]:
                 sh = nxt
-        assert (ga, gs, gw) == (acc, sh, s["w"])
+        states.append((acc, sh))
+    # after the tick of cycle i: steps up to i - (PE_LATENCY - 1) accumulated (multiply, then accumulate)
+    for i, (s, g) in enumerate(zip(seq, got)):
+        j = i - (PE_LATENCY - 1)
+        assert g == (*(states[j] if j >= 0 else (0, 0)), s["w"]), i
 
 
 def run_array(R, C, mode, a_signed, K, rng):

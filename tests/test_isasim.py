@@ -343,7 +343,7 @@ def test_redrain_one_zero_step():
 
 def test_hand_computed_cycles():
     """A 2x2 array; every number below follows from docs/architecture.md "Timing" with
-    FIRST_ISSUE = 1, LOAD_LATENCY = STORE_LATENCY = 2, REQUANT_LATENCY = 4, array_latency = 2.
+    FIRST_ISSUE = 1, LOAD_LATENCY = STORE_LATENCY = 2, REQUANT_LATENCY = 4, array_latency = 3.
 
     i0 MARK 0       issues at 1 (FIRST_ISSUE)
     i1 LOAD W       4 words: issues at 2; load_end = 2 + 4 + 2 = 8
@@ -353,15 +353,15 @@ def test_hand_computed_cycles():
                     busy until load_end 8: issues at 8 (stall 3); load_end = 8 + 4 + 2 = 14
     i5 COMPUTE      DENSE nlines 2 (2*2 = 4 steps), mask A0|W0|O0 (bits 0, 2, 6): earliest 9; the LOAD
                     holds bit 0 until 14: issues at 14 (stall 5); mac_end = 18,
-                    capture = 18 + 2 = 20, drain_end = 20 + 2 rows + 4 = 26
-    i6 STORE        2 lines, mask O0 (bit 6): earliest 15; the drain holds bit 6 until 26: issues at 26
-                    (stall 11); store_end = 26 + 2 + 2 = 30
-    i7 MARK 1       27
-    i8 END          earliest 28, waits for store_end 30 (stall 2): issues at 30; cycles = 31
-    stall = 3 + 5 + 11 + 2 = 21, busy = 4 (MAC steps)
+                    capture = 18 + 3 = 21, drain_end = 21 + 2 rows + 4 = 27
+    i6 STORE        2 lines, mask O0 (bit 6): earliest 15; the drain holds bit 6 until 27: issues at 27
+                    (stall 12); store_end = 27 + 2 + 2 = 31
+    i7 MARK 1       28
+    i8 END          earliest 29, waits for store_end 31 (stall 2): issues at 31; cycles = 32
+    stall = 3 + 5 + 12 + 2 = 22, busy = 4 (MAC steps)
     """
     c = cfg(rows=2, cols=2)
-    assert (FIRST_ISSUE, LOAD_LATENCY, STORE_LATENCY, REQUANT_LATENCY, array_latency(2, 2)) == (1, 2, 2, 4, 2)
+    assert (FIRST_ISSUE, LOAD_LATENCY, STORE_LATENCY, REQUANT_LATENCY, array_latency(2, 2)) == (1, 2, 2, 4, 3)
     prog = [
         E("MARK", slot=0),
         LOAD(T.W, 0, 4, 0, mask=0b100),
@@ -374,11 +374,11 @@ def test_hand_computed_cycles():
         E("END"),
     ]
     r = run(c, prog)
-    assert list(r.issue) == [1, 2, 3, 4, 8, 14, 26, 27, 30]
-    assert r.cycles == 31
+    assert list(r.issue) == [1, 2, 3, 4, 8, 14, 27, 28, 31]
+    assert r.cycles == 32
     assert r.busy == 4
-    assert r.stall == 21
-    assert r.marks == {0: 1, 1: 27}
+    assert r.stall == 22
+    assert r.marks == {0: 1, 1: 28}
 
 
 def test_load_overlaps_compute_with_disjoint_masks_and_waits_otherwise():
@@ -401,19 +401,19 @@ def test_load_overlaps_compute_with_disjoint_masks_and_waits_otherwise():
 
 
 def test_drain_spacing_and_drain_holder():
-    """Back-to-back last-COMPUTEs: capture (t + steps + 2) must be >= the previous capture + R.
+    """Back-to-back last-COMPUTEs: capture (t + steps + 3) must be >= the previous capture + R.
 
-    R = 4.  i0 DEPTHWISE 1 step, mask O0: t 1, capture 4, drain_end 4 + 4 + 4 = 12.
-    i1 1 step, mask O1: earliest 2, spacing t + 1 + 2 >= 4 + 4 -> t 5; capture 8, drain_end 16.
-       i0's drain is still in flight at 5 (12 > 5): the drain holder is O0 | O1 until 16.
-    i2 3 steps: earliest 6 (= mac_end), spacing t + 5 >= 12 -> 7; with mask S0 it issues at 7
-       (capture 12, drain_end 20); with mask O1 or O0 it waits for the drain holder (16):
-       capture 21, drain_end 29.
+    R = 4.  i0 DEPTHWISE 1 step, mask O0: t 1, capture 5, drain_end 5 + 4 + 4 = 13.
+    i1 1 step, mask O1: earliest 2, spacing t + 1 + 3 >= 5 + 4 -> t 5; capture 9, drain_end 17.
+       i0's drain is still in flight at 5 (13 > 5): the drain holder is O0 | O1 until 17.
+    i2 3 steps: earliest 6 (= mac_end), spacing t + 6 >= 13 -> 7; with mask S0 it issues at 7
+       (capture 13, drain_end 21); with mask O1 or O0 it waits for the drain holder (17):
+       capture 23, drain_end 31.
     i3 STORE 4 lines of i2's slot: waits for the drain, store_end = t + 4 + 2; END at store_end.
     """
     c = cfg(rows=4, cols=2)
-    for o2, expect in ((0b10000, [1, 5, 7, 20, 26]), (0b10000000, [1, 5, 16, 29, 35]),
-                       (0b1000000, [1, 5, 16, 29, 35])):
+    for o2, expect in ((0b10000, [1, 5, 7, 21, 27]), (0b10000000, [1, 5, 17, 31, 37]),
+                       (0b1000000, [1, 5, 17, 31, 37])):
         prog = [COMPUTE(Mode.DEPTHWISE, 1, mask=0b1000000, o_dst=0),
                 COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4),
                 COMPUTE(Mode.DEPTHWISE, 3, mask=o2, o_dst=8),
@@ -428,24 +428,25 @@ def test_drain_holder_covers_every_drain_in_flight():
     """A STORE of tile i behind the last-COMPUTE of tile i+1 (other O slot) still waits for tile i's
     drain: the drain holder is the OR of the masks of all drains in flight, busy until the latest
     one ends.  R = 4, C = 2.
-    i0 DENSE 3 lines (6 steps), mask O0: t 1, capture 9, drain_end 17 (O lines 0..3 written 13..16).
-    i1 DEPTHWISE 1 step, mask O1: mac_end 7, spacing t + 3 >= 13 -> t 10; i0's drain is in flight:
-       holder O0 | O1, capture 13, drain_end 21.
-    i2 STORE O lines 0..3, mask O0: waits for the holder: t 21 (tracking only the latest drain, it
-       would issue at 11 and read lines 0..3 at 13..16 while i0's drain writes them: a race).
+    i0 DENSE 3 lines (6 steps), mask O0: t 1, capture 10, drain_end 18 (O lines 0..3 written 14..17).
+    i1 DEPTHWISE 1 step, mask O1: mac_end 7, spacing t + 4 >= 14 -> t 10; i0's drain is in flight:
+       holder O0 | O1, capture 14, drain_end 22.
+    i2 STORE O lines 0..3, mask O0: waits for the holder: t 22 (tracking only the latest drain, it
+       would issue at 11 and read lines 0..3 at 14..17 while i0's drain writes them: a race).
     """
     c = cfg(rows=4, cols=2)
     prog = [COMPUTE(Mode.DENSE, 3, mask=0b1000000, o_dst=0), COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4),
             STORE(0, 4, 100, mask=0b1000000), E("END")]
     r = run(c, prog)
-    assert list(r.issue) == [1, 10, 21, 27]
+    assert list(r.issue) == [1, 10, 22, 28]
     # once every drain has ended, a new last-COMPUTE's drain is the only holder
-    # i0 mask O0|S0: t 1, drain_end 12; the STORE (O0) waits for it: 12; i1 (O1) at 13 finds no drain
-    # in flight: the holder is O1 alone, and a LOAD into S with mask S0 issues at once (14)
+    # i0 mask O0|S0: t 1, drain_end 13; the STORE (O0) waits for it: 13; i1 (O1) at 14 finds no drain
+    # in flight: the holder is O1 alone, and a LOAD into S with mask S0 issues at once (15); END waits
+    # for i1's drain: capture 14 + 1 + 3 = 18, drain_end 18 + 4 + 4 = 26
     prog = [COMPUTE(Mode.DEPTHWISE, 1, mask=0b1010000, o_dst=0), STORE(0, 4, 100, mask=0b1000000),
             COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4), LOAD(T.S, 0, 1, 0, mask=0b10000), E("END")]
     r = run(c, prog)
-    assert list(r.issue) == [1, 12, 13, 14, 24]
+    assert list(r.issue) == [1, 13, 14, 15, 26]
 
 
 def test_end_waits_for_every_unit_and_stall_counts():

@@ -42,7 +42,7 @@ from f8hw.bench.hwcost import nextpnr, run_area, run_fmax, run_gen
 from f8hw.bench.machine import annotation, machine_info
 from f8hw.bench.networks import BUNDLED_NETS, ZOO_NETS
 from f8hw.bench.plots import plot_layers, plot_scaling
-from f8hw.bench.report import pct, markdown, print_summary
+from f8hw.bench.report import _mhz, pct, markdown, print_summary
 from f8hw.bench.runs import run_rtl, run_sweep_throughput, run_util
 from f8hw.errors import F8Error
 
@@ -189,10 +189,10 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                     rec = run_fmax(work / "fmax", plan["fmax_dyadic"], log)
                     rec["at"] = annotation(meta)
                     result["fmax"] = rec
-                    log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
+                    log("Fmax (iCE40 HX8K): " + ", ".join(f"{k} {_mhz(v)} MHz"
                                                           for k, v in rec["components"].items()))
                     if "ecp5" in rec:
-                        log("Fmax (ECP5 LFE5U-25F): " + ", ".join(f"{k} {v['fmax_mhz']:.1f} MHz"
+                        log("Fmax (ECP5 LFE5U-25F): " + ", ".join(f"{k} {_mhz(v)} MHz"
                                                                   for k, v in rec["ecp5"]["components"].items()))
                 elif kind == "sweep":
                     rec = run_sweep_throughput(work / f"sweep-{arg}", arg)

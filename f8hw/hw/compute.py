@@ -1,17 +1,20 @@
 """COMPUTE unit: MAC-phase sequencer, the array, and the drain through the requantizer lanes.
 
 Timing of a COMPUTE issued at t with S steps (S = nlines*C for DENSE, nlines
-otherwise), row r of the array:
+otherwise), row r of the array, P = PE_LATENCY (2: multiply, accumulate):
   t+1+k        sequencer step k: W address w_base+k, row-0 A address (ctl[0])
   t+1+k+r      bank r is addressed (the control moves down one row per cycle)
-  t+2+k+r      PE row r multiplies/accumulates step k (W data moved down r rows)
-  t+S+1+r      row r's last step; its result goes into the shadow registers
-  L0 = t+S+1   drain address phase of row 0 (S line s_src+r, B entry b_src)
+  t+2+k+r      PE row r multiplies step k (W data moved down r rows)
+  t+1+P+k+r    PE row r accumulates step k (P-1 cycles after its multiply)
+  t+S+P+r      row r's last step; its result goes into the shadow registers
+  L0 = t+S+P   drain address phase of row 0 (S line s_src+r, B entry b_src)
   L0+1+r       = capture + r: row r's shadows enter the requantizer lanes
   L0+4+r       lane output written to O line o_dst + r (visible one cycle later)
-So capture = t + S + array_latency with array_latency = 2, and the drain ends
-(last O write visible) at capture + R + REQUANT_LATENCY (3).  mac_end = t + S:
-the sequencer's last step is at cycle t+S, where the next COMPUTE may issue.
+So capture = t + S + array_latency with array_latency = 1 + P = 3, and the drain
+ends (last O write visible) at capture + R + REQUANT_LATENCY (4).  The drain is
+started at t+S (the last step) and its start is delayed array_latency - 2
+cycles (``d_go``) with the tile's snapshot.  mac_end = t + S: the sequencer's
+last step is at cycle t+S, where the next COMPUTE may issue.
 
 A flexible build (f8hw/isasim/flex.py): the array decodes A_FMT / W_FMT (snapshotted at issue);
 the drain adds the bias (32-bit, or BIAS64: entries b_src, b_src + 1) at acc_bits once per
@@ -26,7 +29,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from f8hw import isa
-from f8hw.arch import ArchConfig
+from f8hw.arch import ArchConfig, array_latency
 from f8hw.hw.array import MacArray, row_ctl_layout
 from f8hw.hw.common import clog2
 from f8hw.hw.fp8requant import Fp8RequantLane, fp8_rq_cfg_layout
@@ -210,11 +213,28 @@ class ComputeUnit(wiring.Component):
             m.d.sync += [d_s.eq(d_s + 1), d_o.eq(d_o + 1), d_sel.eq(d_sel << 1), d_left.eq(d_left - 1)]
             with m.If(d_left == 0):
                 m.d.sync += d_active.eq(0)
-        with m.If(is_last_step & lastf):
-            m.d.sync += [d_active.eq(1), d_left.eq(R - 1), d_cfg.eq(s_cfg), d_b.eq(s_b), d_s.eq(s_s),
-                         d_o.eq(s_o), d_sel.eq(1)]
+        # the drain starts array_latency - 2 cycles after the last step, with the tile's snapshot
+        trig = Signal()
+        m.d.comb += trig.eq(is_last_step & lastf)
+        go, g_cfg, g_b, g_s, g_o = trig, s_cfg, s_b, s_s, s_o
+        g_f = s_fcfg if cfg.flexible else None
+        gos = []
+        for i in range(array_latency(R, C) - 2):
+            n_go, n_cfg = Signal(name=f"d_go{i}"), Signal(RQ, name=f"d_go_cfg{i}")
+            n_b, n_s, n_o = Signal.like(s_b, name=f"d_go_b{i}"), Signal.like(s_s, name=f"d_go_s{i}"), \
+                Signal.like(s_o, name=f"d_go_o{i}")
+            m.d.sync += [n_go.eq(go), n_cfg.eq(g_cfg), n_b.eq(g_b), n_s.eq(g_s), n_o.eq(g_o)]
             if cfg.flexible:
-                m.d.sync += d_fcfg.eq(s_fcfg)
+                n_f = Signal(flex_drain_layout(cfg), name=f"d_go_f{i}")
+                m.d.sync += n_f.eq(g_f)
+                g_f = n_f
+            go, g_cfg, g_b, g_s, g_o = n_go, n_cfg, n_b, n_s, n_o
+            gos.append(n_go)
+        with m.If(go):
+            m.d.sync += [d_active.eq(1), d_left.eq(R - 1), d_cfg.eq(g_cfg), d_b.eq(g_b), d_s.eq(g_s),
+                         d_o.eq(g_o), d_sel.eq(1)]
+            if cfg.flexible:
+                m.d.sync += d_fcfg.eq(g_f)
         m.d.comb += [self.b_raddr.eq(d_b), self.s_raddr.eq(d_s)]
         # mux stage (capture + r): shadows of row r -> lanes
         mv = Signal()
@@ -244,9 +264,15 @@ class ComputeUnit(wiring.Component):
             self.o_waddr.eq(o_pipe[LATENCY]),
             self.o_wen.eq(v_pipe[LATENCY]),
             self.o_wdata.eq(o_data),
-            self.drain_busy.eq((active & lastf) | d_active | Cat(*v_pipe).any()),
-            self.drain_wait.eq(Mux(is_last_step & lastf, R, Mux(d_active, d_left, 0))),
+            self.drain_busy.eq((active & lastf) | Cat(*gos).any() | d_active | Cat(*v_pipe).any()),
         ]
+        # drain spacing (capture' >= capture + R): the latest drain started i cycles ago (trig: 0, d_go: 1..)
+        # needs steps >= R - i; one in its row phase, d_left rows left, steps >= d_left - len(gos)
+        lag = len(gos)
+        wait = Mux(d_active & (d_left > lag), d_left - lag, 0)
+        for i in reversed(range(lag)):
+            wait = Mux(gos[i], R - 1 - i, wait)
+        m.d.comb += self.drain_wait.eq(Mux(trig, R, wait))
         return m
 
     def _flex_lanes(self, m: Module, arr, lanes, mv, l_cfg, l_fcfg):

@@ -9,7 +9,10 @@ left by the exponent sum, is the exact product of the integer forms, and is
 accumulated exactly in ``acc_bits(formats)`` bits.  MAX mode sends the
 activation's integer form through the same path (weight significand 1,
 exponent 0), so it compares values for every format.  first/last/shadow and
-the systolic weight register (``w_out``, the code) are those of f8hw.hw.pe.
+the systolic weight register (``w_out``, the code) are those of f8hw.hw.pe, and
+so are its two stages (f8hw.arch.PE_LATENCY): decode and multiply into a product
+register (significand product and exponent sum), then align and accumulate with
+the step's controls, which the FlexPE registers itself.
 """
 
 from __future__ import annotations
@@ -223,14 +226,16 @@ class FlexPE(wiring.Component):
         we = Signal.like(dec_w.exp)
         m.d.comb += [ws.eq(Mux(self.max_mode, 1, dec_w.sig)), we.eq(Mux(self.max_mode, 0, dec_w.exp))]
         prod = Signal(signed(A_BITS + W_BITS))
-        m.d.comb += prod.eq(dec_a.sig * ws)  # the only multiplier: 9-bit x 8-bit signed significands
+        m.d.sync += prod.eq(dec_a.sig * ws)  # the only multiplier: 9-bit x 8-bit signed significands; registered
         esum = Signal(max(len(dec_a.exp), len(we)) + 1)
-        m.d.comb += esum.eq(dec_a.exp + we)
+        m.d.sync += esum.eq(dec_a.exp + we)
+        valid, first, last, mx = (Signal(name=f"{n}_d") for n in ("valid", "first", "last", "max"))
+        m.d.sync += [valid.eq(self.valid), first.eq(self.first), last.eq(self.last), mx.eq(self.max_mode)]
         m.submodules.align = align = Aligner(len(prod), len(esum), self.product_bits)
         m.submodules.accum = accum = Accumulator(self.product_bits, self.acc_bits, activation_bits(self.formats))
         m.d.comb += [align.prod.eq(prod), align.shift.eq(esum), accum.x.eq(align.out),
-                     accum.valid.eq(self.valid), accum.first.eq(self.first), accum.last.eq(self.last),
-                     accum.max_mode.eq(self.max_mode), self.acc.eq(accum.acc), self.shadow.eq(accum.shadow)]
+                     accum.valid.eq(valid), accum.first.eq(first), accum.last.eq(last),
+                     accum.max_mode.eq(mx), self.acc.eq(accum.acc), self.shadow.eq(accum.shadow)]
         w_reg = Signal(8)
         m.d.sync += w_reg.eq(self.w)
         m.d.comb += self.w_out.eq(w_reg)

@@ -200,14 +200,17 @@ class RequantLane(wiring.Component):
             valid3.eq(valid2),
         ]
         # ---- stage 4: saturate (q = q0 + up, compared without a wide increment), raw bypass.
-        # q0 outside 11-bit range is decided by its sign and a reduction of its high bits (no wide compare)
+        # The rails (127 / 255 above, -127 / 0 below) are decided by reductions of q0's high bits, all in
+        # parallel: h8z = bits 8.. zero, h7o = bits 7.. one (below the sign), and the low 7 or 8 bits.
+        neg = q0[-1]
+        h8z = q0[8:-1] == 0
+        h7z = h8z & ~q0[7]
+        h7o = q0[7:-1] == (1 << (len(q0) - 8)) - 1
+        lo7 = q0[:7]
+        r_over = ~neg & Mux(c3.out_signed, ~h7z | (lo7 == 0x7F) & up, ~h8z | (q0[:8] == 0xFF) & up)
+        r_under = neg & Mux(c3.out_signed, ~h7o | (lo7 == 0) & ~up, ~(h7o & (lo7 == 0x7F) & up))
         hi = Mux(c3.out_signed, 127, 255)
         lo = Mux(c3.out_signed, -127, 0)
-        top = q0[10:]
-        wide = (top != 0) & (top != (1 << len(top)) - 1)
-        q11 = q0[:11].as_signed()
-        r_over = Mux(wide, ~q0[-1], (q11 > hi) | ((q11 == hi) & up))
-        r_under = Mux(wide, q0[-1], (q11 < lo - 1) | ((q11 == lo - 1) & ~up))
         r_small = (q0[:10] + up)[:10]
         over = Mux(c3.shift_neg, l_over, r_over)
         under = Mux(c3.shift_neg, l_under, r_under)
