@@ -19,9 +19,9 @@ carries ``at`` = {machine, commit, date} and its array size.  Sections:
                and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
 - ``formats``  (default and full modes; issue 15's measured answer, f8hw.bench.formats) per format set: the
                flexible PE and FP8 lane (generic cells, iCE40 / ECP5 LUTs, x INT8, the parts), the MAC array
-               alone and the whole accelerator for INT8 and the main flexible sets (4x4, 8x8, 16x16; the
-               16x16 whole accelerator in full mode only: its cold flexible synthesis takes the time
-               recorded under "seconds"), Fmax of the flexible PE / FP8 lane / flexible 2x2 array, and the
+               alone and the whole accelerator for INT8 and INT8/E2M5/E3M4/E4M3 (4x4, 8x8, 16x16; the
+               16x16 whole accelerator in full mode only: the cold 16x16 flexible array alone takes
+               the "seconds" recorded, about 20 minutes on 2 shared cores), Fmax of the flexible PE / FP8 lane / flexible 2x2 array, and the
                cycles of every bundled model per format on a 16x16 flexible build (INT8 models: the same
                cycles as on the INT8 build, asserted);
 - ``sweep``    throughput of ``f8hw sweep`` (points/minute, ISA simulation only) with 1 and 2 local Ray workers;
@@ -66,7 +66,7 @@ MODES = {
                   formats_cycles=["cnn"]),
     "default": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64], scaling50=[8, 16, 32],
                     rtl=["resnet50", "resnet20", "mobilenet", "resnet", "cnn"], gen=[8, 16, 32], area_full=[4, 8, 16],
-                    fmax_dyadic=False, formats=True, formats_arrays=[4, 8, 16], formats_accel16=True,
+                    fmax_dyadic=False, formats=True, formats_arrays=[4, 8, 16], formats_accel16=False,
                     formats_cycles=list(CYCLE_ARCHS)),
     "full": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64], scaling50=[8, 16, 32],
                  rtl=["resnet20", "resnet18", "mobilenetv2", "resnet50", "mobilenet", "resnet", "cnn"],
