@@ -55,7 +55,7 @@ def classify_layer(rec: dict, R: int, C: int) -> str:
         return "ok"
     reasons = []
     if load >= 0.85 and busy < 0.9:
-        what = "depthwise A loads" if rec["dw_steps"] else "A/W loads"
+        what = "depthwise A loads" if rec.get("kind") == "dw" else "A/W loads"
         reasons.append(f"load bandwidth ({what}: load unit {100 * load:.0f}% busy)")
     if rec["drains"] and rec["steps"] / rec["drains"] < R and busy < 0.9:
         reasons.append(f"drain spacing ({rec['steps'] / rec['drains']:.0f} steps per tile < {R} rows)")
