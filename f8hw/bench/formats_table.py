@@ -68,7 +68,7 @@ def formats_markdown(rec: dict) -> list[str]:
     f = rec.get("fmax")
     if f:
         fams = [k for k in ("ice40", "ecp5") if k in f]
-        L += ["", f"Fmax (MHz, seed 1, unconstrained IOs; flexible blocks: {f['formats']}):", "",
+        L += ["", f"Fmax (MHz, seed 1, every port registered by FmaxWrapper; flexible blocks: {f['formats']}):", "",
               "| block | " + " | ".join(f"{k} Fmax | {k} LCs" for k in fams) + " |", "|---|" + "---:|---:|" * len(fams)]
         for b in f[fams[0]]:
             L.append(f"| {b} | " + " | ".join(f"{f[k][b]['fmax_mhz']:.1f} | {f[k][b]['lcs']}" for k in fams) + " |")
