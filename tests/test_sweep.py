@@ -98,6 +98,12 @@ def test_rerun_skips_finished_points(grid):
     assert [r["cycles"] for r in again.rows] == [r["cycles"] for r in res.rows]
 
 
+def _default_sigint():
+    """In the child before exec: SIGINT back to its default, so Python installs its KeyboardInterrupt handler
+    (an ignored SIGINT is inherited: some earlier test in a suite's worker process can leave it ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_sweep_resumes(tmp_path):
     """Ctrl-C in the middle of a sweep (its own local Ray instance), then a rerun: only the missing points run."""
     spec = tmp_path / "s.toml"
@@ -109,7 +115,8 @@ def test_interrupted_sweep_resumes(tmp_path):
     # Ray's socket paths must stay under 108 bytes: a short temporary directory
     env = {**os.environ, "F8HW_RAY_TMP": tempfile.mkdtemp(prefix="f8r", dir="/tmp")}
     proc = subprocess.Popen([sys.executable, "-m", "f8hw.cli", "sweep", str(spec), "-o", str(out), "--json",
-                             "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             "--workers", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_default_sigint)
     results = out / "results.jsonl"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
