@@ -104,11 +104,7 @@ def format_study(arch: str = "cnn", recipe: train.Recipe | None = None, formats=
         rows = []
         for fmt in formats:
             model = copy.deepcopy(pre.model)
-            if isinstance(fmt, str):
-                train.set_train_formats(model, fmt, pre.calib, pre.x[:8])
-            else:
-                f8nn.select_formats(model, pre.calib, candidates=tuple(fmt))
-                f8nn.prepare(model, pre.x[:8])
+            train.set_train_formats(model, fmt, pre.calib, pre.x[:8])
             f8nn.calibrate(model, pre.calib, method=recipe.calibration)
             ptq = train.integer_accuracy(model, pre.xt, pre.yt)
             gen_q = torch.Generator()

@@ -176,13 +176,16 @@ def calibration_batches(images: torch.Tensor, recipe: Recipe) -> list[torch.Tens
     return [images[i * 128 : (i + 1) * 128] for i in range(recipe.calibration_batches)]
 
 
-def set_train_formats(model: nn.Module, formats: str, calib, example: torch.Tensor):
-    """Give a float-trained prepared model its formats ("int8", one FP8 format for every layer, or
-    "flexible": f8hw.nn.select_formats on calib) and re-prepare it; returns the selection report or None."""
+def set_train_formats(model: nn.Module, formats, calib, example: torch.Tensor):
+    """Give a prepared model its formats ("int8" or one FP8 format for every layer; "flexible":
+    f8hw.nn.select_formats on calib; a tuple of formats: the selection among those candidates, a hardware
+    set) and re-prepare it; returns the selection report or None."""
     selection = None
     if formats == "flexible":
         selection = f8nn.select_formats(model, calib)
-    elif formats != "int8":
+    elif not isinstance(formats, str):
+        selection = f8nn.select_formats(model, calib, candidates=tuple(formats))
+    else:
         for layer in f8nn.model_formats(model):
             model.get_submodule(layer).set_format(formats, formats)
     f8nn.prepare(model, example)  # checks that every clipping group reads one format

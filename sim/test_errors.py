@@ -72,13 +72,20 @@ def _isa_error(arch, case, program, code, cycles, mem):
 SINGLE, ORDER = (list(d) for d in _programs(small_arch("2x2")))
 
 
+def _case(size, table, case):
+    """(arch, program, code, cycles, zero memory) of one case of _programs' table 0 (single) or 1 (order),
+    checked on the ISA simulator first."""
+    arch = small_arch(size)
+    program, code, cycles = _programs(arch)[table][case]
+    mem = np.zeros((16, arch.cols), np.uint8)
+    _isa_error(arch, case, program, code, cycles, mem)
+    return arch, program, code, cycles, mem
+
+
 @pytest.mark.parametrize("case", SINGLE)
 @pytest.mark.parametrize("simulator,size", CONFIGS, ids=[f"{s}-{z}" for s, z in CONFIGS])
 def test_error_code(simulator, size, case, tmp_path):
-    arch = small_arch(size)
-    program, code, cycles = _programs(arch)[0][case]
-    mem = np.zeros((16, arch.cols), np.uint8)
-    _isa_error(arch, case, program, code, cycles, mem)
+    arch, program, code, cycles, mem = _case(size, 0, case)
     with pytest.raises(rtlsim.RtlRunError) as e:
         rtlsim.simulate(arch, program, mem, simulator, max_cycles=10_000, workdir=tmp_path)
     assert (e.value.code, e.value.result.cycles) == (code, cycles), (
@@ -94,10 +101,7 @@ def test_error_code(simulator, size, case, tmp_path):
 @pytest.mark.parametrize("simulator,size", CONFIGS, ids=[f"{s}-{z}" for s, z in CONFIGS])
 def test_first_error_wins(simulator, size, case, tmp_path):
     """Two errors close in time: the RTL and the ISA simulator both stop at the one seen first."""
-    arch = small_arch(size)
-    program, code, cycles = _programs(arch)[1][case]
-    mem = np.zeros((16, arch.cols), np.uint8)
-    _isa_error(arch, case, program, code, cycles, mem)
+    arch, program, code, cycles, mem = _case(size, 1, case)
     res = rtlsim.simulate(arch, program, mem, simulator, max_cycles=10_000, workdir=tmp_path, raise_on_error=False)
     assert res.error and (res.error_code, res.cycles) == (code, cycles), (
         f"{case}: RTL error code {res.error_code} at cycle counter {res.cycles}, expected {code} at {cycles}")

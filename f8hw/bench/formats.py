@@ -100,12 +100,7 @@ def _ptq_file(arch: str, fmt, workdir: Path) -> Path:
     f8nn.set_quantized(model, False)
     x = torch.from_numpy(digits.load()["train"][0])
     calib = train.calibration_batches(x, train.RECIPES[arch])
-    if isinstance(fmt, str):
-        for layer in f8nn.model_formats(model):
-            model.get_submodule(layer).set_format(fmt, fmt)
-    else:
-        f8nn.select_formats(model, calib, candidates=tuple(fmt))
-    f8nn.prepare(model, x[:8])
+    train.set_train_formats(model, fmt, calib, x[:8])
     f8nn.calibrate(model, calib, method="grid")
     tag = fmt if isinstance(fmt, str) else "sel-" + "+".join(fmt)
     path = Path(workdir) / f"{arch}-{tag}.pt"

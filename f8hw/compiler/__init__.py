@@ -23,7 +23,7 @@ from f8hw.compiler.errors import CompileError
 from f8hw.compiler.legalize import check_lane_fields, legalize
 from f8hw.compiler.lower import fold_batch, gather_lines, lower, tap_gather
 from f8hw.compiler.lower import pack_input as pack_input_fn
-from f8hw.compiler.memory import allocate
+from f8hw.compiler.memory import allocate, tensor_words
 from f8hw.compiler.schedule import schedule
 from f8hw.ir import Graph, canonical_ref
 from f8hw.isa import Reg
@@ -73,9 +73,9 @@ def _check_folded(ops, sops, mem, C: int) -> None:
             continue
         refs = [(op.src, op.in_shape), *((o.ref, op.out_shape) for o in op.outputs)] + \
             ([(op.skip, op.out_shape)] if op.skip else [])
-        for ref, (c, h, w) in refs:
+        for ref, (_, h, w) in refs:
             b = mem.buffers[ref]
-            if b.words != h * w * -(-b.shape[0] // C) * b.planes or tuple(b.shape[1:]) != (h, w):
+            if tuple(b.shape[1:]) != (h, w) or b.words != tensor_words(b.shape, C, b.planes):
                 raise CompileError(f"{op.name}: buffer {ref} ({b.words} words per item, shape {b.shape}) cannot "
                                    f"be read as one map across the batch (internal)")
 
