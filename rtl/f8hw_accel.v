@@ -668,11 +668,11 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .err(err),
     .instr(imem_data),
-    .\is_a$73 (issue_loada),
+    .\is_a$38 (issue_loada),
     .issue(issue),
     .line(a_bank0_wdata),
     .mem_raddr(mem_raddr),
-    .\port$646$0 (\$3 ),
+    .\port$501$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -717,22 +717,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$801$0 (\$4 ),
-    .\port$803$0 (\$5 ),
-    .\port$805$0 (\$6 ),
-    .\port$807$0 (\$7 ),
-    .\port$809$0 (\$8 ),
-    .\port$811$0 (\$9 ),
-    .\port$813$0 (\$10 ),
-    .\port$815$0 (\$11 ),
-    .\port$817$0 (\$12 ),
-    .\port$819$0 (\$13 ),
-    .\port$821$0 (\$14 ),
-    .\port$823$0 (\$15 ),
-    .\port$825$0 (\$16 ),
-    .\port$827$0 (\$17 ),
-    .\port$829$0 (\$18 ),
-    .\port$831$0 (\$19 ),
+    .\port$702$0 (\$4 ),
+    .\port$704$0 (\$5 ),
+    .\port$706$0 (\$6 ),
+    .\port$708$0 (\$7 ),
+    .\port$710$0 (\$8 ),
+    .\port$712$0 (\$9 ),
+    .\port$714$0 (\$10 ),
+    .\port$716$0 (\$11 ),
+    .\port$718$0 (\$12 ),
+    .\port$720$0 (\$13 ),
+    .\port$722$0 (\$14 ),
+    .\port$724$0 (\$15 ),
+    .\port$726$0 (\$16 ),
+    .\port$728$0 (\$17 ),
+    .\port$730$0 (\$18 ),
+    .\port$732$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -36614,23 +36614,23 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$646$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$501$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [23:0] \$100 ;
-  wire [23:0] \$101 ;
-  wire [23:0] \$102 ;
-  wire [23:0] \$103 ;
-  wire [23:0] \$104 ;
-  wire [23:0] \$105 ;
-  wire [23:0] \$106 ;
-  wire [23:0] \$107 ;
-  wire [23:0] \$108 ;
-  wire [23:0] \$109 ;
-  wire \$11 ;
-  wire [23:0] \$110 ;
-  wire [23:0] \$111 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire [7:0] \$11 ;
+  wire \$110 ;
+  wire \$111 ;
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
@@ -36639,7 +36639,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$117 ;
   wire \$118 ;
   wire \$119 ;
-  wire \$12 ;
+  wire [8:0] \$12 ;
   wire \$120 ;
   wire \$121 ;
   wire \$122 ;
@@ -36650,7 +36650,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
-  wire \$13 ;
+  wire [32:0] \$13 ;
   wire \$130 ;
   wire \$131 ;
   wire \$132 ;
@@ -36661,7 +36661,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire \$14 ;
+  wire [32:0] \$14 ;
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
@@ -36672,7 +36672,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$147 ;
   wire \$148 ;
   wire \$149 ;
-  wire \$15 ;
+  wire [32:0] \$15 ;
   wire \$150 ;
   wire \$151 ;
   wire \$152 ;
@@ -36683,7 +36683,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$157 ;
   wire \$158 ;
   wire \$159 ;
-  wire \$16 ;
+  wire [32:0] \$16 ;
   wire \$160 ;
   wire \$161 ;
   wire \$162 ;
@@ -36694,30 +36694,30 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
-  wire \$17 ;
+  wire [32:0] \$17 ;
   wire \$170 ;
   wire \$171 ;
   wire \$172 ;
-  wire [15:0] \$173 ;
-  wire [15:0] \$174 ;
-  wire [55:0] \$175 ;
-  wire [55:0] \$176 ;
-  wire [55:0] \$177 ;
-  wire [55:0] \$178 ;
-  wire [55:0] \$179 ;
-  wire \$18 ;
-  wire [55:0] \$180 ;
-  wire [55:0] \$181 ;
-  wire [55:0] \$182 ;
-  wire [55:0] \$183 ;
-  wire [55:0] \$184 ;
-  wire [55:0] \$185 ;
-  wire [55:0] \$186 ;
-  wire [55:0] \$187 ;
-  wire [55:0] \$188 ;
-  wire [55:0] \$189 ;
-  wire \$19 ;
-  wire [55:0] \$190 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire [33:0] \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire [33:0] \$19 ;
+  wire \$190 ;
   wire \$191 ;
   wire \$192 ;
   wire \$193 ;
@@ -36728,7 +36728,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$198 ;
   wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
+  wire [33:0] \$20 ;
   wire \$200 ;
   wire \$201 ;
   wire \$202 ;
@@ -36739,7 +36739,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$207 ;
   wire \$208 ;
   wire \$209 ;
-  wire \$21 ;
+  wire [33:0] \$21 ;
   wire \$210 ;
   wire \$211 ;
   wire \$212 ;
@@ -36747,108 +36747,108 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$214 ;
   wire \$215 ;
   wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
-  wire \$22 ;
+  wire [127:0] \$217 ;
+  wire [7:0] \$218 ;
+  wire [382:0] \$219 ;
+  wire [33:0] \$22 ;
   wire \$220 ;
   wire \$221 ;
   wire \$222 ;
   wire \$223 ;
-  wire \$224 ;
+  wire [3:0] \$224 ;
   wire \$225 ;
-  wire \$226 ;
+  wire [1:0] \$226 ;
   wire \$227 ;
   wire \$228 ;
   wire \$229 ;
   wire \$23 ;
   wire \$230 ;
   wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
+  wire [32:0] \$232 ;
+  wire [18:0] \$233 ;
+  wire [17:0] \$234 ;
   wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
-  wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
-  wire \$25 ;
-  wire \$250 ;
-  wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
-  wire \$254 ;
+  wire [32:0] \$236 ;
+  wire [17:0] \$237 ;
+  wire [17:0] \$238 ;
+  wire [17:0] \$239 ;
+  wire [32:0] \$24 ;
+  wire [17:0] \$240 ;
+  wire [17:0] \$241 ;
+  wire [17:0] \$242 ;
+  wire [17:0] \$243 ;
+  wire [17:0] \$244 ;
+  wire [17:0] \$245 ;
+  wire [17:0] \$246 ;
+  wire [17:0] \$247 ;
+  wire [17:0] \$248 ;
+  wire [17:0] \$249 ;
+  wire [16:0] \$25 ;
+  wire [17:0] \$250 ;
+  wire [17:0] \$251 ;
+  wire [17:0] \$252 ;
+  wire [10:0] \$253 ;
+  wire [10:0] \$254 ;
   wire \$255 ;
   wire \$256 ;
-  wire \$257 ;
+  wire [32:0] \$257 ;
   wire \$258 ;
-  wire \$259 ;
+  wire [32:0] \$259 ;
   wire \$26 ;
   wire \$260 ;
   wire \$261 ;
-  wire \$262 ;
-  wire \$263 ;
+  wire [16:0] \$262 ;
+  wire [16:0] \$263 ;
   wire \$264 ;
   wire \$265 ;
-  wire \$266 ;
-  wire \$267 ;
-  wire \$268 ;
-  wire \$269 ;
+  wire [15:0] \$266 ;
+  wire [15:0] \$267 ;
+  wire [15:0] \$268 ;
+  wire [15:0] \$269 ;
   wire \$27 ;
-  wire \$270 ;
-  wire \$271 ;
-  wire \$272 ;
-  wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
+  wire [15:0] \$270 ;
+  wire [15:0] \$271 ;
+  wire [17:0] \$272 ;
+  wire [17:0] \$273 ;
+  wire [17:0] \$274 ;
+  wire [17:0] \$275 ;
   wire \$276 ;
   wire \$277 ;
   wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire \$280 ;
-  wire \$281 ;
-  wire \$282 ;
-  wire \$283 ;
-  wire \$284 ;
-  wire \$285 ;
+  wire [16:0] \$280 ;
+  wire [16:0] \$281 ;
+  wire [16:0] \$282 ;
+  wire [16:0] \$283 ;
+  wire [16:0] \$284 ;
+  wire [15:0] \$285 ;
   wire \$286 ;
   wire \$287 ;
-  wire \$288 ;
-  wire \$289 ;
+  wire [32:0] \$288 ;
+  wire [18:0] \$289 ;
   wire \$29 ;
-  wire \$290 ;
-  wire \$291 ;
-  wire \$292 ;
+  wire [6:0] \$290 ;
+  wire [10:0] \$291 ;
+  wire [10:0] \$292 ;
   wire \$293 ;
   wire \$294 ;
-  wire \$295 ;
-  wire \$296 ;
-  wire \$297 ;
+  wire [32:0] \$295 ;
+  wire [16:0] \$296 ;
+  wire [16:0] \$297 ;
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
+  wire [32:0] \$300 ;
+  wire [16:0] \$301 ;
+  wire [16:0] \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
+  wire [16:0] \$305 ;
+  wire [7:0] \$306 ;
+  wire [32:0] \$307 ;
+  wire [32:0] \$308 ;
   wire \$309 ;
   wire \$31 ;
   wire \$310 ;
@@ -36860,281 +36860,210 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$316 ;
   wire \$317 ;
   wire \$318 ;
-  wire [127:0] \$319 ;
+  wire \$319 ;
   wire \$32 ;
-  wire [7:0] \$320 ;
-  wire [382:0] \$321 ;
+  wire \$320 ;
+  wire \$321 ;
   wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
-  wire \$325 ;
-  wire [3:0] \$326 ;
-  wire \$327 ;
-  wire [1:0] \$328 ;
-  wire \$329 ;
+  wire [5:0] \$323 ;
+  wire [10:0] \$324 ;
+  wire [10:0] \$325 ;
+  wire \$326 ;
+  wire [10:0] \$327 ;
+  wire \$328 ;
+  wire [32:0] \$329 ;
   wire \$33 ;
-  wire \$330 ;
+  wire [32:0] \$330 ;
   wire \$331 ;
-  wire \$332 ;
+  wire [32:0] \$332 ;
   wire \$333 ;
   wire [32:0] \$334 ;
-  wire [18:0] \$335 ;
-  wire [17:0] \$336 ;
-  wire \$337 ;
-  wire [10:0] \$338 ;
+  wire [32:0] \$335 ;
+  wire \$336 ;
+  wire [32:0] \$337 ;
+  wire \$338 ;
   wire [32:0] \$339 ;
   wire \$34 ;
-  wire [56:0] \$340 ;
-  wire [56:0] \$341 ;
-  wire [56:0] \$342 ;
-  wire [56:0] \$343 ;
-  wire [56:0] \$344 ;
-  wire [56:0] \$345 ;
-  wire [56:0] \$346 ;
-  wire [56:0] \$347 ;
-  wire [56:0] \$348 ;
-  wire [56:0] \$349 ;
+  wire [32:0] \$340 ;
+  wire \$341 ;
+  wire [32:0] \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire \$349 ;
   wire \$35 ;
-  wire [56:0] \$350 ;
-  wire [56:0] \$351 ;
-  wire [56:0] \$352 ;
-  wire [56:0] \$353 ;
-  wire [56:0] \$354 ;
-  wire [56:0] \$355 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
+  wire \$353 ;
+  wire \$354 ;
+  wire \$355 ;
   wire \$356 ;
-  wire [23:0] \$357 ;
-  wire [32:0] \$358 ;
-  wire [33:0] \$359 ;
+  wire \$357 ;
+  wire \$358 ;
+  wire \$359 ;
   wire \$36 ;
-  wire [33:0] \$360 ;
+  wire \$360 ;
   wire \$361 ;
-  wire [16:0] \$362 ;
-  wire [32:0] \$363 ;
-  wire [33:0] \$364 ;
-  wire [33:0] \$365 ;
-  wire [33:0] \$366 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
   wire \$367 ;
-  wire [10:0] \$368 ;
-  wire [32:0] \$369 ;
+  wire \$368 ;
+  wire \$369 ;
   wire \$37 ;
-  wire [18:0] \$370 ;
-  wire [6:0] \$371 ;
+  wire \$370 ;
+  wire \$371 ;
   wire \$372 ;
-  wire [16:0] \$373 ;
-  wire [32:0] \$374 ;
-  wire [33:0] \$375 ;
-  wire [33:0] \$376 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
+  wire \$376 ;
   wire \$377 ;
-  wire [16:0] \$378 ;
-  wire [32:0] \$379 ;
+  wire \$378 ;
+  wire \$379 ;
   wire \$38 ;
-  wire [33:0] \$380 ;
-  wire [33:0] \$381 ;
-  wire [33:0] \$382 ;
+  wire \$380 ;
+  wire \$381 ;
+  wire \$382 ;
   wire \$383 ;
-  wire [16:0] \$384 ;
-  wire [7:0] \$385 ;
-  wire [32:0] \$386 ;
-  wire [32:0] \$387 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
   wire \$388 ;
   wire \$389 ;
   wire \$39 ;
   wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire \$394 ;
-  wire \$395 ;
-  wire \$396 ;
-  wire [32:0] \$397 ;
-  wire [32:0] \$398 ;
-  wire [10:0] \$399 ;
+  wire [127:0] \$391 ;
+  reg \$392 ;
+  reg \$393 ;
+  reg \$394 ;
+  reg [1:0] \$395 ;
+  reg [17:0] \$396 ;
+  reg \$397 ;
+  reg [15:0] \$398 ;
+  reg [5:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire \$402 ;
-  wire [5:0] \$403 ;
-  wire \$404 ;
-  wire \$405 ;
-  wire \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
+  reg \$400 ;
+  reg \$401 ;
+  reg [15:0] \$402 ;
+  reg [16:0] \$403 ;
+  reg [16:0] \$404 ;
+  reg [16:0] \$405 ;
+  reg [16:0] \$406 ;
+  reg [16:0] \$407 ;
+  reg [16:0] \$408 ;
+  reg [16:0] \$409 ;
   wire \$41 ;
-  wire \$410 ;
-  wire \$411 ;
-  wire \$412 ;
-  wire \$413 ;
-  wire [23:0] \$414 ;
-  wire [24:0] \$415 ;
-  wire \$416 ;
-  wire \$417 ;
-  wire \$418 ;
-  wire \$419 ;
+  reg [16:0] \$410 ;
+  reg [16:0] \$411 ;
+  reg [16:0] \$412 ;
+  reg [16:0] \$413 ;
+  reg [16:0] \$414 ;
+  reg [16:0] \$415 ;
+  reg [16:0] \$416 ;
+  reg [16:0] \$417 ;
+  reg [16:0] \$418 ;
+  reg [31:0] \$419 ;
   wire \$42 ;
-  wire \$420 ;
-  wire \$421 ;
-  wire \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire \$427 ;
-  wire \$428 ;
-  wire \$429 ;
+  reg [17:0] \$420 ;
+  reg [16:0] \$421 ;
+  reg \$422 ;
+  reg [16:0] \$423 ;
+  reg [16:0] \$424 ;
+  reg [16:0] \$425 ;
+  reg [16:0] \$426 ;
+  reg [16:0] \$427 ;
+  reg [16:0] \$428 ;
+  reg [16:0] \$429 ;
   wire \$43 ;
-  wire \$430 ;
-  wire \$431 ;
-  wire [23:0] \$432 ;
-  wire [23:0] \$433 ;
-  wire [23:0] \$434 ;
-  wire [23:0] \$435 ;
-  wire [23:0] \$436 ;
-  wire [23:0] \$437 ;
-  wire [23:0] \$438 ;
-  wire [23:0] \$439 ;
+  reg [16:0] \$430 ;
+  reg [16:0] \$431 ;
+  reg [16:0] \$432 ;
+  reg [16:0] \$433 ;
+  reg [16:0] \$434 ;
+  reg [16:0] \$435 ;
+  reg [16:0] \$436 ;
+  reg [16:0] \$437 ;
+  reg [16:0] \$438 ;
+  reg [9:0] \$439 ;
   wire \$44 ;
-  wire [23:0] \$440 ;
-  wire [23:0] \$441 ;
-  wire [23:0] \$442 ;
-  wire [23:0] \$443 ;
-  wire [23:0] \$444 ;
-  wire [23:0] \$445 ;
-  wire [23:0] \$446 ;
-  wire [23:0] \$447 ;
-  wire \$448 ;
-  wire [127:0] \$449 ;
+  reg \$440 ;
+  reg [31:0] \$441 ;
+  reg [31:0] \$442 ;
+  reg [31:0] \$443 ;
+  reg [31:0] \$444 ;
+  reg [15:0] \$445 ;
+  reg [15:0] \$446 ;
+  reg [16:0] \$447 ;
+  reg [15:0] \$448 ;
+  reg [16:0] \$449 ;
   wire \$45 ;
   reg \$450 ;
   reg \$451 ;
   reg \$452 ;
-  reg [1:0] \$453 ;
-  reg [17:0] \$454 ;
-  reg \$455 ;
+  reg [15:0] \$453 ;
+  reg \$454 ;
+  reg [5:0] \$455 ;
   reg [15:0] \$456 ;
-  reg [5:0] \$457 ;
-  reg \$458 ;
-  reg \$459 ;
+  reg \$457 ;
+  reg [15:0] \$458 ;
+  reg [6:0] \$459 ;
   wire \$46 ;
-  reg [15:0] \$460 ;
-  reg [55:0] \$461 ;
-  reg [55:0] \$462 ;
-  reg [55:0] \$463 ;
-  reg [55:0] \$464 ;
-  reg [55:0] \$465 ;
-  reg [55:0] \$466 ;
-  reg [55:0] \$467 ;
-  reg [55:0] \$468 ;
-  reg [55:0] \$469 ;
+  reg [31:0] \$460 ;
+  reg [31:0] \$461 ;
+  reg [31:0] \$462 ;
+  reg [31:0] \$463 ;
+  reg \$464 ;
+  reg \$465 ;
+  reg [1:0] \$466 ;
+  reg [31:0] \$467 ;
+  reg [17:0] \$468 ;
+  reg [7:0] \$469 ;
   wire \$47 ;
-  reg [55:0] \$470 ;
-  reg [55:0] \$471 ;
-  reg [55:0] \$472 ;
-  reg [55:0] \$473 ;
-  reg [55:0] \$474 ;
-  reg [55:0] \$475 ;
-  reg [55:0] \$476 ;
+  reg [5:0] \$470 ;
+  reg [9:0] \$471 ;
+  reg \$472 ;
+  reg [15:0] \$473 ;
+  reg \$474 ;
+  reg [15:0] \$475 ;
+  reg \$476 ;
   reg [31:0] \$477 ;
-  reg [17:0] \$478 ;
-  reg [16:0] \$479 ;
+  reg \$478 ;
+  reg \$479 ;
   wire \$48 ;
-  reg \$480 ;
-  reg [9:0] \$481 ;
-  reg [55:0] \$482 ;
-  reg [55:0] \$483 ;
-  reg [55:0] \$484 ;
-  reg [55:0] \$485 ;
-  reg [55:0] \$486 ;
-  reg [55:0] \$487 ;
-  reg [55:0] \$488 ;
-  reg [55:0] \$489 ;
+  reg [16:0] \$480 ;
+  reg [16:0] \$481 ;
+  reg \$482 ;
+  reg [15:0] \$483 ;
+  reg [15:0] \$484 ;
+  reg [31:0] \$485 ;
+  reg [31:0] \$486 ;
+  reg [31:0] \$487 ;
+  reg [31:0] \$488 ;
+  reg [31:0] \$489 ;
   wire \$49 ;
-  reg [55:0] \$490 ;
-  reg [55:0] \$491 ;
-  reg [55:0] \$492 ;
-  reg [55:0] \$493 ;
-  reg [55:0] \$494 ;
-  reg [55:0] \$495 ;
-  reg [55:0] \$496 ;
-  reg [55:0] \$497 ;
-  reg [22:0] \$498 ;
-  reg [31:0] \$499 ;
+  reg [31:0] \$490 ;
+  reg [31:0] \$491 ;
+  reg [31:0] \$492 ;
+  reg [31:0] \$493 ;
+  reg [31:0] \$494 ;
+  reg [127:0] \$495 ;
   wire \$5 ;
   wire \$50 ;
-  reg [31:0] \$500 ;
-  reg [15:0] \$501 ;
-  reg [31:0] \$502 ;
-  reg [31:0] \$503 ;
-  reg [5:0] \$504 ;
-  reg [15:0] \$505 ;
-  reg [15:0] \$506 ;
-  reg [6:0] \$507 ;
-  reg [31:0] \$508 ;
-  reg [31:0] \$509 ;
   wire \$51 ;
-  reg [31:0] \$510 ;
-  reg [31:0] \$511 ;
-  reg \$512 ;
-  reg [1:0] \$513 ;
-  reg [31:0] \$514 ;
-  reg [17:0] \$515 ;
-  reg [15:0] \$516 ;
-  reg [15:0] \$517 ;
-  reg [9:0] \$518 ;
-  reg [7:0] \$519 ;
   wire \$52 ;
-  reg [5:0] \$520 ;
-  reg \$521 ;
-  reg [22:0] \$522 ;
-  reg [15:0] \$523 ;
-  reg [22:0] \$524 ;
-  reg [22:0] \$525 ;
-  reg [22:0] \$526 ;
-  reg [22:0] \$527 ;
-  reg [22:0] \$528 ;
-  reg [22:0] \$529 ;
   wire \$53 ;
-  reg [22:0] \$530 ;
-  reg [22:0] \$531 ;
-  reg [22:0] \$532 ;
-  reg [22:0] \$533 ;
-  reg [22:0] \$534 ;
-  reg [22:0] \$535 ;
-  reg [22:0] \$536 ;
-  reg [22:0] \$537 ;
-  reg [22:0] \$538 ;
-  reg [22:0] \$539 ;
   wire \$54 ;
-  reg [22:0] \$540 ;
-  reg [22:0] \$541 ;
-  reg [22:0] \$542 ;
-  reg [22:0] \$543 ;
-  reg [22:0] \$544 ;
-  reg [22:0] \$545 ;
-  reg [22:0] \$546 ;
-  reg [22:0] \$547 ;
-  reg [22:0] \$548 ;
-  reg [22:0] \$549 ;
   wire \$55 ;
-  reg [22:0] \$550 ;
-  reg [22:0] \$551 ;
-  reg [22:0] \$552 ;
-  reg [22:0] \$553 ;
-  reg [22:0] \$554 ;
-  reg [22:0] \$555 ;
-  reg [31:0] \$556 ;
-  reg [31:0] \$557 ;
-  reg [31:0] \$558 ;
-  reg [31:0] \$559 ;
   wire \$56 ;
-  reg [31:0] \$560 ;
-  reg [31:0] \$561 ;
-  reg [31:0] \$562 ;
-  reg [31:0] \$563 ;
-  reg [31:0] \$564 ;
-  reg [31:0] \$565 ;
-  reg [127:0] \$566 ;
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
@@ -37151,37 +37080,47 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire \$69 ;
   wire \$7 ;
   wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire [7:0] \$78 ;
-  wire [8:0] \$79 ;
+  wire [15:0] \$71 ;
+  wire [15:0] \$72 ;
+  wire [17:0] \$73 ;
+  wire [17:0] \$74 ;
+  wire [17:0] \$75 ;
+  wire [17:0] \$76 ;
+  wire [17:0] \$77 ;
+  wire [17:0] \$78 ;
+  wire [17:0] \$79 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire [32:0] \$84 ;
-  wire \$85 ;
-  wire [32:0] \$86 ;
-  wire [32:0] \$87 ;
-  wire [32:0] \$88 ;
-  wire [32:0] \$89 ;
+  wire [17:0] \$80 ;
+  wire [17:0] \$81 ;
+  wire [17:0] \$82 ;
+  wire [17:0] \$83 ;
+  wire [17:0] \$84 ;
+  wire [17:0] \$85 ;
+  wire [17:0] \$86 ;
+  wire [17:0] \$87 ;
+  wire [17:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire [32:0] \$90 ;
-  wire [33:0] \$91 ;
-  wire [33:0] \$92 ;
-  wire [33:0] \$93 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
   wire \$94 ;
-  wire [32:0] \$95 ;
-  wire [16:0] \$96 ;
-  wire [23:0] \$97 ;
-  wire [23:0] \$98 ;
-  wire [23:0] \$99 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  wire [31:0] \$signal ;
+  reg \$signal$120  = 1'h0;
+  reg [15:0] \$signal$122  = 16'h0000;
+  reg [16:0] \$signal$123  = 17'h00000;
+  reg [16:0] \$signal$124  = 17'h00000;
+  reg [15:0] \$signal$125  = 16'h0000;
+  reg [16:0] \$signal$126  = 17'h00000;
+  reg \$signal$128  = 1'h0;
+  wire [31:0] \$signal$27 ;
+  wire [31:0] \$signal$31 ;
   wire a_err;
   output [159:0] a_waddr;
   wire [159:0] a_waddr;
@@ -37218,7 +37157,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   output busy;
   wire busy;
   reg [9:0] cb = 10'h000;
-  reg [9:0] cb_last = 10'h000;
+  reg cb_end = 1'h0;
+  reg cb_is1 = 1'h0;
+  reg [9:0] cb_m2 = 10'h000;
   input clk;
   wire clk;
   reg [31:0] col_addr = 32'd0;
@@ -37228,22 +37169,22 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   reg d_diag = 1'h0;
   reg [15:0] d_hit = 16'h0000;
   reg d_is_a = 1'h0;
-  reg [55:0] d_line0 = 56'h00000000000000;
-  reg [55:0] d_line1 = 56'h00000000000000;
-  reg [55:0] d_line10 = 56'h00000000000000;
-  reg [55:0] d_line11 = 56'h00000000000000;
-  reg [55:0] d_line12 = 56'h00000000000000;
-  reg [55:0] d_line13 = 56'h00000000000000;
-  reg [55:0] d_line14 = 56'h00000000000000;
-  reg [55:0] d_line15 = 56'h00000000000000;
-  reg [55:0] d_line2 = 56'h00000000000000;
-  reg [55:0] d_line3 = 56'h00000000000000;
-  reg [55:0] d_line4 = 56'h00000000000000;
-  reg [55:0] d_line5 = 56'h00000000000000;
-  reg [55:0] d_line6 = 56'h00000000000000;
-  reg [55:0] d_line7 = 56'h00000000000000;
-  reg [55:0] d_line8 = 56'h00000000000000;
-  reg [55:0] d_line9 = 56'h00000000000000;
+  reg [16:0] d_line0 = 17'h00000;
+  reg [16:0] d_line1 = 17'h00000;
+  reg [16:0] d_line10 = 17'h00000;
+  reg [16:0] d_line11 = 17'h00000;
+  reg [16:0] d_line12 = 17'h00000;
+  reg [16:0] d_line13 = 17'h00000;
+  reg [16:0] d_line14 = 17'h00000;
+  reg [16:0] d_line15 = 17'h00000;
+  reg [16:0] d_line2 = 17'h00000;
+  reg [16:0] d_line3 = 17'h00000;
+  reg [16:0] d_line4 = 17'h00000;
+  reg [16:0] d_line5 = 17'h00000;
+  reg [16:0] d_line6 = 17'h00000;
+  reg [16:0] d_line7 = 17'h00000;
+  reg [16:0] d_line8 = 17'h00000;
+  reg [16:0] d_line9 = 17'h00000;
   reg d_pad = 1'h0;
   reg [1:0] d_target = 2'h0;
   reg d_valid = 1'h0;
@@ -37255,93 +37196,48 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire err;
   wire [2:0] err_code;
   reg [5:0] g_bytes = 6'h00;
-  wire [15:0] hit;
+  reg [15:0] hit = 16'h0000;
   reg [31:0] ih = 32'd0;
   reg [31:0] ihk = 32'd0;
   wire in_image;
   input [127:0] instr;
   wire [127:0] instr;
   reg is_a = 1'h0;
-  input \is_a$73 ;
-  wire \is_a$73 ;
+  input \is_a$38 ;
+  wire \is_a$38 ;
   input issue;
   wire issue;
   reg [31:0] iw = 32'd0;
   reg [31:0] iwk = 32'd0;
-  reg [22:0] j_last = 23'h000000;
-  reg [22:0] jc = 23'h000000;
   wire [127:0] keep;
   reg [15:0] kh = 16'h0000;
-  reg [15:0] kh_last = 16'h0000;
+  reg kh_end = 1'h0;
+  reg kh_is1 = 1'h0;
+  reg [15:0] kh_m2 = 16'h0000;
   reg [15:0] kw = 16'h0000;
-  reg [15:0] kw_last = 16'h0000;
+  reg kw_end = 1'h0;
+  reg kw_is1 = 1'h0;
+  reg [15:0] kw_m2 = 16'h0000;
+  reg [16:0] kwc = 17'h00000;
   reg [16:0] kwn;
-  reg [55:0] la_bline0 = 56'h00000000000000;
-  reg [55:0] la_bline1 = 56'h00000000000000;
-  reg [55:0] la_bline10 = 56'h00000000000000;
-  reg [55:0] la_bline11 = 56'h00000000000000;
-  reg [55:0] la_bline12 = 56'h00000000000000;
-  reg [55:0] la_bline13 = 56'h00000000000000;
-  reg [55:0] la_bline14 = 56'h00000000000000;
-  reg [55:0] la_bline15 = 56'h00000000000000;
-  reg [55:0] la_bline2 = 56'h00000000000000;
-  reg [55:0] la_bline3 = 56'h00000000000000;
-  reg [55:0] la_bline4 = 56'h00000000000000;
-  reg [55:0] la_bline5 = 56'h00000000000000;
-  reg [55:0] la_bline6 = 56'h00000000000000;
-  reg [55:0] la_bline7 = 56'h00000000000000;
-  reg [55:0] la_bline8 = 56'h00000000000000;
-  reg [55:0] la_bline9 = 56'h00000000000000;
-  reg [22:0] la_hi0 = 23'h000000;
-  reg [22:0] la_hi1 = 23'h000000;
-  reg [22:0] la_hi10 = 23'h000000;
-  reg [22:0] la_hi11 = 23'h000000;
-  reg [22:0] la_hi12 = 23'h000000;
-  reg [22:0] la_hi13 = 23'h000000;
-  reg [22:0] la_hi14 = 23'h000000;
-  reg [22:0] la_hi15 = 23'h000000;
-  reg [22:0] la_hi2 = 23'h000000;
-  reg [22:0] la_hi3 = 23'h000000;
-  reg [22:0] la_hi4 = 23'h000000;
-  reg [22:0] la_hi5 = 23'h000000;
-  reg [22:0] la_hi6 = 23'h000000;
-  reg [22:0] la_hi7 = 23'h000000;
-  reg [22:0] la_hi8 = 23'h000000;
-  reg [22:0] la_hi9 = 23'h000000;
+  reg [16:0] la_bline0 = 17'h00000;
+  reg [16:0] la_bline1 = 17'h00000;
+  reg [16:0] la_bline10 = 17'h00000;
+  reg [16:0] la_bline11 = 17'h00000;
+  reg [16:0] la_bline12 = 17'h00000;
+  reg [16:0] la_bline13 = 17'h00000;
+  reg [16:0] la_bline14 = 17'h00000;
+  reg [16:0] la_bline15 = 17'h00000;
+  reg [16:0] la_bline2 = 17'h00000;
+  reg [16:0] la_bline3 = 17'h00000;
+  reg [16:0] la_bline4 = 17'h00000;
+  reg [16:0] la_bline5 = 17'h00000;
+  reg [16:0] la_bline6 = 17'h00000;
+  reg [16:0] la_bline7 = 17'h00000;
+  reg [16:0] la_bline8 = 17'h00000;
+  reg [16:0] la_bline9 = 17'h00000;
   reg [31:0] la_in_h = 32'd0;
   reg [31:0] la_in_w = 32'd0;
-  reg [22:0] la_lo0 = 23'h000000;
-  reg [22:0] la_lo1 = 23'h000000;
-  reg [22:0] la_lo10 = 23'h000000;
-  reg [22:0] la_lo11 = 23'h000000;
-  reg [22:0] la_lo12 = 23'h000000;
-  reg [22:0] la_lo13 = 23'h000000;
-  reg [22:0] la_lo14 = 23'h000000;
-  reg [22:0] la_lo15 = 23'h000000;
-  reg [22:0] la_lo2 = 23'h000000;
-  reg [22:0] la_lo3 = 23'h000000;
-  reg [22:0] la_lo4 = 23'h000000;
-  reg [22:0] la_lo5 = 23'h000000;
-  reg [22:0] la_lo6 = 23'h000000;
-  reg [22:0] la_lo7 = 23'h000000;
-  reg [22:0] la_lo8 = 23'h000000;
-  reg [22:0] la_lo9 = 23'h000000;
-  reg [22:0] la_lo_n0;
-  reg [22:0] la_lo_n1;
-  reg [22:0] la_lo_n10;
-  reg [22:0] la_lo_n11;
-  reg [22:0] la_lo_n12;
-  reg [22:0] la_lo_n13;
-  reg [22:0] la_lo_n14;
-  reg [22:0] la_lo_n15;
-  reg [22:0] la_lo_n2;
-  reg [22:0] la_lo_n3;
-  reg [22:0] la_lo_n4;
-  reg [22:0] la_lo_n5;
-  reg [22:0] la_lo_n6;
-  reg [22:0] la_lo_n7;
-  reg [22:0] la_lo_n8;
-  reg [22:0] la_lo_n9;
   reg [31:0] la_out_w = 32'd0;
   reg [31:0] la_pad_w = 32'd0;
   reg [31:0] la_step_kh = 32'd0;
@@ -37350,27 +37246,29 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   reg [31:0] la_step_wrap = 32'd0;
   reg [31:0] la_stride_h = 32'd0;
   reg [31:0] la_stride_w = 32'd0;
+  reg [15:0] last_bank = 16'h0000;
   reg [16:0] left = 17'h00000;
   output [127:0] line;
   wire [127:0] line;
   wire line_full;
-  reg [22:0] lo_last;
   wire mem_err;
   output [31:0] mem_raddr;
   reg [31:0] mem_raddr = 32'd0;
   wire [127:0] mem_rdata;
   wire mem_ren;
-  reg [31:0] n_ih;
-  reg [31:0] n_iw;
-  reg [31:0] n_pa;
+  wire [31:0] n_iw;
   reg [15:0] np_mask = 16'h0000;
+  wire [31:0] nrow;
   reg [31:0] ow = 32'd0;
+  reg ow_end = 1'h0;
+  reg ow_is1 = 1'h0;
+  reg [31:0] ow_m2 = 32'd0;
   reg [31:0] pa = 32'd0;
   reg [7:0] pad_value = 8'h00;
   wire pix_end;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$646$0 ;
-  wire [1:0] \port$646$0 ;
+  output [1:0] \port$501$0 ;
+  wire [1:0] \port$501$0 ;
   reg pulse = 1'h0;
   input [799:0] regs;
   wire [799:0] regs;
@@ -37408,7 +37306,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   wire [127:0] s_wdata;
   output s_wen;
   wire s_wen;
+  reg stop_last = 1'h0;
   reg [31:0] stride = 32'd0;
+  reg sw_is1 = 1'h0;
   reg [16:0] swv;
   reg [1:0] target = 2'h0;
   output [11:0] w_waddr;
@@ -37418,271 +37318,118 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   output w_wen;
   wire w_wen;
   wire [127:0] word;
-  reg wrap;
-  assign \$420  = instr[34:28] > 3'h4;
-  assign \$421  = instr[34:28] > 3'h5;
-  assign \$422  = instr[34:28] > 3'h6;
-  assign \$423  = instr[34:28] > 3'h7;
-  assign \$424  = instr[34:28] > 4'h8;
-  assign \$425  = instr[34:28] > 4'h9;
-  assign \$426  = instr[34:28] > 4'ha;
-  assign \$427  = instr[34:28] > 4'hb;
-  assign \$428  = instr[34:28] > 4'hc;
-  assign \$429  = instr[34:28] > 4'hd;
-  assign \$430  = instr[34:28] > 4'he;
-  assign \$431  = instr[34:28] > 4'hf;
-  assign \$432  = la_lo_n0 + kwn;
-  assign \$433  = la_lo_n1 + kwn;
-  assign \$434  = la_lo_n2 + kwn;
-  assign \$435  = la_lo_n3 + kwn;
-  assign \$436  = la_lo_n4 + kwn;
-  assign \$437  = la_lo_n5 + kwn;
-  assign \$438  = la_lo_n6 + kwn;
-  assign \$439  = la_lo_n7 + kwn;
-  assign \$440  = la_lo_n8 + kwn;
-  assign \$441  = la_lo_n9 + kwn;
-  assign \$442  = la_lo_n10 + kwn;
-  assign \$443  = la_lo_n11 + kwn;
-  assign \$444  = la_lo_n12 + kwn;
-  assign \$445  = la_lo_n13 + kwn;
-  assign \$446  = la_lo_n14 + kwn;
-  assign \$447  = la_lo_n15 + kwn;
-  assign \$448  = d_valid & d_is_a;
-  assign \$449  = d_wr ? 128'h00000000000000000000000000000000 : line;
   always @(posedge clk)
-    pulse <= \$450 ;
+    cb_end <= \$440 ;
   always @(posedge clk)
-    d_valid <= \$451 ;
+    iwk <= \$441 ;
   always @(posedge clk)
-    d_is_a <= \$452 ;
+    col_addr <= \$442 ;
   always @(posedge clk)
-    d_target <= \$453 ;
+    ihk <= \$443 ;
   always @(posedge clk)
-    d_dest <= \$454 ;
+    row_addr <= \$444 ;
   always @(posedge clk)
-    d_pad <= \$455 ;
+    hit <= \$445 ;
   always @(posedge clk)
-    d_bank <= \$456 ;
+    \$signal$122  <= \$446 ;
   always @(posedge clk)
-    d_boff <= \$457 ;
+    \$signal$123  <= \$447 ;
   always @(posedge clk)
-    d_wr <= \$458 ;
+    \$signal$125  <= \$448 ;
   always @(posedge clk)
-    d_diag <= \$459 ;
+    \$signal$126  <= \$449 ;
   always @(posedge clk)
-    d_hit <= \$460 ;
+    \$signal$128  <= \$450 ;
   always @(posedge clk)
-    d_line0 <= \$461 ;
+    \$signal$120  <= \$451 ;
   always @(posedge clk)
-    d_line1 <= \$462 ;
+    stop_last <= \$452 ;
   always @(posedge clk)
-    d_line2 <= \$463 ;
+    kh <= \$453 ;
   always @(posedge clk)
-    d_line3 <= \$464 ;
+    kh_end <= \$454 ;
   always @(posedge clk)
-    d_line4 <= \$465 ;
+    boff <= \$455 ;
   always @(posedge clk)
-    d_line5 <= \$466 ;
+    kw <= \$456 ;
   always @(posedge clk)
-    d_line6 <= \$467 ;
+    kw_end <= \$457 ;
   always @(posedge clk)
-    d_line7 <= \$468 ;
+    bank <= \$458 ;
   always @(posedge clk)
-    d_line8 <= \$469 ;
+    pix_left <= \$459 ;
   always @(posedge clk)
-    d_line9 <= \$470 ;
+    ih <= \$460 ;
   always @(posedge clk)
-    d_line10 <= \$471 ;
+    iw <= \$461 ;
   always @(posedge clk)
-    d_line11 <= \$472 ;
+    pa <= \$462 ;
   always @(posedge clk)
-    d_line12 <= \$473 ;
+    ow <= \$463 ;
   always @(posedge clk)
-    d_line13 <= \$474 ;
+    ow_end <= \$464 ;
   always @(posedge clk)
-    d_line14 <= \$475 ;
+    is_a <= \$465 ;
   always @(posedge clk)
-    d_line15 <= \$476 ;
+    target <= \$466 ;
   always @(posedge clk)
-    mem_raddr <= \$477 ;
+    stride <= \$467 ;
   always @(posedge clk)
-    dest <= \$478 ;
+    dst0 <= \$468 ;
   always @(posedge clk)
-    left <= \$479 ;
+    pad_value <= \$469 ;
   always @(posedge clk)
-    active <= \$480 ;
+    g_bytes <= \$470 ;
   always @(posedge clk)
-    cb <= \$481 ;
+    cb_m2 <= \$471 ;
   always @(posedge clk)
-    la_bline0 <= \$482 ;
+    cb_is1 <= \$472 ;
   always @(posedge clk)
-    la_bline1 <= \$483 ;
+    kw_m2 <= \$473 ;
   always @(posedge clk)
-    la_bline2 <= \$484 ;
+    kw_is1 <= \$474 ;
   always @(posedge clk)
-    la_bline3 <= \$485 ;
+    kh_m2 <= \$475 ;
   always @(posedge clk)
-    la_bline4 <= \$486 ;
+    kh_is1 <= \$476 ;
   always @(posedge clk)
-    la_bline5 <= \$487 ;
+    ow_m2 <= \$477 ;
   always @(posedge clk)
-    la_bline6 <= \$488 ;
+    ow_is1 <= \$478 ;
   always @(posedge clk)
-    la_bline7 <= \$489 ;
+    diag <= \$479 ;
   always @(posedge clk)
-    la_bline8 <= \$490 ;
+    \$signal$124  <= \$480 ;
   always @(posedge clk)
-    la_bline9 <= \$491 ;
+    kwc <= \$481 ;
   always @(posedge clk)
-    la_bline10 <= \$492 ;
+    sw_is1 <= \$482 ;
   always @(posedge clk)
-    la_bline11 <= \$493 ;
+    np_mask <= \$483 ;
   always @(posedge clk)
-    la_bline12 <= \$494 ;
+    last_bank <= \$484 ;
   always @(posedge clk)
-    la_bline13 <= \$495 ;
+    la_in_h <= \$485 ;
   always @(posedge clk)
-    la_bline14 <= \$496 ;
+    la_in_w <= \$486 ;
   always @(posedge clk)
-    la_bline15 <= \$497 ;
+    la_out_w <= \$487 ;
   always @(posedge clk)
-    jc <= \$498 ;
+    la_stride_h <= \$488 ;
   always @(posedge clk)
-    iwk <= \$499 ;
+    la_stride_w <= \$489 ;
   always @(posedge clk)
-    col_addr <= \$500 ;
+    la_pad_w <= \$490 ;
   always @(posedge clk)
-    kh <= \$501 ;
+    la_step_kh <= \$491 ;
   always @(posedge clk)
-    ihk <= \$502 ;
+    la_step_kw <= \$492 ;
   always @(posedge clk)
-    row_addr <= \$503 ;
+    la_step_ow <= \$493 ;
   always @(posedge clk)
-    boff <= \$504 ;
+    la_step_wrap <= \$494 ;
   always @(posedge clk)
-    kw <= \$505 ;
-  always @(posedge clk)
-    bank <= \$506 ;
-  always @(posedge clk)
-    pix_left <= \$507 ;
-  always @(posedge clk)
-    ow <= \$508 ;
-  always @(posedge clk)
-    ih <= \$509 ;
-  always @(posedge clk)
-    iw <= \$510 ;
-  always @(posedge clk)
-    pa <= \$511 ;
-  always @(posedge clk)
-    is_a <= \$512 ;
-  always @(posedge clk)
-    target <= \$513 ;
-  always @(posedge clk)
-    stride <= \$514 ;
-  always @(posedge clk)
-    dst0 <= \$515 ;
-  always @(posedge clk)
-    kh_last <= \$516 ;
-  always @(posedge clk)
-    kw_last <= \$517 ;
-  always @(posedge clk)
-    cb_last <= \$518 ;
-  always @(posedge clk)
-    pad_value <= \$519 ;
-  always @(posedge clk)
-    g_bytes <= \$520 ;
-  always @(posedge clk)
-    diag <= \$521 ;
-  always @(posedge clk)
-    j_last <= \$522 ;
-  always @(posedge clk)
-    np_mask <= \$523 ;
-  always @(posedge clk)
-    la_lo0 <= \$524 ;
-  always @(posedge clk)
-    la_lo1 <= \$525 ;
-  always @(posedge clk)
-    la_lo2 <= \$526 ;
-  always @(posedge clk)
-    la_lo3 <= \$527 ;
-  always @(posedge clk)
-    la_lo4 <= \$528 ;
-  always @(posedge clk)
-    la_lo5 <= \$529 ;
-  always @(posedge clk)
-    la_lo6 <= \$530 ;
-  always @(posedge clk)
-    la_lo7 <= \$531 ;
-  always @(posedge clk)
-    la_lo8 <= \$532 ;
-  always @(posedge clk)
-    la_lo9 <= \$533 ;
-  always @(posedge clk)
-    la_lo10 <= \$534 ;
-  always @(posedge clk)
-    la_lo11 <= \$535 ;
-  always @(posedge clk)
-    la_lo12 <= \$536 ;
-  always @(posedge clk)
-    la_lo13 <= \$537 ;
-  always @(posedge clk)
-    la_lo14 <= \$538 ;
-  always @(posedge clk)
-    la_lo15 <= \$539 ;
-  always @(posedge clk)
-    la_hi0 <= \$540 ;
-  always @(posedge clk)
-    la_hi1 <= \$541 ;
-  always @(posedge clk)
-    la_hi2 <= \$542 ;
-  always @(posedge clk)
-    la_hi3 <= \$543 ;
-  always @(posedge clk)
-    la_hi4 <= \$544 ;
-  always @(posedge clk)
-    la_hi5 <= \$545 ;
-  always @(posedge clk)
-    la_hi6 <= \$546 ;
-  always @(posedge clk)
-    la_hi7 <= \$547 ;
-  always @(posedge clk)
-    la_hi8 <= \$548 ;
-  always @(posedge clk)
-    la_hi9 <= \$549 ;
-  always @(posedge clk)
-    la_hi10 <= \$550 ;
-  always @(posedge clk)
-    la_hi11 <= \$551 ;
-  always @(posedge clk)
-    la_hi12 <= \$552 ;
-  always @(posedge clk)
-    la_hi13 <= \$553 ;
-  always @(posedge clk)
-    la_hi14 <= \$554 ;
-  always @(posedge clk)
-    la_hi15 <= \$555 ;
-  always @(posedge clk)
-    la_in_h <= \$556 ;
-  always @(posedge clk)
-    la_in_w <= \$557 ;
-  always @(posedge clk)
-    la_out_w <= \$558 ;
-  always @(posedge clk)
-    la_stride_h <= \$559 ;
-  always @(posedge clk)
-    la_stride_w <= \$560 ;
-  always @(posedge clk)
-    la_pad_w <= \$561 ;
-  always @(posedge clk)
-    la_step_kh <= \$562 ;
-  always @(posedge clk)
-    la_step_kw <= \$563 ;
-  always @(posedge clk)
-    la_step_ow <= \$564 ;
-  always @(posedge clk)
-    la_step_wrap <= \$565 ;
-  always @(posedge clk)
-    acc_line <= \$566 ;
+    acc_line <= \$495 ;
   assign \$1  = $signed(ihk) >= $signed(1'h0);
   assign \$2  = $signed(ihk) < $signed(la_in_h);
   assign \$3  = \$1  & \$2 ;
@@ -37695,759 +37442,811 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   assign ren = active & \$8 ;
   assign \$9  = | mem_raddr[31:20];
   assign mem_err = ren & \$9 ;
-  assign \$10  = jc >= la_lo0;
-  assign \$11  = np_mask[0] & \$10 ;
-  assign \$12  = jc < la_hi0;
-  assign \$13  = \$11  & \$12 ;
-  assign \$14  = jc >= la_lo1;
-  assign \$15  = np_mask[1] & \$14 ;
-  assign \$16  = jc < la_hi1;
-  assign \$17  = \$15  & \$16 ;
-  assign \$18  = jc >= la_lo2;
-  assign \$19  = np_mask[2] & \$18 ;
-  assign \$20  = jc < la_hi2;
-  assign \$21  = \$19  & \$20 ;
-  assign \$22  = jc >= la_lo3;
-  assign \$23  = np_mask[3] & \$22 ;
-  assign \$24  = jc < la_hi3;
-  assign \$25  = \$23  & \$24 ;
-  assign \$26  = jc >= la_lo4;
-  assign \$27  = np_mask[4] & \$26 ;
-  assign \$28  = jc < la_hi4;
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = jc >= la_lo5;
-  assign \$31  = np_mask[5] & \$30 ;
-  assign \$32  = jc < la_hi5;
-  assign \$33  = \$31  & \$32 ;
-  assign \$34  = jc >= la_lo6;
-  assign \$35  = np_mask[6] & \$34 ;
-  assign \$36  = jc < la_hi6;
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = jc >= la_lo7;
-  assign \$39  = np_mask[7] & \$38 ;
-  assign \$40  = jc < la_hi7;
-  assign \$41  = \$39  & \$40 ;
-  assign \$42  = jc >= la_lo8;
-  assign \$43  = np_mask[8] & \$42 ;
-  assign \$44  = jc < la_hi8;
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = jc >= la_lo9;
-  assign \$47  = np_mask[9] & \$46 ;
-  assign \$48  = jc < la_hi9;
-  assign \$49  = \$47  & \$48 ;
-  assign \$50  = jc >= la_lo10;
-  assign \$51  = np_mask[10] & \$50 ;
-  assign \$52  = jc < la_hi10;
-  assign \$53  = \$51  & \$52 ;
-  assign \$54  = jc >= la_lo11;
-  assign \$55  = np_mask[11] & \$54 ;
-  assign \$56  = jc < la_hi11;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = jc >= la_lo12;
-  assign \$59  = np_mask[12] & \$58 ;
-  assign \$60  = jc < la_hi12;
-  assign \$61  = \$59  & \$60 ;
-  assign \$62  = jc >= la_lo13;
-  assign \$63  = np_mask[13] & \$62 ;
-  assign \$64  = jc < la_hi13;
-  assign \$65  = \$63  & \$64 ;
-  assign \$66  = jc >= la_lo14;
-  assign \$67  = np_mask[14] & \$66 ;
-  assign \$68  = jc < la_hi14;
-  assign \$69  = \$67  & \$68 ;
-  assign \$70  = jc >= la_lo15;
-  assign \$71  = np_mask[15] & \$70 ;
-  assign \$72  = jc < la_hi15;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = cb == cb_last;
-  assign \$75  = kw == kw_last;
-  assign \$76  = \$74  & \$75 ;
-  assign \$77  = kh == kh_last;
-  assign pix_end = \$76  & \$77 ;
-  assign \$78  = 2'h2 * g_bytes;
-  assign \$79  = boff + \$78 ;
-  assign line_full = \$79  > 5'h10;
-  assign \$80  = ~ is_a;
-  assign \$81  = cb == cb_last;
-  assign \$82  = kw == kw_last;
-  assign \$83  = kh == kh_last;
-  assign \$84  = ow + 1'h1;
-  assign \$85  = \$84 [31:0] == la_out_w;
-  assign \$86  = $signed(ih) + $signed(la_stride_h);
-  assign \$87  = wrap ? \$86  : { ih[31], ih };
-  assign \$88  = - $signed(la_pad_w);
-  assign \$89  = $signed(iw) + $signed(la_stride_w);
-  assign \$90  = wrap ? \$88  : \$89 ;
-  assign \$91  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
-  assign \$92  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
-  assign \$93  = wrap ? \$91  : \$92 ;
-  assign \$94  = ~ \is_a$73 ;
-  assign \$95  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$96  = \$95 [15:0] + 1'h1;
-  assign \$97  = la_lo_n0 + swv;
-  assign \$98  = la_lo_n1 + swv;
-  assign \$99  = la_lo_n2 + swv;
-  assign \$100  = la_lo_n3 + swv;
-  assign \$101  = la_lo_n4 + swv;
-  assign \$102  = la_lo_n5 + swv;
-  assign \$103  = la_lo_n6 + swv;
-  assign \$104  = la_lo_n7 + swv;
-  assign \$105  = la_lo_n8 + swv;
-  assign \$106  = la_lo_n9 + swv;
-  assign \$107  = la_lo_n10 + swv;
-  assign \$108  = la_lo_n11 + swv;
-  assign \$109  = la_lo_n12 + swv;
-  assign \$110  = la_lo_n13 + swv;
-  assign \$111  = la_lo_n14 + swv;
-  assign \$112  = instr[34:28] == 1'h1;
-  assign \$113  = instr[34:28] == 2'h2;
-  assign \$114  = instr[34:28] == 2'h3;
-  assign \$115  = instr[34:28] == 3'h4;
-  assign \$116  = instr[34:28] == 3'h5;
-  assign \$117  = instr[34:28] == 3'h6;
-  assign \$118  = instr[34:28] == 3'h7;
-  assign \$119  = instr[34:28] == 4'h8;
-  assign \$120  = instr[34:28] == 4'h9;
-  assign \$121  = instr[34:28] == 4'ha;
-  assign \$122  = instr[34:28] == 4'hb;
-  assign \$123  = instr[34:28] == 4'hc;
-  assign \$124  = instr[34:28] == 4'hd;
-  assign \$125  = instr[34:28] == 4'he;
-  assign \$126  = instr[34:28] == 4'hf;
-  assign \$127  = instr[34:28] == 5'h10;
-  assign \$128  = d_valid & d_is_a;
-  assign \$129  = d_line0 >= 11'h400;
-  assign \$130  = d_hit[0] & \$129 ;
-  assign \$131  = d_line1 >= 11'h400;
-  assign \$132  = d_hit[1] & \$131 ;
-  assign \$133  = d_line2 >= 11'h400;
-  assign \$134  = d_hit[2] & \$133 ;
-  assign \$135  = d_line3 >= 11'h400;
-  assign \$136  = d_hit[3] & \$135 ;
-  assign \$137  = d_line4 >= 11'h400;
-  assign \$138  = d_hit[4] & \$137 ;
-  assign \$139  = d_line5 >= 11'h400;
-  assign \$140  = d_hit[5] & \$139 ;
-  assign \$141  = d_line6 >= 11'h400;
-  assign \$142  = d_hit[6] & \$141 ;
-  assign \$143  = d_line7 >= 11'h400;
-  assign \$144  = d_hit[7] & \$143 ;
-  assign \$145  = d_line8 >= 11'h400;
-  assign \$146  = d_hit[8] & \$145 ;
-  assign \$147  = d_line9 >= 11'h400;
-  assign \$148  = d_hit[9] & \$147 ;
-  assign \$149  = d_line10 >= 11'h400;
-  assign \$150  = d_hit[10] & \$149 ;
-  assign \$151  = d_line11 >= 11'h400;
-  assign \$152  = d_hit[11] & \$151 ;
-  assign \$153  = d_line12 >= 11'h400;
-  assign \$154  = d_hit[12] & \$153 ;
-  assign \$155  = d_line13 >= 11'h400;
-  assign \$156  = d_hit[13] & \$155 ;
-  assign \$157  = d_line14 >= 11'h400;
-  assign \$158  = d_hit[14] & \$157 ;
-  assign \$159  = d_line15 >= 11'h400;
-  assign \$160  = d_hit[15] & \$159 ;
-  assign \$161  = | { \$160 , \$158 , \$156 , \$154 , \$152 , \$150 , \$148 , \$146 , \$144 , \$142 , \$140 , \$138 , \$136 , \$134 , \$132 , \$130  };
-  assign \$162  = d_dest >= 11'h400;
-  assign \$163  = d_diag ? \$161  : \$162 ;
-  assign a_err = \$128  & \$163 ;
-  assign \$164  = ~ d_is_a;
-  assign \$165  = d_valid & \$164 ;
-  assign \$166  = ! d_target;
-  assign w_wen = \$165  & \$166 ;
-  assign \$167  = ~ d_is_a;
-  assign \$168  = d_valid & \$167 ;
-  assign \$169  = d_target == 2'h2;
-  assign s_wen = \$168  & \$169 ;
-  assign \$170  = d_valid & d_is_a;
-  assign \$171  = ~ a_err;
-  assign \$172  = \$170  & \$171 ;
-  assign \$173  = d_wr ? d_bank : 16'h0000;
-  assign \$174  = d_diag ? d_hit : \$173 ;
-  assign a_wen = \$172  ? \$174  : 16'h0000;
-  assign \$175  = d_diag ? d_line0 : { 38'h0000000000, d_dest };
-  assign \$176  = d_diag ? d_line1 : { 38'h0000000000, d_dest };
-  assign \$177  = d_diag ? d_line2 : { 38'h0000000000, d_dest };
-  assign \$178  = d_diag ? d_line3 : { 38'h0000000000, d_dest };
-  assign \$179  = d_diag ? d_line4 : { 38'h0000000000, d_dest };
-  assign \$180  = d_diag ? d_line5 : { 38'h0000000000, d_dest };
-  assign \$181  = d_diag ? d_line6 : { 38'h0000000000, d_dest };
-  assign \$182  = d_diag ? d_line7 : { 38'h0000000000, d_dest };
-  assign \$183  = d_diag ? d_line8 : { 38'h0000000000, d_dest };
-  assign \$184  = d_diag ? d_line9 : { 38'h0000000000, d_dest };
-  assign \$185  = d_diag ? d_line10 : { 38'h0000000000, d_dest };
-  assign \$186  = d_diag ? d_line11 : { 38'h0000000000, d_dest };
-  assign \$187  = d_diag ? d_line12 : { 38'h0000000000, d_dest };
-  assign \$188  = d_diag ? d_line13 : { 38'h0000000000, d_dest };
-  assign \$189  = d_diag ? d_line14 : { 38'h0000000000, d_dest };
-  assign \$190  = d_diag ? d_line15 : { 38'h0000000000, d_dest };
+  assign \$10  = cb_end & kw_end;
+  assign pix_end = \$10  & kh_end;
+  assign \$11  = 2'h2 * g_bytes;
+  assign \$12  = boff + \$11 ;
+  assign line_full = \$12  > 5'h10;
+  assign \$13  = $signed(ih) + $signed(la_stride_h);
+  assign \$14  = ow_end ? \$13  : { ih[31], ih };
+  assign \$15  = - $signed(la_pad_w);
+  assign \$16  = $signed(iw) + $signed(la_stride_w);
+  assign \$17  = ow_end ? \$15  : \$16 ;
+  assign \$18  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
+  assign \$19  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
+  assign \$20  = ow_end ? \$18  : \$19 ;
+  assign \$21  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
+  assign \$22  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
+  assign \$23  = ~ \is_a$38 ;
+  assign \$24  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$25  = \$24 [15:0] + 1'h1;
+  assign \$26  = d_valid & d_is_a;
+  assign \$27  = d_line0 >= 11'h400;
+  assign \$28  = d_hit[0] & \$27 ;
+  assign \$29  = d_line1 >= 11'h400;
+  assign \$30  = d_hit[1] & \$29 ;
+  assign \$31  = d_line2 >= 11'h400;
+  assign \$32  = d_hit[2] & \$31 ;
+  assign \$33  = d_line3 >= 11'h400;
+  assign \$34  = d_hit[3] & \$33 ;
+  assign \$35  = d_line4 >= 11'h400;
+  assign \$36  = d_hit[4] & \$35 ;
+  assign \$37  = d_line5 >= 11'h400;
+  assign \$38  = d_hit[5] & \$37 ;
+  assign \$39  = d_line6 >= 11'h400;
+  assign \$40  = d_hit[6] & \$39 ;
+  assign \$41  = d_line7 >= 11'h400;
+  assign \$42  = d_hit[7] & \$41 ;
+  assign \$43  = d_line8 >= 11'h400;
+  assign \$44  = d_hit[8] & \$43 ;
+  assign \$45  = d_line9 >= 11'h400;
+  assign \$46  = d_hit[9] & \$45 ;
+  assign \$47  = d_line10 >= 11'h400;
+  assign \$48  = d_hit[10] & \$47 ;
+  assign \$49  = d_line11 >= 11'h400;
+  assign \$50  = d_hit[11] & \$49 ;
+  assign \$51  = d_line12 >= 11'h400;
+  assign \$52  = d_hit[12] & \$51 ;
+  assign \$53  = d_line13 >= 11'h400;
+  assign \$54  = d_hit[13] & \$53 ;
+  assign \$55  = d_line14 >= 11'h400;
+  assign \$56  = d_hit[14] & \$55 ;
+  assign \$57  = d_line15 >= 11'h400;
+  assign \$58  = d_hit[15] & \$57 ;
+  assign \$59  = | { \$58 , \$56 , \$54 , \$52 , \$50 , \$48 , \$46 , \$44 , \$42 , \$40 , \$38 , \$36 , \$34 , \$32 , \$30 , \$28  };
+  assign \$60  = d_dest >= 11'h400;
+  assign \$61  = d_diag ? \$59  : \$60 ;
+  assign a_err = \$26  & \$61 ;
+  assign \$62  = ~ d_is_a;
+  assign \$63  = d_valid & \$62 ;
+  assign \$64  = ! d_target;
+  assign w_wen = \$63  & \$64 ;
+  assign \$65  = ~ d_is_a;
+  assign \$66  = d_valid & \$65 ;
+  assign \$67  = d_target == 2'h2;
+  assign s_wen = \$66  & \$67 ;
+  assign \$68  = d_valid & d_is_a;
+  assign \$69  = ~ a_err;
+  assign \$70  = \$68  & \$69 ;
+  assign \$71  = d_wr ? d_bank : 16'h0000;
+  assign \$72  = d_diag ? d_hit : \$71 ;
+  assign a_wen = \$70  ? \$72  : 16'h0000;
+  assign \$73  = d_diag ? { 1'h0, d_line0 } : d_dest;
+  assign \$74  = d_diag ? { 1'h0, d_line1 } : d_dest;
+  assign \$75  = d_diag ? { 1'h0, d_line2 } : d_dest;
+  assign \$76  = d_diag ? { 1'h0, d_line3 } : d_dest;
+  assign \$77  = d_diag ? { 1'h0, d_line4 } : d_dest;
+  assign \$78  = d_diag ? { 1'h0, d_line5 } : d_dest;
+  assign \$79  = d_diag ? { 1'h0, d_line6 } : d_dest;
+  assign \$80  = d_diag ? { 1'h0, d_line7 } : d_dest;
+  assign \$81  = d_diag ? { 1'h0, d_line8 } : d_dest;
+  assign \$82  = d_diag ? { 1'h0, d_line9 } : d_dest;
+  assign \$83  = d_diag ? { 1'h0, d_line10 } : d_dest;
+  assign \$84  = d_diag ? { 1'h0, d_line11 } : d_dest;
+  assign \$85  = d_diag ? { 1'h0, d_line12 } : d_dest;
+  assign \$86  = d_diag ? { 1'h0, d_line13 } : d_dest;
+  assign \$87  = d_diag ? { 1'h0, d_line14 } : d_dest;
+  assign \$88  = d_diag ? { 1'h0, d_line15 } : d_dest;
   assign word = d_pad ? { pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value, pad_value } : w_wdata;
-  assign \$191  = g_bytes > 1'h0;
-  assign \$192  = g_bytes > 1'h0;
-  assign \$193  = g_bytes > 1'h0;
-  assign \$194  = g_bytes > 1'h0;
-  assign \$195  = g_bytes > 1'h0;
-  assign \$196  = g_bytes > 1'h0;
-  assign \$197  = g_bytes > 1'h0;
-  assign \$198  = g_bytes > 1'h0;
-  assign \$199  = g_bytes > 1'h1;
-  assign \$200  = g_bytes > 1'h1;
-  assign \$201  = g_bytes > 1'h1;
-  assign \$202  = g_bytes > 1'h1;
-  assign \$203  = g_bytes > 1'h1;
-  assign \$204  = g_bytes > 1'h1;
-  assign \$205  = g_bytes > 1'h1;
-  assign \$206  = g_bytes > 1'h1;
-  assign \$207  = g_bytes > 2'h2;
-  assign \$208  = g_bytes > 2'h2;
-  assign \$209  = g_bytes > 2'h2;
-  assign \$210  = g_bytes > 2'h2;
-  assign \$211  = g_bytes > 2'h2;
-  assign \$212  = g_bytes > 2'h2;
-  assign \$213  = g_bytes > 2'h2;
-  assign \$214  = g_bytes > 2'h2;
-  assign \$215  = g_bytes > 2'h3;
-  assign \$216  = g_bytes > 2'h3;
-  assign \$217  = g_bytes > 2'h3;
-  assign \$218  = g_bytes > 2'h3;
-  assign \$219  = g_bytes > 2'h3;
-  assign \$220  = g_bytes > 2'h3;
-  assign \$221  = g_bytes > 2'h3;
-  assign \$222  = g_bytes > 2'h3;
-  assign \$223  = g_bytes > 3'h4;
-  assign \$224  = g_bytes > 3'h4;
-  assign \$225  = g_bytes > 3'h4;
-  assign \$226  = g_bytes > 3'h4;
-  assign \$227  = g_bytes > 3'h4;
-  assign \$228  = g_bytes > 3'h4;
-  assign \$229  = g_bytes > 3'h4;
-  assign \$230  = g_bytes > 3'h4;
-  assign \$231  = g_bytes > 3'h5;
-  assign \$232  = g_bytes > 3'h5;
-  assign \$233  = g_bytes > 3'h5;
-  assign \$234  = g_bytes > 3'h5;
-  assign \$235  = g_bytes > 3'h5;
-  assign \$236  = g_bytes > 3'h5;
-  assign \$237  = g_bytes > 3'h5;
-  assign \$238  = g_bytes > 3'h5;
-  assign \$239  = g_bytes > 3'h6;
-  assign \$240  = g_bytes > 3'h6;
-  assign \$241  = g_bytes > 3'h6;
-  assign \$242  = g_bytes > 3'h6;
-  assign \$243  = g_bytes > 3'h6;
-  assign \$244  = g_bytes > 3'h6;
-  assign \$245  = g_bytes > 3'h6;
-  assign \$246  = g_bytes > 3'h6;
-  assign \$247  = g_bytes > 3'h7;
-  assign \$248  = g_bytes > 3'h7;
-  assign \$249  = g_bytes > 3'h7;
-  assign \$250  = g_bytes > 3'h7;
-  assign \$251  = g_bytes > 3'h7;
-  assign \$252  = g_bytes > 3'h7;
-  assign \$253  = g_bytes > 3'h7;
-  assign \$254  = g_bytes > 3'h7;
-  assign \$255  = g_bytes > 4'h8;
-  assign \$256  = g_bytes > 4'h8;
-  assign \$257  = g_bytes > 4'h8;
-  assign \$258  = g_bytes > 4'h8;
-  assign \$259  = g_bytes > 4'h8;
-  assign \$260  = g_bytes > 4'h8;
-  assign \$261  = g_bytes > 4'h8;
-  assign \$262  = g_bytes > 4'h8;
-  assign \$263  = g_bytes > 4'h9;
-  assign \$264  = g_bytes > 4'h9;
-  assign \$265  = g_bytes > 4'h9;
-  assign \$266  = g_bytes > 4'h9;
-  assign \$267  = g_bytes > 4'h9;
-  assign \$268  = g_bytes > 4'h9;
-  assign \$269  = g_bytes > 4'h9;
-  assign \$270  = g_bytes > 4'h9;
-  assign \$271  = g_bytes > 4'ha;
-  assign \$272  = g_bytes > 4'ha;
-  assign \$273  = g_bytes > 4'ha;
-  assign \$274  = g_bytes > 4'ha;
-  assign \$275  = g_bytes > 4'ha;
-  assign \$276  = g_bytes > 4'ha;
-  assign \$277  = g_bytes > 4'ha;
-  assign \$278  = g_bytes > 4'ha;
-  assign \$279  = g_bytes > 4'hb;
-  assign \$280  = g_bytes > 4'hb;
-  assign \$281  = g_bytes > 4'hb;
-  assign \$282  = g_bytes > 4'hb;
-  assign \$283  = g_bytes > 4'hb;
-  assign \$284  = g_bytes > 4'hb;
-  assign \$285  = g_bytes > 4'hb;
-  assign \$286  = g_bytes > 4'hb;
-  assign \$287  = g_bytes > 4'hc;
-  assign \$288  = g_bytes > 4'hc;
-  assign \$289  = g_bytes > 4'hc;
-  assign \$290  = g_bytes > 4'hc;
-  assign \$291  = g_bytes > 4'hc;
-  assign \$292  = g_bytes > 4'hc;
-  assign \$293  = g_bytes > 4'hc;
-  assign \$294  = g_bytes > 4'hc;
-  assign \$295  = g_bytes > 4'hd;
-  assign \$296  = g_bytes > 4'hd;
-  assign \$297  = g_bytes > 4'hd;
-  assign \$298  = g_bytes > 4'hd;
-  assign \$299  = g_bytes > 4'hd;
-  assign \$300  = g_bytes > 4'hd;
-  assign \$301  = g_bytes > 4'hd;
-  assign \$302  = g_bytes > 4'hd;
-  assign \$303  = g_bytes > 4'he;
-  assign \$304  = g_bytes > 4'he;
-  assign \$305  = g_bytes > 4'he;
-  assign \$306  = g_bytes > 4'he;
-  assign \$307  = g_bytes > 4'he;
-  assign \$308  = g_bytes > 4'he;
-  assign \$309  = g_bytes > 4'he;
-  assign \$310  = g_bytes > 4'he;
-  assign \$311  = g_bytes > 4'hf;
-  assign \$312  = g_bytes > 4'hf;
-  assign \$313  = g_bytes > 4'hf;
-  assign \$314  = g_bytes > 4'hf;
-  assign \$315  = g_bytes > 4'hf;
-  assign \$316  = g_bytes > 4'hf;
-  assign \$317  = g_bytes > 4'hf;
-  assign \$318  = g_bytes > 4'hf;
-  assign \$319  = word & { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191  };
-  assign \$320  = d_boff[3:0] * 4'h8;
-  assign \$321  = \$319  << \$320 ;
-  assign line = acc_line | \$321 [127:0];
-  assign \$322  = ~ d_is_a;
-  assign \$323  = d_valid & \$322 ;
-  assign \$324  = d_target == 1'h1;
-  assign \$325  = \$323  & \$324 ;
-  assign \$326  = 1'h1 << d_dest[1:0];
-  assign bsel = \$325  ? \$326  : 4'h0;
-  assign \$327  = pulse | active;
-  assign busy = \$327  | d_valid;
+  assign \$89  = g_bytes > 1'h0;
+  assign \$90  = g_bytes > 1'h0;
+  assign \$91  = g_bytes > 1'h0;
+  assign \$92  = g_bytes > 1'h0;
+  assign \$93  = g_bytes > 1'h0;
+  assign \$94  = g_bytes > 1'h0;
+  assign \$95  = g_bytes > 1'h0;
+  assign \$96  = g_bytes > 1'h0;
+  assign \$97  = g_bytes > 1'h1;
+  assign \$98  = g_bytes > 1'h1;
+  assign \$99  = g_bytes > 1'h1;
+  assign \$100  = g_bytes > 1'h1;
+  assign \$101  = g_bytes > 1'h1;
+  assign \$102  = g_bytes > 1'h1;
+  assign \$103  = g_bytes > 1'h1;
+  assign \$104  = g_bytes > 1'h1;
+  assign \$105  = g_bytes > 2'h2;
+  assign \$106  = g_bytes > 2'h2;
+  assign \$107  = g_bytes > 2'h2;
+  assign \$108  = g_bytes > 2'h2;
+  assign \$109  = g_bytes > 2'h2;
+  assign \$110  = g_bytes > 2'h2;
+  assign \$111  = g_bytes > 2'h2;
+  assign \$112  = g_bytes > 2'h2;
+  assign \$113  = g_bytes > 2'h3;
+  assign \$114  = g_bytes > 2'h3;
+  assign \$115  = g_bytes > 2'h3;
+  assign \$116  = g_bytes > 2'h3;
+  assign \$117  = g_bytes > 2'h3;
+  assign \$118  = g_bytes > 2'h3;
+  assign \$119  = g_bytes > 2'h3;
+  assign \$120  = g_bytes > 2'h3;
+  assign \$121  = g_bytes > 3'h4;
+  assign \$122  = g_bytes > 3'h4;
+  assign \$123  = g_bytes > 3'h4;
+  assign \$124  = g_bytes > 3'h4;
+  assign \$125  = g_bytes > 3'h4;
+  assign \$126  = g_bytes > 3'h4;
+  assign \$127  = g_bytes > 3'h4;
+  assign \$128  = g_bytes > 3'h4;
+  assign \$129  = g_bytes > 3'h5;
+  assign \$130  = g_bytes > 3'h5;
+  assign \$131  = g_bytes > 3'h5;
+  assign \$132  = g_bytes > 3'h5;
+  assign \$133  = g_bytes > 3'h5;
+  assign \$134  = g_bytes > 3'h5;
+  assign \$135  = g_bytes > 3'h5;
+  assign \$136  = g_bytes > 3'h5;
+  assign \$137  = g_bytes > 3'h6;
+  assign \$138  = g_bytes > 3'h6;
+  assign \$139  = g_bytes > 3'h6;
+  assign \$140  = g_bytes > 3'h6;
+  assign \$141  = g_bytes > 3'h6;
+  assign \$142  = g_bytes > 3'h6;
+  assign \$143  = g_bytes > 3'h6;
+  assign \$144  = g_bytes > 3'h6;
+  assign \$145  = g_bytes > 3'h7;
+  assign \$146  = g_bytes > 3'h7;
+  assign \$147  = g_bytes > 3'h7;
+  assign \$148  = g_bytes > 3'h7;
+  assign \$149  = g_bytes > 3'h7;
+  assign \$150  = g_bytes > 3'h7;
+  assign \$151  = g_bytes > 3'h7;
+  assign \$152  = g_bytes > 3'h7;
+  assign \$153  = g_bytes > 4'h8;
+  assign \$154  = g_bytes > 4'h8;
+  assign \$155  = g_bytes > 4'h8;
+  assign \$156  = g_bytes > 4'h8;
+  assign \$157  = g_bytes > 4'h8;
+  assign \$158  = g_bytes > 4'h8;
+  assign \$159  = g_bytes > 4'h8;
+  assign \$160  = g_bytes > 4'h8;
+  assign \$161  = g_bytes > 4'h9;
+  assign \$162  = g_bytes > 4'h9;
+  assign \$163  = g_bytes > 4'h9;
+  assign \$164  = g_bytes > 4'h9;
+  assign \$165  = g_bytes > 4'h9;
+  assign \$166  = g_bytes > 4'h9;
+  assign \$167  = g_bytes > 4'h9;
+  assign \$168  = g_bytes > 4'h9;
+  assign \$169  = g_bytes > 4'ha;
+  assign \$170  = g_bytes > 4'ha;
+  assign \$171  = g_bytes > 4'ha;
+  assign \$172  = g_bytes > 4'ha;
+  assign \$173  = g_bytes > 4'ha;
+  assign \$174  = g_bytes > 4'ha;
+  assign \$175  = g_bytes > 4'ha;
+  assign \$176  = g_bytes > 4'ha;
+  assign \$177  = g_bytes > 4'hb;
+  assign \$178  = g_bytes > 4'hb;
+  assign \$179  = g_bytes > 4'hb;
+  assign \$180  = g_bytes > 4'hb;
+  assign \$181  = g_bytes > 4'hb;
+  assign \$182  = g_bytes > 4'hb;
+  assign \$183  = g_bytes > 4'hb;
+  assign \$184  = g_bytes > 4'hb;
+  assign \$185  = g_bytes > 4'hc;
+  assign \$186  = g_bytes > 4'hc;
+  assign \$187  = g_bytes > 4'hc;
+  assign \$188  = g_bytes > 4'hc;
+  assign \$189  = g_bytes > 4'hc;
+  assign \$190  = g_bytes > 4'hc;
+  assign \$191  = g_bytes > 4'hc;
+  assign \$192  = g_bytes > 4'hc;
+  assign \$193  = g_bytes > 4'hd;
+  assign \$194  = g_bytes > 4'hd;
+  assign \$195  = g_bytes > 4'hd;
+  assign \$196  = g_bytes > 4'hd;
+  assign \$197  = g_bytes > 4'hd;
+  assign \$198  = g_bytes > 4'hd;
+  assign \$199  = g_bytes > 4'hd;
+  assign \$200  = g_bytes > 4'hd;
+  assign \$201  = g_bytes > 4'he;
+  assign \$202  = g_bytes > 4'he;
+  assign \$203  = g_bytes > 4'he;
+  assign \$204  = g_bytes > 4'he;
+  assign \$205  = g_bytes > 4'he;
+  assign \$206  = g_bytes > 4'he;
+  assign \$207  = g_bytes > 4'he;
+  assign \$208  = g_bytes > 4'he;
+  assign \$209  = g_bytes > 4'hf;
+  assign \$210  = g_bytes > 4'hf;
+  assign \$211  = g_bytes > 4'hf;
+  assign \$212  = g_bytes > 4'hf;
+  assign \$213  = g_bytes > 4'hf;
+  assign \$214  = g_bytes > 4'hf;
+  assign \$215  = g_bytes > 4'hf;
+  assign \$216  = g_bytes > 4'hf;
+  assign \$217  = word & { \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89  };
+  assign \$218  = d_boff[3:0] * 4'h8;
+  assign \$219  = \$217  << \$218 ;
+  assign line = acc_line | \$219 [127:0];
+  assign \$220  = ~ d_is_a;
+  assign \$221  = d_valid & \$220 ;
+  assign \$222  = d_target == 1'h1;
+  assign \$223  = \$221  & \$222 ;
+  assign \$224  = 1'h1 << d_dest[1:0];
+  assign bsel = \$223  ? \$224  : 4'h0;
+  assign \$225  = pulse | active;
+  assign busy = \$225  | d_valid;
   assign err = mem_err | a_err;
-  assign \$328  = mem_err ? 2'h3 : 2'h2;
-  assign \$329  = ~ in_image;
-  assign \$330  = ~ is_a;
-  assign \$331  = \$330  | line_full;
-  assign \$332  = \$331  | pix_end;
-  assign \$333  = ~ is_a;
-  assign \$334  = mem_raddr + stride;
-  assign \$335  = dest + 1'h1;
-  assign \$336  = left - 1'h1;
-  assign \$337  = left == 1'h1;
-  assign \$338  = cb + 1'h1;
-  assign \$339  = mem_raddr + 1'h1;
-  assign \$340  = la_bline0 + \$13 ;
-  assign \$341  = la_bline1 + \$17 ;
-  assign \$342  = la_bline2 + \$21 ;
-  assign \$343  = la_bline3 + \$25 ;
-  assign \$344  = la_bline4 + \$29 ;
-  assign \$345  = la_bline5 + \$33 ;
-  assign \$346  = la_bline6 + \$37 ;
-  assign \$347  = la_bline7 + \$41 ;
-  assign \$348  = la_bline8 + \$45 ;
-  assign \$349  = la_bline9 + \$49 ;
-  assign \$350  = la_bline10 + \$53 ;
-  assign \$351  = la_bline11 + \$57 ;
-  assign \$352  = la_bline12 + \$61 ;
-  assign \$353  = la_bline13 + \$65 ;
-  assign \$354  = la_bline14 + \$69 ;
-  assign \$355  = la_bline15 + \$73 ;
-  assign \$356  = cb == cb_last;
-  assign \$357  = jc + 1'h1;
-  assign \$358  = $signed(iwk) + $signed(2'h1);
-  assign \$359  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$360  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$361  = jc == j_last;
-  assign \$362  = kh + 1'h1;
-  assign \$363  = $signed(ihk) + $signed(2'h1);
-  assign \$364  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$365  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$366  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$367  = kh == kh_last;
-  assign \$368  = cb + 1'h1;
-  assign \$369  = mem_raddr + 1'h1;
-  assign \$370  = dest + 1'h1;
-  assign \$371  = boff + g_bytes;
-  assign \$372  = cb == cb_last;
-  assign \$373  = kw + 1'h1;
-  assign \$374  = $signed(iwk) + $signed(2'h1);
-  assign \$375  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$376  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
-  assign \$377  = kw == kw_last;
-  assign \$378  = kh + 1'h1;
-  assign \$379  = $signed(ihk) + $signed(2'h1);
-  assign \$380  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$381  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$382  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
-  assign \$383  = kh == kh_last;
-  assign \$385  = pix_left - 1'h1;
-  assign \$386  = ow + 1'h1;
-  assign \$387  = wrap ? 33'h000000000 : \$386 ;
-  assign \$388  = pix_left == 1'h1;
-  assign \$389  = ~ \is_a$73 ;
-  assign \$390  = | instr[45:30];
-  assign \$391  = ! regs[127:96];
-  assign \$392  = ! regs[159:128];
-  assign \$393  = \$391  | \$392 ;
-  assign \$394  = ! instr[44:35];
-  assign \$395  = \$393  | \$394 ;
-  assign \$396  = ~ \$395 ;
-  assign \$397  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$398  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$399  = instr[44:35] - 1'h1;
-  assign \$400  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$401  = $signed(regs[447:416]) <= $signed(6'h10);
-  assign \$402  = \$400  & \$401 ;
-  assign \$403  = \$402  ? regs[421:416] : 6'h10;
-  assign \$404  = | regs[479:448];
-  assign \$405  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$406  = $signed(regs[447:416]) < $signed(6'h10);
-  assign \$407  = \$405  & \$406 ;
-  assign \$408  = ~ \$407 ;
-  assign \$409  = \$404  & \$408 ;
-  assign \$410  = $signed(regs[223:192]) >= $signed(2'h1);
-  assign \$411  = \$409  & \$410 ;
-  assign \$412  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
-  assign \$413  = \$411  & \$412 ;
-  assign \$414  = lo_last + kwn;
-  assign \$415  = \$414  - 1'h1;
-  assign \$416  = instr[34:28] > 1'h0;
-  assign \$417  = instr[34:28] > 1'h1;
-  assign \$418  = instr[34:28] > 2'h2;
-  assign \$419  = instr[34:28] > 2'h3;
+  assign \$226  = mem_err ? 2'h3 : 2'h2;
+  assign \$227  = ~ in_image;
+  assign \$228  = ~ is_a;
+  assign \$229  = \$228  | line_full;
+  assign \$230  = \$229  | pix_end;
+  assign \$231  = ~ is_a;
+  assign \$232  = mem_raddr + stride;
+  assign \$233  = dest + 1'h1;
+  assign \$234  = left - 1'h1;
+  assign \$235  = left == 1'h1;
+  assign \$236  = mem_raddr + 1'h1;
+  assign \$237  = la_bline0 + hit[0];
+  assign \$238  = la_bline1 + hit[1];
+  assign \$239  = la_bline2 + hit[2];
+  assign \$240  = la_bline3 + hit[3];
+  assign \$241  = la_bline4 + hit[4];
+  assign \$242  = la_bline5 + hit[5];
+  assign \$243  = la_bline6 + hit[6];
+  assign \$244  = la_bline7 + hit[7];
+  assign \$245  = la_bline8 + hit[8];
+  assign \$246  = la_bline9 + hit[9];
+  assign \$247  = la_bline10 + hit[10];
+  assign \$248  = la_bline11 + hit[11];
+  assign \$249  = la_bline12 + hit[12];
+  assign \$250  = la_bline13 + hit[13];
+  assign \$251  = la_bline14 + hit[14];
+  assign \$252  = la_bline15 + hit[15];
+  assign \$253  = cb + 1'h1;
+  assign \$254  = cb_end ? 11'h000 : \$253 ;
+  assign \$255  = cb == cb_m2;
+  assign \$256  = cb_end ? cb_is1 : \$255 ;
+  assign \$257  = $signed(iwk) + $signed(2'h1);
+  assign \$258  = \$signal$120  & stop_last;
+  assign \$259  = $signed(ihk) + $signed(2'h1);
+  assign \$260  = \$signal$124  == 1'h1;
+  assign \$261  = kwc == 1'h1;
+  assign \$262  = kh + 1'h1;
+  assign \$263  = kh_end ? 17'h00000 : \$262 ;
+  assign \$264  = kh == kh_m2;
+  assign \$265  = kh_end ? kh_is1 : \$264 ;
+  assign \$266  = \$signal$128  ? \$signal$122  : 16'h0000;
+  assign \$267  = hit | \$266 ;
+  assign \$268  = \$signal$120  ? \$signal$125  : 16'h0000;
+  assign \$269  = ~ \$268 ;
+  assign \$270  = \$267  & \$269 ;
+  assign \$271  = \$270  & np_mask;
+  assign \$272  = \$signal$123  - 1'h1;
+  assign \$273  = \$signal$128  ? { 1'h0, \$signal$124  } : \$272 ;
+  assign \$274  = \$signal$126  - 1'h1;
+  assign \$275  = \$signal$120  ? { 1'h0, \$signal$124  } : \$274 ;
+  assign \$276  = \$signal$123  == 2'h2;
+  assign \$277  = \$signal$128  ? sw_is1 : \$276 ;
+  assign \$278  = \$signal$126  == 2'h2;
+  assign \$279  = \$signal$120  ? sw_is1 : \$278 ;
+  assign \$281  = \$signal$128  ? \$280  : { 1'h0, \$signal$122  };
+  assign \$283  = \$signal$120  ? \$282  : { 1'h0, \$signal$125  };
+  assign \$285  = \$284 [15:0] & last_bank;
+  assign \$286  = | \$285 ;
+  assign \$287  = \$signal$120  ? \$286  : stop_last;
+  assign \$288  = mem_raddr + 1'h1;
+  assign \$289  = dest + 1'h1;
+  assign \$290  = boff + g_bytes;
+  assign \$291  = cb + 1'h1;
+  assign \$292  = cb_end ? 11'h000 : \$291 ;
+  assign \$293  = cb == cb_m2;
+  assign \$294  = cb_end ? cb_is1 : \$293 ;
+  assign \$295  = $signed(iwk) + $signed(2'h1);
+  assign \$296  = kw + 1'h1;
+  assign \$297  = kw_end ? 17'h00000 : \$296 ;
+  assign \$298  = kw == kw_m2;
+  assign \$299  = kw_end ? kw_is1 : \$298 ;
+  assign \$300  = $signed(ihk) + $signed(2'h1);
+  assign \$301  = kh + 1'h1;
+  assign \$302  = kh_end ? 17'h00000 : \$301 ;
+  assign \$303  = kh == kh_m2;
+  assign \$304  = kh_end ? kh_is1 : \$303 ;
+  assign \$306  = pix_left - 1'h1;
+  assign \$307  = ow + 1'h1;
+  assign \$308  = ow_end ? 33'h000000000 : \$307 ;
+  assign \$309  = ow == ow_m2;
+  assign \$310  = ow_end ? ow_is1 : \$309 ;
+  assign \$311  = pix_left == 1'h1;
+  assign \$312  = ~ \is_a$38 ;
+  assign \$313  = | instr[45:30];
+  assign \$314  = ! regs[127:96];
+  assign \$315  = ! regs[159:128];
+  assign \$316  = \$314  | \$315 ;
+  assign \$317  = ! instr[44:35];
+  assign \$318  = \$316  | \$317 ;
+  assign \$319  = ~ \$318 ;
+  assign \$320  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$321  = $signed(regs[447:416]) <= $signed(6'h10);
+  assign \$322  = \$320  & \$321 ;
+  assign \$323  = \$322  ? regs[421:416] : 6'h10;
+  assign \$324  = instr[44:35] - 2'h2;
+  assign \$325  = instr[44:35] - 1'h1;
+  assign \$326  = ! \$325 [9:0];
+  assign \$327  = instr[44:35] - 1'h1;
+  assign \$328  = ! \$327 [9:0];
+  assign \$329  = $signed(regs[159:128]) - $signed(3'h2);
+  assign \$330  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$331  = ! \$330 [15:0];
+  assign \$332  = $signed(regs[159:128]) - $signed(2'h1);
+  assign \$333  = ! \$332 [15:0];
+  assign \$334  = $signed(regs[127:96]) - $signed(3'h2);
+  assign \$335  = $signed(regs[127:96]) - $signed(2'h1);
+  assign \$336  = ! \$335 [15:0];
+  assign \$337  = $signed(regs[127:96]) - $signed(2'h1);
+  assign \$338  = ! \$337 [15:0];
+  assign \$339  = regs[95:64] - 2'h2;
+  assign \$340  = regs[95:64] - 1'h1;
+  assign \$341  = ! \$340 [31:0];
+  assign \$342  = regs[95:64] - 1'h1;
+  assign \$343  = instr[80:69] == \$342 [31:0];
+  assign \$344  = | regs[479:448];
+  assign \$345  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$346  = $signed(regs[447:416]) < $signed(6'h10);
+  assign \$347  = \$345  & \$346 ;
+  assign \$348  = ~ \$347 ;
+  assign \$349  = \$344  & \$348 ;
+  assign \$350  = $signed(regs[223:192]) >= $signed(2'h1);
+  assign \$351  = \$349  & \$350 ;
+  assign \$352  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
+  assign \$353  = \$351  & \$352 ;
+  assign \$354  = swv == 1'h1;
+  assign \$355  = instr[34:28] > 1'h0;
+  assign \$356  = instr[34:28] > 1'h1;
+  assign \$357  = instr[34:28] > 2'h2;
+  assign \$358  = instr[34:28] > 2'h3;
+  assign \$359  = instr[34:28] > 3'h4;
+  assign \$360  = instr[34:28] > 3'h5;
+  assign \$361  = instr[34:28] > 3'h6;
+  assign \$362  = instr[34:28] > 3'h7;
+  assign \$363  = instr[34:28] > 4'h8;
+  assign \$364  = instr[34:28] > 4'h9;
+  assign \$365  = instr[34:28] > 4'ha;
+  assign \$366  = instr[34:28] > 4'hb;
+  assign \$367  = instr[34:28] > 4'hc;
+  assign \$368  = instr[34:28] > 4'hd;
+  assign \$369  = instr[34:28] > 4'he;
+  assign \$370  = instr[34:28] > 4'hf;
+  assign \$371  = instr[34:28] == 1'h1;
+  assign \$372  = instr[34:28] == 2'h2;
+  assign \$373  = instr[34:28] == 2'h3;
+  assign \$374  = instr[34:28] == 3'h4;
+  assign \$375  = instr[34:28] == 3'h5;
+  assign \$376  = instr[34:28] == 3'h6;
+  assign \$377  = instr[34:28] == 3'h7;
+  assign \$378  = instr[34:28] == 4'h8;
+  assign \$379  = instr[34:28] == 4'h9;
+  assign \$380  = instr[34:28] == 4'ha;
+  assign \$381  = instr[34:28] == 4'hb;
+  assign \$382  = instr[34:28] == 4'hc;
+  assign \$383  = instr[34:28] == 4'hd;
+  assign \$384  = instr[34:28] == 4'he;
+  assign \$385  = instr[34:28] == 4'hf;
+  assign \$386  = instr[34:28] == 5'h10;
+  assign \$387  = swv == 1'h1;
+  assign \$388  = kwn == 1'h1;
+  assign \$389  = instr[34:28] == 1'h1;
+  assign \$390  = d_valid & d_is_a;
+  assign \$391  = d_wr ? 128'h00000000000000000000000000000000 : line;
+  always @(posedge clk)
+    pulse <= \$392 ;
+  always @(posedge clk)
+    d_valid <= \$393 ;
+  always @(posedge clk)
+    d_is_a <= \$394 ;
+  always @(posedge clk)
+    d_target <= \$395 ;
+  always @(posedge clk)
+    d_dest <= \$396 ;
+  always @(posedge clk)
+    d_pad <= \$397 ;
+  always @(posedge clk)
+    d_bank <= \$398 ;
+  always @(posedge clk)
+    d_boff <= \$399 ;
+  always @(posedge clk)
+    d_wr <= \$400 ;
+  always @(posedge clk)
+    d_diag <= \$401 ;
+  always @(posedge clk)
+    d_hit <= \$402 ;
+  always @(posedge clk)
+    d_line0 <= \$403 ;
+  always @(posedge clk)
+    d_line1 <= \$404 ;
+  always @(posedge clk)
+    d_line2 <= \$405 ;
+  always @(posedge clk)
+    d_line3 <= \$406 ;
+  always @(posedge clk)
+    d_line4 <= \$407 ;
+  always @(posedge clk)
+    d_line5 <= \$408 ;
+  always @(posedge clk)
+    d_line6 <= \$409 ;
+  always @(posedge clk)
+    d_line7 <= \$410 ;
+  always @(posedge clk)
+    d_line8 <= \$411 ;
+  always @(posedge clk)
+    d_line9 <= \$412 ;
+  always @(posedge clk)
+    d_line10 <= \$413 ;
+  always @(posedge clk)
+    d_line11 <= \$414 ;
+  always @(posedge clk)
+    d_line12 <= \$415 ;
+  always @(posedge clk)
+    d_line13 <= \$416 ;
+  always @(posedge clk)
+    d_line14 <= \$417 ;
+  always @(posedge clk)
+    d_line15 <= \$418 ;
+  always @(posedge clk)
+    mem_raddr <= \$419 ;
+  always @(posedge clk)
+    dest <= \$420 ;
+  always @(posedge clk)
+    left <= \$421 ;
+  always @(posedge clk)
+    active <= \$422 ;
+  always @(posedge clk)
+    la_bline0 <= \$423 ;
+  always @(posedge clk)
+    la_bline1 <= \$424 ;
+  always @(posedge clk)
+    la_bline2 <= \$425 ;
+  always @(posedge clk)
+    la_bline3 <= \$426 ;
+  always @(posedge clk)
+    la_bline4 <= \$427 ;
+  always @(posedge clk)
+    la_bline5 <= \$428 ;
+  always @(posedge clk)
+    la_bline6 <= \$429 ;
+  always @(posedge clk)
+    la_bline7 <= \$430 ;
+  always @(posedge clk)
+    la_bline8 <= \$431 ;
+  always @(posedge clk)
+    la_bline9 <= \$432 ;
+  always @(posedge clk)
+    la_bline10 <= \$433 ;
+  always @(posedge clk)
+    la_bline11 <= \$434 ;
+  always @(posedge clk)
+    la_bline12 <= \$435 ;
+  always @(posedge clk)
+    la_bline13 <= \$436 ;
+  always @(posedge clk)
+    la_bline14 <= \$437 ;
+  always @(posedge clk)
+    la_bline15 <= \$438 ;
+  always @(posedge clk)
+    cb <= \$439 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    wrap = 1'h0;
+    \$440  = cb_end;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$80 ) begin
+      if (\$231 ) begin
       end else if (diag) begin
+        \$440  = \$256 ;
       end else begin
-        if (\$81 ) begin
-          if (\$82 ) begin
-            if (\$83 ) begin
-              wrap = \$85 ;
+        \$440  = \$294 ;
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$440  = \$328 ;
+      end
+    end
+    if (rst) begin
+      \$440  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$441  = iwk;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          \$441  = \$257 [31:0];
+          if (\$258 ) begin
+            \$441  = iw;
+          end
+        end
+      end else begin
+        if (cb_end) begin
+          \$441  = \$295 [31:0];
+          if (kw_end) begin
+            \$441  = iw;
+            if (kh_end) begin
+              \$441  = \$17 [31:0];
             end
           end
         end
       end
     end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$441  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+      end
+    end
+    if (rst) begin
+      \$441  = 32'd0;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    n_ih = 32'd0;
+    \$442  = col_addr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$80 ) begin
+      if (\$231 ) begin
       end else if (diag) begin
+        if (cb_end) begin
+          \$442  = \$21 [31:0];
+          if (\$258 ) begin
+            \$442  = \$22 [31:0];
+          end
+        end
       end else begin
-        if (\$81 ) begin
-          if (\$82 ) begin
-            if (\$83 ) begin
-              n_ih = \$87 [31:0];
+        if (cb_end) begin
+          \$442  = \$21 [31:0];
+          if (kw_end) begin
+            \$442  = \$22 [31:0];
+            if (kh_end) begin
+              \$442  = \$20 [31:0];
             end
           end
         end
       end
     end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$442  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$442  = 32'd0;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    n_iw = 32'd0;
+    \$443  = ihk;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$80 ) begin
+      if (\$231 ) begin
       end else if (diag) begin
+        if (cb_end) begin
+          if (\$258 ) begin
+            \$443  = \$259 [31:0];
+          end
+        end
       end else begin
-        if (\$81 ) begin
-          if (\$82 ) begin
-            if (\$83 ) begin
-              n_iw = \$90 [31:0];
+        if (cb_end) begin
+          if (kw_end) begin
+            \$443  = \$300 [31:0];
+            if (kh_end) begin
+              \$443  = \$14 [31:0];
             end
           end
         end
       end
     end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$443  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+      end
+    end
+    if (rst) begin
+      \$443  = 32'd0;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    n_pa = 32'd0;
+    \$444  = row_addr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$80 ) begin
+      if (\$231 ) begin
       end else if (diag) begin
+        if (cb_end) begin
+          if (\$258 ) begin
+            \$444  = \$22 [31:0];
+          end
+        end
       end else begin
-        if (\$81 ) begin
-          if (\$82 ) begin
-            if (\$83 ) begin
-              n_pa = \$93 [31:0];
+        if (cb_end) begin
+          if (kw_end) begin
+            \$444  = \$22 [31:0];
+            if (kh_end) begin
+              \$444  = \$20 [31:0];
             end
           end
         end
       end
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    kwn = 17'h00000;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$94 ) begin
+      if (\$312 ) begin
       end else begin
-        kwn = \$96 ;
+        \$444  = instr[112:81];
       end
+    end
+    if (rst) begin
+      \$444  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    swv = 17'h00000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        swv = regs[208:192];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n0 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n0 = 23'h000000;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n1 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n1 = \$97 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n2 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n2 = \$98 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n3 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n3 = \$99 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n4 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n4 = \$100 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n5 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n5 = \$101 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n6 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n6 = \$102 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n7 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n7 = \$103 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n8 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n8 = \$104 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n9 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n9 = \$105 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n10 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n10 = \$106 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n11 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n11 = \$107 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n12 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n12 = \$108 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n13 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n13 = \$109 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n14 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n14 = \$110 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    la_lo_n15 = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        la_lo_n15 = \$111 [22:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    lo_last = 23'h000000;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$94 ) begin
-      end else begin
-        if (\$112 ) begin
-          lo_last = la_lo_n0;
-        end
-        if (\$113 ) begin
-          lo_last = la_lo_n1;
-        end
-        if (\$114 ) begin
-          lo_last = la_lo_n2;
-        end
-        if (\$115 ) begin
-          lo_last = la_lo_n3;
-        end
-        if (\$116 ) begin
-          lo_last = la_lo_n4;
-        end
-        if (\$117 ) begin
-          lo_last = la_lo_n5;
-        end
-        if (\$118 ) begin
-          lo_last = la_lo_n6;
-        end
-        if (\$119 ) begin
-          lo_last = la_lo_n7;
-        end
-        if (\$120 ) begin
-          lo_last = la_lo_n8;
-        end
-        if (\$121 ) begin
-          lo_last = la_lo_n9;
-        end
-        if (\$122 ) begin
-          lo_last = la_lo_n10;
-        end
-        if (\$123 ) begin
-          lo_last = la_lo_n11;
-        end
-        if (\$124 ) begin
-          lo_last = la_lo_n12;
-        end
-        if (\$125 ) begin
-          lo_last = la_lo_n13;
-        end
-        if (\$126 ) begin
-          lo_last = la_lo_n14;
-        end
-        if (\$127 ) begin
-          lo_last = la_lo_n15;
+    \$445  = hit;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$445  = 16'h0001;
+          end else begin
+            \$445  = \$271 ;
+          end
         end
       end
     end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$445  = 16'h0001;
+      end
+    end
+    if (rst) begin
+      \$445  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$450  = 1'h0;
+    \$446  = \$signal$122 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$446  = 16'h0002;
+          end else begin
+            \$446  = \$281 [15:0];
+          end
+        end
+      end
+    end
     if (issue) begin
-      \$450  = 1'h1;
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$446  = 16'h0002;
+      end
+    end
+    if (rst) begin
+      \$446  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$447  = \$signal$123 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$447  = \$signal$124 ;
+          end else begin
+            \$447  = \$273 [16:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$447  = swv;
+      end
+    end
+    if (rst) begin
+      \$447  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$448  = \$signal$125 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$448  = 16'h0001;
+          end else begin
+            \$448  = \$283 [15:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$448  = 16'h0001;
+      end
+    end
+    if (rst) begin
+      \$448  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$449  = \$signal$126 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$449  = kwc;
+          end else begin
+            \$449  = \$275 [16:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$449  = kwn;
+      end
+    end
+    if (rst) begin
+      \$449  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$450  = \$signal$128 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$450  = \$260 ;
+          end else begin
+            \$450  = \$277 ;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$450  = \$387 ;
+      end
     end
     if (rst) begin
       \$450  = 1'h0;
@@ -38455,209 +38254,138 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$451  = active;
+    \$451  = \$signal$120 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$451  = \$261 ;
+          end else begin
+            \$451  = \$279 ;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$451  = \$388 ;
+      end
+    end
     if (rst) begin
       \$451  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$452  = is_a;
+    \$452  = stop_last;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          (* full_case = 32'd1 *)
+          if (\$258 ) begin
+            \$452  = last_bank[0];
+          end else begin
+            \$452  = \$287 ;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$452  = \$389 ;
+      end
+    end
     if (rst) begin
       \$452  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$453  = target;
-    if (rst) begin
-      \$453  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$454  = dest;
-    if (rst) begin
-      \$454  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$455  = \$329 ;
-    if (rst) begin
-      \$455  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$456  = bank;
-    if (rst) begin
-      \$456  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$457  = boff;
-    if (rst) begin
-      \$457  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$458  = \$332 ;
-    if (rst) begin
-      \$458  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$459  = diag;
-    if (rst) begin
-      \$459  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$460  = { \$73 , \$69 , \$65 , \$61 , \$57 , \$53 , \$49 , \$45 , \$41 , \$37 , \$33 , \$29 , \$25 , \$21 , \$17 , \$13  };
-    if (rst) begin
-      \$460  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$461  = la_bline0;
-    if (rst) begin
-      \$461  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$462  = la_bline1;
-    if (rst) begin
-      \$462  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$463  = la_bline2;
-    if (rst) begin
-      \$463  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$464  = la_bline3;
-    if (rst) begin
-      \$464  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$465  = la_bline4;
-    if (rst) begin
-      \$465  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$466  = la_bline5;
-    if (rst) begin
-      \$466  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$467  = la_bline6;
-    if (rst) begin
-      \$467  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$468  = la_bline7;
-    if (rst) begin
-      \$468  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$469  = la_bline8;
-    if (rst) begin
-      \$469  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$470  = la_bline9;
-    if (rst) begin
-      \$470  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$471  = la_bline10;
-    if (rst) begin
-      \$471  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$472  = la_bline11;
-    if (rst) begin
-      \$472  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$473  = la_bline12;
-    if (rst) begin
-      \$473  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$474  = la_bline13;
-    if (rst) begin
-      \$474  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$475  = la_bline14;
-    if (rst) begin
-      \$475  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$476  = la_bline15;
-    if (rst) begin
-      \$476  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$477  = mem_raddr;
+    \$453  = kh;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$333 ) begin
-        \$477  = \$334 [31:0];
+      if (\$231 ) begin
       end else if (diag) begin
-        \$477  = \$339 [31:0];
-        if (\$356 ) begin
-          \$477  = \$360 [31:0];
-          if (\$361 ) begin
-            \$477  = \$366 [31:0];
+        if (cb_end) begin
+          if (\$258 ) begin
+            \$453  = \$263 [15:0];
           end
         end
       end else begin
-        \$477  = \$369 [31:0];
-        if (\$372 ) begin
-          \$477  = \$376 [31:0];
-          if (\$377 ) begin
-            \$477  = \$382 [31:0];
-            if (\$383 ) begin
-              \$477  = n_pa;
+        if (cb_end) begin
+          if (kw_end) begin
+            \$453  = \$302 [15:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$453  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$453  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$454  = kh_end;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_end) begin
+          if (\$258 ) begin
+            \$454  = \$265 ;
+          end
+        end
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            \$454  = \$304 ;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$454  = \$338 ;
+      end
+    end
+    if (rst) begin
+      \$454  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$455  = boff;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        (* full_case = 32'd1 *)
+        if (line_full) begin
+          \$455  = 6'h00;
+        end else begin
+          \$455  = \$290 [5:0];
+        end
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$455  = 6'h00;
             end
           end
         end
@@ -38665,10 +38393,427 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$389 ) begin
-        \$477  = instr[77:46];
+      if (\$312 ) begin
       end else begin
-        \$477  = instr[112:81];
+        \$455  = 6'h00;
+      end
+    end
+    if (rst) begin
+      \$455  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$456  = kw;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          \$456  = \$297 [15:0];
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$456  = 16'h0000;
+      end
+    end
+    if (rst) begin
+      \$456  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$457  = kw_end;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          \$457  = \$299 ;
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$457  = \$333 ;
+      end
+    end
+    if (rst) begin
+      \$457  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$458  = bank;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$458  = \$305 [15:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$458  = 16'h0001;
+      end
+    end
+    if (rst) begin
+      \$458  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$459  = pix_left;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$459  = \$306 [6:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$459  = instr[34:28];
+      end
+    end
+    if (rst) begin
+      \$459  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$460  = ih;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$460  = \$14 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$460  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+      end
+    end
+    if (rst) begin
+      \$460  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$461  = iw;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$461  = \$17 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$461  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+      end
+    end
+    if (rst) begin
+      \$461  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$462  = pa;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$462  = \$20 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$462  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$462  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$463  = ow;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$463  = \$308 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$463  = { 20'h00000, instr[80:69] };
+      end
+    end
+    if (rst) begin
+      \$463  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$464  = ow_end;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+      end else begin
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$464  = \$310 ;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$464  = \$343 ;
+      end
+    end
+    if (rst) begin
+      \$464  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$465  = is_a;
+    if (issue) begin
+      \$465  = \is_a$38 ;
+    end
+    if (rst) begin
+      \$465  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$466  = target;
+    if (issue) begin
+      if (\$312 ) begin
+        \$466  = instr[13:12];
+      end
+    end
+    if (rst) begin
+      \$466  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$467  = stride;
+    if (issue) begin
+      if (\$312 ) begin
+        \$467  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
+      end
+    end
+    if (rst) begin
+      \$467  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$468  = dst0;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$468  = { 2'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$468  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$469  = pad_value;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$469  = regs[391:384];
+      end
+    end
+    if (rst) begin
+      \$469  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$470  = g_bytes;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$470  = \$323 ;
+      end
+    end
+    if (rst) begin
+      \$470  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$471  = cb_m2;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$471  = \$324 [9:0];
+      end
+    end
+    if (rst) begin
+      \$471  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$472  = cb_is1;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$472  = \$326 ;
+      end
+    end
+    if (rst) begin
+      \$472  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$473  = kw_m2;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$473  = \$329 [15:0];
+      end
+    end
+    if (rst) begin
+      \$473  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$474  = kw_is1;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$474  = \$331 ;
+      end
+    end
+    if (rst) begin
+      \$474  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$475  = kh_m2;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$475  = \$334 [15:0];
+      end
+    end
+    if (rst) begin
+      \$475  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$476  = kh_is1;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$476  = \$336 ;
+      end
+    end
+    if (rst) begin
+      \$476  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$477  = ow_m2;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$477  = \$339 [31:0];
       end
     end
     if (rst) begin
@@ -38677,20 +38822,522 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$478  = dest;
+    \$478  = ow_is1;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$478  = \$341 ;
+      end
+    end
+    if (rst) begin
+      \$478  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$479  = diag;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$479  = \$353 ;
+      end
+    end
+    if (rst) begin
+      \$479  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$480  = \$signal$124 ;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$480  = swv;
+      end
+    end
+    if (rst) begin
+      \$480  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$481  = kwc;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$481  = kwn;
+      end
+    end
+    if (rst) begin
+      \$481  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$482  = sw_is1;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$482  = \$354 ;
+      end
+    end
+    if (rst) begin
+      \$482  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$483  = np_mask;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$483  = { \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355  };
+      end
+    end
+    if (rst) begin
+      \$483  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$484  = last_bank;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$484  = { \$386 , \$385 , \$384 , \$383 , \$382 , \$381 , \$380 , \$379 , \$378 , \$377 , \$376 , \$375 , \$374 , \$373 , \$372 , \$371  };
+      end
+    end
+    if (rst) begin
+      \$484  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$485  = la_in_h;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$485  = regs[31:0];
+      end
+    end
+    if (rst) begin
+      \$485  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$486  = la_in_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$486  = regs[63:32];
+      end
+    end
+    if (rst) begin
+      \$486  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$487  = la_out_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$487  = regs[95:64];
+      end
+    end
+    if (rst) begin
+      \$487  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$488  = la_stride_h;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$488  = regs[191:160];
+      end
+    end
+    if (rst) begin
+      \$488  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$489  = la_stride_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$489  = regs[223:192];
+      end
+    end
+    if (rst) begin
+      \$489  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$490  = la_pad_w;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$490  = regs[255:224];
+      end
+    end
+    if (rst) begin
+      \$490  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$491  = la_step_kh;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$491  = regs[287:256];
+      end
+    end
+    if (rst) begin
+      \$491  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$492  = la_step_kw;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$492  = regs[319:288];
+      end
+    end
+    if (rst) begin
+      \$492  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$493  = la_step_ow;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$493  = regs[351:320];
+      end
+    end
+    if (rst) begin
+      \$493  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$494  = la_step_wrap;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$494  = regs[383:352];
+      end
+    end
+    if (rst) begin
+      \$494  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$495  = acc_line;
+    if (\$390 ) begin
+      \$495  = \$391 ;
+    end
+    if (rst) begin
+      \$495  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    kwn = 17'h00000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$23 ) begin
+      end else begin
+        kwn = \$25 ;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    swv = 17'h00000;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$23 ) begin
+      end else begin
+        swv = regs[208:192];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$392  = 1'h0;
+    if (issue) begin
+      \$392  = 1'h1;
+    end
+    if (rst) begin
+      \$392  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$393  = active;
+    if (rst) begin
+      \$393  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$394  = is_a;
+    if (rst) begin
+      \$394  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$395  = target;
+    if (rst) begin
+      \$395  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$396  = dest;
+    if (rst) begin
+      \$396  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$397  = \$227 ;
+    if (rst) begin
+      \$397  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$398  = bank;
+    if (rst) begin
+      \$398  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$399  = boff;
+    if (rst) begin
+      \$399  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$400  = \$230 ;
+    if (rst) begin
+      \$400  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$401  = diag;
+    if (rst) begin
+      \$401  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$402  = hit;
+    if (rst) begin
+      \$402  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$403  = la_bline0;
+    if (rst) begin
+      \$403  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$404  = la_bline1;
+    if (rst) begin
+      \$404  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$405  = la_bline2;
+    if (rst) begin
+      \$405  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$406  = la_bline3;
+    if (rst) begin
+      \$406  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$407  = la_bline4;
+    if (rst) begin
+      \$407  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$408  = la_bline5;
+    if (rst) begin
+      \$408  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$409  = la_bline6;
+    if (rst) begin
+      \$409  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$410  = la_bline7;
+    if (rst) begin
+      \$410  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$411  = la_bline8;
+    if (rst) begin
+      \$411  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$412  = la_bline9;
+    if (rst) begin
+      \$412  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$413  = la_bline10;
+    if (rst) begin
+      \$413  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$414  = la_bline11;
+    if (rst) begin
+      \$414  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$415  = la_bline12;
+    if (rst) begin
+      \$415  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$416  = la_bline13;
+    if (rst) begin
+      \$416  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$417  = la_bline14;
+    if (rst) begin
+      \$417  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$418  = la_bline15;
+    if (rst) begin
+      \$418  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$419  = mem_raddr;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$333 ) begin
-        \$478  = \$335 [17:0];
+      if (\$231 ) begin
+        \$419  = \$232 [31:0];
+      end else if (diag) begin
+        \$419  = \$236 [31:0];
+        if (cb_end) begin
+          \$419  = \$21 [31:0];
+          if (\$258 ) begin
+            \$419  = \$22 [31:0];
+          end
+        end
+      end else begin
+        \$419  = \$288 [31:0];
+        if (cb_end) begin
+          \$419  = \$21 [31:0];
+          if (kw_end) begin
+            \$419  = \$22 [31:0];
+            if (kh_end) begin
+              \$419  = \$20 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+        \$419  = instr[77:46];
+      end else begin
+        \$419  = instr[112:81];
+      end
+    end
+    if (rst) begin
+      \$419  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$420  = dest;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+        \$420  = \$233 [17:0];
       end else if (diag) begin
       end else begin
         if (line_full) begin
-          \$478  = \$370 [17:0];
+          \$420  = \$289 [17:0];
         end
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$478  = dst0;
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              \$420  = dst0;
             end
           end
         end
@@ -38698,56 +39345,56 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$389 ) begin
-        \$478  = { 2'h0, instr[29:14] };
+      if (\$312 ) begin
+        \$420  = { 2'h0, instr[29:14] };
       end else begin
-        \$478  = { 2'h0, instr[27:12] };
+        \$420  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$478  = 18'h00000;
+      \$420  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$479  = left;
+    \$421  = left;
     if (active) begin
-      if (\$333 ) begin
-        \$479  = \$336 [16:0];
+      if (\$231 ) begin
+        \$421  = \$234 [16:0];
       end
     end
     if (issue) begin
-      if (\$389 ) begin
-        \$479  = { 1'h0, instr[45:30] };
+      if (\$312 ) begin
+        \$421  = { 1'h0, instr[45:30] };
       end
     end
     if (rst) begin
-      \$479  = 17'h00000;
+      \$421  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$480  = active;
+    \$422  = active;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$333 ) begin
-        if (\$337 ) begin
-          \$480  = 1'h0;
+      if (\$231 ) begin
+        if (\$235 ) begin
+          \$422  = 1'h0;
         end
       end else if (diag) begin
-        if (\$356 ) begin
-          if (\$361 ) begin
-            if (\$367 ) begin
-              \$480  = 1'h0;
+        if (cb_end) begin
+          if (\$258 ) begin
+            if (kh_end) begin
+              \$422  = 1'h0;
             end
           end
         end
       end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              if (\$388 ) begin
-                \$480  = 1'h0;
+        if (cb_end) begin
+          if (kw_end) begin
+            if (kh_end) begin
+              if (\$311 ) begin
+                \$422  = 1'h0;
               end
             end
           end
@@ -38756,1564 +39403,376 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$389 ) begin
-        \$480  = \$390 ;
+      if (\$312 ) begin
+        \$422  = \$313 ;
       end else begin
-        \$480  = \$396 ;
+        \$422  = \$319 ;
       end
     end
     if (rst) begin
-      \$480  = 1'h0;
+      \$422  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$481  = cb;
+    \$423  = la_bline0;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$423  = \$237 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$423  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$423  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$424  = la_bline1;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$424  = \$238 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$424  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$424  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$425  = la_bline2;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$425  = \$239 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$425  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$425  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$426  = la_bline3;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$426  = \$240 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$426  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$426  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$427  = la_bline4;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$427  = \$241 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$427  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$427  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$428  = la_bline5;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$428  = \$242 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$428  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$428  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$429  = la_bline6;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$429  = \$243 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$429  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$429  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$430  = la_bline7;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$430  = \$244 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$430  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$430  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$431  = la_bline8;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$431  = \$245 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$431  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$431  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$432  = la_bline9;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$432  = \$246 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$432  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$432  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$433  = la_bline10;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$433  = \$247 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$433  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$433  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$434  = la_bline11;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$434  = \$248 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$434  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$434  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$435  = la_bline12;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$435  = \$249 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$435  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$435  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$436  = la_bline13;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$436  = \$250 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$436  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$436  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$437  = la_bline14;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$437  = \$251 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$437  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$437  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$438  = la_bline15;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$438  = \$252 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$312 ) begin
+      end else begin
+        \$438  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$438  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$439  = cb;
     if (active) begin
       (* full_case = 32'd1 *)
-      if (\$333 ) begin
+      if (\$231 ) begin
       end else if (diag) begin
-        \$481  = \$338 [9:0];
-        if (\$356 ) begin
-          \$481  = 10'h000;
-        end
+        \$439  = \$254 [9:0];
       end else begin
-        \$481  = \$368 [9:0];
-        if (\$372 ) begin
-          \$481  = 10'h000;
-        end
+        \$439  = \$292 [9:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$389 ) begin
+      if (\$312 ) begin
       end else begin
-        \$481  = 10'h000;
+        \$439  = 10'h000;
       end
     end
     if (rst) begin
-      \$481  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$482  = la_bline0;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$482  = \$340 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$482  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$482  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$483  = la_bline1;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$483  = \$341 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$483  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$483  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$484  = la_bline2;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$484  = \$342 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$484  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$484  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$485  = la_bline3;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$485  = \$343 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$485  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$485  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$486  = la_bline4;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$486  = \$344 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$486  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$486  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$487  = la_bline5;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$487  = \$345 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$487  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$487  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$488  = la_bline6;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$488  = \$346 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$488  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$488  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$489  = la_bline7;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$489  = \$347 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$489  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$489  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$490  = la_bline8;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$490  = \$348 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$490  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$490  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$491  = la_bline9;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$491  = \$349 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$491  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$491  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$492  = la_bline10;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$492  = \$350 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$492  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$492  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$493  = la_bline11;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$493  = \$351 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$493  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$493  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$494  = la_bline12;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$494  = \$352 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$494  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$494  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$495  = la_bline13;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$495  = \$353 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$495  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$495  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$496  = la_bline14;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$496  = \$354 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$496  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$496  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$497  = la_bline15;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        \$497  = \$355 [55:0];
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$497  = { 40'h0000000000, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$497  = 56'h00000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$498  = jc;
-    if (active) begin
-      if (\$333 ) begin
-      end else if (diag) begin
-        if (\$356 ) begin
-          \$498  = \$357 [22:0];
-          if (\$361 ) begin
-            \$498  = 23'h000000;
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$498  = 23'h000000;
-      end
-    end
-    if (rst) begin
-      \$498  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$499  = iwk;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-        if (\$356 ) begin
-          \$499  = \$358 [31:0];
-          if (\$361 ) begin
-            \$499  = iw;
-          end
-        end
-      end else begin
-        if (\$372 ) begin
-          \$499  = \$374 [31:0];
-          if (\$377 ) begin
-            \$499  = iw;
-            if (\$383 ) begin
-              \$499  = n_iw;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$499  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
-      end
-    end
-    if (rst) begin
-      \$499  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$500  = col_addr;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-        if (\$356 ) begin
-          \$500  = \$359 [31:0];
-          if (\$361 ) begin
-            \$500  = \$365 [31:0];
-          end
-        end
-      end else begin
-        if (\$372 ) begin
-          \$500  = \$375 [31:0];
-          if (\$377 ) begin
-            \$500  = \$381 [31:0];
-            if (\$383 ) begin
-              \$500  = n_pa;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$500  = instr[112:81];
-      end
-    end
-    if (rst) begin
-      \$500  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$501  = kh;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-        if (\$356 ) begin
-          if (\$361 ) begin
-            \$501  = \$362 [15:0];
-          end
-        end
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            \$501  = \$378 [15:0];
-            if (\$383 ) begin
-              \$501  = 16'h0000;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$501  = 16'h0000;
-      end
-    end
-    if (rst) begin
-      \$501  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$502  = ihk;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-        if (\$356 ) begin
-          if (\$361 ) begin
-            \$502  = \$363 [31:0];
-          end
-        end
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            \$502  = \$379 [31:0];
-            if (\$383 ) begin
-              \$502  = n_ih;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$502  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
-      end
-    end
-    if (rst) begin
-      \$502  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$503  = row_addr;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-        if (\$356 ) begin
-          if (\$361 ) begin
-            \$503  = \$364 [31:0];
-          end
-        end
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            \$503  = \$380 [31:0];
-            if (\$383 ) begin
-              \$503  = n_pa;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$503  = instr[112:81];
-      end
-    end
-    if (rst) begin
-      \$503  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$504  = boff;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        (* full_case = 32'd1 *)
-        if (line_full) begin
-          \$504  = 6'h00;
-        end else begin
-          \$504  = \$371 [5:0];
-        end
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$504  = 6'h00;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$504  = 6'h00;
-      end
-    end
-    if (rst) begin
-      \$504  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$505  = kw;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          \$505  = \$373 [15:0];
-          if (\$377 ) begin
-            \$505  = 16'h0000;
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$505  = 16'h0000;
-      end
-    end
-    if (rst) begin
-      \$505  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$506  = bank;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$506  = \$384 [15:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$506  = 16'h0001;
-      end
-    end
-    if (rst) begin
-      \$506  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$507  = pix_left;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$507  = \$385 [6:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$507  = instr[34:28];
-      end
-    end
-    if (rst) begin
-      \$507  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$508  = ow;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$508  = \$387 [31:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$508  = { 20'h00000, instr[80:69] };
-      end
-    end
-    if (rst) begin
-      \$508  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$509  = ih;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$509  = n_ih;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$509  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
-      end
-    end
-    if (rst) begin
-      \$509  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$510  = iw;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$510  = n_iw;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$510  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
-      end
-    end
-    if (rst) begin
-      \$510  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$511  = pa;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$333 ) begin
-      end else if (diag) begin
-      end else begin
-        if (\$372 ) begin
-          if (\$377 ) begin
-            if (\$383 ) begin
-              \$511  = n_pa;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$511  = instr[112:81];
-      end
-    end
-    if (rst) begin
-      \$511  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$512  = is_a;
-    if (issue) begin
-      \$512  = \is_a$73 ;
-    end
-    if (rst) begin
-      \$512  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$513  = target;
-    if (issue) begin
-      if (\$389 ) begin
-        \$513  = instr[13:12];
-      end
-    end
-    if (rst) begin
-      \$513  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$514  = stride;
-    if (issue) begin
-      if (\$389 ) begin
-        \$514  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
-      end
-    end
-    if (rst) begin
-      \$514  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$515  = dst0;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$515  = { 2'h0, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$515  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$516  = kh_last;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$516  = \$397 [15:0];
-      end
-    end
-    if (rst) begin
-      \$516  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$517  = kw_last;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$517  = \$398 [15:0];
-      end
-    end
-    if (rst) begin
-      \$517  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$518  = cb_last;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$518  = \$399 [9:0];
-      end
-    end
-    if (rst) begin
-      \$518  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$519  = pad_value;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$519  = regs[391:384];
-      end
-    end
-    if (rst) begin
-      \$519  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$520  = g_bytes;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$520  = \$403 ;
-      end
-    end
-    if (rst) begin
-      \$520  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$521  = diag;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$521  = \$413 ;
-      end
-    end
-    if (rst) begin
-      \$521  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$522  = j_last;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$522  = \$415 [22:0];
-      end
-    end
-    if (rst) begin
-      \$522  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$523  = np_mask;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$523  = { \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424 , \$423 , \$422 , \$421 , \$420 , \$419 , \$418 , \$417 , \$416  };
-      end
-    end
-    if (rst) begin
-      \$523  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$524  = la_lo0;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$524  = la_lo_n0;
-      end
-    end
-    if (rst) begin
-      \$524  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$525  = la_lo1;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$525  = la_lo_n1;
-      end
-    end
-    if (rst) begin
-      \$525  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$526  = la_lo2;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$526  = la_lo_n2;
-      end
-    end
-    if (rst) begin
-      \$526  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$527  = la_lo3;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$527  = la_lo_n3;
-      end
-    end
-    if (rst) begin
-      \$527  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$528  = la_lo4;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$528  = la_lo_n4;
-      end
-    end
-    if (rst) begin
-      \$528  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$529  = la_lo5;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$529  = la_lo_n5;
-      end
-    end
-    if (rst) begin
-      \$529  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$530  = la_lo6;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$530  = la_lo_n6;
-      end
-    end
-    if (rst) begin
-      \$530  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$531  = la_lo7;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$531  = la_lo_n7;
-      end
-    end
-    if (rst) begin
-      \$531  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$532  = la_lo8;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$532  = la_lo_n8;
-      end
-    end
-    if (rst) begin
-      \$532  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$533  = la_lo9;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$533  = la_lo_n9;
-      end
-    end
-    if (rst) begin
-      \$533  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$534  = la_lo10;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$534  = la_lo_n10;
-      end
-    end
-    if (rst) begin
-      \$534  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$535  = la_lo11;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$535  = la_lo_n11;
-      end
-    end
-    if (rst) begin
-      \$535  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$536  = la_lo12;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$536  = la_lo_n12;
-      end
-    end
-    if (rst) begin
-      \$536  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$537  = la_lo13;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$537  = la_lo_n13;
-      end
-    end
-    if (rst) begin
-      \$537  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$538  = la_lo14;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$538  = la_lo_n14;
-      end
-    end
-    if (rst) begin
-      \$538  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$539  = la_lo15;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$539  = la_lo_n15;
-      end
-    end
-    if (rst) begin
-      \$539  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$540  = la_hi0;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$540  = \$432 [22:0];
-      end
-    end
-    if (rst) begin
-      \$540  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$541  = la_hi1;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$541  = \$433 [22:0];
-      end
-    end
-    if (rst) begin
-      \$541  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$542  = la_hi2;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$542  = \$434 [22:0];
-      end
-    end
-    if (rst) begin
-      \$542  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$543  = la_hi3;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$543  = \$435 [22:0];
-      end
-    end
-    if (rst) begin
-      \$543  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$544  = la_hi4;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$544  = \$436 [22:0];
-      end
-    end
-    if (rst) begin
-      \$544  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$545  = la_hi5;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$545  = \$437 [22:0];
-      end
-    end
-    if (rst) begin
-      \$545  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$546  = la_hi6;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$546  = \$438 [22:0];
-      end
-    end
-    if (rst) begin
-      \$546  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$547  = la_hi7;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$547  = \$439 [22:0];
-      end
-    end
-    if (rst) begin
-      \$547  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$548  = la_hi8;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$548  = \$440 [22:0];
-      end
-    end
-    if (rst) begin
-      \$548  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$549  = la_hi9;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$549  = \$441 [22:0];
-      end
-    end
-    if (rst) begin
-      \$549  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$550  = la_hi10;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$550  = \$442 [22:0];
-      end
-    end
-    if (rst) begin
-      \$550  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$551  = la_hi11;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$551  = \$443 [22:0];
-      end
-    end
-    if (rst) begin
-      \$551  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$552  = la_hi12;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$552  = \$444 [22:0];
-      end
-    end
-    if (rst) begin
-      \$552  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$553  = la_hi13;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$553  = \$445 [22:0];
-      end
-    end
-    if (rst) begin
-      \$553  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$554  = la_hi14;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$554  = \$446 [22:0];
-      end
-    end
-    if (rst) begin
-      \$554  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$555  = la_hi15;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$555  = \$447 [22:0];
-      end
-    end
-    if (rst) begin
-      \$555  = 23'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$556  = la_in_h;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$556  = regs[31:0];
-      end
-    end
-    if (rst) begin
-      \$556  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$557  = la_in_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$557  = regs[63:32];
-      end
-    end
-    if (rst) begin
-      \$557  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$558  = la_out_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$558  = regs[95:64];
-      end
-    end
-    if (rst) begin
-      \$558  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$559  = la_stride_h;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$559  = regs[191:160];
-      end
-    end
-    if (rst) begin
-      \$559  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$560  = la_stride_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$560  = regs[223:192];
-      end
-    end
-    if (rst) begin
-      \$560  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$561  = la_pad_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$561  = regs[255:224];
-      end
-    end
-    if (rst) begin
-      \$561  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$562  = la_step_kh;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$562  = regs[287:256];
-      end
-    end
-    if (rst) begin
-      \$562  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$563  = la_step_kw;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$563  = regs[319:288];
-      end
-    end
-    if (rst) begin
-      \$563  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$564  = la_step_ow;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$564  = regs[351:320];
-      end
-    end
-    if (rst) begin
-      \$564  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$565  = la_step_wrap;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$389 ) begin
-      end else begin
-        \$565  = regs[383:352];
-      end
-    end
-    if (rst) begin
-      \$565  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$566  = acc_line;
-    if (\$448 ) begin
-      \$566  = \$449 ;
-    end
-    if (rst) begin
-      \$566  = 128'h00000000000000000000000000000000;
+      \$439  = 10'h000;
     end
   end
   assign addr = mem_raddr;
   assign mem_ren = ren;
-  assign hit = { \$73 , \$69 , \$65 , \$61 , \$57 , \$53 , \$49 , \$45 , \$41 , \$37 , \$33 , \$29 , \$25 , \$21 , \$17 , \$13  };
+  assign \$signal  = \$14 [31:0];
+  assign n_iw = \$17 [31:0];
+  assign \$signal$27  = \$20 [31:0];
+  assign \$signal$31  = \$21 [31:0];
+  assign nrow = \$22 [31:0];
   assign mem_rdata = w_wdata;
   assign s_waddr = d_dest[5:0];
   assign s_wdata = w_wdata;
   assign b_waddr = d_dest[7:2];
   assign b_wdata = { w_wdata[127:120], w_wdata[127:120], w_wdata[127:120], w_wdata[127:112], w_wdata[119:112], w_wdata[119:112], w_wdata[119:104], w_wdata[111:104], w_wdata[111:104], w_wdata[111:96], w_wdata[103:96], w_wdata[103:96], w_wdata[103:88], w_wdata[95:88], w_wdata[95:88], w_wdata[95:80], w_wdata[87:80], w_wdata[87:80], w_wdata[87:72], w_wdata[79:72], w_wdata[79:72], w_wdata[79:64], w_wdata[71:64], w_wdata[71:64], w_wdata[71:56], w_wdata[63:56], w_wdata[63:56], w_wdata[63:48], w_wdata[55:48], w_wdata[55:48], w_wdata[55:40], w_wdata[47:40], w_wdata[47:40], w_wdata[47:32], w_wdata[39:32], w_wdata[39:32], w_wdata[39:24], w_wdata[31:24], w_wdata[31:24], w_wdata[31:16], w_wdata[23:16], w_wdata[23:16], w_wdata[23:8], w_wdata[15:8], w_wdata[15:8], w_wdata[15:0], w_wdata[7:0], w_wdata[7:0], w_wdata[7:0] };
-  assign keep = { \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300 , \$299 , \$298 , \$297 , \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262 , \$261 , \$260 , \$259 , \$258 , \$257 , \$256 , \$255 , \$254 , \$253 , \$252 , \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191  };
+  assign keep = { \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188 , \$187 , \$186 , \$185 , \$184 , \$183 , \$182 , \$181 , \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174 , \$173 , \$172 , \$171 , \$170 , \$169 , \$168 , \$167 , \$166 , \$165 , \$164 , \$163 , \$162 , \$161 , \$160 , \$159 , \$158 , \$157 , \$156 , \$155 , \$154 , \$153 , \$152 , \$151 , \$150 , \$149 , \$148 , \$147 , \$146 , \$145 , \$144 , \$143 , \$142 , \$141 , \$140 , \$139 , \$138 , \$137 , \$136 , \$135 , \$134 , \$133 , \$132 , \$131 , \$130 , \$129 , \$128 , \$127 , \$126 , \$125 , \$124 , \$123 , \$122 , \$121 , \$120 , \$119 , \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103 , \$102 , \$101 , \$100 , \$99 , \$98 , \$97 , \$96 , \$95 , \$94 , \$93 , \$92 , \$91 , \$90 , \$89  };
   assign a_wdata = line;
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
-  assign err_code = { 1'h0, \$328  };
-  assign \port$646$0  = \$328 ;
+  assign err_code = { 1'h0, \$226  };
+  assign \port$501$0  = \$226 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -40356,27 +39815,30 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$73 , ren, w_wen, s_wen, a
   assign \a_waddr[13]  = a_waddr[139:130];
   assign \a_waddr[14]  = a_waddr[149:140];
   assign \a_waddr[15]  = a_waddr[159:150];
-  assign a_waddr[159:150] = \$190 [9:0];
-  assign a_waddr[149:140] = \$189 [9:0];
-  assign a_waddr[139:130] = \$188 [9:0];
-  assign a_waddr[129:120] = \$187 [9:0];
-  assign a_waddr[119:110] = \$186 [9:0];
-  assign a_waddr[109:100] = \$185 [9:0];
-  assign a_waddr[99:90] = \$184 [9:0];
-  assign a_waddr[89:80] = \$183 [9:0];
-  assign a_waddr[79:70] = \$182 [9:0];
-  assign a_waddr[69:60] = \$181 [9:0];
-  assign a_waddr[59:50] = \$180 [9:0];
-  assign a_waddr[49:40] = \$179 [9:0];
-  assign a_waddr[39:30] = \$178 [9:0];
-  assign a_waddr[29:20] = \$177 [9:0];
-  assign a_waddr[19:10] = \$176 [9:0];
-  assign a_waddr[9:0] = \$175 [9:0];
-  assign \$384  = { bank, 1'h0 };
+  assign a_waddr[159:150] = \$88 [9:0];
+  assign a_waddr[149:140] = \$87 [9:0];
+  assign a_waddr[139:130] = \$86 [9:0];
+  assign a_waddr[129:120] = \$85 [9:0];
+  assign a_waddr[119:110] = \$84 [9:0];
+  assign a_waddr[109:100] = \$83 [9:0];
+  assign a_waddr[99:90] = \$82 [9:0];
+  assign a_waddr[89:80] = \$81 [9:0];
+  assign a_waddr[79:70] = \$80 [9:0];
+  assign a_waddr[69:60] = \$79 [9:0];
+  assign a_waddr[59:50] = \$78 [9:0];
+  assign a_waddr[49:40] = \$77 [9:0];
+  assign a_waddr[39:30] = \$76 [9:0];
+  assign a_waddr[29:20] = \$75 [9:0];
+  assign a_waddr[19:10] = \$74 [9:0];
+  assign a_waddr[9:0] = \$73 [9:0];
+  assign \$280  = { \$signal$122 , 1'h0 };
+  assign \$282  = { \$signal$125 , 1'h0 };
+  assign \$284  = { \$signal$125 , 1'h0 };
+  assign \$305  = { bank, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$801$0 , \port$803$0 , \port$805$0 , \port$807$0 , \port$809$0 , \port$811$0 , \port$813$0 , \port$815$0 , \port$817$0 , \port$819$0 , \port$821$0 , \port$823$0 , \port$825$0 , \port$827$0 , \port$829$0 , \port$831$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$702$0 , \port$704$0 , \port$706$0 , \port$708$0 , \port$710$0 , \port$712$0 , \port$714$0 , \port$716$0 , \port$718$0 , \port$720$0 , \port$722$0 , \port$724$0 , \port$726$0 , \port$728$0 , \port$730$0 , \port$732$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -40471,38 +39933,38 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$801$0 , \port$803$0 , \port$8
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$801$0 ;
-  wire [7:0] \port$801$0 ;
-  output [7:0] \port$803$0 ;
-  wire [7:0] \port$803$0 ;
-  output [7:0] \port$805$0 ;
-  wire [7:0] \port$805$0 ;
-  output [7:0] \port$807$0 ;
-  wire [7:0] \port$807$0 ;
-  output [7:0] \port$809$0 ;
-  wire [7:0] \port$809$0 ;
-  output [7:0] \port$811$0 ;
-  wire [7:0] \port$811$0 ;
-  output [7:0] \port$813$0 ;
-  wire [7:0] \port$813$0 ;
-  output [7:0] \port$815$0 ;
-  wire [7:0] \port$815$0 ;
-  output [7:0] \port$817$0 ;
-  wire [7:0] \port$817$0 ;
-  output [7:0] \port$819$0 ;
-  wire [7:0] \port$819$0 ;
-  output [7:0] \port$821$0 ;
-  wire [7:0] \port$821$0 ;
-  output [7:0] \port$823$0 ;
-  wire [7:0] \port$823$0 ;
-  output [7:0] \port$825$0 ;
-  wire [7:0] \port$825$0 ;
-  output [7:0] \port$827$0 ;
-  wire [7:0] \port$827$0 ;
-  output [7:0] \port$829$0 ;
-  wire [7:0] \port$829$0 ;
-  output [7:0] \port$831$0 ;
-  wire [7:0] \port$831$0 ;
+  output [7:0] \port$702$0 ;
+  wire [7:0] \port$702$0 ;
+  output [7:0] \port$704$0 ;
+  wire [7:0] \port$704$0 ;
+  output [7:0] \port$706$0 ;
+  wire [7:0] \port$706$0 ;
+  output [7:0] \port$708$0 ;
+  wire [7:0] \port$708$0 ;
+  output [7:0] \port$710$0 ;
+  wire [7:0] \port$710$0 ;
+  output [7:0] \port$712$0 ;
+  wire [7:0] \port$712$0 ;
+  output [7:0] \port$714$0 ;
+  wire [7:0] \port$714$0 ;
+  output [7:0] \port$716$0 ;
+  wire [7:0] \port$716$0 ;
+  output [7:0] \port$718$0 ;
+  wire [7:0] \port$718$0 ;
+  output [7:0] \port$720$0 ;
+  wire [7:0] \port$720$0 ;
+  output [7:0] \port$722$0 ;
+  wire [7:0] \port$722$0 ;
+  output [7:0] \port$724$0 ;
+  wire [7:0] \port$724$0 ;
+  output [7:0] \port$726$0 ;
+  wire [7:0] \port$726$0 ;
+  output [7:0] \port$728$0 ;
+  wire [7:0] \port$728$0 ;
+  output [7:0] \port$730$0 ;
+  wire [7:0] \port$730$0 ;
+  output [7:0] \port$732$0 ;
+  wire [7:0] \port$732$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -40950,20 +40412,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$801$0 , \port$803$0 , \port$8
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$801$0  = \$3 ;
-  assign \port$803$0  = \$5 ;
-  assign \port$805$0  = \$7 ;
-  assign \port$807$0  = \$9 ;
-  assign \port$809$0  = \$11 ;
-  assign \port$811$0  = \$13 ;
-  assign \port$813$0  = \$15 ;
-  assign \port$815$0  = \$17 ;
-  assign \port$817$0  = \$19 ;
-  assign \port$819$0  = \$21 ;
-  assign \port$821$0  = \$23 ;
-  assign \port$823$0  = \$25 ;
-  assign \port$825$0  = \$27 ;
-  assign \port$827$0  = \$29 ;
-  assign \port$829$0  = \$31 ;
-  assign \port$831$0  = \$33 ;
+  assign \port$702$0  = \$3 ;
+  assign \port$704$0  = \$5 ;
+  assign \port$706$0  = \$7 ;
+  assign \port$708$0  = \$9 ;
+  assign \port$710$0  = \$11 ;
+  assign \port$712$0  = \$13 ;
+  assign \port$714$0  = \$15 ;
+  assign \port$716$0  = \$17 ;
+  assign \port$718$0  = \$19 ;
+  assign \port$720$0  = \$21 ;
+  assign \port$722$0  = \$23 ;
+  assign \port$724$0  = \$25 ;
+  assign \port$726$0  = \$27 ;
+  assign \port$728$0  = \$29 ;
+  assign \port$730$0  = \$31 ;
+  assign \port$732$0  = \$33 ;
 endmodule

@@ -20,10 +20,15 @@ complete.  Gather off is the same datapath with G = C: every word is a line.
 
 Window reuse (A_DIAG): the walk is (kh, j, cb) over the input columns
 j = 0 .. SW*(npix-1)+KW-1 of one row, one read per word.  Bank r takes the
-word when SW*r <= j < SW*r + KW (SW*r from an adder chain at issue, no
-multiplier); the lines a bank receives are consecutive (dst, dst+1, ...), so
-each bank has its own line counter, advanced when it takes a word (per-bank
-write addresses and enables, registered with the word).
+word when SW*r <= j < SW*r + KW.  No comparator per bank: bank windows open
+every SW columns and close every SW columns from column KW on, in bank
+order, so a start pointer and a stop pointer (one-hot) advance on two
+down-counters and the registered hit mask is set / cleared one bank at a
+time; the row ends on the column before bank npix-1 closes.  The lines a
+bank receives are consecutive (dst, dst+1, ...), so each bank has its own
+line counter, advanced when it takes a word (per-bank write addresses and
+enables, registered with the word).  The line counters are only as wide as
+the first out-of-range line needs: the run stops on it.
 """
 
 from __future__ import annotations
@@ -85,12 +90,12 @@ class LoadUnit(wiring.Component):
         OW_ = clog2(C + 1) + 1
         g_bytes = Signal(OW_)           # G (C when gather is off)
         boff = Signal(OW_)              # byte offset of the current word in its line
-        kh_last = Signal(16)
-        kw_last = Signal(16)
-        cb_last = Signal(field_width("LOAD_A", "ncb"))
         kh = Signal(16)
         kw = Signal(16)
         cb = Signal(field_width("LOAD_A", "ncb"))
+        # "counter at its last value" flags, kept one step ahead so no compare sits on the advance path
+        ends = {n: _EndFlag(v) for n, v in (("cb", cb), ("kw", kw), ("kh", kh), ("ow", Signal(32, name="ow")))}
+        cb_end, kw_end, kh_end, ow_end = (ends[n].flag for n in ("cb", "kw", "kh", "ow"))
         pix_left = Signal(field_width("LOAD_A", "npix"))
         dst0 = Signal(DW)
         bank = Signal(R)                # one-hot
@@ -98,20 +103,29 @@ class LoadUnit(wiring.Component):
         iw = Signal(signed(32))
         ihk = Signal(signed(32))
         iwk = Signal(signed(32))
-        ow = Signal(32)
         pa = Signal(ADDR_BITS)
         row_addr = Signal(ADDR_BITS)
         col_addr = Signal(ADDR_BITS)
         # window reuse (A_DIAG) state
-        LW = 56                         # wide enough for any line index (no wrap)
-        JW = 17 + clog2(R + 1) + 1      # relative column: < SW*npix + KW <= 2^16*(R+1)
+        LW = max(field_width("LOAD_A", "dst"), clog2(cfg.a_depth) + 1) + 1   # no wrap before line a_depth
+        CW = 17                         # SW, KW <= 2^16
         diag = Signal()
-        jc = Signal(JW)                 # relative input column
-        j_last = Signal(JW)             # SW*(npix-1) + KW - 1
-        lo = [Signal(JW, name=f"la_lo{r}") for r in range(R)]   # SW*r
-        hi = [Signal(JW, name=f"la_hi{r}") for r in range(R)]   # SW*r + KW
+        sw, kwc = Signal(CW), Signal(CW)
+        start_cnt, stop_cnt = Signal(CW), Signal(CW)   # columns until the next window opens / closes
+        start_ptr, stop_ptr = Signal(R), Signal(R)     # one-hot: the bank it opens / closes
+        hit = Signal(R)                 # banks whose window holds the current column
+        start_one, stop_one = Signal(), Signal()       # start_cnt == 1, stop_cnt == 1 (kept ahead)
+        stop_last = Signal()            # stop_ptr is bank npix-1
+        sw_is1 = Signal()
         np_mask = Signal(R)             # banks r < npix
+        last_bank = Signal(R)           # one-hot: bank npix-1
         bline = [Signal(LW, name=f"la_bline{r}") for r in range(R)]  # bank r's next line
+
+        def diag_row_start(sw_, kw_, npix_is1):
+            """Column 0 of a window-reuse row: bank 0's window is open (npix >= 1, KW >= 1), bank 1's
+            opens SW columns on, bank 0's closes KW columns on."""
+            m.d.sync += [hit.eq(1), start_ptr.eq(2), start_cnt.eq(sw_), stop_ptr.eq(1), stop_cnt.eq(kw_),
+                         start_one.eq(sw_ == 1), stop_one.eq(kw_ == 1), stop_last.eq(npix_is1)]
 
         in_image = Signal()
         m.d.comb += in_image.eq((ihk >= 0) & (ihk < r_["in_h"]) & (iwk >= 0) & (iwk < r_["in_w"]))
@@ -136,13 +150,11 @@ class LoadUnit(wiring.Component):
         d_diag = Signal()
         d_hit = Signal(R)
         d_line = [Signal(LW, name=f"d_line{r}") for r in range(R)]
-        hit = Signal(R)
-        m.d.comb += hit.eq(Cat(*[np_mask[r] & (jc >= lo[r]) & (jc < hi[r]) for r in range(R)]))
         d_wr = Signal()                 # the word completes its line
         pix_end = Signal()
         line_full = Signal()
         m.d.comb += [
-            pix_end.eq((cb == cb_last) & (kw == kw_last) & (kh == kh_last)),
+            pix_end.eq(cb_end & kw_end & kh_end),
             line_full.eq((boff + 2 * g_bytes) > C),
         ]
         m.d.sync += [
@@ -160,6 +172,16 @@ class LoadUnit(wiring.Component):
         ]
         m.d.sync += [d_line[r].eq(bline[r]) for r in range(R)]
 
+        # ---- address phase: the next positions (from registers only, selected below)
+        n_ih, n_iw = Signal(signed(32)), Signal(signed(32))
+        n_pa, ncol, nrow = Signal(ADDR_BITS), Signal(ADDR_BITS), Signal(ADDR_BITS)
+        m.d.comb += [
+            n_ih.eq(Mux(ow_end, ih + r_["stride_h"], ih)),
+            n_iw.eq(Mux(ow_end, -r_["pad_w"], iw + r_["stride_w"])),
+            n_pa.eq(Mux(ow_end, pa + r_["step_wrap"], pa + r_["step_ow"])),
+            ncol.eq(col_addr + r_["step_kw"]),
+            nrow.eq(row_addr + r_["step_kh"]),
+        ]
         # ---- address phase: advance
         with m.If(active):
             with m.If(~is_a):
@@ -167,46 +189,52 @@ class LoadUnit(wiring.Component):
                 with m.If(left == 1):
                     m.d.sync += active.eq(0)
             with m.Elif(diag):
-                m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1)]
+                m.d.sync += addr.eq(addr + 1)
                 m.d.sync += [bline[r].eq(bline[r] + hit[r]) for r in range(R)]
-                with m.If(cb == cb_last):
-                    ncol = (col_addr + r_["step_kw"])[:ADDR_BITS]
-                    m.d.sync += [cb.eq(0), jc.eq(jc + 1), iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
-                    with m.If(jc == j_last):
-                        nrow = (row_addr + r_["step_kh"])[:ADDR_BITS]
-                        m.d.sync += [jc.eq(0), kh.eq(kh + 1), ihk.eq(ihk + 1), iwk.eq(iw),
+                ends["cb"].advance(m)
+                with m.If(cb_end):
+                    m.d.sync += [iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
+                    with m.If(stop_one & stop_last):   # the row's last column
+                        m.d.sync += [ihk.eq(ihk + 1), iwk.eq(iw),
                                      row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow)]
-                        with m.If(kh == kh_last):
+                        diag_row_start(sw, kwc, last_bank[0])
+                        ends["kh"].advance(m)
+                        with m.If(kh_end):
                             m.d.sync += active.eq(0)
+                    with m.Else():
+                        opens = Mux(start_one, start_ptr, 0)
+                        closes = Mux(stop_one, stop_ptr, 0)
+                        m.d.sync += [
+                            hit.eq((hit | opens) & ~closes & np_mask),
+                            start_cnt.eq(Mux(start_one, sw, start_cnt - 1)),
+                            stop_cnt.eq(Mux(stop_one, sw, stop_cnt - 1)),
+                            start_one.eq(Mux(start_one, sw_is1, start_cnt == 2)),
+                            stop_one.eq(Mux(stop_one, sw_is1, stop_cnt == 2)),
+                            start_ptr.eq(Mux(start_one, start_ptr << 1, start_ptr)),
+                            stop_ptr.eq(Mux(stop_one, stop_ptr << 1, stop_ptr)),
+                            stop_last.eq(Mux(stop_one, ((stop_ptr << 1)[:R] & last_bank).any(), stop_last)),
+                        ]
             with m.Else():
-                m.d.sync += [cb.eq(cb + 1), addr.eq(addr + 1)]
+                m.d.sync += addr.eq(addr + 1)
                 with m.If(line_full):
                     m.d.sync += [dest.eq(dest + 1), boff.eq(0)]
                 with m.Else():
                     m.d.sync += boff.eq(boff + g_bytes)
-                with m.If(cb == cb_last):
-                    ncol = (col_addr + r_["step_kw"])[:ADDR_BITS]
-                    m.d.sync += [cb.eq(0), kw.eq(kw + 1), iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
-                    with m.If(kw == kw_last):
-                        nrow = (row_addr + r_["step_kh"])[:ADDR_BITS]
-                        m.d.sync += [kw.eq(0), kh.eq(kh + 1), ihk.eq(ihk + 1), iwk.eq(iw),
+                ends["cb"].advance(m)
+                with m.If(cb_end):
+                    m.d.sync += [iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
+                    ends["kw"].advance(m)
+                    with m.If(kw_end):
+                        m.d.sync += [ihk.eq(ihk + 1), iwk.eq(iw),
                                      row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow)]
-                        with m.If(kh == kh_last):
-                            wrap = Signal()
-                            n_ih = Signal(signed(32))
-                            n_iw = Signal(signed(32))
-                            n_pa = Signal(ADDR_BITS)
-                            m.d.comb += [
-                                wrap.eq((ow + 1)[:32] == r_["out_w"].as_unsigned()),
-                                n_ih.eq(Mux(wrap, ih + r_["stride_h"], ih)),
-                                n_iw.eq(Mux(wrap, -r_["pad_w"], iw + r_["stride_w"])),
-                                n_pa.eq(Mux(wrap, pa + r_["step_wrap"], pa + r_["step_ow"])),
-                            ]
+                        ends["kh"].advance(m)
+                        with m.If(kh_end):
                             m.d.sync += [
-                                kh.eq(0), dest.eq(dst0), boff.eq(0), bank.eq(bank << 1), pix_left.eq(pix_left - 1),
-                                ow.eq(Mux(wrap, 0, ow + 1)), ih.eq(n_ih), iw.eq(n_iw), pa.eq(n_pa),
+                                dest.eq(dst0), boff.eq(0), bank.eq(bank << 1), pix_left.eq(pix_left - 1),
+                                ih.eq(n_ih), iw.eq(n_iw), pa.eq(n_pa),
                                 ihk.eq(n_ih), iwk.eq(n_iw), row_addr.eq(n_pa), col_addr.eq(n_pa), addr.eq(n_pa),
                             ]
+                            ends["ow"].advance(m)
                             with m.If(pix_left == 1):
                                 m.d.sync += active.eq(0)
 
@@ -235,38 +263,29 @@ class LoadUnit(wiring.Component):
                     dst0.eq(field(ins, "LOAD_A", "dst")),
                     pix_left.eq(field(ins, "LOAD_A", "npix")),
                     bank.eq(1),
-                    kh.eq(0), kw.eq(0), cb.eq(0),
-                    kh_last.eq(g.kh - 1), kw_last.eq(g.kw - 1), cb_last.eq(ncb - 1),
                     ih.eq(ih0), iw.eq(iw0), ihk.eq(ih0), iwk.eq(iw0),
-                    ow.eq(field(ins, "LOAD_A", "ow0")),
                     pa.eq(a0), row_addr.eq(a0), col_addr.eq(a0), addr.eq(a0),
                     pad_value.eq(g.pad_value[:8]),
                     boff.eq(0),
                     g_bytes.eq(Mux((g.a_gather >= 1) & (g.a_gather <= C), g.a_gather[:OW_], C)),
                 ]
+                for n, count in (("cb", ncb), ("kw", g.kw), ("kh", g.kh)):
+                    ends[n].start(m, 0, count)
+                ends["ow"].start(m, field(ins, "LOAD_A", "ow0"), g.out_w.as_unsigned())
                 # window reuse: A_DIAG != 0, gather off (G = C) and 1 <= STRIDE_W <= KW
-                kwn = Signal(17)
-                swv = Signal(17)
+                kwn = Signal(CW)
+                swv = Signal(CW)
                 npix_f = field(ins, "LOAD_A", "npix")
-                dst_f = field(ins, "LOAD_A", "dst")
-                m.d.comb += [kwn.eq((g.kw - 1)[:16] + 1), swv.eq(g.stride_w[:17])]
-                los = [Signal(JW, name=f"la_lo_n{r}") for r in range(R)]   # SW*r: adder chain
-                m.d.comb += los[0].eq(0)
-                m.d.comb += [los[r].eq(los[r - 1] + swv) for r in range(1, R)]
-                lo_last = Signal(JW)                                        # SW*(npix-1)
-                for r in range(R):
-                    with m.If(npix_f == r + 1):
-                        m.d.comb += lo_last.eq(los[r])
+                m.d.comb += [kwn.eq((g.kw - 1)[:16] + 1), swv.eq(g.stride_w[:CW])]
                 m.d.sync += [
                     diag.eq((g.a_diag != 0) & ~((g.a_gather >= 1) & (g.a_gather < C))
                             & (g.stride_w >= 1) & (g.stride_w <= kwn)),
-                    jc.eq(0),
-                    j_last.eq(lo_last + kwn - 1),
+                    sw.eq(swv), kwc.eq(kwn), sw_is1.eq(swv == 1),
                     np_mask.eq(Cat(*[npix_f > r for r in range(R)])),
+                    last_bank.eq(Cat(*[npix_f == r + 1 for r in range(R)])),
                 ]
-                m.d.sync += [lo[r].eq(los[r]) for r in range(R)]
-                m.d.sync += [hi[r].eq(los[r] + kwn) for r in range(R)]
-                m.d.sync += [bline[r].eq(dst_f) for r in range(R)]
+                diag_row_start(swv, kwn, npix_f == 1)
+                m.d.sync += [bline[r].eq(field(ins, "LOAD_A", "dst")) for r in range(R)]
                 m.d.sync += [r_[n].eq(getattr(g, n)) for n in r_]
 
         # ---- data phase: scratchpad writes
@@ -309,3 +328,25 @@ class LoadUnit(wiring.Component):
             self.err_code.eq(Mux(mem_err, int(isa.ErrorCode.MEM), int(isa.ErrorCode.SPAD))),
         ]
         return m
+
+
+class _EndFlag:
+    """A counter 0 .. n-1 (wrapping to 0) with a registered flag "at n-1", updated from the counter
+    one step ahead: the flag's next value compares the counter with n-2, off the advance path."""
+
+    def __init__(self, ctr: Signal):
+        w = len(ctr)
+        self.ctr, self.flag = ctr, Signal(name=f"{ctr.name}_end")
+        self.m2 = Signal(w, name=f"{ctr.name}_m2")      # n - 2 (mod 2^w)
+        self.is1 = Signal(name=f"{ctr.name}_is1")        # n == 1 (mod 2^w): every value is the last
+
+    def start(self, m: Module, first, n):
+        """At issue: the counter starts at `first` and counts to n-1 (n taken mod 2^w)."""
+        w = len(self.ctr)
+        m.d.sync += [self.ctr.eq(first), self.m2.eq(n - 2), self.is1.eq((n - 1)[:w] == 0),
+                     self.flag.eq(first == (n - 1)[:w])]
+
+    def advance(self, m: Module):
+        """One step: the counter wraps to 0 after n-1."""
+        m.d.sync += [self.ctr.eq(Mux(self.flag, 0, self.ctr + 1)),
+                     self.flag.eq(Mux(self.flag, self.is1, self.ctr == self.m2))]
