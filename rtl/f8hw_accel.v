@@ -717,22 +717,22 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$702$0 (\$4 ),
-    .\port$704$0 (\$5 ),
-    .\port$706$0 (\$6 ),
-    .\port$708$0 (\$7 ),
-    .\port$710$0 (\$8 ),
-    .\port$712$0 (\$9 ),
-    .\port$714$0 (\$10 ),
-    .\port$716$0 (\$11 ),
-    .\port$718$0 (\$12 ),
-    .\port$720$0 (\$13 ),
-    .\port$722$0 (\$14 ),
-    .\port$724$0 (\$15 ),
-    .\port$726$0 (\$16 ),
-    .\port$728$0 (\$17 ),
-    .\port$730$0 (\$18 ),
-    .\port$732$0 (\$19 ),
+    .\port$695$0 (\$4 ),
+    .\port$697$0 (\$5 ),
+    .\port$699$0 (\$6 ),
+    .\port$701$0 (\$7 ),
+    .\port$703$0 (\$8 ),
+    .\port$705$0 (\$9 ),
+    .\port$707$0 (\$10 ),
+    .\port$709$0 (\$11 ),
+    .\port$711$0 (\$12 ),
+    .\port$713$0 (\$13 ),
+    .\port$715$0 (\$14 ),
+    .\port$717$0 (\$15 ),
+    .\port$719$0 (\$16 ),
+    .\port$721$0 (\$17 ),
+    .\port$723$0 (\$18 ),
+    .\port$725$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -36791,51 +36791,51 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire [10:0] \$254 ;
   wire \$255 ;
   wire \$256 ;
-  wire [32:0] \$257 ;
-  wire \$258 ;
-  wire [32:0] \$259 ;
+  wire \$257 ;
+  wire [32:0] \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  wire \$260 ;
+  wire [32:0] \$260 ;
   wire \$261 ;
-  wire [16:0] \$262 ;
+  wire \$262 ;
   wire [16:0] \$263 ;
-  wire \$264 ;
+  wire [16:0] \$264 ;
   wire \$265 ;
-  wire [15:0] \$266 ;
-  wire [15:0] \$267 ;
-  wire [15:0] \$268 ;
-  wire [15:0] \$269 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire [17:0] \$268 ;
+  wire [17:0] \$269 ;
   wire \$27 ;
-  wire [15:0] \$270 ;
-  wire [15:0] \$271 ;
-  wire [17:0] \$272 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
   wire [17:0] \$273 ;
   wire [17:0] \$274 ;
-  wire [17:0] \$275 ;
+  wire \$275 ;
   wire \$276 ;
   wire \$277 ;
-  wire \$278 ;
-  wire \$279 ;
+  wire [15:0] \$278 ;
+  wire [15:0] \$279 ;
   wire \$28 ;
-  wire [16:0] \$280 ;
-  wire [16:0] \$281 ;
-  wire [16:0] \$282 ;
-  wire [16:0] \$283 ;
+  wire [15:0] \$280 ;
+  wire [15:0] \$281 ;
+  wire [15:0] \$282 ;
+  wire [15:0] \$283 ;
   wire [16:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire \$286 ;
-  wire \$287 ;
-  wire [32:0] \$288 ;
-  wire [18:0] \$289 ;
+  wire [16:0] \$285 ;
+  wire [16:0] \$286 ;
+  wire [16:0] \$287 ;
+  wire [16:0] \$288 ;
+  wire [15:0] \$289 ;
   wire \$29 ;
-  wire [6:0] \$290 ;
-  wire [10:0] \$291 ;
-  wire [10:0] \$292 ;
-  wire \$293 ;
-  wire \$294 ;
-  wire [32:0] \$295 ;
-  wire [16:0] \$296 ;
-  wire [16:0] \$297 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire [32:0] \$292 ;
+  wire [18:0] \$293 ;
+  wire [6:0] \$294 ;
+  wire [10:0] \$295 ;
+  wire [10:0] \$296 ;
+  wire \$297 ;
   wire \$298 ;
   wire \$299 ;
   wire \$3 ;
@@ -36845,18 +36845,18 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire [16:0] \$302 ;
   wire \$303 ;
   wire \$304 ;
-  wire [16:0] \$305 ;
-  wire [7:0] \$306 ;
-  wire [32:0] \$307 ;
-  wire [32:0] \$308 ;
+  wire \$305 ;
+  wire [32:0] \$306 ;
+  wire [16:0] \$307 ;
+  wire [16:0] \$308 ;
   wire \$309 ;
   wire \$31 ;
   wire \$310 ;
   wire \$311 ;
-  wire \$312 ;
-  wire \$313 ;
-  wire \$314 ;
-  wire \$315 ;
+  wire [16:0] \$312 ;
+  wire [7:0] \$313 ;
+  wire [32:0] \$314 ;
+  wire [32:0] \$315 ;
   wire \$316 ;
   wire \$317 ;
   wire \$318 ;
@@ -36865,28 +36865,28 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire \$320 ;
   wire \$321 ;
   wire \$322 ;
-  wire [5:0] \$323 ;
-  wire [10:0] \$324 ;
-  wire [10:0] \$325 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
   wire \$326 ;
-  wire [10:0] \$327 ;
+  wire \$327 ;
   wire \$328 ;
-  wire [32:0] \$329 ;
+  wire \$329 ;
   wire \$33 ;
-  wire [32:0] \$330 ;
-  wire \$331 ;
-  wire [32:0] \$332 ;
+  wire \$330 ;
+  wire [5:0] \$331 ;
+  wire \$332 ;
   wire \$333 ;
-  wire [32:0] \$334 ;
+  wire \$334 ;
   wire [32:0] \$335 ;
-  wire \$336 ;
-  wire [32:0] \$337 ;
+  wire [32:0] \$336 ;
+  wire \$337 ;
   wire \$338 ;
-  wire [32:0] \$339 ;
+  wire \$339 ;
   wire \$34 ;
-  wire [32:0] \$340 ;
+  wire \$340 ;
   wire \$341 ;
-  wire [32:0] \$342 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
   wire \$345 ;
@@ -36932,28 +36932,28 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire \$381 ;
   wire \$382 ;
   wire \$383 ;
-  wire \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
-  wire \$388 ;
-  wire \$389 ;
+  wire [127:0] \$384 ;
+  reg \$385 ;
+  reg \$386 ;
+  reg \$387 ;
+  reg [1:0] \$388 ;
+  reg [17:0] \$389 ;
   wire \$39 ;
-  wire \$390 ;
-  wire [127:0] \$391 ;
-  reg \$392 ;
+  reg \$390 ;
+  reg [15:0] \$391 ;
+  reg [5:0] \$392 ;
   reg \$393 ;
   reg \$394 ;
-  reg [1:0] \$395 ;
-  reg [17:0] \$396 ;
-  reg \$397 ;
-  reg [15:0] \$398 ;
-  reg [5:0] \$399 ;
+  reg [15:0] \$395 ;
+  reg [16:0] \$396 ;
+  reg [16:0] \$397 ;
+  reg [16:0] \$398 ;
+  reg [16:0] \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg \$400 ;
-  reg \$401 ;
-  reg [15:0] \$402 ;
+  reg [16:0] \$400 ;
+  reg [16:0] \$401 ;
+  reg [16:0] \$402 ;
   reg [16:0] \$403 ;
   reg [16:0] \$404 ;
   reg [16:0] \$405 ;
@@ -36964,18 +36964,18 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire \$41 ;
   reg [16:0] \$410 ;
   reg [16:0] \$411 ;
-  reg [16:0] \$412 ;
-  reg [16:0] \$413 ;
+  reg [31:0] \$412 ;
+  reg [17:0] \$413 ;
   reg [16:0] \$414 ;
-  reg [16:0] \$415 ;
+  reg \$415 ;
   reg [16:0] \$416 ;
   reg [16:0] \$417 ;
   reg [16:0] \$418 ;
-  reg [31:0] \$419 ;
+  reg [16:0] \$419 ;
   wire \$42 ;
-  reg [17:0] \$420 ;
+  reg [16:0] \$420 ;
   reg [16:0] \$421 ;
-  reg \$422 ;
+  reg [16:0] \$422 ;
   reg [16:0] \$423 ;
   reg [16:0] \$424 ;
   reg [16:0] \$425 ;
@@ -36986,76 +36986,65 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire \$43 ;
   reg [16:0] \$430 ;
   reg [16:0] \$431 ;
-  reg [16:0] \$432 ;
-  reg [16:0] \$433 ;
-  reg [16:0] \$434 ;
-  reg [16:0] \$435 ;
-  reg [16:0] \$436 ;
-  reg [16:0] \$437 ;
-  reg [16:0] \$438 ;
-  reg [9:0] \$439 ;
+  reg [9:0] \$432 ;
+  reg \$433 ;
+  reg [31:0] \$434 ;
+  reg [31:0] \$435 ;
+  reg [31:0] \$436 ;
+  reg [31:0] \$437 ;
+  reg [15:0] \$438 ;
+  reg [15:0] \$439 ;
   wire \$44 ;
-  reg \$440 ;
-  reg [31:0] \$441 ;
-  reg [31:0] \$442 ;
-  reg [31:0] \$443 ;
-  reg [31:0] \$444 ;
-  reg [15:0] \$445 ;
-  reg [15:0] \$446 ;
-  reg [16:0] \$447 ;
+  reg [15:0] \$440 ;
+  reg \$441 ;
+  reg [16:0] \$442 ;
+  reg [16:0] \$443 ;
+  reg \$444 ;
+  reg [16:0] \$445 ;
+  reg [16:0] \$446 ;
+  reg \$447 ;
   reg [15:0] \$448 ;
-  reg [16:0] \$449 ;
+  reg \$449 ;
   wire \$45 ;
-  reg \$450 ;
-  reg \$451 ;
+  reg [5:0] \$450 ;
+  reg [15:0] \$451 ;
   reg \$452 ;
   reg [15:0] \$453 ;
-  reg \$454 ;
-  reg [5:0] \$455 ;
-  reg [15:0] \$456 ;
-  reg \$457 ;
-  reg [15:0] \$458 ;
-  reg [6:0] \$459 ;
+  reg [6:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg [31:0] \$456 ;
+  reg [31:0] \$457 ;
+  reg [31:0] \$458 ;
+  reg \$459 ;
   wire \$46 ;
-  reg [31:0] \$460 ;
-  reg [31:0] \$461 ;
+  reg \$460 ;
+  reg [1:0] \$461 ;
   reg [31:0] \$462 ;
-  reg [31:0] \$463 ;
-  reg \$464 ;
-  reg \$465 ;
-  reg [1:0] \$466 ;
-  reg [31:0] \$467 ;
-  reg [17:0] \$468 ;
-  reg [7:0] \$469 ;
+  reg [17:0] \$463 ;
+  reg [7:0] \$464 ;
+  reg [5:0] \$465 ;
+  reg [9:0] \$466 ;
+  reg [15:0] \$467 ;
+  reg [15:0] \$468 ;
+  reg [31:0] \$469 ;
   wire \$47 ;
-  reg [5:0] \$470 ;
-  reg [9:0] \$471 ;
-  reg \$472 ;
+  reg \$470 ;
+  reg [16:0] \$471 ;
+  reg [15:0] \$472 ;
   reg [15:0] \$473 ;
-  reg \$474 ;
-  reg [15:0] \$475 ;
-  reg \$476 ;
+  reg [31:0] \$474 ;
+  reg [31:0] \$475 ;
+  reg [31:0] \$476 ;
   reg [31:0] \$477 ;
-  reg \$478 ;
-  reg \$479 ;
+  reg [31:0] \$478 ;
+  reg [31:0] \$479 ;
   wire \$48 ;
-  reg [16:0] \$480 ;
-  reg [16:0] \$481 ;
-  reg \$482 ;
-  reg [15:0] \$483 ;
-  reg [15:0] \$484 ;
-  reg [31:0] \$485 ;
-  reg [31:0] \$486 ;
-  reg [31:0] \$487 ;
-  reg [31:0] \$488 ;
-  reg [31:0] \$489 ;
+  reg [31:0] \$480 ;
+  reg [31:0] \$481 ;
+  reg [31:0] \$482 ;
+  reg [31:0] \$483 ;
+  reg [127:0] \$484 ;
   wire \$49 ;
-  reg [31:0] \$490 ;
-  reg [31:0] \$491 ;
-  reg [31:0] \$492 ;
-  reg [31:0] \$493 ;
-  reg [31:0] \$494 ;
-  reg [127:0] \$495 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
@@ -37112,13 +37101,8 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire \$98 ;
   wire \$99 ;
   wire [31:0] \$signal ;
-  reg \$signal$120  = 1'h0;
+  reg [15:0] \$signal$121  = 16'h0000;
   reg [15:0] \$signal$122  = 16'h0000;
-  reg [16:0] \$signal$123  = 17'h00000;
-  reg [16:0] \$signal$124  = 17'h00000;
-  reg [15:0] \$signal$125  = 16'h0000;
-  reg [16:0] \$signal$126  = 17'h00000;
-  reg \$signal$128  = 1'h0;
   wire [31:0] \$signal$27 ;
   wire [31:0] \$signal$31 ;
   wire a_err;
@@ -37156,10 +37140,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire [3:0] bsel;
   output busy;
   wire busy;
-  reg [9:0] cb = 10'h000;
-  reg cb_end = 1'h0;
-  reg cb_is1 = 1'h0;
-  reg [9:0] cb_m2 = 10'h000;
+  reg cb_last = 1'h0;
+  reg [9:0] cb_left = 10'h000;
+  reg [9:0] cb_period = 10'h000;
   input clk;
   wire clk;
   reg [31:0] col_addr = 32'd0;
@@ -37210,14 +37193,12 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   reg [31:0] iw = 32'd0;
   reg [31:0] iwk = 32'd0;
   wire [127:0] keep;
-  reg [15:0] kh = 16'h0000;
-  reg kh_end = 1'h0;
-  reg kh_is1 = 1'h0;
-  reg [15:0] kh_m2 = 16'h0000;
-  reg [15:0] kw = 16'h0000;
-  reg kw_end = 1'h0;
-  reg kw_is1 = 1'h0;
-  reg [15:0] kw_m2 = 16'h0000;
+  reg kh_last = 1'h0;
+  reg [15:0] kh_left = 16'h0000;
+  reg [15:0] kh_period = 16'h0000;
+  reg kw_last = 1'h0;
+  reg [15:0] kw_left = 16'h0000;
+  reg [15:0] kw_period = 16'h0000;
   reg [16:0] kwc = 17'h00000;
   reg [16:0] kwn;
   reg [16:0] la_bline0 = 17'h00000;
@@ -37236,8 +37217,14 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   reg [16:0] la_bline7 = 17'h00000;
   reg [16:0] la_bline8 = 17'h00000;
   reg [16:0] la_bline9 = 17'h00000;
+  reg la_close_last = 1'h0;
+  reg [16:0] la_close_left = 17'h00000;
+  reg [16:0] la_close_period = 17'h00000;
   reg [31:0] la_in_h = 32'd0;
   reg [31:0] la_in_w = 32'd0;
+  reg la_open_last = 1'h0;
+  reg [16:0] la_open_left = 17'h00000;
+  reg [16:0] la_open_period = 17'h00000;
   reg [31:0] la_out_w = 32'd0;
   reg [31:0] la_pad_w = 32'd0;
   reg [31:0] la_step_kh = 32'd0;
@@ -37259,10 +37246,9 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire [31:0] n_iw;
   reg [15:0] np_mask = 16'h0000;
   wire [31:0] nrow;
-  reg [31:0] ow = 32'd0;
-  reg ow_end = 1'h0;
-  reg ow_is1 = 1'h0;
-  reg [31:0] ow_m2 = 32'd0;
+  reg ow_last = 1'h0;
+  reg [31:0] ow_left = 32'd0;
+  reg [31:0] ow_period = 32'd0;
   reg [31:0] pa = 32'd0;
   reg [7:0] pad_value = 8'h00;
   wire pix_end;
@@ -37308,7 +37294,6 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire s_wen;
   reg stop_last = 1'h0;
   reg [31:0] stride = 32'd0;
-  reg sw_is1 = 1'h0;
   reg [16:0] swv;
   reg [1:0] target = 2'h0;
   output [11:0] w_waddr;
@@ -37319,117 +37304,91 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   wire w_wen;
   wire [127:0] word;
   always @(posedge clk)
-    cb_end <= \$440 ;
+    la_open_left <= \$442 ;
   always @(posedge clk)
-    iwk <= \$441 ;
+    la_open_period <= \$443 ;
   always @(posedge clk)
-    col_addr <= \$442 ;
+    la_open_last <= \$444 ;
   always @(posedge clk)
-    ihk <= \$443 ;
+    la_close_left <= \$445 ;
   always @(posedge clk)
-    row_addr <= \$444 ;
+    la_close_period <= \$446 ;
   always @(posedge clk)
-    hit <= \$445 ;
+    la_close_last <= \$447 ;
   always @(posedge clk)
-    \$signal$122  <= \$446 ;
+    kh_left <= \$448 ;
   always @(posedge clk)
-    \$signal$123  <= \$447 ;
+    kh_last <= \$449 ;
   always @(posedge clk)
-    \$signal$125  <= \$448 ;
+    boff <= \$450 ;
   always @(posedge clk)
-    \$signal$126  <= \$449 ;
+    kw_left <= \$451 ;
   always @(posedge clk)
-    \$signal$128  <= \$450 ;
+    kw_last <= \$452 ;
   always @(posedge clk)
-    \$signal$120  <= \$451 ;
+    bank <= \$453 ;
   always @(posedge clk)
-    stop_last <= \$452 ;
+    pix_left <= \$454 ;
   always @(posedge clk)
-    kh <= \$453 ;
+    ih <= \$455 ;
   always @(posedge clk)
-    kh_end <= \$454 ;
+    iw <= \$456 ;
   always @(posedge clk)
-    boff <= \$455 ;
+    pa <= \$457 ;
   always @(posedge clk)
-    kw <= \$456 ;
+    ow_left <= \$458 ;
   always @(posedge clk)
-    kw_end <= \$457 ;
+    ow_last <= \$459 ;
   always @(posedge clk)
-    bank <= \$458 ;
+    is_a <= \$460 ;
   always @(posedge clk)
-    pix_left <= \$459 ;
+    target <= \$461 ;
   always @(posedge clk)
-    ih <= \$460 ;
+    stride <= \$462 ;
   always @(posedge clk)
-    iw <= \$461 ;
+    dst0 <= \$463 ;
   always @(posedge clk)
-    pa <= \$462 ;
+    pad_value <= \$464 ;
   always @(posedge clk)
-    ow <= \$463 ;
+    g_bytes <= \$465 ;
   always @(posedge clk)
-    ow_end <= \$464 ;
+    cb_period <= \$466 ;
   always @(posedge clk)
-    is_a <= \$465 ;
+    kw_period <= \$467 ;
   always @(posedge clk)
-    target <= \$466 ;
+    kh_period <= \$468 ;
   always @(posedge clk)
-    stride <= \$467 ;
+    ow_period <= \$469 ;
   always @(posedge clk)
-    dst0 <= \$468 ;
+    diag <= \$470 ;
   always @(posedge clk)
-    pad_value <= \$469 ;
+    kwc <= \$471 ;
   always @(posedge clk)
-    g_bytes <= \$470 ;
+    np_mask <= \$472 ;
   always @(posedge clk)
-    cb_m2 <= \$471 ;
+    last_bank <= \$473 ;
   always @(posedge clk)
-    cb_is1 <= \$472 ;
+    la_in_h <= \$474 ;
   always @(posedge clk)
-    kw_m2 <= \$473 ;
+    la_in_w <= \$475 ;
   always @(posedge clk)
-    kw_is1 <= \$474 ;
+    la_out_w <= \$476 ;
   always @(posedge clk)
-    kh_m2 <= \$475 ;
+    la_stride_h <= \$477 ;
   always @(posedge clk)
-    kh_is1 <= \$476 ;
+    la_stride_w <= \$478 ;
   always @(posedge clk)
-    ow_m2 <= \$477 ;
+    la_pad_w <= \$479 ;
   always @(posedge clk)
-    ow_is1 <= \$478 ;
+    la_step_kh <= \$480 ;
   always @(posedge clk)
-    diag <= \$479 ;
+    la_step_kw <= \$481 ;
   always @(posedge clk)
-    \$signal$124  <= \$480 ;
+    la_step_ow <= \$482 ;
   always @(posedge clk)
-    kwc <= \$481 ;
+    la_step_wrap <= \$483 ;
   always @(posedge clk)
-    sw_is1 <= \$482 ;
-  always @(posedge clk)
-    np_mask <= \$483 ;
-  always @(posedge clk)
-    last_bank <= \$484 ;
-  always @(posedge clk)
-    la_in_h <= \$485 ;
-  always @(posedge clk)
-    la_in_w <= \$486 ;
-  always @(posedge clk)
-    la_out_w <= \$487 ;
-  always @(posedge clk)
-    la_stride_h <= \$488 ;
-  always @(posedge clk)
-    la_stride_w <= \$489 ;
-  always @(posedge clk)
-    la_pad_w <= \$490 ;
-  always @(posedge clk)
-    la_step_kh <= \$491 ;
-  always @(posedge clk)
-    la_step_kw <= \$492 ;
-  always @(posedge clk)
-    la_step_ow <= \$493 ;
-  always @(posedge clk)
-    la_step_wrap <= \$494 ;
-  always @(posedge clk)
-    acc_line <= \$495 ;
+    acc_line <= \$484 ;
   assign \$1  = $signed(ihk) >= $signed(1'h0);
   assign \$2  = $signed(ihk) < $signed(la_in_h);
   assign \$3  = \$1  & \$2 ;
@@ -37442,19 +37401,19 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   assign ren = active & \$8 ;
   assign \$9  = | mem_raddr[31:20];
   assign mem_err = ren & \$9 ;
-  assign \$10  = cb_end & kw_end;
-  assign pix_end = \$10  & kh_end;
+  assign \$10  = cb_last & kw_last;
+  assign pix_end = \$10  & kh_last;
   assign \$11  = 2'h2 * g_bytes;
   assign \$12  = boff + \$11 ;
   assign line_full = \$12  > 5'h10;
   assign \$13  = $signed(ih) + $signed(la_stride_h);
-  assign \$14  = ow_end ? \$13  : { ih[31], ih };
+  assign \$14  = ow_last ? \$13  : { ih[31], ih };
   assign \$15  = - $signed(la_pad_w);
   assign \$16  = $signed(iw) + $signed(la_stride_w);
-  assign \$17  = ow_end ? \$15  : \$16 ;
+  assign \$17  = ow_last ? \$15  : \$16 ;
   assign \$18  = $signed({ 1'h0, pa }) + $signed(la_step_wrap);
   assign \$19  = $signed({ 1'h0, pa }) + $signed(la_step_ow);
-  assign \$20  = ow_end ? \$18  : \$19 ;
+  assign \$20  = ow_last ? \$18  : \$19 ;
   assign \$21  = $signed({ 1'h0, col_addr }) + $signed(la_step_kw);
   assign \$22  = $signed({ 1'h0, row_addr }) + $signed(la_step_kh);
   assign \$23  = ~ \is_a$38 ;
@@ -37696,502 +37655,429 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   assign \$250  = la_bline13 + hit[13];
   assign \$251  = la_bline14 + hit[14];
   assign \$252  = la_bline15 + hit[15];
-  assign \$253  = cb + 1'h1;
-  assign \$254  = cb_end ? 11'h000 : \$253 ;
-  assign \$255  = cb == cb_m2;
-  assign \$256  = cb_end ? cb_is1 : \$255 ;
-  assign \$257  = $signed(iwk) + $signed(2'h1);
-  assign \$258  = \$signal$120  & stop_last;
-  assign \$259  = $signed(ihk) + $signed(2'h1);
-  assign \$260  = \$signal$124  == 1'h1;
-  assign \$261  = kwc == 1'h1;
-  assign \$262  = kh + 1'h1;
-  assign \$263  = kh_end ? 17'h00000 : \$262 ;
-  assign \$264  = kh == kh_m2;
-  assign \$265  = kh_end ? kh_is1 : \$264 ;
-  assign \$266  = \$signal$128  ? \$signal$122  : 16'h0000;
-  assign \$267  = hit | \$266 ;
-  assign \$268  = \$signal$120  ? \$signal$125  : 16'h0000;
-  assign \$269  = ~ \$268 ;
-  assign \$270  = \$267  & \$269 ;
-  assign \$271  = \$270  & np_mask;
-  assign \$272  = \$signal$123  - 1'h1;
-  assign \$273  = \$signal$128  ? { 1'h0, \$signal$124  } : \$272 ;
-  assign \$274  = \$signal$126  - 1'h1;
-  assign \$275  = \$signal$120  ? { 1'h0, \$signal$124  } : \$274 ;
-  assign \$276  = \$signal$123  == 2'h2;
-  assign \$277  = \$signal$128  ? sw_is1 : \$276 ;
-  assign \$278  = \$signal$126  == 2'h2;
-  assign \$279  = \$signal$120  ? sw_is1 : \$278 ;
-  assign \$281  = \$signal$128  ? \$280  : { 1'h0, \$signal$122  };
-  assign \$283  = \$signal$120  ? \$282  : { 1'h0, \$signal$125  };
-  assign \$285  = \$284 [15:0] & last_bank;
-  assign \$286  = | \$285 ;
-  assign \$287  = \$signal$120  ? \$286  : stop_last;
-  assign \$288  = mem_raddr + 1'h1;
-  assign \$289  = dest + 1'h1;
-  assign \$290  = boff + g_bytes;
-  assign \$291  = cb + 1'h1;
-  assign \$292  = cb_end ? 11'h000 : \$291 ;
-  assign \$293  = cb == cb_m2;
-  assign \$294  = cb_end ? cb_is1 : \$293 ;
-  assign \$295  = $signed(iwk) + $signed(2'h1);
-  assign \$296  = kw + 1'h1;
-  assign \$297  = kw_end ? 17'h00000 : \$296 ;
-  assign \$298  = kw == kw_m2;
-  assign \$299  = kw_end ? kw_is1 : \$298 ;
-  assign \$300  = $signed(ihk) + $signed(2'h1);
-  assign \$301  = kh + 1'h1;
-  assign \$302  = kh_end ? 17'h00000 : \$301 ;
-  assign \$303  = kh == kh_m2;
-  assign \$304  = kh_end ? kh_is1 : \$303 ;
-  assign \$306  = pix_left - 1'h1;
-  assign \$307  = ow + 1'h1;
-  assign \$308  = ow_end ? 33'h000000000 : \$307 ;
-  assign \$309  = ow == ow_m2;
-  assign \$310  = ow_end ? ow_is1 : \$309 ;
-  assign \$311  = pix_left == 1'h1;
-  assign \$312  = ~ \is_a$38 ;
-  assign \$313  = | instr[45:30];
-  assign \$314  = ! regs[127:96];
-  assign \$315  = ! regs[159:128];
-  assign \$316  = \$314  | \$315 ;
-  assign \$317  = ! instr[44:35];
-  assign \$318  = \$316  | \$317 ;
-  assign \$319  = ~ \$318 ;
-  assign \$320  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$321  = $signed(regs[447:416]) <= $signed(6'h10);
-  assign \$322  = \$320  & \$321 ;
-  assign \$323  = \$322  ? regs[421:416] : 6'h10;
-  assign \$324  = instr[44:35] - 2'h2;
-  assign \$325  = instr[44:35] - 1'h1;
-  assign \$326  = ! \$325 [9:0];
-  assign \$327  = instr[44:35] - 1'h1;
-  assign \$328  = ! \$327 [9:0];
-  assign \$329  = $signed(regs[159:128]) - $signed(3'h2);
-  assign \$330  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$331  = ! \$330 [15:0];
-  assign \$332  = $signed(regs[159:128]) - $signed(2'h1);
-  assign \$333  = ! \$332 [15:0];
-  assign \$334  = $signed(regs[127:96]) - $signed(3'h2);
-  assign \$335  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$336  = ! \$335 [15:0];
-  assign \$337  = $signed(regs[127:96]) - $signed(2'h1);
-  assign \$338  = ! \$337 [15:0];
-  assign \$339  = regs[95:64] - 2'h2;
-  assign \$340  = regs[95:64] - 1'h1;
-  assign \$341  = ! \$340 [31:0];
-  assign \$342  = regs[95:64] - 1'h1;
-  assign \$343  = instr[80:69] == \$342 [31:0];
-  assign \$344  = | regs[479:448];
-  assign \$345  = $signed(regs[447:416]) >= $signed(2'h1);
-  assign \$346  = $signed(regs[447:416]) < $signed(6'h10);
+  assign \$253  = cb_left - 1'h1;
+  assign \$254  = cb_last ? { 1'h0, cb_period } : \$253 ;
+  assign \$255  = cb_period == 1'h1;
+  assign \$256  = cb_left == 2'h2;
+  assign \$257  = cb_last ? \$255  : \$256 ;
+  assign \$258  = $signed(iwk) + $signed(2'h1);
+  assign \$259  = la_close_last & stop_last;
+  assign \$260  = $signed(ihk) + $signed(2'h1);
+  assign \$261  = la_open_period == 1'h1;
+  assign \$262  = kwc == 1'h1;
+  assign \$263  = kh_left - 1'h1;
+  assign \$264  = kh_last ? { 1'h0, kh_period } : \$263 ;
+  assign \$265  = kh_period == 1'h1;
+  assign \$266  = kh_left == 2'h2;
+  assign \$267  = kh_last ? \$265  : \$266 ;
+  assign \$268  = la_open_left - 1'h1;
+  assign \$269  = la_open_last ? { 1'h0, la_open_period } : \$268 ;
+  assign \$270  = la_open_period == 1'h1;
+  assign \$271  = la_open_left == 2'h2;
+  assign \$272  = la_open_last ? \$270  : \$271 ;
+  assign \$273  = la_close_left - 1'h1;
+  assign \$274  = la_close_last ? { 1'h0, la_close_period } : \$273 ;
+  assign \$275  = la_close_period == 1'h1;
+  assign \$276  = la_close_left == 2'h2;
+  assign \$277  = la_close_last ? \$275  : \$276 ;
+  assign \$278  = la_open_last ? \$signal$121  : 16'h0000;
+  assign \$279  = hit | \$278 ;
+  assign \$280  = la_close_last ? \$signal$122  : 16'h0000;
+  assign \$281  = ~ \$280 ;
+  assign \$282  = \$279  & \$281 ;
+  assign \$283  = \$282  & np_mask;
+  assign \$285  = la_open_last ? \$284  : { 1'h0, \$signal$121  };
+  assign \$287  = la_close_last ? \$286  : { 1'h0, \$signal$122  };
+  assign \$289  = \$288 [15:0] & last_bank;
+  assign \$290  = | \$289 ;
+  assign \$291  = la_close_last ? \$290  : stop_last;
+  assign \$292  = mem_raddr + 1'h1;
+  assign \$293  = dest + 1'h1;
+  assign \$294  = boff + g_bytes;
+  assign \$295  = cb_left - 1'h1;
+  assign \$296  = cb_last ? { 1'h0, cb_period } : \$295 ;
+  assign \$297  = cb_period == 1'h1;
+  assign \$298  = cb_left == 2'h2;
+  assign \$299  = cb_last ? \$297  : \$298 ;
+  assign \$300  = $signed(iwk) + $signed(2'h1);
+  assign \$301  = kw_left - 1'h1;
+  assign \$302  = kw_last ? { 1'h0, kw_period } : \$301 ;
+  assign \$303  = kw_period == 1'h1;
+  assign \$304  = kw_left == 2'h2;
+  assign \$305  = kw_last ? \$303  : \$304 ;
+  assign \$306  = $signed(ihk) + $signed(2'h1);
+  assign \$307  = kh_left - 1'h1;
+  assign \$308  = kh_last ? { 1'h0, kh_period } : \$307 ;
+  assign \$309  = kh_period == 1'h1;
+  assign \$310  = kh_left == 2'h2;
+  assign \$311  = kh_last ? \$309  : \$310 ;
+  assign \$313  = pix_left - 1'h1;
+  assign \$314  = ow_left - 1'h1;
+  assign \$315  = ow_last ? { 1'h0, ow_period } : \$314 ;
+  assign \$316  = ow_period == 1'h1;
+  assign \$317  = ow_left == 2'h2;
+  assign \$318  = ow_last ? \$316  : \$317 ;
+  assign \$319  = pix_left == 1'h1;
+  assign \$320  = ~ \is_a$38 ;
+  assign \$321  = | instr[45:30];
+  assign \$322  = ! regs[127:96];
+  assign \$323  = ! regs[159:128];
+  assign \$324  = \$322  | \$323 ;
+  assign \$325  = ! instr[44:35];
+  assign \$326  = \$324  | \$325 ;
+  assign \$327  = ~ \$326 ;
+  assign \$328  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$329  = $signed(regs[447:416]) <= $signed(6'h10);
+  assign \$330  = \$328  & \$329 ;
+  assign \$331  = \$330  ? regs[421:416] : 6'h10;
+  assign \$332  = instr[44:35] == 1'h1;
+  assign \$333  = regs[143:128] == 1'h1;
+  assign \$334  = regs[111:96] == 1'h1;
+  assign \$335  = regs[95:64] - instr[80:69];
+  assign \$336  = regs[95:64] - instr[80:69];
+  assign \$337  = \$336 [31:0] == 1'h1;
+  assign \$338  = | regs[479:448];
+  assign \$339  = $signed(regs[447:416]) >= $signed(2'h1);
+  assign \$340  = $signed(regs[447:416]) < $signed(6'h10);
+  assign \$341  = \$339  & \$340 ;
+  assign \$342  = ~ \$341 ;
+  assign \$343  = \$338  & \$342 ;
+  assign \$344  = $signed(regs[223:192]) >= $signed(2'h1);
+  assign \$345  = \$343  & \$344 ;
+  assign \$346  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
   assign \$347  = \$345  & \$346 ;
-  assign \$348  = ~ \$347 ;
-  assign \$349  = \$344  & \$348 ;
-  assign \$350  = $signed(regs[223:192]) >= $signed(2'h1);
-  assign \$351  = \$349  & \$350 ;
-  assign \$352  = $signed(regs[223:192]) <= $signed({ 1'h0, kwn });
-  assign \$353  = \$351  & \$352 ;
-  assign \$354  = swv == 1'h1;
-  assign \$355  = instr[34:28] > 1'h0;
-  assign \$356  = instr[34:28] > 1'h1;
-  assign \$357  = instr[34:28] > 2'h2;
-  assign \$358  = instr[34:28] > 2'h3;
-  assign \$359  = instr[34:28] > 3'h4;
-  assign \$360  = instr[34:28] > 3'h5;
-  assign \$361  = instr[34:28] > 3'h6;
-  assign \$362  = instr[34:28] > 3'h7;
-  assign \$363  = instr[34:28] > 4'h8;
-  assign \$364  = instr[34:28] > 4'h9;
-  assign \$365  = instr[34:28] > 4'ha;
-  assign \$366  = instr[34:28] > 4'hb;
-  assign \$367  = instr[34:28] > 4'hc;
-  assign \$368  = instr[34:28] > 4'hd;
-  assign \$369  = instr[34:28] > 4'he;
-  assign \$370  = instr[34:28] > 4'hf;
-  assign \$371  = instr[34:28] == 1'h1;
-  assign \$372  = instr[34:28] == 2'h2;
-  assign \$373  = instr[34:28] == 2'h3;
-  assign \$374  = instr[34:28] == 3'h4;
-  assign \$375  = instr[34:28] == 3'h5;
-  assign \$376  = instr[34:28] == 3'h6;
-  assign \$377  = instr[34:28] == 3'h7;
-  assign \$378  = instr[34:28] == 4'h8;
-  assign \$379  = instr[34:28] == 4'h9;
-  assign \$380  = instr[34:28] == 4'ha;
-  assign \$381  = instr[34:28] == 4'hb;
-  assign \$382  = instr[34:28] == 4'hc;
-  assign \$383  = instr[34:28] == 4'hd;
-  assign \$384  = instr[34:28] == 4'he;
-  assign \$385  = instr[34:28] == 4'hf;
-  assign \$386  = instr[34:28] == 5'h10;
-  assign \$387  = swv == 1'h1;
-  assign \$388  = kwn == 1'h1;
-  assign \$389  = instr[34:28] == 1'h1;
-  assign \$390  = d_valid & d_is_a;
-  assign \$391  = d_wr ? 128'h00000000000000000000000000000000 : line;
+  assign \$348  = instr[34:28] > 1'h0;
+  assign \$349  = instr[34:28] > 1'h1;
+  assign \$350  = instr[34:28] > 2'h2;
+  assign \$351  = instr[34:28] > 2'h3;
+  assign \$352  = instr[34:28] > 3'h4;
+  assign \$353  = instr[34:28] > 3'h5;
+  assign \$354  = instr[34:28] > 3'h6;
+  assign \$355  = instr[34:28] > 3'h7;
+  assign \$356  = instr[34:28] > 4'h8;
+  assign \$357  = instr[34:28] > 4'h9;
+  assign \$358  = instr[34:28] > 4'ha;
+  assign \$359  = instr[34:28] > 4'hb;
+  assign \$360  = instr[34:28] > 4'hc;
+  assign \$361  = instr[34:28] > 4'hd;
+  assign \$362  = instr[34:28] > 4'he;
+  assign \$363  = instr[34:28] > 4'hf;
+  assign \$364  = instr[34:28] == 1'h1;
+  assign \$365  = instr[34:28] == 2'h2;
+  assign \$366  = instr[34:28] == 2'h3;
+  assign \$367  = instr[34:28] == 3'h4;
+  assign \$368  = instr[34:28] == 3'h5;
+  assign \$369  = instr[34:28] == 3'h6;
+  assign \$370  = instr[34:28] == 3'h7;
+  assign \$371  = instr[34:28] == 4'h8;
+  assign \$372  = instr[34:28] == 4'h9;
+  assign \$373  = instr[34:28] == 4'ha;
+  assign \$374  = instr[34:28] == 4'hb;
+  assign \$375  = instr[34:28] == 4'hc;
+  assign \$376  = instr[34:28] == 4'hd;
+  assign \$377  = instr[34:28] == 4'he;
+  assign \$378  = instr[34:28] == 4'hf;
+  assign \$379  = instr[34:28] == 5'h10;
+  assign \$380  = instr[34:28] == 1'h1;
+  assign \$381  = swv == 1'h1;
+  assign \$382  = kwn == 1'h1;
+  assign \$383  = d_valid & d_is_a;
+  assign \$384  = d_wr ? 128'h00000000000000000000000000000000 : line;
   always @(posedge clk)
-    pulse <= \$392 ;
+    pulse <= \$385 ;
   always @(posedge clk)
-    d_valid <= \$393 ;
+    d_valid <= \$386 ;
   always @(posedge clk)
-    d_is_a <= \$394 ;
+    d_is_a <= \$387 ;
   always @(posedge clk)
-    d_target <= \$395 ;
+    d_target <= \$388 ;
   always @(posedge clk)
-    d_dest <= \$396 ;
+    d_dest <= \$389 ;
   always @(posedge clk)
-    d_pad <= \$397 ;
+    d_pad <= \$390 ;
   always @(posedge clk)
-    d_bank <= \$398 ;
+    d_bank <= \$391 ;
   always @(posedge clk)
-    d_boff <= \$399 ;
+    d_boff <= \$392 ;
   always @(posedge clk)
-    d_wr <= \$400 ;
+    d_wr <= \$393 ;
   always @(posedge clk)
-    d_diag <= \$401 ;
+    d_diag <= \$394 ;
   always @(posedge clk)
-    d_hit <= \$402 ;
+    d_hit <= \$395 ;
   always @(posedge clk)
-    d_line0 <= \$403 ;
+    d_line0 <= \$396 ;
   always @(posedge clk)
-    d_line1 <= \$404 ;
+    d_line1 <= \$397 ;
   always @(posedge clk)
-    d_line2 <= \$405 ;
+    d_line2 <= \$398 ;
   always @(posedge clk)
-    d_line3 <= \$406 ;
+    d_line3 <= \$399 ;
   always @(posedge clk)
-    d_line4 <= \$407 ;
+    d_line4 <= \$400 ;
   always @(posedge clk)
-    d_line5 <= \$408 ;
+    d_line5 <= \$401 ;
   always @(posedge clk)
-    d_line6 <= \$409 ;
+    d_line6 <= \$402 ;
   always @(posedge clk)
-    d_line7 <= \$410 ;
+    d_line7 <= \$403 ;
   always @(posedge clk)
-    d_line8 <= \$411 ;
+    d_line8 <= \$404 ;
   always @(posedge clk)
-    d_line9 <= \$412 ;
+    d_line9 <= \$405 ;
   always @(posedge clk)
-    d_line10 <= \$413 ;
+    d_line10 <= \$406 ;
   always @(posedge clk)
-    d_line11 <= \$414 ;
+    d_line11 <= \$407 ;
   always @(posedge clk)
-    d_line12 <= \$415 ;
+    d_line12 <= \$408 ;
   always @(posedge clk)
-    d_line13 <= \$416 ;
+    d_line13 <= \$409 ;
   always @(posedge clk)
-    d_line14 <= \$417 ;
+    d_line14 <= \$410 ;
   always @(posedge clk)
-    d_line15 <= \$418 ;
+    d_line15 <= \$411 ;
   always @(posedge clk)
-    mem_raddr <= \$419 ;
+    mem_raddr <= \$412 ;
   always @(posedge clk)
-    dest <= \$420 ;
+    dest <= \$413 ;
   always @(posedge clk)
-    left <= \$421 ;
+    left <= \$414 ;
   always @(posedge clk)
-    active <= \$422 ;
+    active <= \$415 ;
   always @(posedge clk)
-    la_bline0 <= \$423 ;
+    la_bline0 <= \$416 ;
   always @(posedge clk)
-    la_bline1 <= \$424 ;
+    la_bline1 <= \$417 ;
   always @(posedge clk)
-    la_bline2 <= \$425 ;
+    la_bline2 <= \$418 ;
   always @(posedge clk)
-    la_bline3 <= \$426 ;
+    la_bline3 <= \$419 ;
   always @(posedge clk)
-    la_bline4 <= \$427 ;
+    la_bline4 <= \$420 ;
   always @(posedge clk)
-    la_bline5 <= \$428 ;
+    la_bline5 <= \$421 ;
   always @(posedge clk)
-    la_bline6 <= \$429 ;
+    la_bline6 <= \$422 ;
   always @(posedge clk)
-    la_bline7 <= \$430 ;
+    la_bline7 <= \$423 ;
   always @(posedge clk)
-    la_bline8 <= \$431 ;
+    la_bline8 <= \$424 ;
   always @(posedge clk)
-    la_bline9 <= \$432 ;
+    la_bline9 <= \$425 ;
   always @(posedge clk)
-    la_bline10 <= \$433 ;
+    la_bline10 <= \$426 ;
   always @(posedge clk)
-    la_bline11 <= \$434 ;
+    la_bline11 <= \$427 ;
   always @(posedge clk)
-    la_bline12 <= \$435 ;
+    la_bline12 <= \$428 ;
   always @(posedge clk)
-    la_bline13 <= \$436 ;
+    la_bline13 <= \$429 ;
   always @(posedge clk)
-    la_bline14 <= \$437 ;
+    la_bline14 <= \$430 ;
   always @(posedge clk)
-    la_bline15 <= \$438 ;
+    la_bline15 <= \$431 ;
   always @(posedge clk)
-    cb <= \$439 ;
+    cb_left <= \$432 ;
+  always @(posedge clk)
+    cb_last <= \$433 ;
+  always @(posedge clk)
+    iwk <= \$434 ;
+  always @(posedge clk)
+    col_addr <= \$435 ;
+  always @(posedge clk)
+    ihk <= \$436 ;
+  always @(posedge clk)
+    row_addr <= \$437 ;
+  always @(posedge clk)
+    hit <= \$438 ;
+  always @(posedge clk)
+    \$signal$121  <= \$439 ;
+  always @(posedge clk)
+    \$signal$122  <= \$440 ;
+  always @(posedge clk)
+    stop_last <= \$441 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$440  = cb_end;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-        \$440  = \$256 ;
-      end else begin
-        \$440  = \$294 ;
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$440  = \$328 ;
-      end
-    end
-    if (rst) begin
-      \$440  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$441  = iwk;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-        if (cb_end) begin
-          \$441  = \$257 [31:0];
-          if (\$258 ) begin
-            \$441  = iw;
-          end
-        end
-      end else begin
-        if (cb_end) begin
-          \$441  = \$295 [31:0];
-          if (kw_end) begin
-            \$441  = iw;
-            if (kh_end) begin
-              \$441  = \$17 [31:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$441  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
-      end
-    end
-    if (rst) begin
-      \$441  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$442  = col_addr;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-        if (cb_end) begin
-          \$442  = \$21 [31:0];
-          if (\$258 ) begin
-            \$442  = \$22 [31:0];
-          end
-        end
-      end else begin
-        if (cb_end) begin
-          \$442  = \$21 [31:0];
-          if (kw_end) begin
-            \$442  = \$22 [31:0];
-            if (kh_end) begin
-              \$442  = \$20 [31:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$442  = instr[112:81];
-      end
-    end
-    if (rst) begin
-      \$442  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$443  = ihk;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-        if (cb_end) begin
-          if (\$258 ) begin
-            \$443  = \$259 [31:0];
-          end
-        end
-      end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            \$443  = \$300 [31:0];
-            if (kh_end) begin
-              \$443  = \$14 [31:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$443  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
-      end
-    end
-    if (rst) begin
-      \$443  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$444  = row_addr;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-        if (cb_end) begin
-          if (\$258 ) begin
-            \$444  = \$22 [31:0];
-          end
-        end
-      end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            \$444  = \$22 [31:0];
-            if (kh_end) begin
-              \$444  = \$20 [31:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$444  = instr[112:81];
-      end
-    end
-    if (rst) begin
-      \$444  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$445  = hit;
+    \$442  = la_open_left;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
+        if (cb_last) begin
           (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$445  = 16'h0001;
+          if (\$259 ) begin
+            \$442  = la_open_period;
           end else begin
-            \$445  = \$271 ;
+            \$442  = \$269 [16:0];
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$445  = 16'h0001;
+        \$442  = swv;
       end
     end
     if (rst) begin
-      \$445  = 16'h0000;
+      \$442  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$446  = \$signal$122 ;
+    \$443  = la_open_period;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
-          (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$446  = 16'h0002;
-          end else begin
-            \$446  = \$281 [15:0];
+        if (cb_last) begin
+          if (\$259 ) begin
+            \$443  = la_open_period;
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$446  = 16'h0002;
+        \$443  = swv;
       end
     end
     if (rst) begin
-      \$446  = 16'h0000;
+      \$443  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$447  = \$signal$123 ;
+    \$444  = la_open_last;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
+        if (cb_last) begin
           (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$447  = \$signal$124 ;
+          if (\$259 ) begin
+            \$444  = \$261 ;
           end else begin
-            \$447  = \$273 [16:0];
+            \$444  = \$272 ;
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$447  = swv;
+        \$444  = \$381 ;
       end
     end
     if (rst) begin
-      \$447  = 17'h00000;
+      \$444  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$448  = \$signal$125 ;
+    \$445  = la_close_left;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
+        if (cb_last) begin
           (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$448  = 16'h0001;
+          if (\$259 ) begin
+            \$445  = kwc;
           end else begin
-            \$448  = \$283 [15:0];
+            \$445  = \$274 [16:0];
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$448  = 16'h0001;
+        \$445  = kwn;
+      end
+    end
+    if (rst) begin
+      \$445  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$446  = la_close_period;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_last) begin
+          if (\$259 ) begin
+            \$446  = la_open_period;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$446  = swv;
+      end
+    end
+    if (rst) begin
+      \$446  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$447  = la_close_last;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_last) begin
+          (* full_case = 32'd1 *)
+          if (\$259 ) begin
+            \$447  = \$262 ;
+          end else begin
+            \$447  = \$277 ;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$447  = \$382 ;
+      end
+    end
+    if (rst) begin
+      \$447  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$448  = kh_left;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_last) begin
+          if (\$259 ) begin
+            \$448  = \$264 [15:0];
+          end
+        end
+      end else begin
+        if (cb_last) begin
+          if (kw_last) begin
+            \$448  = \$308 [15:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$448  = regs[111:96];
       end
     end
     if (rst) begin
@@ -38200,106 +38086,111 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$449  = \$signal$126 ;
+    \$449  = kh_last;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
-          (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$449  = kwc;
-          end else begin
-            \$449  = \$275 [16:0];
+        if (cb_last) begin
+          if (\$259 ) begin
+            \$449  = \$267 ;
+          end
+        end
+      end else begin
+        if (cb_last) begin
+          if (kw_last) begin
+            \$449  = \$311 ;
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$449  = kwn;
+        \$449  = \$334 ;
       end
     end
     if (rst) begin
-      \$449  = 17'h00000;
+      \$449  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$450  = \$signal$128 ;
+    \$450  = boff;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
-          (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$450  = \$260 ;
-          end else begin
-            \$450  = \$277 ;
+      end else begin
+        (* full_case = 32'd1 *)
+        if (line_full) begin
+          \$450  = 6'h00;
+        end else begin
+          \$450  = \$294 [5:0];
+        end
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$450  = 6'h00;
+            end
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$450  = \$387 ;
+        \$450  = 6'h00;
       end
     end
     if (rst) begin
-      \$450  = 1'h0;
+      \$450  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$451  = \$signal$120 ;
+    \$451  = kw_left;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
-          (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$451  = \$261 ;
-          end else begin
-            \$451  = \$279 ;
-          end
+      end else begin
+        if (cb_last) begin
+          \$451  = \$302 [15:0];
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$451  = \$388 ;
+        \$451  = regs[143:128];
       end
     end
     if (rst) begin
-      \$451  = 1'h0;
+      \$451  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$452  = stop_last;
+    \$452  = kw_last;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
-          (* full_case = 32'd1 *)
-          if (\$258 ) begin
-            \$452  = last_bank[0];
-          end else begin
-            \$452  = \$287 ;
-          end
+      end else begin
+        if (cb_last) begin
+          \$452  = \$305 ;
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$452  = \$389 ;
+        \$452  = \$333 ;
       end
     end
     if (rst) begin
@@ -38308,29 +38199,26 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$453  = kh;
+    \$453  = bank;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        if (cb_end) begin
-          if (\$258 ) begin
-            \$453  = \$263 [15:0];
-          end
-        end
       end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            \$453  = \$302 [15:0];
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$453  = \$312 [15:0];
+            end
           end
         end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$453  = 16'h0000;
+        \$453  = 16'h0001;
       end
     end
     if (rst) begin
@@ -38339,53 +38227,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$454  = kh_end;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-        if (cb_end) begin
-          if (\$258 ) begin
-            \$454  = \$265 ;
-          end
-        end
-      end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            \$454  = \$304 ;
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$454  = \$338 ;
-      end
-    end
-    if (rst) begin
-      \$454  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$455  = boff;
+    \$454  = pix_left;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
       end else begin
-        (* full_case = 32'd1 *)
-        if (line_full) begin
-          \$455  = 6'h00;
-        end else begin
-          \$455  = \$290 [5:0];
-        end
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$455  = 6'h00;
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$454  = \$313 [6:0];
             end
           end
         end
@@ -38393,75 +38244,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$455  = 6'h00;
+        \$454  = instr[34:28];
       end
     end
     if (rst) begin
-      \$455  = 6'h00;
+      \$454  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$456  = kw;
+    \$455  = ih;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
       end else begin
-        if (cb_end) begin
-          \$456  = \$297 [15:0];
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$456  = 16'h0000;
-      end
-    end
-    if (rst) begin
-      \$456  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$457  = kw_end;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-      end else begin
-        if (cb_end) begin
-          \$457  = \$299 ;
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$457  = \$333 ;
-      end
-    end
-    if (rst) begin
-      \$457  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$458  = bank;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-      end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$458  = \$305 [15:0];
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$455  = \$14 [31:0];
             end
           end
         end
@@ -38469,27 +38272,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$458  = 16'h0001;
+        \$455  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
-      \$458  = 16'h0000;
+      \$455  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$459  = pix_left;
+    \$456  = iw;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
       end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$459  = \$306 [6:0];
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$456  = \$17 [31:0];
             end
           end
         end
@@ -38497,27 +38300,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$459  = instr[34:28];
+        \$456  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$459  = 7'h00;
+      \$456  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$460  = ih;
+    \$457  = pa;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
       end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$460  = \$14 [31:0];
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$457  = \$20 [31:0];
             end
           end
         end
@@ -38525,27 +38328,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$460  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
+        \$457  = instr[112:81];
       end
     end
     if (rst) begin
-      \$460  = 32'd0;
+      \$457  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$461  = iw;
+    \$458  = ow_left;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
       end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$461  = \$17 [31:0];
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$458  = \$315 [31:0];
             end
           end
         end
@@ -38553,27 +38356,27 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$461  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
+        \$458  = \$335 [31:0];
       end
     end
     if (rst) begin
-      \$461  = 32'd0;
+      \$458  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$462  = pa;
+    \$459  = ow_last;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
       end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$462  = \$20 [31:0];
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$459  = \$318 ;
             end
           end
         end
@@ -38581,9 +38384,43 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$462  = instr[112:81];
+        \$459  = \$337 ;
+      end
+    end
+    if (rst) begin
+      \$459  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$460  = is_a;
+    if (issue) begin
+      \$460  = \is_a$38 ;
+    end
+    if (rst) begin
+      \$460  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$461  = target;
+    if (issue) begin
+      if (\$320 ) begin
+        \$461  = instr[13:12];
+      end
+    end
+    if (rst) begin
+      \$461  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$462  = stride;
+    if (issue) begin
+      if (\$320 ) begin
+        \$462  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
       end
     end
     if (rst) begin
@@ -38592,172 +38429,152 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$463  = ow;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-      end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$463  = \$308 [31:0];
-            end
-          end
-        end
-      end
-    end
+    \$463  = dst0;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$463  = { 20'h00000, instr[80:69] };
+        \$463  = { 2'h0, instr[27:12] };
       end
     end
     if (rst) begin
-      \$463  = 32'd0;
+      \$463  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$464  = ow_end;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-      end else if (diag) begin
-      end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$464  = \$310 ;
-            end
-          end
-        end
-      end
-    end
+    \$464  = pad_value;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$464  = \$343 ;
+        \$464  = regs[391:384];
       end
     end
     if (rst) begin
-      \$464  = 1'h0;
+      \$464  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$465  = is_a;
-    if (issue) begin
-      \$465  = \is_a$38 ;
-    end
-    if (rst) begin
-      \$465  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$466  = target;
-    if (issue) begin
-      if (\$312 ) begin
-        \$466  = instr[13:12];
-      end
-    end
-    if (rst) begin
-      \$466  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$467  = stride;
-    if (issue) begin
-      if (\$312 ) begin
-        \$467  = { instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101], instr[101:78] };
-      end
-    end
-    if (rst) begin
-      \$467  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$468  = dst0;
+    \$465  = g_bytes;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$468  = { 2'h0, instr[27:12] };
+        \$465  = \$331 ;
       end
     end
     if (rst) begin
-      \$468  = 18'h00000;
+      \$465  = 6'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$469  = pad_value;
+    \$466  = cb_period;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$469  = regs[391:384];
+        \$466  = instr[44:35];
       end
     end
     if (rst) begin
-      \$469  = 8'h00;
+      \$466  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$470  = g_bytes;
+    \$467  = kw_period;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$470  = \$323 ;
+        \$467  = regs[143:128];
       end
     end
     if (rst) begin
-      \$470  = 6'h00;
+      \$467  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$471  = cb_m2;
+    \$468  = kh_period;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$471  = \$324 [9:0];
+        \$468  = regs[111:96];
       end
     end
     if (rst) begin
-      \$471  = 10'h000;
+      \$468  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$472  = cb_is1;
+    \$469  = ow_period;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$472  = \$326 ;
+        \$469  = regs[95:64];
       end
     end
     if (rst) begin
-      \$472  = 1'h0;
+      \$469  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$473  = kw_m2;
+    \$470  = diag;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$473  = \$329 [15:0];
+        \$470  = \$347 ;
+      end
+    end
+    if (rst) begin
+      \$470  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$471  = kwc;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$471  = kwn;
+      end
+    end
+    if (rst) begin
+      \$471  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$472  = np_mask;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$472  = { \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348  };
+      end
+    end
+    if (rst) begin
+      \$472  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$473  = last_bank;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$473  = { \$379 , \$378 , \$377 , \$376 , \$375 , \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364  };
       end
     end
     if (rst) begin
@@ -38766,54 +38583,54 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$474  = kw_is1;
+    \$474  = la_in_h;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$474  = \$331 ;
+        \$474  = regs[31:0];
       end
     end
     if (rst) begin
-      \$474  = 1'h0;
+      \$474  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$475  = kh_m2;
+    \$475  = la_in_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$475  = \$334 [15:0];
+        \$475  = regs[63:32];
       end
     end
     if (rst) begin
-      \$475  = 16'h0000;
+      \$475  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$476  = kh_is1;
+    \$476  = la_out_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$476  = \$336 ;
+        \$476  = regs[95:64];
       end
     end
     if (rst) begin
-      \$476  = 1'h0;
+      \$476  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$477  = ow_m2;
+    \$477  = la_stride_h;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$477  = \$339 [31:0];
+        \$477  = regs[191:160];
       end
     end
     if (rst) begin
@@ -38822,250 +38639,96 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$478  = ow_is1;
+    \$478  = la_stride_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$478  = \$341 ;
+        \$478  = regs[223:192];
       end
     end
     if (rst) begin
-      \$478  = 1'h0;
+      \$478  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$479  = diag;
+    \$479  = la_pad_w;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$479  = \$353 ;
+        \$479  = regs[255:224];
       end
     end
     if (rst) begin
-      \$479  = 1'h0;
+      \$479  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$480  = \$signal$124 ;
+    \$480  = la_step_kh;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$480  = swv;
+        \$480  = regs[287:256];
       end
     end
     if (rst) begin
-      \$480  = 17'h00000;
+      \$480  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$481  = kwc;
+    \$481  = la_step_kw;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$481  = kwn;
+        \$481  = regs[319:288];
       end
     end
     if (rst) begin
-      \$481  = 17'h00000;
+      \$481  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$482  = sw_is1;
+    \$482  = la_step_ow;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$482  = \$354 ;
+        \$482  = regs[351:320];
       end
     end
     if (rst) begin
-      \$482  = 1'h0;
+      \$482  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$483  = np_mask;
+    \$483  = la_step_wrap;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$483  = { \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355  };
+        \$483  = regs[383:352];
       end
     end
     if (rst) begin
-      \$483  = 16'h0000;
+      \$483  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$484  = last_bank;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$484  = { \$386 , \$385 , \$384 , \$383 , \$382 , \$381 , \$380 , \$379 , \$378 , \$377 , \$376 , \$375 , \$374 , \$373 , \$372 , \$371  };
-      end
+    \$484  = acc_line;
+    if (\$383 ) begin
+      \$484  = \$384 ;
     end
     if (rst) begin
-      \$484  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$485  = la_in_h;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$485  = regs[31:0];
-      end
-    end
-    if (rst) begin
-      \$485  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$486  = la_in_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$486  = regs[63:32];
-      end
-    end
-    if (rst) begin
-      \$486  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$487  = la_out_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$487  = regs[95:64];
-      end
-    end
-    if (rst) begin
-      \$487  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$488  = la_stride_h;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$488  = regs[191:160];
-      end
-    end
-    if (rst) begin
-      \$488  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$489  = la_stride_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$489  = regs[223:192];
-      end
-    end
-    if (rst) begin
-      \$489  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$490  = la_pad_w;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$490  = regs[255:224];
-      end
-    end
-    if (rst) begin
-      \$490  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$491  = la_step_kh;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$491  = regs[287:256];
-      end
-    end
-    if (rst) begin
-      \$491  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$492  = la_step_kw;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$492  = regs[319:288];
-      end
-    end
-    if (rst) begin
-      \$492  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$493  = la_step_ow;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$493  = regs[351:320];
-      end
-    end
-    if (rst) begin
-      \$493  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$494  = la_step_wrap;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-      end else begin
-        \$494  = regs[383:352];
-      end
-    end
-    if (rst) begin
-      \$494  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$495  = acc_line;
-    if (\$390 ) begin
-      \$495  = \$391 ;
-    end
-    if (rst) begin
-      \$495  = 128'h00000000000000000000000000000000;
+      \$484  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
@@ -39092,309 +38755,309 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$392  = 1'h0;
+    \$385  = 1'h0;
     if (issue) begin
-      \$392  = 1'h1;
+      \$385  = 1'h1;
     end
     if (rst) begin
-      \$392  = 1'h0;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$393  = active;
+    \$386  = active;
+    if (rst) begin
+      \$386  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$387  = is_a;
+    if (rst) begin
+      \$387  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$388  = target;
+    if (rst) begin
+      \$388  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$389  = dest;
+    if (rst) begin
+      \$389  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$390  = \$227 ;
+    if (rst) begin
+      \$390  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$391  = bank;
+    if (rst) begin
+      \$391  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$392  = boff;
+    if (rst) begin
+      \$392  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$393  = \$230 ;
     if (rst) begin
       \$393  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$394  = is_a;
+    \$394  = diag;
     if (rst) begin
       \$394  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$395  = target;
+    \$395  = hit;
     if (rst) begin
-      \$395  = 2'h0;
+      \$395  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$396  = dest;
+    \$396  = la_bline0;
     if (rst) begin
-      \$396  = 18'h00000;
+      \$396  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$397  = \$227 ;
+    \$397  = la_bline1;
     if (rst) begin
-      \$397  = 1'h0;
+      \$397  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$398  = bank;
+    \$398  = la_bline2;
     if (rst) begin
-      \$398  = 16'h0000;
+      \$398  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$399  = boff;
+    \$399  = la_bline3;
     if (rst) begin
-      \$399  = 6'h00;
+      \$399  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$400  = \$230 ;
+    \$400  = la_bline4;
     if (rst) begin
-      \$400  = 1'h0;
+      \$400  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$401  = diag;
+    \$401  = la_bline5;
     if (rst) begin
-      \$401  = 1'h0;
+      \$401  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$402  = hit;
+    \$402  = la_bline6;
     if (rst) begin
-      \$402  = 16'h0000;
+      \$402  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$403  = la_bline0;
+    \$403  = la_bline7;
     if (rst) begin
       \$403  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$404  = la_bline1;
+    \$404  = la_bline8;
     if (rst) begin
       \$404  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$405  = la_bline2;
+    \$405  = la_bline9;
     if (rst) begin
       \$405  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$406  = la_bline3;
+    \$406  = la_bline10;
     if (rst) begin
       \$406  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$407  = la_bline4;
+    \$407  = la_bline11;
     if (rst) begin
       \$407  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$408  = la_bline5;
+    \$408  = la_bline12;
     if (rst) begin
       \$408  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$409  = la_bline6;
+    \$409  = la_bline13;
     if (rst) begin
       \$409  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$410  = la_bline7;
+    \$410  = la_bline14;
     if (rst) begin
       \$410  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$411  = la_bline8;
+    \$411  = la_bline15;
     if (rst) begin
       \$411  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$412  = la_bline9;
+    \$412  = mem_raddr;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+        \$412  = \$232 [31:0];
+      end else if (diag) begin
+        \$412  = \$236 [31:0];
+        if (cb_last) begin
+          \$412  = \$21 [31:0];
+          if (\$259 ) begin
+            \$412  = \$22 [31:0];
+          end
+        end
+      end else begin
+        \$412  = \$292 [31:0];
+        if (cb_last) begin
+          \$412  = \$21 [31:0];
+          if (kw_last) begin
+            \$412  = \$22 [31:0];
+            if (kh_last) begin
+              \$412  = \$20 [31:0];
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+        \$412  = instr[77:46];
+      end else begin
+        \$412  = instr[112:81];
+      end
+    end
     if (rst) begin
-      \$412  = 17'h00000;
+      \$412  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$413  = la_bline10;
+    \$413  = dest;
+    if (active) begin
+      (* full_case = 32'd1 *)
+      if (\$231 ) begin
+        \$413  = \$233 [17:0];
+      end else if (diag) begin
+      end else begin
+        if (line_full) begin
+          \$413  = \$293 [17:0];
+        end
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              \$413  = dst0;
+            end
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+        \$413  = { 2'h0, instr[29:14] };
+      end else begin
+        \$413  = { 2'h0, instr[27:12] };
+      end
+    end
     if (rst) begin
-      \$413  = 17'h00000;
+      \$413  = 18'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$414  = la_bline11;
+    \$414  = left;
+    if (active) begin
+      if (\$231 ) begin
+        \$414  = \$234 [16:0];
+      end
+    end
+    if (issue) begin
+      if (\$320 ) begin
+        \$414  = { 1'h0, instr[45:30] };
+      end
+    end
     if (rst) begin
       \$414  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$415  = la_bline12;
-    if (rst) begin
-      \$415  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$416  = la_bline13;
-    if (rst) begin
-      \$416  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$417  = la_bline14;
-    if (rst) begin
-      \$417  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$418  = la_bline15;
-    if (rst) begin
-      \$418  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$419  = mem_raddr;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-        \$419  = \$232 [31:0];
-      end else if (diag) begin
-        \$419  = \$236 [31:0];
-        if (cb_end) begin
-          \$419  = \$21 [31:0];
-          if (\$258 ) begin
-            \$419  = \$22 [31:0];
-          end
-        end
-      end else begin
-        \$419  = \$288 [31:0];
-        if (cb_end) begin
-          \$419  = \$21 [31:0];
-          if (kw_end) begin
-            \$419  = \$22 [31:0];
-            if (kh_end) begin
-              \$419  = \$20 [31:0];
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-        \$419  = instr[77:46];
-      end else begin
-        \$419  = instr[112:81];
-      end
-    end
-    if (rst) begin
-      \$419  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$420  = dest;
-    if (active) begin
-      (* full_case = 32'd1 *)
-      if (\$231 ) begin
-        \$420  = \$233 [17:0];
-      end else if (diag) begin
-      end else begin
-        if (line_full) begin
-          \$420  = \$289 [17:0];
-        end
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              \$420  = dst0;
-            end
-          end
-        end
-      end
-    end
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$312 ) begin
-        \$420  = { 2'h0, instr[29:14] };
-      end else begin
-        \$420  = { 2'h0, instr[27:12] };
-      end
-    end
-    if (rst) begin
-      \$420  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$421  = left;
-    if (active) begin
-      if (\$231 ) begin
-        \$421  = \$234 [16:0];
-      end
-    end
-    if (issue) begin
-      if (\$312 ) begin
-        \$421  = { 1'h0, instr[45:30] };
-      end
-    end
-    if (rst) begin
-      \$421  = 17'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$422  = active;
+    \$415  = active;
     if (active) begin
       (* full_case = 32'd1 *)
       if (\$231 ) begin
         if (\$235 ) begin
-          \$422  = 1'h0;
+          \$415  = 1'h0;
         end
       end else if (diag) begin
-        if (cb_end) begin
-          if (\$258 ) begin
-            if (kh_end) begin
-              \$422  = 1'h0;
+        if (cb_last) begin
+          if (\$259 ) begin
+            if (kh_last) begin
+              \$415  = 1'h0;
             end
           end
         end
       end else begin
-        if (cb_end) begin
-          if (kw_end) begin
-            if (kh_end) begin
-              if (\$311 ) begin
-                \$422  = 1'h0;
+        if (cb_last) begin
+          if (kw_last) begin
+            if (kh_last) begin
+              if (\$319 ) begin
+                \$415  = 1'h0;
               end
             end
           end
@@ -39403,28 +39066,168 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
-        \$422  = \$313 ;
+      if (\$320 ) begin
+        \$415  = \$321 ;
       end else begin
-        \$422  = \$319 ;
+        \$415  = \$327 ;
       end
     end
     if (rst) begin
-      \$422  = 1'h0;
+      \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$423  = la_bline0;
+    \$416  = la_bline0;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$423  = \$237 [16:0];
+        \$416  = \$237 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
+      end else begin
+        \$416  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$416  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$417  = la_bline1;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$417  = \$238 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$417  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$417  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$418  = la_bline2;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$418  = \$239 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$418  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$418  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$419  = la_bline3;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$419  = \$240 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$419  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$419  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$420  = la_bline4;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$420  = \$241 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$420  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$420  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$421  = la_bline5;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$421  = \$242 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$421  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$421  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$422  = la_bline6;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$422  = \$243 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$422  = { 1'h0, instr[27:12] };
+      end
+    end
+    if (rst) begin
+      \$422  = 17'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$423  = la_bline7;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        \$423  = \$244 [16:0];
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
       end else begin
         \$423  = { 1'h0, instr[27:12] };
       end
@@ -39435,16 +39238,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$424  = la_bline1;
+    \$424  = la_bline8;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$424  = \$238 [16:0];
+        \$424  = \$245 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$424  = { 1'h0, instr[27:12] };
       end
@@ -39455,16 +39258,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$425  = la_bline2;
+    \$425  = la_bline9;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$425  = \$239 [16:0];
+        \$425  = \$246 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$425  = { 1'h0, instr[27:12] };
       end
@@ -39475,16 +39278,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$426  = la_bline3;
+    \$426  = la_bline10;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$426  = \$240 [16:0];
+        \$426  = \$247 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$426  = { 1'h0, instr[27:12] };
       end
@@ -39495,16 +39298,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$427  = la_bline4;
+    \$427  = la_bline11;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$427  = \$241 [16:0];
+        \$427  = \$248 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$427  = { 1'h0, instr[27:12] };
       end
@@ -39515,16 +39318,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$428  = la_bline5;
+    \$428  = la_bline12;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$428  = \$242 [16:0];
+        \$428  = \$249 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$428  = { 1'h0, instr[27:12] };
       end
@@ -39535,16 +39338,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$429  = la_bline6;
+    \$429  = la_bline13;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$429  = \$243 [16:0];
+        \$429  = \$250 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$429  = { 1'h0, instr[27:12] };
       end
@@ -39555,16 +39358,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$430  = la_bline7;
+    \$430  = la_bline14;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$430  = \$244 [16:0];
+        \$430  = \$251 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$430  = { 1'h0, instr[27:12] };
       end
@@ -39575,16 +39378,16 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$431  = la_bline8;
+    \$431  = la_bline15;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$431  = \$245 [16:0];
+        \$431  = \$252 [16:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
         \$431  = { 1'h0, instr[27:12] };
       end
@@ -39595,165 +39398,296 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$432  = la_bline9;
+    \$432  = cb_left;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$432  = \$246 [16:0];
+        \$432  = \$254 [9:0];
+      end else begin
+        \$432  = \$296 [9:0];
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$432  = { 1'h0, instr[27:12] };
+        \$432  = instr[44:35];
       end
     end
     if (rst) begin
-      \$432  = 17'h00000;
+      \$432  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$433  = la_bline10;
+    \$433  = cb_last;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$433  = \$247 [16:0];
+        \$433  = \$257 ;
+      end else begin
+        \$433  = \$299 ;
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$433  = { 1'h0, instr[27:12] };
+        \$433  = \$332 ;
       end
     end
     if (rst) begin
-      \$433  = 17'h00000;
+      \$433  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$434  = la_bline11;
+    \$434  = iwk;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$434  = \$248 [16:0];
+        if (cb_last) begin
+          \$434  = \$258 [31:0];
+          if (\$259 ) begin
+            \$434  = iw;
+          end
+        end
+      end else begin
+        if (cb_last) begin
+          \$434  = \$300 [31:0];
+          if (kw_last) begin
+            \$434  = iw;
+            if (kh_last) begin
+              \$434  = \$17 [31:0];
+            end
+          end
+        end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$434  = { 1'h0, instr[27:12] };
+        \$434  = { instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68], instr[68:57] };
       end
     end
     if (rst) begin
-      \$434  = 17'h00000;
+      \$434  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$435  = la_bline12;
+    \$435  = col_addr;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$435  = \$249 [16:0];
+        if (cb_last) begin
+          \$435  = \$21 [31:0];
+          if (\$259 ) begin
+            \$435  = \$22 [31:0];
+          end
+        end
+      end else begin
+        if (cb_last) begin
+          \$435  = \$21 [31:0];
+          if (kw_last) begin
+            \$435  = \$22 [31:0];
+            if (kh_last) begin
+              \$435  = \$20 [31:0];
+            end
+          end
+        end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$435  = { 1'h0, instr[27:12] };
+        \$435  = instr[112:81];
       end
     end
     if (rst) begin
-      \$435  = 17'h00000;
+      \$435  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$436  = la_bline13;
+    \$436  = ihk;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$436  = \$250 [16:0];
+        if (cb_last) begin
+          if (\$259 ) begin
+            \$436  = \$260 [31:0];
+          end
+        end
+      end else begin
+        if (cb_last) begin
+          if (kw_last) begin
+            \$436  = \$306 [31:0];
+            if (kh_last) begin
+              \$436  = \$14 [31:0];
+            end
+          end
+        end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$436  = { 1'h0, instr[27:12] };
+        \$436  = { instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56], instr[56:45] };
       end
     end
     if (rst) begin
-      \$436  = 17'h00000;
+      \$436  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$437  = la_bline14;
+    \$437  = row_addr;
     if (active) begin
+      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$437  = \$251 [16:0];
+        if (cb_last) begin
+          if (\$259 ) begin
+            \$437  = \$22 [31:0];
+          end
+        end
+      end else begin
+        if (cb_last) begin
+          if (kw_last) begin
+            \$437  = \$22 [31:0];
+            if (kh_last) begin
+              \$437  = \$20 [31:0];
+            end
+          end
+        end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$437  = { 1'h0, instr[27:12] };
+        \$437  = instr[112:81];
       end
     end
     if (rst) begin
-      \$437  = 17'h00000;
+      \$437  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$438  = la_bline15;
+    \$438  = hit;
     if (active) begin
       if (\$231 ) begin
       end else if (diag) begin
-        \$438  = \$252 [16:0];
+        if (cb_last) begin
+          (* full_case = 32'd1 *)
+          if (\$259 ) begin
+            \$438  = 16'h0001;
+          end else begin
+            \$438  = \$283 ;
+          end
+        end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$438  = { 1'h0, instr[27:12] };
+        \$438  = 16'h0001;
       end
     end
     if (rst) begin
-      \$438  = 17'h00000;
+      \$438  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$439  = cb;
+    \$439  = \$signal$121 ;
     if (active) begin
-      (* full_case = 32'd1 *)
       if (\$231 ) begin
       end else if (diag) begin
-        \$439  = \$254 [9:0];
-      end else begin
-        \$439  = \$292 [9:0];
+        if (cb_last) begin
+          (* full_case = 32'd1 *)
+          if (\$259 ) begin
+            \$439  = 16'h0002;
+          end else begin
+            \$439  = \$285 [15:0];
+          end
+        end
       end
     end
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$312 ) begin
+      if (\$320 ) begin
       end else begin
-        \$439  = 10'h000;
+        \$439  = 16'h0002;
       end
     end
     if (rst) begin
-      \$439  = 10'h000;
+      \$439  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$440  = \$signal$122 ;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_last) begin
+          (* full_case = 32'd1 *)
+          if (\$259 ) begin
+            \$440  = 16'h0001;
+          end else begin
+            \$440  = \$287 [15:0];
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$440  = 16'h0001;
+      end
+    end
+    if (rst) begin
+      \$440  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$441  = stop_last;
+    if (active) begin
+      if (\$231 ) begin
+      end else if (diag) begin
+        if (cb_last) begin
+          (* full_case = 32'd1 *)
+          if (\$259 ) begin
+            \$441  = last_bank[0];
+          end else begin
+            \$441  = \$291 ;
+          end
+        end
+      end
+    end
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$320 ) begin
+      end else begin
+        \$441  = \$380 ;
+      end
+    end
+    if (rst) begin
+      \$441  = 1'h0;
     end
   end
   assign addr = mem_raddr;
@@ -39831,14 +39765,14 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   assign a_waddr[29:20] = \$75 [9:0];
   assign a_waddr[19:10] = \$74 [9:0];
   assign a_waddr[9:0] = \$73 [9:0];
-  assign \$280  = { \$signal$122 , 1'h0 };
-  assign \$282  = { \$signal$125 , 1'h0 };
-  assign \$284  = { \$signal$125 , 1'h0 };
-  assign \$305  = { bank, 1'h0 };
+  assign \$284  = { \$signal$121 , 1'h0 };
+  assign \$286  = { \$signal$122 , 1'h0 };
+  assign \$288  = { \$signal$122 , 1'h0 };
+  assign \$312  = { bank, 1'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$702$0 , \port$704$0 , \port$706$0 , \port$708$0 , \port$710$0 , \port$712$0 , \port$714$0 , \port$716$0 , \port$718$0 , \port$720$0 , \port$722$0 , \port$724$0 , \port$726$0 , \port$728$0 , \port$730$0 , \port$732$0 , mem_wen
+module \f8hw_accel.st (clk, rst, issue, err, \port$695$0 , \port$697$0 , \port$699$0 , \port$701$0 , \port$703$0 , \port$705$0 , \port$707$0 , \port$709$0 , \port$711$0 , \port$713$0 , \port$715$0 , \port$717$0 , \port$719$0 , \port$721$0 , \port$723$0 , \port$725$0 , mem_wen
 , busy, o_rdata, d_addr, o_raddr, instr);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
@@ -39933,38 +39867,38 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$702$0 , \port$704$0 , \port$7
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$702$0 ;
-  wire [7:0] \port$702$0 ;
-  output [7:0] \port$704$0 ;
-  wire [7:0] \port$704$0 ;
-  output [7:0] \port$706$0 ;
-  wire [7:0] \port$706$0 ;
-  output [7:0] \port$708$0 ;
-  wire [7:0] \port$708$0 ;
-  output [7:0] \port$710$0 ;
-  wire [7:0] \port$710$0 ;
-  output [7:0] \port$712$0 ;
-  wire [7:0] \port$712$0 ;
-  output [7:0] \port$714$0 ;
-  wire [7:0] \port$714$0 ;
-  output [7:0] \port$716$0 ;
-  wire [7:0] \port$716$0 ;
-  output [7:0] \port$718$0 ;
-  wire [7:0] \port$718$0 ;
-  output [7:0] \port$720$0 ;
-  wire [7:0] \port$720$0 ;
-  output [7:0] \port$722$0 ;
-  wire [7:0] \port$722$0 ;
-  output [7:0] \port$724$0 ;
-  wire [7:0] \port$724$0 ;
-  output [7:0] \port$726$0 ;
-  wire [7:0] \port$726$0 ;
-  output [7:0] \port$728$0 ;
-  wire [7:0] \port$728$0 ;
-  output [7:0] \port$730$0 ;
-  wire [7:0] \port$730$0 ;
-  output [7:0] \port$732$0 ;
-  wire [7:0] \port$732$0 ;
+  output [7:0] \port$695$0 ;
+  wire [7:0] \port$695$0 ;
+  output [7:0] \port$697$0 ;
+  wire [7:0] \port$697$0 ;
+  output [7:0] \port$699$0 ;
+  wire [7:0] \port$699$0 ;
+  output [7:0] \port$701$0 ;
+  wire [7:0] \port$701$0 ;
+  output [7:0] \port$703$0 ;
+  wire [7:0] \port$703$0 ;
+  output [7:0] \port$705$0 ;
+  wire [7:0] \port$705$0 ;
+  output [7:0] \port$707$0 ;
+  wire [7:0] \port$707$0 ;
+  output [7:0] \port$709$0 ;
+  wire [7:0] \port$709$0 ;
+  output [7:0] \port$711$0 ;
+  wire [7:0] \port$711$0 ;
+  output [7:0] \port$713$0 ;
+  wire [7:0] \port$713$0 ;
+  output [7:0] \port$715$0 ;
+  wire [7:0] \port$715$0 ;
+  output [7:0] \port$717$0 ;
+  wire [7:0] \port$717$0 ;
+  output [7:0] \port$719$0 ;
+  wire [7:0] \port$719$0 ;
+  output [7:0] \port$721$0 ;
+  wire [7:0] \port$721$0 ;
+  output [7:0] \port$723$0 ;
+  wire [7:0] \port$723$0 ;
+  output [7:0] \port$725$0 ;
+  wire [7:0] \port$725$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -40412,20 +40346,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$702$0 , \port$704$0 , \port$7
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$702$0  = \$3 ;
-  assign \port$704$0  = \$5 ;
-  assign \port$706$0  = \$7 ;
-  assign \port$708$0  = \$9 ;
-  assign \port$710$0  = \$11 ;
-  assign \port$712$0  = \$13 ;
-  assign \port$714$0  = \$15 ;
-  assign \port$716$0  = \$17 ;
-  assign \port$718$0  = \$19 ;
-  assign \port$720$0  = \$21 ;
-  assign \port$722$0  = \$23 ;
-  assign \port$724$0  = \$25 ;
-  assign \port$726$0  = \$27 ;
-  assign \port$728$0  = \$29 ;
-  assign \port$730$0  = \$31 ;
-  assign \port$732$0  = \$33 ;
+  assign \port$695$0  = \$3 ;
+  assign \port$697$0  = \$5 ;
+  assign \port$699$0  = \$7 ;
+  assign \port$701$0  = \$9 ;
+  assign \port$703$0  = \$11 ;
+  assign \port$705$0  = \$13 ;
+  assign \port$707$0  = \$15 ;
+  assign \port$709$0  = \$17 ;
+  assign \port$711$0  = \$19 ;
+  assign \port$713$0  = \$21 ;
+  assign \port$715$0  = \$23 ;
+  assign \port$717$0  = \$25 ;
+  assign \port$719$0  = \$27 ;
+  assign \port$721$0  = \$29 ;
+  assign \port$723$0  = \$31 ;
+  assign \port$725$0  = \$33 ;
 endmodule

@@ -111,8 +111,8 @@ MUTANTS = [
            "line_full.eq((boff + 2 * g_bytes) > C)", "line_full.eq((boff + 2 * g_bytes) >= C)",
            "tap gather closes a line one word early"),
     Mutant("diag_window_close_spacing", "hw/load.py",
-           "stop_cnt.eq(Mux(stop_one, sw, stop_cnt - 1))",
-           "stop_cnt.eq(Mux(stop_one, kwc, stop_cnt - 1))",
+           "closing.start(m, kw_, sw_)",
+           "closing.start(m, kw_, kw_)",
            "window reuse closes the banks' windows KW columns apart instead of STRIDE_W"),
     # front-end hazard interlock
     Mutant("load_a_mac_hazard_dropped", "hw/frontend.py",

@@ -90,12 +90,11 @@ class LoadUnit(wiring.Component):
         OW_ = clog2(C + 1) + 1
         g_bytes = Signal(OW_)           # G (C when gather is off)
         boff = Signal(OW_)              # byte offset of the current word in its line
-        kh = Signal(16)
-        kw = Signal(16)
-        cb = Signal(field_width("LOAD_A", "ncb"))
-        # "counter at its last value" flags, kept one step ahead so no compare sits on the advance path
-        ends = {n: _EndFlag(v) for n, v in (("cb", cb), ("kw", kw), ("kh", kh), ("ow", Signal(32, name="ow")))}
-        cb_end, kw_end, kh_end, ow_end = (ends[n].flag for n in ("cb", "kw", "kh", "ow"))
+        # the walk's loops (channel block, kernel column / row, output column) as countdowns whose
+        # "last step" flag is kept one step ahead, so no compare sits on the advance path
+        ends = {"cb": _Countdown("cb", field_width("LOAD_A", "ncb")), "kw": _Countdown("kw", 16),
+                "kh": _Countdown("kh", 16), "ow": _Countdown("ow", 32)}
+        cb_end, kw_end, kh_end, ow_end = (ends[n].last for n in ("cb", "kw", "kh", "ow"))
         pix_left = Signal(field_width("LOAD_A", "npix"))
         dst0 = Signal(DW)
         bank = Signal(R)                # one-hot
@@ -110,13 +109,11 @@ class LoadUnit(wiring.Component):
         LW = max(field_width("LOAD_A", "dst"), clog2(cfg.a_depth) + 1) + 1   # no wrap before line a_depth
         CW = 17                         # SW, KW <= 2^16
         diag = Signal()
-        sw, kwc = Signal(CW), Signal(CW)
-        start_cnt, stop_cnt = Signal(CW), Signal(CW)   # columns until the next window opens / closes
+        kwc = Signal(CW)                # KW, for the next row's restart (SW: opening.period)
+        opening, closing = _Countdown("la_open", CW), _Countdown("la_close", CW)   # columns to the next open / close
         start_ptr, stop_ptr = Signal(R), Signal(R)     # one-hot: the bank it opens / closes
         hit = Signal(R)                 # banks whose window holds the current column
-        start_one, stop_one = Signal(), Signal()       # start_cnt == 1, stop_cnt == 1 (kept ahead)
         stop_last = Signal()            # stop_ptr is bank npix-1
-        sw_is1 = Signal()
         np_mask = Signal(R)             # banks r < npix
         last_bank = Signal(R)           # one-hot: bank npix-1
         bline = [Signal(LW, name=f"la_bline{r}") for r in range(R)]  # bank r's next line
@@ -124,8 +121,9 @@ class LoadUnit(wiring.Component):
         def diag_row_start(sw_, kw_, npix_is1):
             """Column 0 of a window-reuse row: bank 0's window is open (npix >= 1, KW >= 1), bank 1's
             opens SW columns on, bank 0's closes KW columns on."""
-            m.d.sync += [hit.eq(1), start_ptr.eq(2), start_cnt.eq(sw_), stop_ptr.eq(1), stop_cnt.eq(kw_),
-                         start_one.eq(sw_ == 1), stop_one.eq(kw_ == 1), stop_last.eq(npix_is1)]
+            m.d.sync += [hit.eq(1), start_ptr.eq(2), stop_ptr.eq(1), stop_last.eq(npix_is1)]
+            opening.start(m, sw_, sw_)
+            closing.start(m, kw_, sw_)
 
         in_image = Signal()
         m.d.comb += in_image.eq((ihk >= 0) & (ihk < r_["in_h"]) & (iwk >= 0) & (iwk < r_["in_w"]))
@@ -194,25 +192,23 @@ class LoadUnit(wiring.Component):
                 ends["cb"].advance(m)
                 with m.If(cb_end):
                     m.d.sync += [iwk.eq(iwk + 1), col_addr.eq(ncol), addr.eq(ncol)]
-                    with m.If(stop_one & stop_last):   # the row's last column
+                    with m.If(closing.last & stop_last):   # the row's last column
                         m.d.sync += [ihk.eq(ihk + 1), iwk.eq(iw),
                                      row_addr.eq(nrow), col_addr.eq(nrow), addr.eq(nrow)]
-                        diag_row_start(sw, kwc, last_bank[0])
+                        diag_row_start(opening.period, kwc, last_bank[0])
                         ends["kh"].advance(m)
                         with m.If(kh_end):
                             m.d.sync += active.eq(0)
                     with m.Else():
-                        opens = Mux(start_one, start_ptr, 0)
-                        closes = Mux(stop_one, stop_ptr, 0)
+                        opening.advance(m)
+                        closing.advance(m)
+                        opens = Mux(opening.last, start_ptr, 0)
+                        closes = Mux(closing.last, stop_ptr, 0)
                         m.d.sync += [
                             hit.eq((hit | opens) & ~closes & np_mask),
-                            start_cnt.eq(Mux(start_one, sw, start_cnt - 1)),
-                            stop_cnt.eq(Mux(stop_one, sw, stop_cnt - 1)),
-                            start_one.eq(Mux(start_one, sw_is1, start_cnt == 2)),
-                            stop_one.eq(Mux(stop_one, sw_is1, stop_cnt == 2)),
-                            start_ptr.eq(Mux(start_one, start_ptr << 1, start_ptr)),
-                            stop_ptr.eq(Mux(stop_one, stop_ptr << 1, stop_ptr)),
-                            stop_last.eq(Mux(stop_one, ((stop_ptr << 1)[:R] & last_bank).any(), stop_last)),
+                            start_ptr.eq(Mux(opening.last, start_ptr << 1, start_ptr)),
+                            stop_ptr.eq(Mux(closing.last, stop_ptr << 1, stop_ptr)),
+                            stop_last.eq(Mux(closing.last, ((stop_ptr << 1)[:R] & last_bank).any(), stop_last)),
                         ]
             with m.Else():
                 m.d.sync += addr.eq(addr + 1)
@@ -270,8 +266,9 @@ class LoadUnit(wiring.Component):
                     g_bytes.eq(Mux((g.a_gather >= 1) & (g.a_gather <= C), g.a_gather[:OW_], C)),
                 ]
                 for n, count in (("cb", ncb), ("kw", g.kw), ("kh", g.kh)):
-                    ends[n].start(m, 0, count)
-                ends["ow"].start(m, field(ins, "LOAD_A", "ow0"), g.out_w.as_unsigned())
+                    ends[n].start(m, count, count)
+                ow_left = (g.out_w.as_unsigned() - field(ins, "LOAD_A", "ow0"))[:32]   # output columns to the wrap
+                ends["ow"].start(m, ow_left, g.out_w.as_unsigned())
                 # window reuse: A_DIAG != 0, gather off (G = C) and 1 <= STRIDE_W <= KW
                 kwn = Signal(CW)
                 swv = Signal(CW)
@@ -280,7 +277,7 @@ class LoadUnit(wiring.Component):
                 m.d.sync += [
                     diag.eq((g.a_diag != 0) & ~((g.a_gather >= 1) & (g.a_gather < C))
                             & (g.stride_w >= 1) & (g.stride_w <= kwn)),
-                    sw.eq(swv), kwc.eq(kwn), sw_is1.eq(swv == 1),
+                    kwc.eq(kwn),
                     np_mask.eq(Cat(*[npix_f > r for r in range(R)])),
                     last_bank.eq(Cat(*[npix_f == r + 1 for r in range(R)])),
                 ]
@@ -330,23 +327,21 @@ class LoadUnit(wiring.Component):
         return m
 
 
-class _EndFlag:
-    """A counter 0 .. n-1 (wrapping to 0) with a registered flag "at n-1", updated from the counter
-    one step ahead: the flag's next value compares the counter with n-2, off the advance path."""
+class _Countdown:
+    """Steps left to an event (1 = the current step is the last), reloaded with a period after it; the
+    "last" flag is registered and updated one step ahead (from == 2), off the advance path.  Values are
+    taken mod 2^width, so 0 means 2^width steps, as an up-counter of that width wrapping would count."""
 
-    def __init__(self, ctr: Signal):
-        w = len(ctr)
-        self.ctr, self.flag = ctr, Signal(name=f"{ctr.name}_end")
-        self.m2 = Signal(w, name=f"{ctr.name}_m2")      # n - 2 (mod 2^w)
-        self.is1 = Signal(name=f"{ctr.name}_is1")        # n == 1 (mod 2^w): every value is the last
+    def __init__(self, name: str, width: int):
+        self.width = width
+        self.left, self.period = Signal(width, name=f"{name}_left"), Signal(width, name=f"{name}_period")
+        self.last = Signal(name=f"{name}_last")
 
-    def start(self, m: Module, first, n):
-        """At issue: the counter starts at `first` and counts to n-1 (n taken mod 2^w)."""
-        w = len(self.ctr)
-        m.d.sync += [self.ctr.eq(first), self.m2.eq(n - 2), self.is1.eq((n - 1)[:w] == 0),
-                     self.flag.eq(first == (n - 1)[:w])]
+    def start(self, m: Module, first, period):
+        """The first event after `first` steps, then every `period` steps."""
+        w = self.width
+        m.d.sync += [self.left.eq(first), self.period.eq(period), self.last.eq(first[:w] == 1)]
 
     def advance(self, m: Module):
-        """One step: the counter wraps to 0 after n-1."""
-        m.d.sync += [self.ctr.eq(Mux(self.flag, 0, self.ctr + 1)),
-                     self.flag.eq(Mux(self.flag, self.is1, self.ctr == self.m2))]
+        m.d.sync += [self.left.eq(Mux(self.last, self.period, self.left - 1)),
+                     self.last.eq(Mux(self.last, self.period == 1, self.left == 2))]
