@@ -24,7 +24,7 @@ MAX_DEPTH = 1 << 16   # largest scratchpad depth (lines / entries)
 ADDR_BITS = 32        # main-memory word address width
 
 # --- timing (cycles); see docs/architecture.md "Timing" -----------------------
-FIRST_ISSUE = 1        # instruction 0 can issue at cycle 1 (cycle 0 fetches it)
+FIRST_ISSUE = 2        # instruction 0 can issue at cycle 2 (cycle 0 fetches it, cycle 1 predecodes it)
 LOAD_LATENCY = 2       # a LOAD/LOAD_A of n words issued at t ends at t + n + LOAD_LATENCY
 STORE_LATENCY = 2      # a STORE of n words issued at t ends at t + n + STORE_LATENCY
 REQUANT_LATENCY = 4    # a drain captured at t ends at t + rows + REQUANT_LATENCY (every lane: INT8 and FP8)

@@ -606,7 +606,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .drain_busy(drain_busy),
     .drain_wait(drain_wait),
-    .instr(imem_data),
+    .instr(instr),
     .issue(\issue$86 ),
     .mac_busy(mac_busy),
     .o_waddr(o_spad_waddr),
@@ -642,16 +642,17 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .drain_wait(drain_wait),
     .error(error),
     .error_code(error_code),
+    .imem_addr(imem_addr),
     .imem_data(imem_data),
+    .instr(instr),
     .issue_compute(\issue$86 ),
     .issue_load(issue_load),
-    .issue_loada(issue_loada),
+    .issue_load_a(issue_loada),
     .issue_store(\issue$76 ),
     .load_busy(load_busy),
     .mac_busy(mac_busy),
     .mark_en(mark_en),
     .mark_value(mark_value),
-    .next_pc(imem_addr),
     .regs(regs),
     .rst(rst),
     .stall(stall),
@@ -667,12 +668,12 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .busy(load_busy),
     .clk(clk),
     .err(err),
-    .instr(imem_data),
+    .instr(instr),
     .\is_a$38 (issue_loada),
     .issue(issue),
     .line(a_bank0_wdata),
     .mem_raddr(mem_raddr),
-    .\port$501$0 (\$3 ),
+    .\port$677$0 (\$3 ),
     .regs(regs),
     .ren(mem_ren),
     .rst(rst),
@@ -712,27 +713,27 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
     .clk(clk),
     .d_addr(mem_waddr),
     .err(\err$35 ),
-    .instr(imem_data),
+    .instr(instr),
     .issue(\issue$76 ),
     .mem_wen(mem_wen),
     .o_raddr(o_spad_raddr),
     .o_rdata(o_rdata),
-    .\port$695$0 (\$4 ),
-    .\port$697$0 (\$5 ),
-    .\port$699$0 (\$6 ),
-    .\port$701$0 (\$7 ),
-    .\port$703$0 (\$8 ),
-    .\port$705$0 (\$9 ),
-    .\port$707$0 (\$10 ),
-    .\port$709$0 (\$11 ),
-    .\port$711$0 (\$12 ),
-    .\port$713$0 (\$13 ),
-    .\port$715$0 (\$14 ),
-    .\port$717$0 (\$15 ),
-    .\port$719$0 (\$16 ),
-    .\port$721$0 (\$17 ),
-    .\port$723$0 (\$18 ),
-    .\port$725$0 (\$19 ),
+    .\port$871$0 (\$4 ),
+    .\port$873$0 (\$5 ),
+    .\port$875$0 (\$6 ),
+    .\port$877$0 (\$7 ),
+    .\port$879$0 (\$8 ),
+    .\port$881$0 (\$9 ),
+    .\port$883$0 (\$10 ),
+    .\port$885$0 (\$11 ),
+    .\port$887$0 (\$12 ),
+    .\port$889$0 (\$13 ),
+    .\port$891$0 (\$14 ),
+    .\port$893$0 (\$15 ),
+    .\port$895$0 (\$16 ),
+    .\port$897$0 (\$17 ),
+    .\port$899$0 (\$18 ),
+    .\port$901$0 (\$19 ),
     .rst(rst)
   );
   f8hw_spad #(
@@ -758,7 +759,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \step$32  = step;
   assign err_code = { 1'h0, \$3  };
   assign \mark_en$38  = mark_en;
-  assign \mark_slot$39  = imem_data[19:4];
+  assign \mark_slot$39  = instr[19:4];
   assign \mark_value$40  = mark_value;
   assign \done$41  = done;
   assign \error$42  = error;
@@ -767,8 +768,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign \busy$45  = busy;
   assign \stall$46  = stall;
   assign is_a = issue_loada;
-  assign instr = imem_data;
-  assign \instr$52  = imem_data;
+  assign \instr$52  = instr;
   assign \regs$54  = regs;
   assign \mem_raddr$55  = mem_raddr;
   assign \mem_ren$56  = mem_ren;
@@ -789,14 +789,14 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign b_spad_wdata = { mem_rdata[127:120], mem_rdata[127:120], mem_rdata[127:120], mem_rdata[127:112], mem_rdata[119:112], mem_rdata[119:112], mem_rdata[119:104], mem_rdata[111:104], mem_rdata[111:104], mem_rdata[111:96], mem_rdata[103:96], mem_rdata[103:96], mem_rdata[103:88], mem_rdata[95:88], mem_rdata[95:88], mem_rdata[95:80], mem_rdata[87:80], mem_rdata[87:80], mem_rdata[87:72], mem_rdata[79:72], mem_rdata[79:72], mem_rdata[79:64], mem_rdata[71:64], mem_rdata[71:64], mem_rdata[71:56], mem_rdata[63:56], mem_rdata[63:56], mem_rdata[63:48], mem_rdata[55:48], mem_rdata[55:48], mem_rdata[55:40], mem_rdata[47:40], mem_rdata[47:40], mem_rdata[47:32], mem_rdata[39:32], mem_rdata[39:32], mem_rdata[39:24], mem_rdata[31:24], mem_rdata[31:24], mem_rdata[31:16], mem_rdata[23:16], mem_rdata[23:16], mem_rdata[23:8], mem_rdata[15:8], mem_rdata[15:8], mem_rdata[15:0], mem_rdata[7:0], mem_rdata[7:0], mem_rdata[7:0] };
   assign b_wdata = { mem_rdata[127:120], mem_rdata[127:120], mem_rdata[127:120], mem_rdata[127:112], mem_rdata[119:112], mem_rdata[119:112], mem_rdata[119:104], mem_rdata[111:104], mem_rdata[111:104], mem_rdata[111:96], mem_rdata[103:96], mem_rdata[103:96], mem_rdata[103:88], mem_rdata[95:88], mem_rdata[95:88], mem_rdata[95:80], mem_rdata[87:80], mem_rdata[87:80], mem_rdata[87:72], mem_rdata[79:72], mem_rdata[79:72], mem_rdata[79:64], mem_rdata[71:64], mem_rdata[71:64], mem_rdata[71:56], mem_rdata[63:56], mem_rdata[63:56], mem_rdata[63:48], mem_rdata[55:48], mem_rdata[55:48], mem_rdata[55:40], mem_rdata[47:40], mem_rdata[47:40], mem_rdata[47:32], mem_rdata[39:32], mem_rdata[39:32], mem_rdata[39:24], mem_rdata[31:24], mem_rdata[31:24], mem_rdata[31:16], mem_rdata[23:16], mem_rdata[23:16], mem_rdata[23:8], mem_rdata[15:8], mem_rdata[15:8], mem_rdata[15:0], mem_rdata[7:0], mem_rdata[7:0], mem_rdata[7:0] };
   assign issue_store = \issue$76 ;
-  assign \instr$78  = imem_data;
+  assign \instr$78  = instr;
   assign o_raddr = o_spad_raddr;
   assign o_spad_rdata = o_rdata;
   assign \mem_waddr$83  = mem_waddr;
   assign \mem_wdata$84  = { \$19 , \$18 , \$17 , \$16 , \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4  };
   assign \mem_wen$85  = mem_wen;
   assign issue_compute = \issue$86 ;
-  assign \instr$88  = imem_data;
+  assign \instr$88  = instr;
   assign \regs$89  = regs;
   assign w_raddr = w_spad_raddr;
   assign w_spad_rdata = w_rdata;
@@ -873,7 +873,7 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
   assign a_bank15_wdata = a_bank0_wdata;
   assign a_bank15_raddr = a_raddr[159:150];
   assign mem_wdata = { \$19 , \$18 , \$17 , \$16 , \$15 , \$14 , \$13 , \$12 , \$11 , \$10 , \$9 , \$8 , \$7 , \$6 , \$5 , \$4  };
-  assign mark_slot = imem_data[19:4];
+  assign mark_slot = instr[19:4];
   assign cycles = mark_value;
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -1019,8 +1019,8 @@ module f8hw_accel(mem_rdata, clk, rst, imem_addr, mem_raddr, mem_ren, mem_waddr,
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.cu (clk, rst, issue, mac_busy, drain_busy, drain_wait, w_rdata, b_rdata, s_rdata, a_rdata, regs, a_raddr, w_raddr, active, s_raddr, b_raddr, o_waddr, o_wen, out, \out$154 , \out$155 
-, \out$156 , \out$157 , \out$158 , \out$159 , \out$160 , \out$161 , \out$162 , \out$163 , \out$164 , \out$165 , \out$166 , \out$167 , \out$168 , instr);
+module \f8hw_accel.cu (rst, issue, mac_busy, drain_busy, drain_wait, w_rdata, b_rdata, s_rdata, a_rdata, instr, regs, a_raddr, w_raddr, active, s_raddr, b_raddr, o_waddr, o_wen, out, \out$154 , \out$155 
+, \out$156 , \out$157 , \out$158 , \out$159 , \out$160 , \out$161 , \out$162 , \out$163 , \out$164 , \out$165 , \out$166 , \out$167 , \out$168 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -35766,20 +35766,20 @@ module \f8hw_accel.cu.lane9 (rst, bias, skip, in_valid, cfg, acc, out, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, issue_loada, issue_store, issue_compute, mark_en, load_busy, store_busy, mac_busy, drain_busy, drain_wait, regs, mark_value, busy, stall, done, error
-, error_code, step, imem_data);
+module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, imem_addr, issue_load, issue_load_a, issue_compute, issue_store, mark_en, load_busy, store_busy, mac_busy, drain_busy, drain_wait, instr, regs, mark_value, busy, stall, done
+, error, error_code, step, imem_data);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire \$1 ;
   wire [16:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
-  wire [7:0] \$102 ;
+  wire \$102 ;
   wire \$103 ;
   wire \$104 ;
-  wire [7:0] \$105 ;
+  wire \$105 ;
   wire \$106 ;
   wire \$107 ;
-  wire [7:0] \$108 ;
+  wire \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
@@ -35787,89 +35787,280 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire \$112 ;
   wire \$113 ;
   wire \$114 ;
-  wire \$115 ;
+  wire [7:0] \$115 ;
   wire \$116 ;
-  reg [16:0] \$117 ;
-  wire \$118 ;
+  wire \$117 ;
+  wire [7:0] \$118 ;
   wire \$119 ;
   wire \$12 ;
   wire \$120 ;
-  wire \$121 ;
+  wire [7:0] \$121 ;
   wire \$122 ;
-  wire [7:0] \$123 ;
+  wire \$123 ;
   wire \$124 ;
   wire \$125 ;
-  wire [7:0] \$126 ;
+  wire \$126 ;
   wire \$127 ;
   wire \$128 ;
   wire [7:0] \$129 ;
-  wire \$13 ;
+  wire [7:0] \$13 ;
   wire \$130 ;
   wire \$131 ;
-  wire \$132 ;
+  wire [7:0] \$132 ;
   wire \$133 ;
   wire \$134 ;
-  wire \$135 ;
+  wire [7:0] \$135 ;
   wire \$136 ;
-  wire [17:0] \$137 ;
+  wire \$137 ;
   wire \$138 ;
   wire \$139 ;
-  wire \$14 ;
+  wire [7:0] \$14 ;
   wire \$140 ;
   wire \$141 ;
-  wire [7:0] \$142 ;
-  wire [10:0] \$143 ;
-  wire [10:0] \$144 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
   wire \$145 ;
   wire \$146 ;
-  wire \$147 ;
-  wire [32:0] \$148 ;
-  wire [32:0] \$149 ;
+  wire [7:0] \$147 ;
+  wire \$148 ;
+  wire \$149 ;
   wire \$15 ;
-  wire \$150 ;
+  wire [7:0] \$150 ;
   wire \$151 ;
   wire \$152 ;
-  wire \$153 ;
-  wire [32:0] \$154 ;
+  wire [7:0] \$153 ;
+  wire \$154 ;
   wire \$155 ;
   wire \$156 ;
   wire \$157 ;
-  reg [16:0] \$158 ;
-  reg \$159 ;
-  wire \$16 ;
-  reg [7:0] \$160 ;
-  reg [7:0] \$161 ;
-  reg [7:0] \$162 ;
-  reg [7:0] \$163 ;
-  reg [799:0] \$164 ;
-  reg [31:0] \$165 ;
-  reg [31:0] \$166 ;
-  reg [31:0] \$167 ;
-  reg \$168 ;
-  reg \$169 ;
-  wire \$17 ;
-  reg [2:0] \$170 ;
+  wire \$158 ;
+  wire \$159 ;
+  wire [15:0] \$16 ;
+  wire \$160 ;
+  wire [7:0] \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire [7:0] \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire [7:0] \$167 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire [15:0] \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire [17:0] \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
   wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
   wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire [16:0] \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
   wire \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
   wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire [16:0] \$3 ;
   wire \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
   wire \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire [7:0] \$318 ;
+  wire [10:0] \$319 ;
   wire \$32 ;
+  wire [10:0] \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire [32:0] \$323 ;
+  wire [32:0] \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire [32:0] \$327 ;
+  wire \$328 ;
+  wire \$329 ;
   wire \$33 ;
+  reg \$330 ;
+  reg [16:0] \$331 ;
+  reg [16:0] \$332 ;
+  reg \$333 ;
+  reg [127:0] \$334 ;
+  reg [6:0] \$335 ;
+  reg [7:0] \$336 ;
+  reg [2:0] \$337 ;
+  reg \$338 ;
+  reg \$339 ;
   wire \$34 ;
+  reg \$340 ;
+  reg [63:0] \$341 ;
+  reg \$342 ;
+  reg \$343 ;
+  reg [4:0] \$344 ;
+  reg \$345 ;
+  reg \$346 ;
+  reg \$347 ;
+  reg [799:0] \$348 ;
+  reg \$349 ;
   wire \$35 ;
+  reg \$350 ;
+  reg \$351 ;
+  reg [7:0] \$352 ;
+  reg [7:0] \$353 ;
+  reg [7:0] \$354 ;
+  reg [7:0] \$355 ;
+  reg [31:0] \$356 ;
+  reg [31:0] \$357 ;
+  reg [31:0] \$358 ;
+  reg \$359 ;
   wire \$36 ;
+  reg \$360 ;
+  reg [2:0] \$361 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
@@ -35913,50 +36104,68 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire [7:0] \$76 ;
+  wire \$76 ;
   wire \$77 ;
   wire \$78 ;
-  wire [7:0] \$79 ;
+  wire \$79 ;
   wire [22:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire [7:0] \$82 ;
+  wire \$82 ;
   wire \$83 ;
   wire \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
   wire \$88 ;
-  wire [7:0] \$89 ;
+  wire \$89 ;
   wire [16:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
-  wire [7:0] \$92 ;
+  wire \$92 ;
   wire \$93 ;
   wire \$94 ;
-  wire [7:0] \$95 ;
+  wire [1:0] \$95 ;
   wire \$96 ;
   wire \$97 ;
   wire \$98 ;
   wire \$99 ;
-  reg \$signal  = 1'h0;
-  wire [17:0] \$signal$15 ;
-  wire [23:0] \$signal$16 ;
-  wire [17:0] \$signal$17 ;
-  wire [17:0] \$signal$18 ;
-  reg [7:0] \$signal$28  = 8'h00;
-  reg [7:0] \$signal$30  = 8'h00;
+  wire \$signal ;
+  wire [17:0] \$signal$10 ;
+  wire [23:0] \$signal$11 ;
+  wire [17:0] \$signal$12 ;
+  wire [17:0] \$signal$13 ;
+  reg \$signal$18  = 1'h0;
+  reg \$signal$2  = 1'h0;
+  reg [7:0] \$signal$43  = 8'h00;
+  reg [7:0] \$signal$49  = 8'h00;
+  reg [16:0] \$signal$5  = 17'h00000;
+  wire adv;
   output [31:0] busy;
   reg [31:0] busy = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] busy_ctr;
-  reg can;
   input clk;
   wire clk;
   (* init = 32'd0 *)
   wire [31:0] cycles;
   (* init = 32'd0 *)
-  wire [31:0] \cycles$49 ;
+  wire [31:0] \cycles$66 ;
+  reg d_b_over0 = 1'h0;
+  reg d_b_over1 = 1'h0;
+  reg d_c_last = 1'h0;
+  reg [2:0] d_code = 3'h0;
+  (* init = 128'h00000000000000000000000000000000 *)
+  wire [127:0] d_instr;
+  reg d_is_max = 1'h0;
+  reg d_mark_ok = 1'h0;
+  reg [7:0] d_mask = 8'h00;
+  reg d_ok = 1'h0;
+  reg [6:0] d_op = 7'h00;
+  reg d_s_over = 1'h0;
+  reg d_set_ok = 1'h0;
+  reg [63:0] d_set_sel = 64'h0000000000000000;
+  reg [4:0] d_steps = 5'h00;
   (* init = 1'h0 *)
   output done;
   wire done;
@@ -35965,39 +36174,41 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   reg [7:0] drain_mask = 8'h00;
   input [4:0] drain_wait;
   wire [4:0] drain_wait;
-  reg [2:0] err_code_now;
+  reg dvalid = 1'h0;
+  wire [2:0] err_code;
   output error;
   reg error = 1'h0;
   (* init = 1'h0 *)
-  wire \error$46 ;
+  wire \error$63 ;
   output [2:0] error_code;
   reg [2:0] error_code = 3'h0;
   (* init = 3'h0 *)
-  wire [2:0] \error_code$48 ;
+  wire [2:0] \error_code$65 ;
+  reg [16:0] fa1 = 17'h00001;
+  wire go;
   wire head;
+  output [16:0] imem_addr;
   wire [16:0] imem_addr;
   input [127:0] imem_data;
   wire [127:0] imem_data;
-  wire [127:0] instr;
-  wire is_compute;
-  wire is_end;
-  wire is_load;
-  wire is_load_a;
-  wire is_mark;
-  wire is_set;
-  wire is_store;
-  wire issue;
+  output [127:0] instr;
+  reg [127:0] instr = 128'h00000000000000000000000000000000;
   output issue_compute;
   wire issue_compute;
+  wire \issue_compute$56 ;
+  wire issue_end;
   output issue_load;
   wire issue_load;
-  output issue_loada;
+  wire \issue_load$53 ;
+  output issue_load_a;
+  wire issue_load_a;
   wire issue_loada;
+  wire issue_mark;
+  wire issue_set;
   output issue_store;
   wire issue_store;
-  reg ivalid = 1'h0;
+  wire \issue_store$55 ;
   wire [18:0] l_end;
-  wire legal_op;
   input load_busy;
   wire load_busy;
   input mac_busy;
@@ -36007,38 +36218,36 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire [15:0] mark_slot;
   output [31:0] mark_value;
   reg [31:0] mark_value = 32'd0;
-  output [16:0] next_pc;
-  wire [16:0] next_pc;
-  reg [16:0] pc = 17'h00000;
+  reg [7:0] mask;
   output [799:0] regs;
   reg [799:0] regs = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   (* init = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [799:0] \regs$40 ;
-  wire [31:0] \regs$40.a_diag ;
-  wire [31:0] \regs$40.a_gather ;
-  wire [31:0] \regs$40.a_signed ;
-  wire [31:0] \regs$40.acc_lshift ;
-  wire [31:0] \regs$40.in_h ;
-  wire [31:0] \regs$40.in_w ;
-  wire [31:0] \regs$40.kh ;
-  wire [31:0] \regs$40.kw ;
-  wire [31:0] \regs$40.out_signed ;
-  wire [31:0] \regs$40.out_w ;
-  wire [31:0] \regs$40.pad_value ;
-  wire [31:0] \regs$40.pad_w ;
-  wire [31:0] \regs$40.rq_mult ;
-  wire [31:0] \regs$40.rq_raw ;
-  wire [31:0] \regs$40.shift ;
-  wire [31:0] \regs$40.skip_lshift ;
-  wire [31:0] \regs$40.skip_signed ;
-  wire [31:0] \regs$40.step_kh ;
-  wire [31:0] \regs$40.step_kw ;
-  wire [31:0] \regs$40.step_ow ;
-  wire [31:0] \regs$40.step_wrap ;
-  wire [31:0] \regs$40.stride_h ;
-  wire [31:0] \regs$40.stride_w ;
-  wire [31:0] \regs$40.use_bias ;
-  wire [31:0] \regs$40.use_skip ;
+  wire [799:0] \regs$21 ;
+  wire [31:0] \regs$21.a_diag ;
+  wire [31:0] \regs$21.a_gather ;
+  wire [31:0] \regs$21.a_signed ;
+  wire [31:0] \regs$21.acc_lshift ;
+  wire [31:0] \regs$21.in_h ;
+  wire [31:0] \regs$21.in_w ;
+  wire [31:0] \regs$21.kh ;
+  wire [31:0] \regs$21.kw ;
+  wire [31:0] \regs$21.out_signed ;
+  wire [31:0] \regs$21.out_w ;
+  wire [31:0] \regs$21.pad_value ;
+  wire [31:0] \regs$21.pad_w ;
+  wire [31:0] \regs$21.rq_mult ;
+  wire [31:0] \regs$21.rq_raw ;
+  wire [31:0] \regs$21.shift ;
+  wire [31:0] \regs$21.skip_lshift ;
+  wire [31:0] \regs$21.skip_signed ;
+  wire [31:0] \regs$21.step_kh ;
+  wire [31:0] \regs$21.step_kw ;
+  wire [31:0] \regs$21.step_ow ;
+  wire [31:0] \regs$21.step_wrap ;
+  wire [31:0] \regs$21.stride_h ;
+  wire [31:0] \regs$21.stride_w ;
+  wire [31:0] \regs$21.use_bias ;
+  wire [31:0] \regs$21.use_skip ;
   wire [31:0] \regs.a_diag ;
   wire [31:0] \regs.a_gather ;
   wire [31:0] \regs.a_signed ;
@@ -36064,15 +36273,18 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire [31:0] \regs.stride_w ;
   wire [31:0] \regs.use_bias ;
   wire [31:0] \regs.use_skip ;
+  reg rq_raw_set = 1'h0;
   input rst;
   wire rst;
   wire [17:0] st_end;
   output [31:0] stall;
   reg [31:0] stall = 32'd0;
   (* init = 32'd0 *)
-  wire [31:0] \stall$53 ;
+  wire [31:0] \stall$70 ;
+  reg [2:0] static_code;
   input step;
   wire step;
+  wire [4:0] steps;
   input store_busy;
   wire store_busy;
   reg [7:0] store_mask = 8'h00;
@@ -36080,485 +36292,860 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   wire unit_err;
   input [2:0] unit_err_code;
   wire [2:0] unit_err_code;
-  assign \$1  = \$signal  | error;
-  assign \$2  = ~ \$1 ;
-  assign head = ivalid & \$2 ;
-  assign is_end = imem_data[3:0] == 1'h1;
-  assign is_set = imem_data[3:0] == 2'h2;
-  assign is_mark = imem_data[3:0] == 2'h3;
-  assign is_load = imem_data[3:0] == 3'h4;
-  assign is_load_a = imem_data[3:0] == 3'h5;
-  assign is_compute = imem_data[3:0] == 3'h6;
-  assign is_store = imem_data[3:0] == 3'h7;
-  assign legal_op = | { is_store, is_compute, is_load_a, is_load, is_mark, is_set, is_end };
+  reg use_bias_set = 1'h0;
+  reg use_skip_set = 1'h0;
+  assign \$1  = ~ dvalid;
+  assign \$2  = \$signal$2  & \$1 ;
+  assign adv = \$signal  | \$2 ;
+  assign imem_addr = adv ? fa1 : \$signal$5 ;
   assign \$3  = imem_data[29:14] + imem_data[45:30];
   assign \$4  = imem_data[28:13] + imem_data[44:29];
   assign \$5  = imem_data[31:16] + imem_data[63:48];
   assign \$6  = ! imem_data[13:12];
   assign \$8  = \$6  ? \$7  : { 7'h00, imem_data[63:48] };
-  assign \$signal$16  = imem_data[47:32] + \$8 ;
+  assign \$signal$11  = imem_data[47:32] + \$8 ;
   assign \$9  = imem_data[111:96] + 5'h10;
   assign \$10  = imem_data[95:80] + 5'h10;
-  assign \$11  = pc >= 17'h10000;
-  assign \$12  = ~ legal_op;
-  assign \$13  = ! imem_data[13:12];
-  assign \$14  = imem_data[13:12] == 1'h1;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = imem_data[13:12] == 2'h2;
-  assign \$17  = \$15  | \$16 ;
-  assign \$18  = ~ \$17 ;
-  assign \$19  = is_load & \$18 ;
-  assign \$20  = ! imem_data[13:12];
-  assign \$21  = imem_data[13:12] == 1'h1;
-  assign \$22  = \$20  | \$21 ;
-  assign \$23  = imem_data[13:12] == 2'h2;
-  assign \$24  = \$22  | \$23 ;
-  assign \$25  = ~ \$24 ;
-  assign \$26  = is_compute & \$25 ;
-  assign \$27  = ! imem_data[13:12];
-  assign \$28  = \$3  > 13'h1000;
-  assign \$29  = imem_data[13:12] == 2'h2;
-  assign \$30  = \$3  > 7'h40;
-  assign \$31  = \$3  > 9'h100;
-  assign \$32  = \$29  ? \$30  : \$31 ;
-  assign \$33  = \$27  ? \$28  : \$32 ;
-  assign \$34  = is_load & \$33 ;
-  assign \$35  = ! imem_data[34:28];
-  assign \$36  = imem_data[34:28] > 5'h10;
-  assign \$37  = \$35  | \$36 ;
-  assign \$38  = is_load_a & \$37 ;
-  assign \$39  = \$34  | \$38 ;
-  assign \$40  = \$4  > 7'h40;
-  assign \$41  = is_store & \$40 ;
-  assign \$42  = \$39  | \$41 ;
-  assign \$43  = ! imem_data[63:48];
-  assign \$44  = \$5  > 11'h400;
-  assign \$45  = \$43  | \$44 ;
-  assign \$46  = imem_data[13:12] != 2'h2;
-  assign \$47  = \$signal$16  > 13'h1000;
-  assign \$48  = \$46  & \$47 ;
-  assign \$49  = \$45  | \$48 ;
-  assign \$50  = \$9  > 7'h40;
-  assign \$51  = \$49  | \$50 ;
-  assign \$52  = | regs[543:512];
-  assign \$53  = ~ \$52 ;
-  assign \$54  = imem_data[15] & \$53 ;
-  assign \$55  = | regs[671:640];
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = \$10  > 7'h40;
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = \$51  | \$58 ;
-  assign \$60  = | regs[639:608];
-  assign \$61  = imem_data[15] & \$60 ;
-  assign \$62  = imem_data[79:64] >= 7'h40;
+  assign \$11  = ! imem_data[13:12];
+  assign \$12  = imem_data[63:48] >= 1'h1;
+  assign \$14  = \$12  ? 8'h10 : \$13 ;
+  assign \$15  = imem_data[63:48] >= 5'h10;
+  assign \$16  = \$15  ? 16'h0010 : imem_data[63:48];
+  assign \$17  = \$11  ? { 8'h00, \$14  } : \$16 ;
+  assign \$18  = \$signal$5  >= 17'h10000;
+  assign \$19  = imem_data[3:0] == 1'h1;
+  assign \$20  = imem_data[3:0] == 2'h2;
+  assign \$21  = imem_data[3:0] == 2'h3;
+  assign \$22  = imem_data[3:0] == 3'h4;
+  assign \$23  = imem_data[3:0] == 3'h5;
+  assign \$24  = imem_data[3:0] == 3'h6;
+  assign \$25  = imem_data[3:0] == 3'h7;
+  assign \$26  = | { \$25 , \$24 , \$23 , \$22 , \$21 , \$20 , \$19  };
+  assign \$27  = ~ \$26 ;
+  assign \$28  = imem_data[3:0] == 3'h4;
+  assign \$29  = ! imem_data[13:12];
+  assign \$30  = imem_data[13:12] == 1'h1;
+  assign \$31  = \$29  | \$30 ;
+  assign \$32  = imem_data[13:12] == 2'h2;
+  assign \$33  = \$31  | \$32 ;
+  assign \$34  = ~ \$33 ;
+  assign \$35  = \$28  & \$34 ;
+  assign \$36  = \$27  | \$35 ;
+  assign \$37  = imem_data[3:0] == 3'h6;
+  assign \$38  = ! imem_data[13:12];
+  assign \$39  = imem_data[13:12] == 1'h1;
+  assign \$40  = \$38  | \$39 ;
+  assign \$41  = imem_data[13:12] == 2'h2;
+  assign \$42  = \$40  | \$41 ;
+  assign \$43  = ~ \$42 ;
+  assign \$44  = \$37  & \$43 ;
+  assign \$45  = \$36  | \$44 ;
+  assign \$46  = imem_data[3:0] == 3'h4;
+  assign \$47  = ! imem_data[13:12];
+  assign \$48  = \$3  > 13'h1000;
+  assign \$49  = imem_data[13:12] == 2'h2;
+  assign \$50  = \$3  > 7'h40;
+  assign \$51  = \$3  > 9'h100;
+  assign \$52  = \$49  ? \$50  : \$51 ;
+  assign \$53  = \$47  ? \$48  : \$52 ;
+  assign \$54  = \$46  & \$53 ;
+  assign \$55  = imem_data[3:0] == 3'h5;
+  assign \$56  = ! imem_data[34:28];
+  assign \$57  = imem_data[34:28] > 5'h10;
+  assign \$58  = \$56  | \$57 ;
+  assign \$59  = \$55  & \$58 ;
+  assign \$60  = \$54  | \$59 ;
+  assign \$61  = imem_data[3:0] == 3'h7;
+  assign \$62  = \$4  > 7'h40;
   assign \$63  = \$61  & \$62 ;
-  assign \$64  = \$59  | \$63 ;
-  assign \$65  = is_compute & \$64 ;
-  assign \$66  = \$42  | \$65 ;
-  assign \$67  = imem_data[19:4] >= 9'h100;
-  assign \$68  = is_mark & \$67 ;
-  assign \$69  = \$66  | \$68 ;
-  assign \$70  = is_set | is_mark;
-  assign \$71  = load_busy | store_busy;
-  assign \$72  = \$71  | mac_busy;
-  assign \$73  = \$72  | drain_busy;
-  assign \$74  = ~ \$73 ;
-  assign \$75  = ~ load_busy;
-  assign \$76  = imem_data[11:4] & store_mask;
-  assign \$77  = | \$76 ;
-  assign \$78  = \$77  & store_busy;
-  assign \$79  = imem_data[11:4] & \$signal$28 ;
-  assign \$80  = | \$79 ;
-  assign \$81  = \$80  & mac_busy;
-  assign \$82  = imem_data[11:4] & drain_mask;
-  assign \$83  = | \$82 ;
-  assign \$84  = \$83  & drain_busy;
-  assign \$85  = | { \$84 , \$81 , \$78  };
+  assign \$64  = \$60  | \$63 ;
+  assign \$65  = imem_data[3:0] == 3'h6;
+  assign \$66  = ! imem_data[63:48];
+  assign \$67  = \$5  > 11'h400;
+  assign \$68  = \$66  | \$67 ;
+  assign \$69  = imem_data[13:12] != 2'h2;
+  assign \$70  = \$signal$11  > 13'h1000;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = \$68  | \$71 ;
+  assign \$73  = \$9  > 7'h40;
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = \$65  & \$74 ;
+  assign \$76  = \$64  | \$75 ;
+  assign \$77  = imem_data[3:0] == 2'h3;
+  assign \$78  = imem_data[19:4] >= 9'h100;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$76  | \$79 ;
+  assign \$81  = imem_data[3:0] == 3'h4;
+  assign \$82  = imem_data[3:0] == 3'h5;
+  assign \$83  = imem_data[3:0] == 3'h7;
+  assign \$84  = imem_data[3:0] == 3'h6;
+  assign \$85  = \$signal$18  | error;
   assign \$86  = ~ \$85 ;
-  assign \$87  = \$75  & \$86 ;
-  assign \$88  = ~ load_busy;
-  assign \$89  = imem_data[11:4] & store_mask;
-  assign \$90  = | \$89 ;
-  assign \$91  = \$90  & store_busy;
-  assign \$92  = imem_data[11:4] & \$signal$28 ;
-  assign \$93  = | \$92 ;
-  assign \$94  = \$93  & mac_busy;
-  assign \$95  = imem_data[11:4] & drain_mask;
-  assign \$96  = | \$95 ;
-  assign \$97  = \$96  & drain_busy;
-  assign \$98  = | { \$97 , \$94 , \$91  };
-  assign \$99  = ~ \$98 ;
-  assign \$100  = \$88  & \$99 ;
-  assign \$101  = ~ store_busy;
-  assign \$102  = imem_data[11:4] & \$signal$30 ;
-  assign \$103  = | \$102 ;
-  assign \$104  = \$103  & load_busy;
-  assign \$105  = imem_data[11:4] & \$signal$28 ;
-  assign \$106  = | \$105 ;
-  assign \$107  = \$106  & mac_busy;
-  assign \$108  = imem_data[11:4] & drain_mask;
-  assign \$109  = | \$108 ;
-  assign \$110  = \$109  & drain_busy;
-  assign \$111  = | { \$110 , \$107 , \$104  };
-  assign \$112  = ~ \$111 ;
-  assign \$113  = \$101  & \$112 ;
-  assign \$114  = ~ mac_busy;
-  assign \$115  = ~ imem_data[15];
-  assign \$116  = ! imem_data[13:12];
-  assign \$118  = \$117  <= imem_data[63:48];
-  assign \$119  = imem_data[63:48] >= drain_wait;
-  assign \$120  = \$116  ? \$118  : \$119 ;
-  assign \$121  = \$115  | \$120 ;
-  assign \$122  = \$114  & \$121 ;
-  assign \$123  = imem_data[11:4] & \$signal$30 ;
-  assign \$124  = | \$123 ;
-  assign \$125  = \$124  & load_busy;
-  assign \$126  = imem_data[11:4] & store_mask;
-  assign \$127  = | \$126 ;
-  assign \$128  = \$127  & store_busy;
-  assign \$129  = imem_data[11:4] & drain_mask;
+  assign head = dvalid & \$86 ;
+  assign \$87  = ~ d_ok;
+  assign \$88  = ~ rq_raw_set;
+  assign \$89  = \$88  & use_skip_set;
+  assign \$90  = \$89  & d_s_over;
+  assign \$91  = use_bias_set & d_b_over0;
+  assign \$92  = \$90  | \$91 ;
+  assign \$93  = d_c_last & \$92 ;
+  assign \$95  = \$93  ? 2'h2 : 2'h0;
+  assign err_code = d_ok ? { 1'h0, \$95  } : d_code;
+  assign \$96  = head & d_ok;
+  assign \$97  = ~ rq_raw_set;
+  assign \$98  = \$97  & use_skip_set;
+  assign \$99  = \$98  & d_s_over;
+  assign \$100  = use_bias_set & d_b_over0;
+  assign \$101  = \$99  | \$100 ;
+  assign \$102  = d_c_last & \$101 ;
+  assign \$103  = ~ \$102 ;
+  assign \$104  = \$96  & \$103 ;
+  assign \$106  = go & d_op[0];
+  assign \$107  = load_busy | store_busy;
+  assign \$108  = \$107  | mac_busy;
+  assign \$109  = \$108  | drain_busy;
+  assign \$110  = ~ \$109 ;
+  assign issue_end = \$106  & \$110 ;
+  assign \$111  = go & d_op[1];
+  assign \$112  = go & d_op[2];
+  assign \$113  = go & d_op[3];
+  assign \$114  = ~ load_busy;
+  assign \$115  = d_mask & store_mask;
+  assign \$116  = | \$115 ;
+  assign \$117  = \$116  & store_busy;
+  assign \$118  = d_mask & \$signal$43 ;
+  assign \$119  = | \$118 ;
+  assign \$120  = \$119  & mac_busy;
+  assign \$121  = d_mask & drain_mask;
+  assign \$122  = | \$121 ;
+  assign \$123  = \$122  & drain_busy;
+  assign \$124  = | { \$123 , \$120 , \$117  };
+  assign \$125  = ~ \$124 ;
+  assign \$126  = \$114  & \$125 ;
+  assign issue_load = \$113  & \$126 ;
+  assign \$127  = go & d_op[4];
+  assign \$128  = ~ load_busy;
+  assign \$129  = d_mask & store_mask;
   assign \$130  = | \$129 ;
-  assign \$131  = \$130  & drain_busy;
-  assign \$132  = | { \$131 , \$128 , \$125  };
-  assign \$133  = ~ \$132 ;
-  assign \$134  = \$122  & \$133 ;
-  assign \$135  = ! err_code_now;
-  assign \$136  = head & \$135 ;
-  assign issue = \$136  & can;
-  assign \$137  = pc + issue;
-  assign issue_load = issue & is_load;
-  assign issue_loada = issue & is_load_a;
-  assign issue_store = issue & is_store;
-  assign issue_compute = issue & is_compute;
-  assign mark_en = issue & is_mark;
-  assign \$138  = issue & is_load;
-  assign \$139  = issue & is_load_a;
-  assign \$140  = issue & is_store;
-  assign \$141  = issue & is_compute;
-  assign \$142  = drain_busy ? drain_mask : 8'h00;
-  assign \$144  = { 3'h0, \$142  } | \$143 ;
-  assign \$145  = issue & is_set;
-  assign \$146  = \$signal  | error;
-  assign \$147  = ~ \$146 ;
-  assign \$148  = mark_value + 1'h1;
-  assign \$149  = busy + 1'h1;
-  assign \$150  = ~ issue;
-  assign \$151  = head & \$150 ;
-  assign \$152  = ! err_code_now;
-  assign \$153  = \$151  & \$152 ;
-  assign \$154  = stall + 1'h1;
-  assign \$155  = issue & is_end;
-  assign \$156  = | err_code_now;
-  assign \$157  = head & \$156 ;
+  assign \$131  = \$130  & store_busy;
+  assign \$132  = d_mask & \$signal$43 ;
+  assign \$133  = | \$132 ;
+  assign \$134  = \$133  & mac_busy;
+  assign \$135  = d_mask & drain_mask;
+  assign \$136  = | \$135 ;
+  assign \$137  = \$136  & drain_busy;
+  assign \$138  = | { \$137 , \$134 , \$131  };
+  assign \$139  = ~ \$138 ;
+  assign \$140  = \$128  & \$139 ;
+  assign issue_load_a = \$127  & \$140 ;
+  assign \$141  = go & d_op[5];
+  assign \$142  = ~ mac_busy;
+  assign \$143  = ~ d_c_last;
+  assign \$144  = d_steps >= drain_wait;
+  assign \$145  = \$143  | \$144 ;
+  assign \$146  = \$142  & \$145 ;
+  assign \$147  = d_mask & \$signal$49 ;
+  assign \$148  = | \$147 ;
+  assign \$149  = \$148  & load_busy;
+  assign \$150  = d_mask & store_mask;
+  assign \$151  = | \$150 ;
+  assign \$152  = \$151  & store_busy;
+  assign \$153  = d_mask & drain_mask;
+  assign \$154  = | \$153 ;
+  assign \$155  = \$154  & drain_busy;
+  assign \$156  = | { \$155 , \$152 , \$149  };
+  assign \$157  = ~ \$156 ;
+  assign \$158  = \$146  & \$157 ;
+  assign issue_compute = \$141  & \$158 ;
+  assign \$159  = go & d_op[6];
+  assign \$160  = ~ store_busy;
+  assign \$161  = d_mask & \$signal$49 ;
+  assign \$162  = | \$161 ;
+  assign \$163  = \$162  & load_busy;
+  assign \$164  = d_mask & \$signal$43 ;
+  assign \$165  = | \$164 ;
+  assign \$166  = \$165  & mac_busy;
+  assign \$167  = d_mask & drain_mask;
+  assign \$168  = | \$167 ;
+  assign \$169  = \$168  & drain_busy;
+  assign \$170  = | { \$169 , \$166 , \$163  };
+  assign \$171  = ~ \$170 ;
+  assign \$172  = \$160  & \$171 ;
+  assign issue_store = \$159  & \$172 ;
+  assign \$signal  = | { issue_store, issue_compute, issue_load_a, issue_load, issue_mark, issue_set, issue_end };
+  assign mark_en = head & d_mark_ok;
+  assign \$173  = fa1 + 1'h1;
+  assign \$174  = imem_data[3:0] == 1'h1;
+  assign \$175  = imem_data[3:0] == 2'h2;
+  assign \$176  = imem_data[3:0] == 2'h3;
+  assign \$177  = imem_data[3:0] == 3'h4;
+  assign \$178  = imem_data[3:0] == 3'h5;
+  assign \$179  = imem_data[3:0] == 3'h6;
+  assign \$180  = imem_data[3:0] == 3'h7;
+  assign \$181  = ! static_code;
+  assign \$182  = imem_data[3:0] == 3'h6;
+  assign \$183  = \$182  & imem_data[15];
+  assign \$184  = imem_data[3:0] == 2'h2;
+  assign \$185  = \$signal$5  >= 17'h10000;
+  assign \$186  = ~ \$185 ;
+  assign \$187  = \$184  & \$186 ;
+  assign \$188  = ! imem_data[9:4];
+  assign \$189  = imem_data[9:4] == 1'h1;
+  assign \$190  = imem_data[9:4] == 2'h2;
+  assign \$191  = imem_data[9:4] == 2'h3;
+  assign \$192  = imem_data[9:4] == 3'h4;
+  assign \$193  = imem_data[9:4] == 3'h5;
+  assign \$194  = imem_data[9:4] == 3'h6;
+  assign \$195  = imem_data[9:4] == 3'h7;
+  assign \$196  = imem_data[9:4] == 4'h8;
+  assign \$197  = imem_data[9:4] == 4'h9;
+  assign \$198  = imem_data[9:4] == 4'ha;
+  assign \$199  = imem_data[9:4] == 4'hb;
+  assign \$200  = imem_data[9:4] == 4'hc;
+  assign \$201  = imem_data[9:4] == 4'hd;
+  assign \$202  = imem_data[9:4] == 4'he;
+  assign \$203  = imem_data[9:4] == 4'hf;
+  assign \$204  = imem_data[9:4] == 5'h10;
+  assign \$205  = imem_data[9:4] == 5'h11;
+  assign \$206  = imem_data[9:4] == 5'h12;
+  assign \$207  = imem_data[9:4] == 5'h13;
+  assign \$208  = imem_data[9:4] == 5'h14;
+  assign \$209  = imem_data[9:4] == 5'h15;
+  assign \$210  = imem_data[9:4] == 5'h16;
+  assign \$211  = imem_data[9:4] == 5'h17;
+  assign \$212  = imem_data[9:4] == 5'h18;
+  assign \$213  = imem_data[9:4] == 5'h19;
+  assign \$214  = imem_data[9:4] == 5'h1a;
+  assign \$215  = imem_data[9:4] == 5'h1b;
+  assign \$216  = imem_data[9:4] == 5'h1c;
+  assign \$217  = imem_data[9:4] == 5'h1d;
+  assign \$218  = imem_data[9:4] == 5'h1e;
+  assign \$219  = imem_data[9:4] == 5'h1f;
+  assign \$220  = imem_data[9:4] == 6'h20;
+  assign \$221  = imem_data[9:4] == 6'h21;
+  assign \$222  = imem_data[9:4] == 6'h22;
+  assign \$223  = imem_data[9:4] == 6'h23;
+  assign \$224  = imem_data[9:4] == 6'h24;
+  assign \$225  = imem_data[9:4] == 6'h25;
+  assign \$226  = imem_data[9:4] == 6'h26;
+  assign \$227  = imem_data[9:4] == 6'h27;
+  assign \$228  = imem_data[9:4] == 6'h28;
+  assign \$229  = imem_data[9:4] == 6'h29;
+  assign \$230  = imem_data[9:4] == 6'h2a;
+  assign \$231  = imem_data[9:4] == 6'h2b;
+  assign \$232  = imem_data[9:4] == 6'h2c;
+  assign \$233  = imem_data[9:4] == 6'h2d;
+  assign \$234  = imem_data[9:4] == 6'h2e;
+  assign \$235  = imem_data[9:4] == 6'h2f;
+  assign \$236  = imem_data[9:4] == 6'h30;
+  assign \$237  = imem_data[9:4] == 6'h31;
+  assign \$238  = imem_data[9:4] == 6'h32;
+  assign \$239  = imem_data[9:4] == 6'h33;
+  assign \$240  = imem_data[9:4] == 6'h34;
+  assign \$241  = imem_data[9:4] == 6'h35;
+  assign \$242  = imem_data[9:4] == 6'h36;
+  assign \$243  = imem_data[9:4] == 6'h37;
+  assign \$244  = imem_data[9:4] == 6'h38;
+  assign \$245  = imem_data[9:4] == 6'h39;
+  assign \$246  = imem_data[9:4] == 6'h3a;
+  assign \$247  = imem_data[9:4] == 6'h3b;
+  assign \$248  = imem_data[9:4] == 6'h3c;
+  assign \$249  = imem_data[9:4] == 6'h3d;
+  assign \$250  = imem_data[9:4] == 6'h3e;
+  assign \$251  = imem_data[9:4] == 6'h3f;
+  assign \$252  = imem_data[3:0] == 2'h3;
+  assign \$253  = \$signal$5  >= 17'h10000;
+  assign \$254  = ~ \$253 ;
+  assign \$255  = \$252  & \$254 ;
+  assign \$256  = imem_data[19:4] >= 9'h100;
+  assign \$257  = ~ \$256 ;
+  assign \$258  = \$255  & \$257 ;
+  assign \$259  = imem_data[13:12] == 2'h2;
+  assign \$260  = \$10  > 7'h40;
+  assign \$261  = imem_data[79:64] >= 7'h40;
+  assign \$262  = imem_data[79:64] + 1'h1;
+  assign \$263  = \$262  >= 7'h40;
+  assign \$264  = head & d_set_ok;
+  assign \$265  = \$264  & d_set_sel[0];
+  assign \$266  = head & d_set_ok;
+  assign \$267  = \$266  & d_set_sel[1];
+  assign \$268  = head & d_set_ok;
+  assign \$269  = \$268  & d_set_sel[2];
+  assign \$270  = head & d_set_ok;
+  assign \$271  = \$270  & d_set_sel[3];
+  assign \$272  = head & d_set_ok;
+  assign \$273  = \$272  & d_set_sel[4];
+  assign \$274  = head & d_set_ok;
+  assign \$275  = \$274  & d_set_sel[5];
+  assign \$276  = head & d_set_ok;
+  assign \$277  = \$276  & d_set_sel[6];
+  assign \$278  = head & d_set_ok;
+  assign \$279  = \$278  & d_set_sel[7];
+  assign \$280  = head & d_set_ok;
+  assign \$281  = \$280  & d_set_sel[8];
+  assign \$282  = head & d_set_ok;
+  assign \$283  = \$282  & d_set_sel[9];
+  assign \$284  = head & d_set_ok;
+  assign \$285  = \$284  & d_set_sel[10];
+  assign \$286  = head & d_set_ok;
+  assign \$287  = \$286  & d_set_sel[11];
+  assign \$288  = head & d_set_ok;
+  assign \$289  = \$288  & d_set_sel[12];
+  assign \$290  = head & d_set_ok;
+  assign \$291  = \$290  & d_set_sel[13];
+  assign \$292  = head & d_set_ok;
+  assign \$293  = \$292  & d_set_sel[14];
+  assign \$294  = head & d_set_ok;
+  assign \$295  = \$294  & d_set_sel[16];
+  assign \$296  = head & d_set_ok;
+  assign \$297  = \$296  & d_set_sel[17];
+  assign \$298  = | instr[41:10];
+  assign \$299  = head & d_set_ok;
+  assign \$300  = \$299  & d_set_sel[18];
+  assign \$301  = head & d_set_ok;
+  assign \$302  = \$301  & d_set_sel[19];
+  assign \$303  = head & d_set_ok;
+  assign \$304  = \$303  & d_set_sel[20];
+  assign \$305  = | instr[41:10];
+  assign \$306  = head & d_set_ok;
+  assign \$307  = \$306  & d_set_sel[21];
+  assign \$308  = | instr[41:10];
+  assign \$309  = head & d_set_ok;
+  assign \$310  = \$309  & d_set_sel[22];
+  assign \$311  = head & d_set_ok;
+  assign \$312  = \$311  & d_set_sel[23];
+  assign \$313  = head & d_set_ok;
+  assign \$314  = \$313  & d_set_sel[24];
+  assign \$315  = head & d_set_ok;
+  assign \$316  = \$315  & d_set_sel[25];
+  assign \$317  = issue_load | issue_load_a;
+  assign \$318  = drain_busy ? drain_mask : 8'h00;
+  assign \$320  = { 3'h0, \$318  } | \$319 ;
+  assign \$321  = \$signal$18  | error;
+  assign \$322  = ~ \$321 ;
+  assign \$323  = mark_value + 1'h1;
+  assign \$324  = busy + 1'h1;
+  assign \$325  = ~ \$signal ;
+  assign \$326  = go & \$325 ;
+  assign \$327  = stall + 1'h1;
+  assign \$328  = ~ go;
+  assign \$329  = head & \$328 ;
   always @(posedge clk)
-    pc <= \$158 ;
+    \$signal$2  <= \$330 ;
   always @(posedge clk)
-    ivalid <= \$159 ;
+    \$signal$5  <= \$331 ;
   always @(posedge clk)
-    \$signal$30  <= \$160 ;
+    fa1 <= \$332 ;
   always @(posedge clk)
-    store_mask <= \$161 ;
+    dvalid <= \$333 ;
   always @(posedge clk)
-    \$signal$28  <= \$162 ;
+    instr <= \$334 ;
   always @(posedge clk)
-    drain_mask <= \$163 ;
+    d_op <= \$335 ;
   always @(posedge clk)
-    regs <= \$164 ;
+    d_mask <= \$336 ;
   always @(posedge clk)
-    mark_value <= \$165 ;
+    d_code <= \$337 ;
   always @(posedge clk)
-    busy <= \$166 ;
+    d_ok <= \$338 ;
   always @(posedge clk)
-    stall <= \$167 ;
+    d_c_last <= \$339 ;
   always @(posedge clk)
-    \$signal  <= \$168 ;
+    d_set_ok <= \$340 ;
   always @(posedge clk)
-    error <= \$169 ;
+    d_set_sel <= \$341 ;
   always @(posedge clk)
-    error_code <= \$170 ;
+    d_mark_ok <= \$342 ;
+  always @(posedge clk)
+    d_is_max <= \$343 ;
+  always @(posedge clk)
+    d_steps <= \$344 ;
+  always @(posedge clk)
+    d_s_over <= \$345 ;
+  always @(posedge clk)
+    d_b_over0 <= \$346 ;
+  always @(posedge clk)
+    d_b_over1 <= \$347 ;
+  always @(posedge clk)
+    regs <= \$348 ;
+  always @(posedge clk)
+    rq_raw_set <= \$349 ;
+  always @(posedge clk)
+    use_bias_set <= \$350 ;
+  always @(posedge clk)
+    use_skip_set <= \$351 ;
+  always @(posedge clk)
+    \$signal$49  <= \$352 ;
+  always @(posedge clk)
+    store_mask <= \$353 ;
+  always @(posedge clk)
+    \$signal$43  <= \$354 ;
+  always @(posedge clk)
+    drain_mask <= \$355 ;
+  always @(posedge clk)
+    mark_value <= \$356 ;
+  always @(posedge clk)
+    busy <= \$357 ;
+  always @(posedge clk)
+    stall <= \$358 ;
+  always @(posedge clk)
+    \$signal$18  <= \$359 ;
+  always @(posedge clk)
+    error <= \$360 ;
+  always @(posedge clk)
+    error_code <= \$361 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$117  = 17'h00000;
-    casez (drain_wait)
-      5'h00:
-          \$117  = 17'h00000;
-      5'h01:
-          \$117  = 17'h00001;
-      5'h02:
-          \$117  = 17'h00001;
-      5'h03:
-          \$117  = 17'h00001;
-      5'h04:
-          \$117  = 17'h00001;
-      5'h05:
-          \$117  = 17'h00001;
-      5'h06:
-          \$117  = 17'h00001;
-      5'h07:
-          \$117  = 17'h00001;
-      5'h08:
-          \$117  = 17'h00001;
-      5'h09:
-          \$117  = 17'h00001;
-      5'h0a:
-          \$117  = 17'h00001;
-      5'h0b:
-          \$117  = 17'h00001;
-      5'h0c:
-          \$117  = 17'h00001;
-      5'h0d:
-          \$117  = 17'h00001;
-      5'h0e:
-          \$117  = 17'h00001;
-      5'h0f:
-          \$117  = 17'h00001;
-      5'h10:
-          \$117  = 17'h00001;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    err_code_now = 3'h0;
-    if (\$11 ) begin
-      err_code_now = 3'h4;
-    end else if (\$12 ) begin
-      err_code_now = 3'h1;
-    end else if (\$19 ) begin
-      err_code_now = 3'h1;
-    end else if (\$26 ) begin
-      err_code_now = 3'h1;
-    end else if (\$69 ) begin
-      err_code_now = 3'h2;
+    static_code = 3'h0;
+    if (\$18 ) begin
+      static_code = 3'h4;
+    end else if (\$45 ) begin
+      static_code = 3'h1;
+    end else if (\$80 ) begin
+      static_code = 3'h2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    can = 1'h0;
-    if (is_end) begin
-      can = \$74 ;
-    end else if (\$70 ) begin
-      can = 1'h1;
-    end else if (is_load) begin
-      can = \$87 ;
-    end else if (is_load_a) begin
-      can = \$100 ;
-    end else if (is_store) begin
-      can = \$113 ;
-    end else if (is_compute) begin
-      can = \$134 ;
+    mask = 8'h00;
+    if (\$81 ) begin
+      mask = imem_data[11:4];
+    end
+    if (\$82 ) begin
+      mask = imem_data[11:4];
+    end
+    if (\$83 ) begin
+      mask = imem_data[11:4];
+    end
+    if (\$84 ) begin
+      mask = imem_data[11:4];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$158  = \$137 [16:0];
+    \$330  = 1'h1;
     if (rst) begin
-      \$158  = 17'h00000;
+      \$330  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$159  = 1'h1;
-    if (rst) begin
-      \$159  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$160  = \$signal$30 ;
-    if (\$138 ) begin
-      \$160  = imem_data[11:4];
-    end
-    if (\$139 ) begin
-      \$160  = imem_data[11:4];
+    \$331  = \$signal$5 ;
+    if (adv) begin
+      \$331  = fa1;
     end
     if (rst) begin
-      \$160  = 8'h00;
+      \$331  = 17'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$161  = store_mask;
-    if (\$140 ) begin
-      \$161  = imem_data[11:4];
+    \$332  = fa1;
+    if (adv) begin
+      \$332  = \$173 [16:0];
     end
     if (rst) begin
-      \$161  = 8'h00;
+      \$332  = 17'h00001;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$162  = \$signal$28 ;
-    if (\$141 ) begin
-      \$162  = { 4'h0, imem_data[7:4] };
+    \$333  = dvalid;
+    if (adv) begin
+      \$333  = 1'h1;
     end
     if (rst) begin
-      \$162  = 8'h00;
+      \$333  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$163  = drain_mask;
-    if (\$141 ) begin
-      if (imem_data[15]) begin
-        \$163  = \$144 [7:0];
+    \$334  = instr;
+    if (adv) begin
+      \$334  = imem_data;
+    end
+    if (rst) begin
+      \$334  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$335  = d_op;
+    if (adv) begin
+      \$335  = { \$180 , \$179 , \$178 , \$177 , \$176 , \$175 , \$174  };
+    end
+    if (rst) begin
+      \$335  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$336  = d_mask;
+    if (adv) begin
+      \$336  = mask;
+    end
+    if (rst) begin
+      \$336  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$337  = d_code;
+    if (adv) begin
+      \$337  = static_code;
+    end
+    if (rst) begin
+      \$337  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$338  = d_ok;
+    if (adv) begin
+      \$338  = \$181 ;
+    end
+    if (rst) begin
+      \$338  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$339  = d_c_last;
+    if (adv) begin
+      \$339  = \$183 ;
+    end
+    if (rst) begin
+      \$339  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$340  = d_set_ok;
+    if (adv) begin
+      \$340  = \$187 ;
+    end
+    if (rst) begin
+      \$340  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$341  = d_set_sel;
+    if (adv) begin
+      \$341  = { \$251 , \$250 , \$249 , \$248 , \$247 , \$246 , \$245 , \$244 , \$243 , \$242 , \$241 , \$240 , \$239 , \$238 , \$237 , \$236 , \$235 , \$234 , \$233 , \$232 , \$231 , \$230 , \$229 , \$228 , \$227 , \$226 , \$225 , \$224 , \$223 , \$222 , \$221 , \$220 , \$219 , \$218 , \$217 , \$216 , \$215 , \$214 , \$213 , \$212 , \$211 , \$210 , \$209 , \$208 , \$207 , \$206 , \$205 , \$204 , \$203 , \$202 , \$201 , \$200 , \$199 , \$198 , \$197 , \$196 , \$195 , \$194 , \$193 , \$192 , \$191 , \$190 , \$189 , \$188  };
+    end
+    if (rst) begin
+      \$341  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$342  = d_mark_ok;
+    if (adv) begin
+      \$342  = \$258 ;
+    end
+    if (rst) begin
+      \$342  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$343  = d_is_max;
+    if (adv) begin
+      \$343  = \$259 ;
+    end
+    if (rst) begin
+      \$343  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$344  = d_steps;
+    if (adv) begin
+      \$344  = \$17 [4:0];
+    end
+    if (rst) begin
+      \$344  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$345  = d_s_over;
+    if (adv) begin
+      \$345  = \$260 ;
+    end
+    if (rst) begin
+      \$345  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$346  = d_b_over0;
+    if (adv) begin
+      \$346  = \$261 ;
+    end
+    if (rst) begin
+      \$346  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$347  = d_b_over1;
+    if (adv) begin
+      \$347  = \$263 ;
+    end
+    if (rst) begin
+      \$347  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$348  = regs;
+    if (\$265 ) begin
+      \$348 [31:0] = instr[41:10];
+    end
+    if (\$267 ) begin
+      \$348 [63:32] = instr[41:10];
+    end
+    if (\$269 ) begin
+      \$348 [95:64] = instr[41:10];
+    end
+    if (\$271 ) begin
+      \$348 [127:96] = instr[41:10];
+    end
+    if (\$273 ) begin
+      \$348 [159:128] = instr[41:10];
+    end
+    if (\$275 ) begin
+      \$348 [191:160] = instr[41:10];
+    end
+    if (\$277 ) begin
+      \$348 [223:192] = instr[41:10];
+    end
+    if (\$279 ) begin
+      \$348 [255:224] = instr[41:10];
+    end
+    if (\$281 ) begin
+      \$348 [287:256] = instr[41:10];
+    end
+    if (\$283 ) begin
+      \$348 [319:288] = instr[41:10];
+    end
+    if (\$285 ) begin
+      \$348 [351:320] = instr[41:10];
+    end
+    if (\$287 ) begin
+      \$348 [383:352] = instr[41:10];
+    end
+    if (\$289 ) begin
+      \$348 [415:384] = instr[41:10];
+    end
+    if (\$291 ) begin
+      \$348 [447:416] = instr[41:10];
+    end
+    if (\$293 ) begin
+      \$348 [479:448] = instr[41:10];
+    end
+    if (\$295 ) begin
+      \$348 [511:480] = instr[41:10];
+    end
+    if (\$297 ) begin
+      \$348 [543:512] = instr[41:10];
+    end
+    if (\$300 ) begin
+      \$348 [575:544] = instr[41:10];
+    end
+    if (\$302 ) begin
+      \$348 [607:576] = instr[41:10];
+    end
+    if (\$304 ) begin
+      \$348 [639:608] = instr[41:10];
+    end
+    if (\$307 ) begin
+      \$348 [671:640] = instr[41:10];
+    end
+    if (\$310 ) begin
+      \$348 [703:672] = instr[41:10];
+    end
+    if (\$312 ) begin
+      \$348 [735:704] = instr[41:10];
+    end
+    if (\$314 ) begin
+      \$348 [767:736] = instr[41:10];
+    end
+    if (\$316 ) begin
+      \$348 [799:768] = instr[41:10];
+    end
+    if (rst) begin
+      \$348  = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$349  = rq_raw_set;
+    if (\$297 ) begin
+      \$349  = \$298 ;
+    end
+    if (rst) begin
+      \$349  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$350  = use_bias_set;
+    if (\$304 ) begin
+      \$350  = \$305 ;
+    end
+    if (rst) begin
+      \$350  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$351  = use_skip_set;
+    if (\$307 ) begin
+      \$351  = \$308 ;
+    end
+    if (rst) begin
+      \$351  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$352  = \$signal$49 ;
+    if (\$317 ) begin
+      \$352  = d_mask;
+    end
+    if (rst) begin
+      \$352  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$353  = store_mask;
+    if (issue_store) begin
+      \$353  = d_mask;
+    end
+    if (rst) begin
+      \$353  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$354  = \$signal$43 ;
+    if (issue_compute) begin
+      \$354  = { 4'h0, d_mask[3:0] };
+    end
+    if (rst) begin
+      \$354  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$355  = drain_mask;
+    if (issue_compute) begin
+      if (d_c_last) begin
+        \$355  = \$320 [7:0];
       end
     end
     if (rst) begin
-      \$163  = 8'h00;
+      \$355  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$164  = regs;
-    if (\$145 ) begin
-      casez (imem_data[9:4])
-        6'h00:
-            \$164 [31:0] = imem_data[41:10];
-        6'h01:
-            \$164 [63:32] = imem_data[41:10];
-        6'h02:
-            \$164 [95:64] = imem_data[41:10];
-        6'h03:
-            \$164 [127:96] = imem_data[41:10];
-        6'h04:
-            \$164 [159:128] = imem_data[41:10];
-        6'h05:
-            \$164 [191:160] = imem_data[41:10];
-        6'h06:
-            \$164 [223:192] = imem_data[41:10];
-        6'h07:
-            \$164 [255:224] = imem_data[41:10];
-        6'h08:
-            \$164 [287:256] = imem_data[41:10];
-        6'h09:
-            \$164 [319:288] = imem_data[41:10];
-        6'h0a:
-            \$164 [351:320] = imem_data[41:10];
-        6'h0b:
-            \$164 [383:352] = imem_data[41:10];
-        6'h0c:
-            \$164 [415:384] = imem_data[41:10];
-        6'h0d:
-            \$164 [447:416] = imem_data[41:10];
-        6'h0e:
-            \$164 [479:448] = imem_data[41:10];
-        6'h10:
-            \$164 [511:480] = imem_data[41:10];
-        6'h11:
-            \$164 [543:512] = imem_data[41:10];
-        6'h12:
-            \$164 [575:544] = imem_data[41:10];
-        6'h13:
-            \$164 [607:576] = imem_data[41:10];
-        6'h14:
-            \$164 [639:608] = imem_data[41:10];
-        6'h15:
-            \$164 [671:640] = imem_data[41:10];
-        6'h16:
-            \$164 [703:672] = imem_data[41:10];
-        6'h17:
-            \$164 [735:704] = imem_data[41:10];
-        6'h18:
-            \$164 [767:736] = imem_data[41:10];
-        6'h19:
-            \$164 [799:768] = imem_data[41:10];
-      endcase
+    \$356  = mark_value;
+    if (\$322 ) begin
+      \$356  = \$323 [31:0];
     end
     if (rst) begin
-      \$164  = 800'h00000001000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$356  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$165  = mark_value;
-    if (\$147 ) begin
-      \$165  = \$148 [31:0];
-    end
-    if (rst) begin
-      \$165  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$166  = busy;
-    if (\$147 ) begin
+    \$357  = busy;
+    if (\$322 ) begin
       if (step) begin
-        \$166  = \$149 [31:0];
+        \$357  = \$324 [31:0];
       end
     end
     if (rst) begin
-      \$166  = 32'd0;
+      \$357  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$167  = stall;
-    if (\$147 ) begin
-      if (\$153 ) begin
-        \$167  = \$154 [31:0];
+    \$358  = stall;
+    if (\$322 ) begin
+      if (\$326 ) begin
+        \$358  = \$327 [31:0];
       end
     end
     if (rst) begin
-      \$167  = 32'd0;
+      \$358  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$168  = \$signal ;
-    if (\$147 ) begin
-      if (\$155 ) begin
-        \$168  = 1'h1;
+    \$359  = \$signal$18 ;
+    if (\$322 ) begin
+      if (issue_end) begin
+        \$359  = 1'h1;
       end
     end
     if (rst) begin
-      \$168  = 1'h0;
+      \$359  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$169  = error;
-    if (\$147 ) begin
-      if (\$157 ) begin
-        \$169  = 1'h1;
+    \$360  = error;
+    if (\$322 ) begin
+      if (\$329 ) begin
+        \$360  = 1'h1;
       end else if (unit_err) begin
-        \$169  = 1'h1;
+        \$360  = 1'h1;
       end
     end
     if (rst) begin
-      \$169  = 1'h0;
+      \$360  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$170  = error_code;
-    if (\$147 ) begin
-      if (\$157 ) begin
-        \$170  = err_code_now;
+    \$361  = error_code;
+    if (\$322 ) begin
+      if (\$329 ) begin
+        \$361  = err_code;
       end else if (unit_err) begin
-        \$170  = unit_err_code;
+        \$361  = unit_err_code;
       end
     end
     if (rst) begin
-      \$170  = 3'h0;
+      \$361  = 3'h0;
     end
   end
   assign l_end = { 2'h0, \$3  };
   assign st_end = { 1'h0, \$4  };
-  assign \$signal$15  = { 1'h0, \$5  };
-  assign \$signal$17  = { 1'h0, \$9  };
-  assign \$signal$18  = { 1'h0, \$10  };
-  assign imem_addr = \$137 [16:0];
-  assign instr = imem_data;
-  assign \regs$40  = regs;
-  assign mark_slot = imem_data[19:4];
+  assign \$signal$10  = { 1'h0, \$5  };
+  assign \$signal$12  = { 1'h0, \$9  };
+  assign \$signal$13  = { 1'h0, \$10  };
+  assign steps = \$17 [4:0];
+  assign \regs$21  = regs;
+  assign d_instr = instr;
+  assign \issue_load$53  = issue_load;
+  assign issue_loada = issue_load_a;
+  assign \issue_store$55  = issue_store;
+  assign \issue_compute$56  = issue_compute;
+  assign mark_slot = instr[19:4];
   assign cycles = mark_value;
-  assign \error$46  = error;
-  assign \error_code$48  = error_code;
-  assign \cycles$49  = mark_value;
+  assign \error$63  = error;
+  assign \error_code$65  = error_code;
+  assign \cycles$66  = mark_value;
   assign busy_ctr = busy;
-  assign \stall$53  = stall;
-  assign next_pc = \$137 [16:0];
-  assign done = \$signal ;
+  assign \stall$70  = stall;
+  assign done = \$signal$18 ;
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
   assign \regs.out_w  = regs[95:64];
@@ -36584,37 +37171,43 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, next_pc, issue_load, i
   assign \regs.acc_lshift  = regs[735:704];
   assign \regs.skip_lshift  = regs[767:736];
   assign \regs.rq_mult  = regs[799:768];
-  assign \regs$40.in_h  = regs[31:0];
-  assign \regs$40.in_w  = regs[63:32];
-  assign \regs$40.out_w  = regs[95:64];
-  assign \regs$40.kh  = regs[127:96];
-  assign \regs$40.kw  = regs[159:128];
-  assign \regs$40.stride_h  = regs[191:160];
-  assign \regs$40.stride_w  = regs[223:192];
-  assign \regs$40.pad_w  = regs[255:224];
-  assign \regs$40.step_kh  = regs[287:256];
-  assign \regs$40.step_kw  = regs[319:288];
-  assign \regs$40.step_ow  = regs[351:320];
-  assign \regs$40.step_wrap  = regs[383:352];
-  assign \regs$40.pad_value  = regs[415:384];
-  assign \regs$40.a_gather  = regs[447:416];
-  assign \regs$40.a_diag  = regs[479:448];
-  assign \regs$40.a_signed  = regs[511:480];
-  assign \regs$40.rq_raw  = regs[543:512];
-  assign \regs$40.out_signed  = regs[575:544];
-  assign \regs$40.shift  = regs[607:576];
-  assign \regs$40.use_bias  = regs[639:608];
-  assign \regs$40.use_skip  = regs[671:640];
-  assign \regs$40.skip_signed  = regs[703:672];
-  assign \regs$40.acc_lshift  = regs[735:704];
-  assign \regs$40.skip_lshift  = regs[767:736];
-  assign \regs$40.rq_mult  = regs[799:768];
+  assign \regs$21.in_h  = regs[31:0];
+  assign \regs$21.in_w  = regs[63:32];
+  assign \regs$21.out_w  = regs[95:64];
+  assign \regs$21.kh  = regs[127:96];
+  assign \regs$21.kw  = regs[159:128];
+  assign \regs$21.stride_h  = regs[191:160];
+  assign \regs$21.stride_w  = regs[223:192];
+  assign \regs$21.pad_w  = regs[255:224];
+  assign \regs$21.step_kh  = regs[287:256];
+  assign \regs$21.step_kw  = regs[319:288];
+  assign \regs$21.step_ow  = regs[351:320];
+  assign \regs$21.step_wrap  = regs[383:352];
+  assign \regs$21.pad_value  = regs[415:384];
+  assign \regs$21.a_gather  = regs[447:416];
+  assign \regs$21.a_diag  = regs[479:448];
+  assign \regs$21.a_signed  = regs[511:480];
+  assign \regs$21.rq_raw  = regs[543:512];
+  assign \regs$21.out_signed  = regs[575:544];
+  assign \regs$21.shift  = regs[607:576];
+  assign \regs$21.use_bias  = regs[639:608];
+  assign \regs$21.use_skip  = regs[671:640];
+  assign \regs$21.skip_signed  = regs[703:672];
+  assign \regs$21.acc_lshift  = regs[735:704];
+  assign \regs$21.skip_lshift  = regs[767:736];
+  assign \regs$21.rq_mult  = regs[799:768];
+  assign \$105  = 1'h1;
+  assign go = \$104 ;
+  assign issue_set = \$111 ;
+  assign issue_mark = \$112 ;
   assign \$7  = { 3'h0, imem_data[63:48], 4'h0 };
-  assign \$143  = { 3'h0, imem_data[11:8], 4'h0 };
+  assign \$13  = { 3'h0, imem_data[48], 4'h0 };
+  assign \$94  = 1'h0;
+  assign \$319  = { 3'h0, d_mask[7:4], 4'h0 };
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$501$0 , regs, a_waddr, w_waddr, mem_raddr, instr);
+module \f8hw_accel.ld (clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a_wen, line, bsel, busy, err, \port$677$0 , instr, regs, a_waddr, w_waddr, mem_raddr, w_wdata);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -37253,8 +37846,8 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   reg [7:0] pad_value = 8'h00;
   wire pix_end;
   reg [6:0] pix_left = 7'h00;
-  output [1:0] \port$501$0 ;
-  wire [1:0] \port$501$0 ;
+  output [1:0] \port$677$0 ;
+  wire [1:0] \port$677$0 ;
   reg pulse = 1'h0;
   input [799:0] regs;
   wire [799:0] regs;
@@ -39706,7 +40299,7 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
   assign a_wdata = line;
   assign b_wen = { bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel, bsel };
   assign err_code = { 1'h0, \$226  };
-  assign \port$501$0  = \$226 ;
+  assign \port$677$0  = \$226 ;
   assign w_waddr = d_dest[11:0];
   assign \regs.in_h  = regs[31:0];
   assign \regs.in_w  = regs[63:32];
@@ -39772,8 +40365,8 @@ module \f8hw_accel.ld (w_wdata, clk, rst, issue, \is_a$38 , ren, w_wen, s_wen, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \f8hw_accel.st (clk, rst, issue, err, \port$695$0 , \port$697$0 , \port$699$0 , \port$701$0 , \port$703$0 , \port$705$0 , \port$707$0 , \port$709$0 , \port$711$0 , \port$713$0 , \port$715$0 , \port$717$0 , \port$719$0 , \port$721$0 , \port$723$0 , \port$725$0 , mem_wen
-, busy, o_rdata, d_addr, o_raddr, instr);
+module \f8hw_accel.st (rst, issue, err, \port$871$0 , \port$873$0 , \port$875$0 , \port$877$0 , \port$879$0 , \port$881$0 , \port$883$0 , \port$885$0 , \port$887$0 , \port$889$0 , \port$891$0 , \port$893$0 , \port$895$0 , \port$897$0 , \port$899$0 , \port$901$0 , mem_wen, busy
+, o_rdata, instr, d_addr, o_raddr, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire \$1 ;
   reg [7:0] \$10 ;
@@ -39867,38 +40460,38 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$695$0 , \port$697$0 , \port$6
   reg [5:0] o_raddr = 6'h00;
   input [511:0] o_rdata;
   wire [511:0] o_rdata;
-  output [7:0] \port$695$0 ;
-  wire [7:0] \port$695$0 ;
-  output [7:0] \port$697$0 ;
-  wire [7:0] \port$697$0 ;
-  output [7:0] \port$699$0 ;
-  wire [7:0] \port$699$0 ;
-  output [7:0] \port$701$0 ;
-  wire [7:0] \port$701$0 ;
-  output [7:0] \port$703$0 ;
-  wire [7:0] \port$703$0 ;
-  output [7:0] \port$705$0 ;
-  wire [7:0] \port$705$0 ;
-  output [7:0] \port$707$0 ;
-  wire [7:0] \port$707$0 ;
-  output [7:0] \port$709$0 ;
-  wire [7:0] \port$709$0 ;
-  output [7:0] \port$711$0 ;
-  wire [7:0] \port$711$0 ;
-  output [7:0] \port$713$0 ;
-  wire [7:0] \port$713$0 ;
-  output [7:0] \port$715$0 ;
-  wire [7:0] \port$715$0 ;
-  output [7:0] \port$717$0 ;
-  wire [7:0] \port$717$0 ;
-  output [7:0] \port$719$0 ;
-  wire [7:0] \port$719$0 ;
-  output [7:0] \port$721$0 ;
-  wire [7:0] \port$721$0 ;
-  output [7:0] \port$723$0 ;
-  wire [7:0] \port$723$0 ;
-  output [7:0] \port$725$0 ;
-  wire [7:0] \port$725$0 ;
+  output [7:0] \port$871$0 ;
+  wire [7:0] \port$871$0 ;
+  output [7:0] \port$873$0 ;
+  wire [7:0] \port$873$0 ;
+  output [7:0] \port$875$0 ;
+  wire [7:0] \port$875$0 ;
+  output [7:0] \port$877$0 ;
+  wire [7:0] \port$877$0 ;
+  output [7:0] \port$879$0 ;
+  wire [7:0] \port$879$0 ;
+  output [7:0] \port$881$0 ;
+  wire [7:0] \port$881$0 ;
+  output [7:0] \port$883$0 ;
+  wire [7:0] \port$883$0 ;
+  output [7:0] \port$885$0 ;
+  wire [7:0] \port$885$0 ;
+  output [7:0] \port$887$0 ;
+  wire [7:0] \port$887$0 ;
+  output [7:0] \port$889$0 ;
+  wire [7:0] \port$889$0 ;
+  output [7:0] \port$891$0 ;
+  wire [7:0] \port$891$0 ;
+  output [7:0] \port$893$0 ;
+  wire [7:0] \port$893$0 ;
+  output [7:0] \port$895$0 ;
+  wire [7:0] \port$895$0 ;
+  output [7:0] \port$897$0 ;
+  wire [7:0] \port$897$0 ;
+  output [7:0] \port$899$0 ;
+  wire [7:0] \port$899$0 ;
+  output [7:0] \port$901$0 ;
+  wire [7:0] \port$901$0 ;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
@@ -40346,20 +40939,20 @@ module \f8hw_accel.st (clk, rst, issue, err, \port$695$0 , \port$697$0 , \port$6
   assign mem_waddr = d_addr;
   assign mem_wdata = { \$33 , \$31 , \$29 , \$27 , \$25 , \$23 , \$21 , \$19 , \$17 , \$15 , \$13 , \$11 , \$9 , \$7 , \$5 , \$3  };
   assign \err$14  = err;
-  assign \port$695$0  = \$3 ;
-  assign \port$697$0  = \$5 ;
-  assign \port$699$0  = \$7 ;
-  assign \port$701$0  = \$9 ;
-  assign \port$703$0  = \$11 ;
-  assign \port$705$0  = \$13 ;
-  assign \port$707$0  = \$15 ;
-  assign \port$709$0  = \$17 ;
-  assign \port$711$0  = \$19 ;
-  assign \port$713$0  = \$21 ;
-  assign \port$715$0  = \$23 ;
-  assign \port$717$0  = \$25 ;
-  assign \port$719$0  = \$27 ;
-  assign \port$721$0  = \$29 ;
-  assign \port$723$0  = \$31 ;
-  assign \port$725$0  = \$33 ;
+  assign \port$871$0  = \$3 ;
+  assign \port$873$0  = \$5 ;
+  assign \port$875$0  = \$7 ;
+  assign \port$877$0  = \$9 ;
+  assign \port$879$0  = \$11 ;
+  assign \port$881$0  = \$13 ;
+  assign \port$883$0  = \$15 ;
+  assign \port$885$0  = \$17 ;
+  assign \port$887$0  = \$19 ;
+  assign \port$889$0  = \$21 ;
+  assign \port$891$0  = \$23 ;
+  assign \port$893$0  = \$25 ;
+  assign \port$895$0  = \$27 ;
+  assign \port$897$0  = \$29 ;
+  assign \port$899$0  = \$31 ;
+  assign \port$901$0  = \$33 ;
 endmodule

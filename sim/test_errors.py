@@ -15,10 +15,10 @@ CONFIGS = [("verilator", "4x4"), ("icarus", "2x2")]
 
 def _programs(arch):
     """name -> (program, error code, cycle counter at the stop): the first error seen in time stops the run;
-    a decode error is seen when the instruction reaches the decode port (one cycle after its predecessor
+    a decode error is seen when the instruction reaches the head (one cycle after its predecessor
     issued), LOAD word i's main-memory error at t+1+i, STORE word i's at t+2+i, LOAD_A word i's A line at
-    t+2+i (t = issue cycle; the first instruction issues at cycle 1); in one cycle a decode error wins, then
-    main memory."""
+    t+2+i (t = issue cycle; the first instruction issues at cycle FIRST_ISSUE = 2); in one cycle a decode
+    error wins, then main memory."""
     set1 = encode("SET", reg=int(Reg.A_SIGNED), value=1)
     top = arch.mem_words
 
@@ -33,31 +33,31 @@ def _programs(arch):
     load_a = encode("LOAD_A", dst=arch.a_depth - 1, npix=1, ncb=2, addr=0)   # word 1 writes line a_depth
     single = {
         # opcode 0 and 15 are not defined
-        "illegal_opcode": ([set1, 15, encode("END")], isa.ErrorCode.OPCODE, 3),
+        "illegal_opcode": ([set1, 15, encode("END")], isa.ErrorCode.OPCODE, 4),
         # a program without END runs into the zero words after it: opcode 0, illegal
-        "missing_end": ([set1, set1], isa.ErrorCode.OPCODE, 4),
+        "missing_end": ([set1, set1], isa.ErrorCode.OPCODE, 5),
         # LOAD with an illegal target (3)
         "illegal_load_target": ([encode("LOAD", target=3, dst=0, count=1, addr=0, stride=1), encode("END")],
-                                isa.ErrorCode.OPCODE, 2),
-        # main-memory read past mem_words: word 2, seen at cycle 4
-        "mem_read_range": ([load(4, top - 2), encode("END")], isa.ErrorCode.MEM, 5),
+                                isa.ErrorCode.OPCODE, 3),
+        # main-memory read past mem_words: word 2, seen at cycle 5
+        "mem_read_range": ([load(4, top - 2), encode("END")], isa.ErrorCode.MEM, 6),
         # W entries past w_depth
         "spad_range": ([encode("LOAD", target=int(LoadTarget.W), dst=arch.w_depth - 1, count=4, addr=0, stride=1),
-                        encode("END")], isa.ErrorCode.SPAD, 2),
-        # STORE past mem_words: word 1, seen at cycle 4
-        "mem_write_range": ([store(2, top - 1), encode("END")], isa.ErrorCode.MEM, 5),
+                        encode("END")], isa.ErrorCode.SPAD, 3),
+        # STORE past mem_words: word 1, seen at cycle 5
+        "mem_write_range": ([store(2, top - 1), encode("END")], isa.ErrorCode.MEM, 6),
     }
     order = {
-        # the LOAD's error (cycle 4) comes after the next instruction's decode error (cycle 2)
-        "decode_before_unit": ([load(4, top - 2), 15], isa.ErrorCode.OPCODE, 3),
-        # ... and in the same cycle (4) as a decode error: the decode error wins
-        "decode_ties_unit": ([load(4, top - 2), set1, set1, 15], isa.ErrorCode.OPCODE, 5),
+        # the LOAD's error (cycle 5) comes after the next instruction's decode error (cycle 3)
+        "decode_before_unit": ([load(4, top - 2), 15], isa.ErrorCode.OPCODE, 4),
+        # ... and in the same cycle (5) as a decode error: the decode error wins
+        "decode_ties_unit": ([load(4, top - 2), set1, set1, 15], isa.ErrorCode.OPCODE, 6),
         # ... one cycle before it: the LOAD's error
-        "unit_before_decode": ([load(4, top - 2), set1, set1, set1, 15], isa.ErrorCode.MEM, 5),
-        # a STORE issued after a long LOAD fails first (cycle 4; the LOAD's word 10 at cycle 12)
-        "later_store_first": ([load(12, top - 10), store(1, top), encode("END")], isa.ErrorCode.MEM, 5),
-        # LOAD_A's A line error (word 1, cycle 8) ties with a STORE's memory error (cycle 8): main memory wins
-        "store_ties_load_a": (one_by_one + [load_a, store(1, top), encode("END")], isa.ErrorCode.MEM, 9),
+        "unit_before_decode": ([load(4, top - 2), set1, set1, set1, 15], isa.ErrorCode.MEM, 6),
+        # a STORE issued after a long LOAD fails first (cycle 5; the LOAD's word 10 at cycle 13)
+        "later_store_first": ([load(12, top - 10), store(1, top), encode("END")], isa.ErrorCode.MEM, 6),
+        # LOAD_A's A line error (word 1, cycle 9) ties with a STORE's memory error (cycle 9): main memory wins
+        "store_ties_load_a": (one_by_one + [load_a, store(1, top), encode("END")], isa.ErrorCode.MEM, 10),
     }
     return single, order
 

@@ -356,30 +356,30 @@ def test_cycles_at_least_ideal():
 
 
 def test_hand_computed_cycles():
-    """A 1x1 conv (1 -> 2 channels) on a 1x2 image, 2x2 array: 47 cycles, by hand.
+    """A 1x1 conv (1 -> 2 channels) on a 1x2 image, 2x2 array: 48 cycles, by hand.
 
-    Timing rules (docs/architecture.md, f8hw/arch.py): first issue at cycle 1,
+    Timing rules (docs/architecture.md, f8hw/arch.py): first issue at cycle 2 (FIRST_ISSUE),
     at most one instruction per cycle, in order; LOAD_LATENCY = STORE_LATENCY
     = 2, REQUANT_LATENCY = 4, array_latency = 3.  The tile has one A line, so
     the drain is a separate one-step COMPUTE (times the zero W entry):
 
-        #0  LOAD W zero entry (1 word)  t=1    load_end = 1 + 1 + 2 = 4
-        #1  MARK 0                      t=2
-        #2  SET A_SIGNED                t=3
-        #3  LOAD B (4 words, mask 0xC0) t=max(4, load_end 4) = 4, load_end = 4 + 4 + 2 = 10
-        #4..#16 13 x SET (LOAD_A registers)          t=5..17
-        #17 LOAD_A (2 px x 1 line)      t=max(18, 10) = 18, load_end = 18 + 2 + 2 = 22
-        #18 LOAD W (2 entries)          t=max(19, 22) = 22, load_end = 22 + 2 + 2 = 26
+        #0  LOAD W zero entry (1 word)  t=2    load_end = 2 + 1 + 2 = 5
+        #1  MARK 0                      t=3
+        #2  SET A_SIGNED                t=4
+        #3  LOAD B (4 words, mask 0xC0) t=max(5, load_end 5) = 5, load_end = 5 + 4 + 2 = 11
+        #4..#16 13 x SET (LOAD_A registers)          t=6..18
+        #17 LOAD_A (2 px x 1 line)      t=max(19, 11) = 19, load_end = 19 + 2 + 2 = 23
+        #18 LOAD W (2 entries)          t=max(20, 23) = 23, load_end = 23 + 2 + 2 = 27
         #19 COMPUTE DENSE 1 line, acc=0 last=0 (mask A0|W0 = 0x05)
-                                        t=26 (the W load holds bit 2 until 26); steps = 1 * C = 2,
-                                        mac_end = 28
-        #20..#24 5 x SET (requantizer)  t=27..31
+                                        t=27 (the W load holds bit 2 until 27); steps = 1 * C = 2,
+                                        mac_end = 29
+        #20..#24 5 x SET (requantizer)  t=28..32
         #25 COMPUTE DEPTHWISE 1 step x zero entry, acc=1 last=1 (mask A0|O0 = 0x41)
-                                        t=max(32, mac_end 28) = 32 (capture rule: 32 + 1 + 3 >= -inf);
-                                        mac_end = 33, capture = 33 + 3 = 36, drain_end = 36 + R + 4 = 42
-        #26 STORE 2 lines (mask O0)     waits for the drain: t=42, store_end = 42 + 2 + 2 = 46
-        #27 MARK 1                      t=43
-        #28 END                         t=max(44, store_end 46) = 46  -> cycles = 47, busy = 2 + 1 = 3
+                                        t=max(33, mac_end 29) = 33 (capture rule: 33 + 1 + 3 >= -inf);
+                                        mac_end = 34, capture = 34 + 3 = 37, drain_end = 37 + R + 4 = 43
+        #26 STORE 2 lines (mask O0)     waits for the drain: t=43, store_end = 43 + 2 + 2 = 47
+        #27 MARK 1                      t=44
+        #28 END                         t=max(45, store_end 47) = 47  -> cycles = 48, busy = 2 + 1 = 3
     """
     rng = np.random.default_rng(0)
     nodes = [Node("input", "input", [], {"shape": [1, 1, 2]}, [IMG]),
@@ -391,8 +391,8 @@ def test_hand_computed_cycles():
     assert names == ["LOAD", "MARK", "SET", "LOAD"] + ["SET"] * 13 + ["LOAD_A", "LOAD", "COMPUTE"] + ["SET"] * 5 + \
         ["COMPUTE", "STORE", "MARK", "END"]
     res = check_model(g, c, random_images(np.random.default_rng(0), g, 1))
-    assert res["cycles"] == 47
-    assert res["marks"] == {0: 2, 1: 43}
+    assert res["cycles"] == 48
+    assert res["marks"] == {0: 3, 1: 44}
     assert res["busy"] == 3
 
 

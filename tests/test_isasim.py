@@ -343,25 +343,25 @@ def test_redrain_one_zero_step():
 
 def test_hand_computed_cycles():
     """A 2x2 array; every number below follows from docs/architecture.md "Timing" with
-    FIRST_ISSUE = 1, LOAD_LATENCY = STORE_LATENCY = 2, REQUANT_LATENCY = 4, array_latency = 3.
+    FIRST_ISSUE = 2, LOAD_LATENCY = STORE_LATENCY = 2, REQUANT_LATENCY = 4, array_latency = 3.
 
-    i0 MARK 0       issues at 1 (FIRST_ISSUE)
-    i1 LOAD W       4 words: issues at 2; load_end = 2 + 4 + 2 = 8
-    i2 SET KH       3
-    i3 SET KW       4
-    i4 LOAD_A       npix 2 x KH*KW 1 x ncb 2 = 4 words, mask A0 (bit 0): earliest 5, the LOAD unit is
-                    busy until load_end 8: issues at 8 (stall 3); load_end = 8 + 4 + 2 = 14
-    i5 COMPUTE      DENSE nlines 2 (2*2 = 4 steps), mask A0|W0|O0 (bits 0, 2, 6): earliest 9; the LOAD
-                    holds bit 0 until 14: issues at 14 (stall 5); mac_end = 18,
-                    capture = 18 + 3 = 21, drain_end = 21 + 2 rows + 4 = 27
-    i6 STORE        2 lines, mask O0 (bit 6): earliest 15; the drain holds bit 6 until 27: issues at 27
-                    (stall 12); store_end = 27 + 2 + 2 = 31
-    i7 MARK 1       28
-    i8 END          earliest 29, waits for store_end 31 (stall 2): issues at 31; cycles = 32
+    i0 MARK 0       issues at 2 (FIRST_ISSUE)
+    i1 LOAD W       4 words: issues at 3; load_end = 3 + 4 + 2 = 9
+    i2 SET KH       4
+    i3 SET KW       5
+    i4 LOAD_A       npix 2 x KH*KW 1 x ncb 2 = 4 words, mask A0 (bit 0): earliest 6, the LOAD unit is
+                    busy until load_end 9: issues at 9 (stall 3); load_end = 9 + 4 + 2 = 15
+    i5 COMPUTE      DENSE nlines 2 (2*2 = 4 steps), mask A0|W0|O0 (bits 0, 2, 6): earliest 10; the LOAD
+                    holds bit 0 until 15: issues at 15 (stall 5); mac_end = 19,
+                    capture = 19 + 3 = 22, drain_end = 22 + 2 rows + 4 = 28
+    i6 STORE        2 lines, mask O0 (bit 6): earliest 16; the drain holds bit 6 until 28: issues at 28
+                    (stall 12); store_end = 28 + 2 + 2 = 32
+    i7 MARK 1       29
+    i8 END          earliest 30, waits for store_end 32 (stall 2): issues at 32; cycles = 33
     stall = 3 + 5 + 12 + 2 = 22, busy = 4 (MAC steps)
     """
     c = cfg(rows=2, cols=2)
-    assert (FIRST_ISSUE, LOAD_LATENCY, STORE_LATENCY, REQUANT_LATENCY, array_latency(2, 2)) == (1, 2, 2, 4, 3)
+    assert (FIRST_ISSUE, LOAD_LATENCY, STORE_LATENCY, REQUANT_LATENCY, array_latency(2, 2)) == (2, 2, 2, 4, 3)
     prog = [
         E("MARK", slot=0),
         LOAD(T.W, 0, 4, 0, mask=0b100),
@@ -374,46 +374,46 @@ def test_hand_computed_cycles():
         E("END"),
     ]
     r = run(c, prog)
-    assert list(r.issue) == [1, 2, 3, 4, 8, 14, 27, 28, 31]
-    assert r.cycles == 32
+    assert list(r.issue) == [2, 3, 4, 5, 9, 15, 28, 29, 32]
+    assert r.cycles == 33
     assert r.busy == 4
     assert r.stall == 22
-    assert r.marks == {0: 1, 1: 28}
+    assert r.marks == {0: 2, 1: 29}
 
 
 def test_load_overlaps_compute_with_disjoint_masks_and_waits_otherwise():
     c = cfg(rows=2, cols=2)
     setup = [SET(Reg.KH, 1), SET(Reg.KW, 1), SET(Reg.IN_H, 9), SET(Reg.IN_W, 9), SET(Reg.OUT_W, 9),
-             LOAD(T.W, 0, 40, 0, mask=0b100),                  # issues at 6, load_end = 6 + 40 + 2 = 48
-             LOAD_A(0, 2, 20, 0, 0, 0, 0, mask=0b1)]            # issues at 48, load_end = 48 + 40 + 2 = 90
-    comp = COMPUTE(Mode.DENSE, 20, last=0, mask=0b101)           # waits for the LOAD_A (bit 0): 90, mac_end 130
+             LOAD(T.W, 0, 40, 0, mask=0b100),                  # issues at 7, load_end = 7 + 40 + 2 = 49
+             LOAD_A(0, 2, 20, 0, 0, 0, 0, mask=0b1)]            # issues at 49, load_end = 49 + 40 + 2 = 91
+    comp = COMPUTE(Mode.DENSE, 20, last=0, mask=0b101)           # waits for the LOAD_A (bit 0): 91, mac_end 131
 
     # disjoint: the LOAD into the other A half (bit 1) issues right after the COMPUTE, while it runs
     r = run(c, setup + [comp, LOAD_A(32, 2, 20, 0, 0, 0, 0, mask=0b10), E("END")])
-    assert list(r.issue[5:]) == [6, 48, 90, 91, 133]   # END: max(load_end 91+40+2, mac_end 130)
-    # overlapping mask: the LOAD waits for the MAC phase to end (mac_end = 90 + 40)
+    assert list(r.issue[5:]) == [7, 49, 91, 92, 134]   # END: max(load_end 92+40+2, mac_end 131)
+    # overlapping mask: the LOAD waits for the MAC phase to end (mac_end = 91 + 40)
     r = run(c, setup + [comp, LOAD_A(32, 2, 20, 0, 0, 0, 0, mask=0b11), E("END")])
-    assert list(r.issue[5:]) == [6, 48, 90, 130, 172]
+    assert list(r.issue[5:]) == [7, 49, 91, 131, 173]
     # a COMPUTE waiting on a LOAD into its half: same rule the other way round
     r = run(c, setup + [LOAD(T.W, 64, 10, 0, mask=0b1000), COMPUTE(Mode.DENSE, 1, w_base=64, last=0, mask=0b1000),
                         E("END")])
-    assert list(r.issue[5:]) == [6, 48, 90, 102, 104]
+    assert list(r.issue[5:]) == [7, 49, 91, 103, 105]
 
 
 def test_drain_spacing_and_drain_holder():
     """Back-to-back last-COMPUTEs: capture (t + steps + 3) must be >= the previous capture + R.
 
-    R = 4.  i0 DEPTHWISE 1 step, mask O0: t 1, capture 5, drain_end 5 + 4 + 4 = 13.
-    i1 1 step, mask O1: earliest 2, spacing t + 1 + 3 >= 5 + 4 -> t 5; capture 9, drain_end 17.
-       i0's drain is still in flight at 5 (13 > 5): the drain holder is O0 | O1 until 17.
-    i2 3 steps: earliest 6 (= mac_end), spacing t + 6 >= 13 -> 7; with mask S0 it issues at 7
-       (capture 13, drain_end 21); with mask O1 or O0 it waits for the drain holder (17):
-       capture 23, drain_end 31.
+    R = 4.  i0 DEPTHWISE 1 step, mask O0: t 2, capture 6, drain_end 6 + 4 + 4 = 14.
+    i1 1 step, mask O1: earliest 3, spacing t + 1 + 3 >= 6 + 4 -> t 6; capture 10, drain_end 18.
+       i0's drain is still in flight at 6 (14 > 6): the drain holder is O0 | O1 until 18.
+    i2 3 steps: earliest 7 (= mac_end), spacing t + 6 >= 14 -> 8; with mask S0 it issues at 8
+       (capture 14, drain_end 22); with mask O1 or O0 it waits for the drain holder (18):
+       capture 24, drain_end 32.
     i3 STORE 4 lines of i2's slot: waits for the drain, store_end = t + 4 + 2; END at store_end.
     """
     c = cfg(rows=4, cols=2)
-    for o2, expect in ((0b10000, [1, 5, 7, 21, 27]), (0b10000000, [1, 5, 17, 31, 37]),
-                       (0b1000000, [1, 5, 17, 31, 37])):
+    for o2, expect in ((0b10000, [2, 6, 8, 22, 28]), (0b10000000, [2, 6, 18, 32, 38]),
+                       (0b1000000, [2, 6, 18, 32, 38])):
         prog = [COMPUTE(Mode.DEPTHWISE, 1, mask=0b1000000, o_dst=0),
                 COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4),
                 COMPUTE(Mode.DEPTHWISE, 3, mask=o2, o_dst=8),
@@ -428,31 +428,31 @@ def test_drain_holder_covers_every_drain_in_flight():
     """A STORE of tile i behind the last-COMPUTE of tile i+1 (other O slot) still waits for tile i's
     drain: the drain holder is the OR of the masks of all drains in flight, busy until the latest
     one ends.  R = 4, C = 2.
-    i0 DENSE 3 lines (6 steps), mask O0: t 1, capture 10, drain_end 18 (O lines 0..3 written 14..17).
-    i1 DEPTHWISE 1 step, mask O1: mac_end 7, spacing t + 4 >= 14 -> t 10; i0's drain is in flight:
-       holder O0 | O1, capture 14, drain_end 22.
-    i2 STORE O lines 0..3, mask O0: waits for the holder: t 22 (tracking only the latest drain, it
-       would issue at 11 and read lines 0..3 at 14..17 while i0's drain writes them: a race).
+    i0 DENSE 3 lines (6 steps), mask O0: t 2, capture 11, drain_end 19 (O lines 0..3 written 15..18).
+    i1 DEPTHWISE 1 step, mask O1: mac_end 8, spacing t + 4 >= 15 -> t 11; i0's drain is in flight:
+       holder O0 | O1, capture 15, drain_end 23.
+    i2 STORE O lines 0..3, mask O0: waits for the holder: t 23 (tracking only the latest drain, it
+       would issue at 12 and read lines 0..3 at 15..18 while i0's drain writes them: a race).
     """
     c = cfg(rows=4, cols=2)
     prog = [COMPUTE(Mode.DENSE, 3, mask=0b1000000, o_dst=0), COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4),
             STORE(0, 4, 100, mask=0b1000000), E("END")]
     r = run(c, prog)
-    assert list(r.issue) == [1, 10, 22, 28]
+    assert list(r.issue) == [2, 11, 23, 29]
     # once every drain has ended, a new last-COMPUTE's drain is the only holder
-    # i0 mask O0|S0: t 1, drain_end 13; the STORE (O0) waits for it: 13; i1 (O1) at 14 finds no drain
-    # in flight: the holder is O1 alone, and a LOAD into S with mask S0 issues at once (15); END waits
-    # for i1's drain: capture 14 + 1 + 3 = 18, drain_end 18 + 4 + 4 = 26
+    # i0 mask O0|S0: t 2, drain_end 14; the STORE (O0) waits for it: 14; i1 (O1) at 15 finds no drain
+    # in flight: the holder is O1 alone, and a LOAD into S with mask S0 issues at once (16); END waits
+    # for i1's drain: capture 15 + 1 + 3 = 19, drain_end 19 + 4 + 4 = 27
     prog = [COMPUTE(Mode.DEPTHWISE, 1, mask=0b1010000, o_dst=0), STORE(0, 4, 100, mask=0b1000000),
             COMPUTE(Mode.DEPTHWISE, 1, mask=0b10000000, o_dst=4), LOAD(T.S, 0, 1, 0, mask=0b10000), E("END")]
     r = run(c, prog)
-    assert list(r.issue) == [1, 13, 14, 15, 26]
+    assert list(r.issue) == [2, 14, 15, 16, 27]
 
 
 def test_end_waits_for_every_unit_and_stall_counts():
     c = cfg()
     r = run(c, [STORE(0, 10, 100, wide=1, mask=0), E("END")])
-    assert list(r.issue) == [1, 1 + 40 + STORE_LATENCY] and r.cycles == 44 and r.stall == 44 - 1 - 2
+    assert list(r.issue) == [2, 2 + 40 + STORE_LATENCY] and r.cycles == 45 and r.stall == 45 - FIRST_ISSUE - 2
 
 
 # ------------------------------------------------------------------ races
@@ -485,7 +485,7 @@ def test_race_on_drain_outputs_and_skip():
                 LOAD(T.S, 1, 1, 0, mask=0b1), E("END")])
     # the STORE of lines not being drained overlaps freely
     r = run(c, [COMPUTE(Mode.DEPTHWISE, 1, o_dst=0, mask=0b1000000), STORE(2, 2, 50, mask=0b10000000), E("END")])
-    assert r.issue[1] == 2
+    assert r.issue[1] == 3
 
 
 def test_race_main_memory():
@@ -495,10 +495,10 @@ def test_race_main_memory():
         run(c, [STORE(0, 4, 50, mask=0b1000000), LOAD(T.W, 0, 4, 52, mask=0b100), E("END")])
     # different words: no race, they overlap in time
     r = run(c, [STORE(0, 4, 50, mask=0b1000000), LOAD(T.W, 0, 4, 60, mask=0b100), E("END")])
-    assert list(r.issue) == [1, 2, 8]
+    assert list(r.issue) == [2, 3, 9]
     # the barrier convention (the LOAD carries the STORE's bit) orders them: no race
     r = run(c, [STORE(0, 4, 50, mask=0b1000000), LOAD(T.W, 0, 4, 52, mask=0b1000100), E("END")])
-    assert r.issue[1] == 1 + 4 + STORE_LATENCY
+    assert r.issue[1] == 2 + 4 + STORE_LATENCY
 
 
 def test_no_false_race_load_a_right_after_mac_end():
@@ -570,7 +570,7 @@ def test_error_fetch_no_end_and_timeout():
 def test_bytes_program_and_bad_memory():
     c = cfg()
     r = isasim.run(isa.to_bytes([E("MARK", slot=1), E("END")]), np.zeros((10, 4), np.uint8), c)
-    assert r.marks == {1: 1} and r.cycles == 3 and r.memory.shape == (10, 4)
+    assert r.marks == {1: 2} and r.cycles == 4 and r.memory.shape == (10, 4)
     with pytest.raises(Exception, match="uint8"):
         isasim.run([E("END")], np.zeros((10, 4), np.int64), c)
     with pytest.raises(Exception, match="shape"):
@@ -583,7 +583,7 @@ def test_format_trace():
     r = run(c, prog)
     text = isasim.format_trace(prog, r)
     lines = text.splitlines()
-    assert len(lines) == 3 and "t=1 " in lines[0] and "STORE" in lines[1] and "stall=4" in lines[2]
+    assert len(lines) == 3 and "t=2 " in lines[0] and "STORE" in lines[1] and "stall=4" in lines[2]
 
 
 def test_dyadic_multiplier_before_residual_alignment():
