@@ -326,6 +326,23 @@ def test_errors(name):
     assert hw.error and not hw.done and hw.error_code == code
 
 
+@pytest.mark.parametrize("sets, code", [
+    ([(Reg.USE_SKIP, 1)], 2),                                   # skip lines s_src.. past s_depth
+    ([(Reg.USE_SKIP, 1), (Reg.USE_SKIP, 0)], 0),                # a later SET of 0 clears the check
+    ([(Reg.USE_SKIP, 2), (Reg.RQ_RAW, 1)], 0),                  # raw drains read no skip
+    ([(Reg.RQ_RAW, 1), (Reg.RQ_RAW, 0), (Reg.USE_SKIP, -1)], 2),
+    ([(Reg.USE_BIAS, 1)], 2),                                   # bias entry b_src past b_depth
+    ([(Reg.USE_BIAS, 1), (Reg.USE_BIAS, 0)], 0),
+])
+def test_set_dependent_compute_checks_follow_the_latest_set(sets, code):
+    """The front end decides these COMPUTE checks from one-bit flags written with each SET."""
+    cfg = small_cfg(4, 4)
+    prog = [SET(r, v) for r, v in sets] + [
+        E("COMPUTE", mask=0b1000001, mode=1, last=1, nlines=1, s_src=14, b_src=4), E("END")]
+    hw, _ = check(cfg, prog, None, expect_done=code == 0)
+    assert (hw.error_code if hw.error else 0) == code and hw.done == (code == 0)
+
+
 def gather_conv_program(cfg, rng, *, G, H=5, Wd=4, K=3, stride=1, pad=1, shift=7, tile_split=False):
     """A dense KxK conv over a G-channel input stored one pixel per word (bytes >= G hold garbage that
     the gather must drop), with LOAD_A tap gather (A_GATHER = G): P = C // G taps per A line and the
