@@ -36377,8 +36377,8 @@ module \f8hw_accel.fe (clk, rst, unit_err, unit_err_code, imem_addr, issue_load,
   assign \$80  = \$76  | \$79 ;
   assign \$81  = imem_data[3:0] == 3'h4;
   assign \$82  = imem_data[3:0] == 3'h5;
-  assign \$83  = imem_data[3:0] == 3'h7;
-  assign \$84  = imem_data[3:0] == 3'h6;
+  assign \$83  = imem_data[3:0] == 3'h6;
+  assign \$84  = imem_data[3:0] == 3'h7;
   assign \$85  = \$signal$18  | error;
   assign \$86  = ~ \$85 ;
   assign head = dvalid & \$86 ;

@@ -35,7 +35,8 @@ from f8hw.hw.isadec import code, field, opcode
 from f8hw.hw.regs import FMT_REGS, REGS
 
 COUNTER_BITS = 32
-MASKED_OPS = ("LOAD", "LOAD_A", "STORE", "COMPUTE")
+MASKED_OPS = tuple(o.name for o in isa.OPS if any(f.name == "mask" for f in o.fields))
+"""The ops that carry a resource mask (hazard check), from the ISA."""
 
 
 class FrontEnd(wiring.Component):
